@@ -1,0 +1,101 @@
+package noise
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/binary"
+	"fmt"
+)
+
+const (
+	// MaxNonce is the largest u16 data-message counter (protocol.md §10.5). A
+	// Rust sender refuses to encrypt with n == MaxNonce and there is no rekey,
+	// so a channel carries at most 65535 messages per direction. CipherState
+	// itself accepts every nonce (a Rust receiver decrypts any nonce); the
+	// sender's counter, in package securechannel, must stop before MaxNonce.
+	MaxNonce = 65535
+
+	// Overhead is the size of the AES-GCM tag appended to every ciphertext.
+	Overhead = 16
+
+	// MaxMessageLen is the largest handshake message, from Noise §3.
+	MaxMessageLen = 65535
+)
+
+// CipherState is one direction of an Ockam secure channel after the handshake:
+// AES-256-GCM under a fixed key, with the 12-byte nonce 00×10 ‖ u16 big-endian
+// counter and empty associated data (protocol.md §10.5).
+//
+// Unlike a Noise CipherState it keeps no counter: the nonce is an argument,
+// because Ockam carries it on the wire in front of each ciphertext and the
+// receiver decrypts whatever nonce arrives. The caller must never encrypt two
+// messages under the same nonce with the same CipherState.
+//
+// The zero value is not usable; obtain a CipherState from
+// [HandshakeState.Split] or [NewCipherState]. A CipherState is immutable after
+// construction and safe for concurrent use by multiple goroutines.
+type CipherState struct {
+	k    Key
+	aead cipher.AEAD // built once per key: no per-message cipher construction
+}
+
+// NewCipherState returns a transport CipherState for key k. It fails only when
+// the runtime refuses AES-GCM with caller-chosen nonces (GODEBUG=fips140=only).
+func NewCipherState(k Key) (*CipherState, error) {
+	aead, err := newAEAD(k)
+	if err != nil {
+		return nil, err
+	}
+	return &CipherState{k: k, aead: aead}, nil
+}
+
+// Encrypt seals plaintext with nonce n and appends ciphertext ‖ 16-byte tag to
+// out, returning the extended slice. It allocates only when out lacks the
+// capacity for len(plaintext)+Overhead more bytes. To encrypt in place, pass
+// plaintext[:0] as out; otherwise the spare capacity of out must not overlap
+// plaintext.
+//
+// Encrypt does not refuse n == MaxNonce; see MaxNonce.
+func (c *CipherState) Encrypt(out []byte, n uint16, plaintext []byte) []byte {
+	var nonce [12]byte
+	binary.BigEndian.PutUint16(nonce[10:], n)
+	return c.aead.Seal(out, nonce[:], plaintext, nil)
+}
+
+// Decrypt authenticates ciphertext (ciphertext ‖ tag) under nonce n and
+// appends the plaintext to out, returning the extended slice. It returns
+// ErrShortMessage when ciphertext is shorter than Overhead and
+// ErrAuthentication when the tag does not verify; on error the spare capacity
+// of out may have been overwritten. To decrypt in place, pass ciphertext[:0]
+// as out; otherwise the spare capacity of out must not overlap ciphertext.
+func (c *CipherState) Decrypt(out []byte, n uint16, ciphertext []byte) ([]byte, error) {
+	if len(ciphertext) < Overhead {
+		return nil, ErrShortMessage
+	}
+	var nonce [12]byte
+	binary.BigEndian.PutUint16(nonce[10:], n)
+	p, err := c.aead.Open(out, nonce[:], ciphertext, nil)
+	if err != nil {
+		return nil, ErrAuthentication
+	}
+	return p, nil
+}
+
+// Key returns the AES-256 key of c. It exists for tests against vectors and
+// for diagnostics; never log it.
+func (c *CipherState) Key() Key {
+	return c.k
+}
+
+// newAEAD builds AES-256-GCM with the standard 12-byte nonce and 16-byte tag.
+func newAEAD(k Key) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(k[:])
+	if err != nil {
+		return nil, fmt.Errorf("noise: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("noise: %w", err)
+	}
+	return aead, nil
+}

@@ -1,0 +1,171 @@
+package routing
+
+import (
+	"unicode/utf8"
+
+	"github.com/ockamhub/ockamhub/bare"
+)
+
+// Version is the only TransportMessage version that appears on the wire.
+const Version = 1
+
+// TransportMessage is what crosses a transport hop: a version, the onward
+// and return routes, and an opaque payload (protocol.md §5).
+//
+// The zero value is an empty message that encodes with version 1.
+// A TransportMessage is a plain value; it is not safe to mutate one that
+// another goroutine is reading.
+type TransportMessage struct {
+	Version uint8 // 0 is encoded as 1
+	Onward  Route // head = next hop
+	Return  Route // head = most recent hop
+	Payload []byte
+}
+
+// EncodedLen returns the number of bytes AppendBinary writes for m.
+func (m *TransportMessage) EncodedLen() int {
+	n := 1 + routeLen(m.Onward) + routeLen(m.Return)
+	return n + bare.UintLen(uint64(len(m.Payload))) + len(m.Payload)
+}
+
+func routeLen(r Route) int {
+	n := bare.UintLen(uint64(len(r)))
+	for _, a := range r {
+		n += 1 + bare.UintLen(uint64(len(a.Value))) + len(a.Value)
+	}
+	return n
+}
+
+// AppendBinary appends the BARE encoding of m to b. It fails only for an
+// address type or version of 128 and above, which no peer could read back.
+// The output uses minimal varints and has no trailing bytes.
+func (m *TransportMessage) AppendBinary(b []byte) ([]byte, error) {
+	v := m.Version
+	if v == 0 {
+		v = Version
+	}
+	if v > 127 {
+		return b, &DecodeError{Field: "version", Err: ErrType}
+	}
+	b = append(b, v)
+	var err error
+	if b, err = appendRoute(b, m.Onward, "onward_route"); err != nil {
+		return b, err
+	}
+	if b, err = appendRoute(b, m.Return, "return_route"); err != nil {
+		return b, err
+	}
+	return bare.AppendData(b, m.Payload), nil
+}
+
+// MarshalBinary returns the BARE encoding of m.
+func (m *TransportMessage) MarshalBinary() ([]byte, error) {
+	return m.AppendBinary(make([]byte, 0, m.EncodedLen()))
+}
+
+func appendRoute(b []byte, r Route, field string) ([]byte, error) {
+	b = bare.AppendUint(b, uint64(len(r)))
+	for _, a := range r {
+		if a.Type > MaxType {
+			return b, &DecodeError{Field: field, Err: ErrType}
+		}
+		b = append(b, byte(a.Type))
+		b = bare.AppendString(b, a.Value)
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes a TransportMessage from data, replacing m.
+// Trailing bytes after the payload are ignored, as the 2021 Rust and Elixir
+// decoders ignore them. See [DecodeMessage] for aliasing and errors.
+func (m *TransportMessage) UnmarshalBinary(data []byte) error {
+	out, _, err := DecodeMessage(data)
+	if err != nil {
+		return err
+	}
+	*m = out
+	return nil
+}
+
+// DecodeMessage decodes one TransportMessage from the start of data and
+// returns it with the number of bytes it used (trailing bytes are left to the
+// caller). The payload aliases data; copy it to keep it beyond data's life.
+//
+// Any input yields a message or a *DecodeError naming the field and offset;
+// nothing larger than data is ever allocated. Address values must be valid
+// UTF-8; a type-1 value in the Elixir 7-byte IPv4 form is normalised to
+// "ip:port" text (protocol.md §2.4).
+func DecodeMessage(data []byte) (TransportMessage, int, error) {
+	r := bare.NewReader(data)
+	var m TransportMessage
+	v, err := r.U8("version")
+	if err != nil {
+		return m, 0, wrap(err)
+	}
+	m.Version = v
+	if m.Onward, err = decodeRoute(r, "onward_route"); err != nil {
+		return TransportMessage{}, 0, err
+	}
+	if m.Return, err = decodeRoute(r, "return_route"); err != nil {
+		return TransportMessage{}, 0, err
+	}
+	if m.Payload, err = r.Data("payload"); err != nil {
+		return TransportMessage{}, 0, wrap(err)
+	}
+	return m, r.Offset(), nil
+}
+
+// minAddressLen is the smallest encoded address: type byte + empty length.
+const minAddressLen = 2
+
+func decodeRoute(r *bare.Reader, field string) (Route, error) {
+	n, err := r.Length(field+" count", minAddressLen)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	route := make(Route, n)
+	for i := range route {
+		at := r.Offset()
+		t, err := r.U8(field + " address type")
+		if err != nil {
+			return nil, wrap(err)
+		}
+		if t > byte(MaxType) {
+			return nil, &DecodeError{Field: field + " address type", Offset: at, Err: ErrType}
+		}
+		at = r.Offset()
+		val, err := r.Data(field + " address value")
+		if err != nil {
+			return nil, wrap(err)
+		}
+		a := Address{Type: Type(t)}
+		if a.Type == TCP {
+			if s, ok, err := normalizeTCP(val); ok {
+				if err != nil {
+					return nil, &DecodeError{Field: field + " address value", Offset: at, Err: err}
+				}
+				a.Value = s
+				route[i] = a
+				continue
+			}
+		}
+		if !utf8.Valid(val) {
+			return nil, &DecodeError{Field: field + " address value", Offset: at, Err: ErrUTF8}
+		}
+		a.Value = string(val)
+		route[i] = a
+	}
+	return route, nil
+}
+
+// wrap converts a *bare.DecodeError into a *DecodeError of this package, so
+// callers see one error type whatever layer failed.
+func wrap(err error) error {
+	if be, ok := err.(*bare.DecodeError); ok {
+		return &DecodeError{Field: be.Field, Offset: be.Offset, Err: be.Err}
+	}
+	return err
+}
