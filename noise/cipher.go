@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"encoding/binary"
 	"fmt"
+	"sync"
 )
 
 const (
@@ -57,9 +58,10 @@ func NewCipherState(k Key) (*CipherState, error) {
 //
 // Encrypt does not refuse n == MaxNonce; see MaxNonce.
 func (c *CipherState) Encrypt(out []byte, n uint16, plaintext []byte) []byte {
-	var nonce [12]byte
-	binary.BigEndian.PutUint16(nonce[10:], n)
-	return c.aead.Seal(out, nonce[:], plaintext, nil)
+	nonce := dataNonce(n)
+	out = c.aead.Seal(out, nonce[:], plaintext, nil)
+	noncePool.Put(nonce)
+	return out
 }
 
 // Decrypt authenticates ciphertext (ciphertext ‖ tag) under nonce n and
@@ -72,9 +74,9 @@ func (c *CipherState) Decrypt(out []byte, n uint16, ciphertext []byte) ([]byte, 
 	if len(ciphertext) < Overhead {
 		return nil, ErrShortMessage
 	}
-	var nonce [12]byte
-	binary.BigEndian.PutUint16(nonce[10:], n)
+	nonce := dataNonce(n)
 	p, err := c.aead.Open(out, nonce[:], ciphertext, nil)
+	noncePool.Put(nonce)
 	if err != nil {
 		return nil, ErrAuthentication
 	}
@@ -85,6 +87,21 @@ func (c *CipherState) Decrypt(out []byte, n uint16, ciphertext []byte) ([]byte, 
 // for diagnostics; never log it.
 func (c *CipherState) Key() Key {
 	return c.k
+}
+
+// noncePool holds 12-byte nonce buffers. A nonce handed to the cipher.AEAD
+// interface escapes to the heap, so a stack array would cost an allocation per
+// message; pooling keeps Encrypt and Decrypt allocation-free while
+// CipherState stays immutable and safe for concurrent use.
+var noncePool = sync.Pool{New: func() any { return new([12]byte) }}
+
+// dataNonce returns a pooled Ockam data nonce: 00×10 ‖ n as u16 big-endian.
+// Return it with noncePool.Put.
+func dataNonce(n uint16) *[12]byte {
+	nonce := noncePool.Get().(*[12]byte)
+	*nonce = [12]byte{}
+	binary.BigEndian.PutUint16(nonce[10:], n)
+	return nonce
 }
 
 // newAEAD builds AES-256-GCM with the standard 12-byte nonce and 16-byte tag.

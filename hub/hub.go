@@ -1,0 +1,132 @@
+// Package hub assembles an Ockam Hub node: a node with the TCP transport,
+// echo_service and forwarding_service, answering the Elixir control ping,
+// with the limits a public relay needs. It knows nothing of accounts or
+// HTTP; it is handed listeners.
+//
+// Protocol flow: see package tcp for framing and hops, package echo and
+// package forwarding for the services (protocol.md §7–§9).
+//
+// The hub never decodes the payloads it relays, never dials out because of
+// a route (a message for a TCP address with no open connection is dropped and
+// counted), drops rather than waits when a peer's send queue is full (so one
+// slow peer cannot stall the others), and removes each forwarder when the
+// connection it was registered over closes.
+package hub
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/service/echo"
+	"github.com/ockamhub/ockamhub/service/forwarding"
+	"github.com/ockamhub/ockamhub/transport/tcp"
+)
+
+// ErrClosed is returned by Serve after Shutdown or Close.
+var ErrClosed = tcp.ErrClosed
+
+// Config configures a Hub. The zero value is usable.
+type Config struct {
+	// Logger receives the hub's logs; nil discards.
+	Logger *slog.Logger
+	// TCP configures the transport. DropWhenFull is always set.
+	TCP tcp.Config
+	// MaxForwardersPerConn limits forwarders per connection; 0 = no limit.
+	MaxForwardersPerConn int
+	// MailboxSize is the node's default mailbox bound; 0 = default.
+	MailboxSize int
+}
+
+// Stats are the hub's counters.
+type Stats struct {
+	TCP                  tcp.Stats
+	Node                 node.Stats
+	Forwarders           int    // live forwarders
+	ForwardersRegistered uint64 // forwarders ever registered
+}
+
+// Hub is a running hub node. It is safe for concurrent use.
+type Hub struct {
+	node *node.Node
+	tcp  *tcp.Transport
+	fwd  *forwarding.Service
+}
+
+// New builds a hub: its node, transport and services. It listens on
+// nothing until Serve is called.
+func New(cfg Config) (*Hub, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := node.New(node.Config{Logger: log, ControlPing: true, NoApp: true, MailboxSize: cfg.MailboxSize})
+	tcfg := cfg.TCP
+	tcfg.Logger = log
+	tcfg.DropWhenFull = true
+	tr, err := tcp.New(n, tcfg)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	ctx := context.Background()
+	if err := echo.Start(ctx, n, echo.Address, true); err != nil {
+		tr.Close()
+		n.Close()
+		return nil, err
+	}
+	fwd, err := forwarding.Start(ctx, n, forwarding.Config{
+		AfterClose:       tr.AfterClose,
+		MaxPerConnection: cfg.MaxForwardersPerConn,
+	})
+	if err != nil {
+		tr.Close()
+		n.Close()
+		return nil, err
+	}
+	return &Hub{node: n, tcp: tr, fwd: fwd}, nil
+}
+
+// Serve accepts connections on l until Shutdown or Close, then returns
+// ErrClosed.
+func (h *Hub) Serve(l net.Listener) error { return h.tcp.Serve(l) }
+
+// Node returns the hub's node, to start more services on it.
+func (h *Hub) Node() *node.Node { return h.node }
+
+// Transport returns the hub's TCP transport.
+func (h *Hub) Transport() *tcp.Transport { return h.tcp }
+
+// Stats returns a snapshot of the hub's counters.
+func (h *Hub) Stats() Stats {
+	return Stats{
+		TCP:                  h.tcp.Stats(),
+		Node:                 h.node.Stats(),
+		Forwarders:           h.fwd.Forwarders(),
+		ForwardersRegistered: h.fwd.Registered(),
+	}
+}
+
+// Shutdown stops accepting, lets queued messages be written, closes every
+// connection and stops the services; if ctx ends first it closes at once.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	err := h.tcp.Shutdown(ctx)
+	h.node.Close()
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// Close closes every connection and stops the services at once. It is
+// idempotent.
+func (h *Hub) Close() error {
+	h.tcp.Close()
+	return h.node.Close()
+}
+
+// ShutdownTimeout is a sensible budget for Shutdown in programs.
+const ShutdownTimeout = 10 * time.Second

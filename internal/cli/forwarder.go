@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
+	"github.com/ockamhub/ockamhub/service/forwarding"
+)
+
+func runForwarder(ctx context.Context, e *env, args []string) error {
+	fs := e.flagSet("forwarder", "--hub HOST:PORT [flags]", `Registers with the hub's forwarding_service, prints
+  forwarding address: 1#HOST:PORT => 0#ALIAS
+then echoes back (and logs) every string that arrives through that address,
+until stopped. Anyone can then reach it with:
+  ockamhub send --route "1#HOST:PORT => 0#ALIAS" hi`)
+	hubAddr := fs.String("hub", "", "the hub's HOST:PORT (required)")
+	setupLog := e.logFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *hubAddr == "" {
+		return usagef("--hub is required")
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	if _, _, err := net.SplitHostPort(*hubAddr); err != nil {
+		return usagef("bad --hub %q: want HOST:PORT", *hubAddr)
+	}
+	setupLog()
+	c, err := newClient(e)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	log := e.log
+	err = c.node.StartWorker(ctx, "echoer", node.HandlerFunc(func(ctx context.Context, s node.Sender, m *node.Message) error {
+		body, err := node.Body[string](m)
+		if err != nil {
+			return fmt.Errorf("message from %s is not a string: %w", m.Return(), err)
+		}
+		log.Info("received", "message", body, "from", m.Return().String())
+		return s.Send(ctx, m.Return(), body)
+	}))
+	if err != nil {
+		return err
+	}
+	hub, err := c.tcp.Connect(ctx, *hubAddr)
+	if err != nil {
+		return err
+	}
+	rf, err := forwarding.Register(ctx, c.node, routing.Route{hub}, "echoer")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "forwarding address: %s\n", rf.Route())
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-c.tcp.Done(hub):
+		return fmt.Errorf("connection to the hub %s closed", *hubAddr)
+	}
+}

@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
+	"github.com/ockamhub/ockamhub/transport/tcp"
+)
+
+// client is a node with a TCP transport, as a command-line client uses.
+type client struct {
+	node *node.Node
+	tcp  *tcp.Transport
+}
+
+func newClient(e *env) (*client, error) {
+	n := node.New(node.Config{Logger: e.log})
+	tr, err := tcp.New(n, tcp.Config{Logger: e.log})
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	return &client{node: n, tcp: tr}, nil
+}
+
+func (c *client) Close() {
+	c.tcp.Close()
+	c.node.Close()
+}
+
+// connectFirstHop connects to the route's first hop, which must be TCP.
+func (c *client) connectFirstHop(ctx context.Context, route routing.Route) error {
+	first, _ := route.Next()
+	if first.Type != routing.TCP {
+		return usagef("the route must start with a TCP address (1#HOST:PORT), not %s", first)
+	}
+	if _, err := c.tcp.Connect(ctx, first.Value); err != nil {
+		return err
+	}
+	return nil
+}
+
+func runSend(ctx context.Context, e *env, args []string) error {
+	fs := e.flagSet("send", "--route ROUTE [flags] MESSAGE", `Connects to the route's first TCP hop, sends MESSAGE as a string (BARE-encoded
+like a Rust String) along ROUTE, prints the reply string and exits 0. Exits 1
+with a one-line error on timeout, refusal or a reply that is not a string,
+and 2 on bad usage.
+
+Example:
+  ockamhub send --route "1#127.0.0.1:4000 => echo_service" hello`)
+	routeText := fs.String("route", "", "route to send along, e.g. \"1#127.0.0.1:4000 => echo_service\" (required)")
+	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
+	settle := fs.Duration("settle", 10*time.Millisecond, "pause after connecting, before sending: 2021 Rust listeners may drop a reply sent very soon after a connection opens (protocol.md §7.1)")
+	setupLog := e.logFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *routeText == "" {
+		return usagef("--route is required")
+	}
+	if len(pos) != 1 {
+		return usagef("want exactly one MESSAGE argument, got %d (quote a message with spaces)", len(pos))
+	}
+	if *timeout <= 0 {
+		return usagef("--timeout must be positive")
+	}
+	route, err := routing.ParseRoute(*routeText)
+	if err != nil {
+		return usagef("bad --route: %v", err)
+	}
+	setupLog()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	c, err := newClient(e)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.connectFirstHop(ctx, route); err != nil {
+		return timeoutErr(err, *timeout)
+	}
+	if *settle > 0 {
+		select {
+		case <-time.After(*settle):
+		case <-ctx.Done():
+		}
+	}
+	if err := c.node.Send(ctx, route, pos[0]); err != nil {
+		return timeoutErr(err, *timeout)
+	}
+	m, err := c.node.Receive(ctx)
+	if err != nil {
+		return timeoutErr(fmt.Errorf("waiting for a reply from %s: %w", route, err), *timeout)
+	}
+	reply, err := node.Body[string](m)
+	if err != nil {
+		return fmt.Errorf("the reply from %s is not a string: %w", m.Return(), err)
+	}
+	fmt.Fprintln(e.stdout, reply)
+	return nil
+}
+
+func timeoutErr(err error, d time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("timed out after %s: %s", d, oneLine(err))
+	}
+	return errors.New(oneLine(err))
+}
+

@@ -1,0 +1,463 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/ockamhub/ockamhub/routing"
+)
+
+// DefaultMailboxSize is the mailbox bound used when neither the node nor
+// the worker sets one.
+const DefaultMailboxSize = 256
+
+// AppAddress is the address of the node's own mailbox, from which Send sends
+// and at which Receive receives, as the Rust root context "app".
+const AppAddress = "app"
+
+// Config configures a Node. The zero value is usable.
+type Config struct {
+	// Logger receives worker errors and dropped messages; nil discards.
+	Logger *slog.Logger
+	// MailboxSize is the default mailbox bound; 0 means DefaultMailboxSize.
+	MailboxSize int
+	// ControlPing makes the node answer the Elixir control ping (an empty
+	// onward route with payload 0x00) with 0x01, as the Elixir Hub did.
+	ControlPing bool
+	// NoApp skips opening the "app" mailbox (hubs have no application).
+	NoApp bool
+}
+
+// Transport carries messages whose next hop has a non-local address type.
+// RouteMessage receives a message whose onward route starts with an address
+// of the transport's type; it removes that hop and delivers the rest
+// (protocol.md §6.3). It must be safe for concurrent use.
+type Transport interface {
+	RouteMessage(ctx context.Context, m routing.TransportMessage) error
+}
+
+// Stats are counters of a node's routing, read with Node.Stats.
+type Stats struct {
+	Routed       uint64 // messages routed to a worker or transport
+	Unroutable   uint64 // messages for unknown addresses or transports
+	WorkerErrors uint64 // errors returned by HandleMessage
+	Workers      int    // workers running now
+}
+
+// Node hosts workers and routes messages. Create one with New; it is safe
+// for concurrent use. Close stops every worker and waits for them.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	mu         sync.RWMutex
+	workers    map[routing.Address]*entry
+	transports map[routing.Type]Transport
+	closed     bool
+
+	app *Mailbox
+	wg  sync.WaitGroup
+
+	routed, unroutable, workerErrors atomic.Uint64
+	errLog                           rate.Sometimes
+}
+
+// New returns a running node.
+func New(cfg Config) *Node {
+	if cfg.MailboxSize <= 0 {
+		cfg.MailboxSize = DefaultMailboxSize
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{
+		cfg:        cfg,
+		log:        log,
+		workers:    make(map[routing.Address]*entry),
+		transports: make(map[routing.Type]Transport),
+		errLog:     rate.Sometimes{First: 10, Interval: time.Second},
+	}
+	if !cfg.NoApp {
+		mb, err := n.OpenMailbox(AppAddress)
+		if err != nil {
+			panic(err) // unreachable: the node is new and empty
+		}
+		n.app = mb
+	}
+	return n
+}
+
+// Logger returns the node's logger (never nil).
+func (n *Node) Logger() *slog.Logger { return n.log }
+
+// RandomAddress returns a local address of nbytes random bytes in lowercase
+// hex: 16 bytes (32 chars) like the Rust nodes, 4 bytes (8 chars) like the
+// Elixir Hub.
+func RandomAddress(nbytes int) string {
+	b := make([]byte, nbytes)
+	rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
+}
+
+// RegisterTransport makes t carry messages whose next hop has type typ.
+func (n *Node) RegisterTransport(typ routing.Type, t Transport) error {
+	if typ == routing.Local {
+		return fmt.Errorf("node: cannot register a transport for local addresses")
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	if _, ok := n.transports[typ]; ok {
+		return fmt.Errorf("node: transport type %d: %w", typ, ErrAddressInUse)
+	}
+	n.transports[typ] = t
+	return nil
+}
+
+// UnregisterTransport removes the transport for typ, if any.
+func (n *Node) UnregisterTransport(typ routing.Type) {
+	n.mu.Lock()
+	delete(n.transports, typ)
+	n.mu.Unlock()
+}
+
+// StartWorker starts w at the local address addr ("" for a random one). It
+// returns once w's Initialize hook, if any, has succeeded.
+func (n *Node) StartWorker(ctx context.Context, addr string, w Worker) error {
+	_, err := n.StartWorkerConfig(ctx, w, WorkerConfig{Addresses: []string{addr}})
+	return err
+}
+
+// StartWorkerConfig starts w as cfg says and returns its addresses, the
+// primary one first.
+func (n *Node) StartWorkerConfig(ctx context.Context, w Worker, cfg WorkerConfig) ([]routing.Address, error) {
+	names := cfg.Addresses
+	if len(names) == 0 {
+		names = []string{""}
+	}
+	addrs := make([]routing.Address, len(names))
+	for i, s := range names {
+		if s == "" {
+			s = RandomAddress(16)
+		}
+		addrs[i] = routing.LocalAddress(s)
+	}
+	size := cfg.MailboxSize
+	if size <= 0 {
+		size = n.cfg.MailboxSize
+	}
+	e := &entry{node: n, worker: w, addrs: addrs, inline: cfg.Inline, quit: make(chan struct{}), done: make(chan struct{})}
+	if !cfg.Inline {
+		e.mailbox = make(chan *Message, size)
+	}
+	if err := n.register(e); err != nil {
+		return nil, err
+	}
+	if cfg.Inline {
+		if in, ok := w.(Initializer); ok {
+			if err := in.Initialize(ctx, e); err != nil {
+				n.unregister(e)
+				close(e.done)
+				return nil, fmt.Errorf("node: initializing worker %s: %w", addrs[0], err)
+			}
+		}
+		return addrs, nil
+	}
+	started := make(chan error, 1)
+	wctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	n.wg.Go(func() { e.run(wctx, started) })
+	if err := <-started; err != nil {
+		return nil, fmt.Errorf("node: initializing worker %s: %w", addrs[0], err)
+	}
+	return addrs, nil
+}
+
+func (n *Node) register(e *entry) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	for _, a := range e.addrs {
+		if _, ok := n.workers[a]; ok {
+			return fmt.Errorf("node: starting worker at %s: %w", a, ErrAddressInUse)
+		}
+	}
+	for _, a := range e.addrs {
+		n.workers[a] = e
+	}
+	return nil
+}
+
+func (n *Node) unregister(e *entry) {
+	n.mu.Lock()
+	for _, a := range e.addrs {
+		if n.workers[a] == e {
+			delete(n.workers, a)
+		}
+	}
+	n.mu.Unlock()
+}
+
+// StopWorker stops the worker at addr (any of its addresses) and waits until
+// its Shutdown hook has run. Messages still in its mailbox are dropped.
+func (n *Node) StopWorker(ctx context.Context, addr string) error {
+	n.mu.RLock()
+	e := n.workers[routing.LocalAddress(addr)]
+	n.mu.RUnlock()
+	if e == nil {
+		return &RouteError{Addr: routing.LocalAddress(addr), Err: ErrUnknownAddress}
+	}
+	e.stop()
+	select {
+	case <-e.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// HasWorker reports whether a worker or mailbox is registered at addr.
+func (n *Node) HasWorker(addr string) bool {
+	n.mu.RLock()
+	_, ok := n.workers[routing.LocalAddress(addr)]
+	n.mu.RUnlock()
+	return ok
+}
+
+// Send sends v from the "app" mailbox to route.
+func (n *Node) Send(ctx context.Context, route routing.Route, v any) error {
+	if n.app == nil {
+		return fmt.Errorf("node: no app mailbox: %w", ErrClosed)
+	}
+	return n.app.Send(ctx, route, v)
+}
+
+// Receive waits for the next message at the "app" mailbox.
+func (n *Node) Receive(ctx context.Context) (*Message, error) {
+	if n.app == nil {
+		return nil, fmt.Errorf("node: no app mailbox: %w", ErrClosed)
+	}
+	return n.app.Receive(ctx)
+}
+
+// App returns the node's "app" mailbox (nil with Config.NoApp).
+func (n *Node) App() *Mailbox { return n.app }
+
+// Route routes m by the head of its onward route (protocol.md §6.2). A local
+// worker's mailbox that is full makes Route wait until ctx ends.
+func (n *Node) Route(ctx context.Context, m routing.TransportMessage) error {
+	next, ok := m.Onward.Next()
+	if !ok {
+		if n.cfg.ControlPing && len(m.Payload) == 1 && m.Payload[0] == 0 && len(m.Return) > 0 {
+			return n.Route(ctx, routing.TransportMessage{Version: routing.Version, Onward: m.Return, Payload: []byte{1}})
+		}
+		n.unroutable.Add(1)
+		return ErrEmptyRoute
+	}
+	if next.Type != routing.Local {
+		n.mu.RLock()
+		t, ok := n.transports[next.Type]
+		closed := n.closed
+		n.mu.RUnlock()
+		if closed {
+			return ErrClosed
+		}
+		if !ok {
+			n.unroutable.Add(1)
+			return &RouteError{Addr: next, Err: ErrNoTransport}
+		}
+		n.routed.Add(1)
+		return t.RouteMessage(ctx, m)
+	}
+	n.mu.RLock()
+	e := n.workers[next]
+	n.mu.RUnlock()
+	if e == nil {
+		n.unroutable.Add(1)
+		return &RouteError{Addr: next, Err: ErrUnknownAddress}
+	}
+	n.routed.Add(1)
+	return e.deliver(ctx, &Message{tm: m, at: next})
+}
+
+// Stats returns a snapshot of the node's counters.
+func (n *Node) Stats() Stats {
+	n.mu.RLock()
+	seen := make(map[*entry]bool, len(n.workers))
+	for _, e := range n.workers {
+		seen[e] = true
+	}
+	n.mu.RUnlock()
+	return Stats{
+		Routed:       n.routed.Load(),
+		Unroutable:   n.unroutable.Load(),
+		WorkerErrors: n.workerErrors.Load(),
+		Workers:      len(seen),
+	}
+}
+
+// Close stops every worker and mailbox and returns when all of their
+// goroutines have ended. It is idempotent.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	n.closed = true
+	entries := make(map[*entry]bool, len(n.workers))
+	for _, e := range n.workers {
+		entries[e] = true
+	}
+	n.mu.Unlock()
+	for e := range entries {
+		e.stop()
+	}
+	n.wg.Wait()
+	return nil
+}
+
+func (n *Node) logWorkerError(addr routing.Address, err error) {
+	n.workerErrors.Add(1)
+	n.errLog.Do(func() {
+		n.log.Warn("worker error", "worker", addr.String(), "err", err)
+	})
+}
+
+// entry is a registered worker.
+type entry struct {
+	node    *Node
+	worker  Worker
+	addrs   []routing.Address
+	inline  bool
+	mailbox chan *Message // nil when inline
+	quit    chan struct{} // closed by stop
+	cancel  context.CancelFunc
+	once    sync.Once
+	done    chan struct{} // closed when the worker has stopped
+}
+
+func (e *entry) stop() {
+	e.once.Do(func() {
+		close(e.quit)
+		if e.cancel != nil {
+			e.cancel()
+		}
+		if e.inline {
+			e.node.unregister(e)
+			if sd, ok := e.worker.(Shutdowner); ok {
+				e.node.wg.Go(func() {
+					defer close(e.done)
+					if err := sd.Shutdown(context.Background()); err != nil {
+						e.node.logWorkerError(e.addrs[0], err)
+					}
+				})
+				return
+			}
+			close(e.done)
+		}
+	})
+}
+
+func (e *entry) deliver(ctx context.Context, m *Message) error {
+	if e.inline {
+		select {
+		case <-e.quit:
+			return &RouteError{Addr: m.at, Err: ErrUnknownAddress}
+		default:
+		}
+		if err := e.worker.HandleMessage(ctx, e, m); err != nil {
+			e.node.logWorkerError(m.at, err)
+		}
+		return nil
+	}
+	select {
+	case e.mailbox <- m:
+		return nil
+	default:
+	}
+	select {
+	case e.mailbox <- m:
+		return nil
+	case <-e.quit:
+		return &RouteError{Addr: m.at, Err: ErrUnknownAddress}
+	case <-ctx.Done():
+		return &RouteError{Addr: m.at, Err: fmt.Errorf("%w: %w", ErrMailboxFull, ctx.Err())}
+	}
+}
+
+// run is the worker's goroutine; ctx is cancelled by stop.
+func (e *entry) run(ctx context.Context, started chan<- error) {
+	defer close(e.done)
+	defer e.cancel()
+	if in, ok := e.worker.(Initializer); ok {
+		if err := in.Initialize(ctx, e); err != nil {
+			e.node.unregister(e)
+			started <- err
+			return
+		}
+	}
+	started <- nil
+	defer func() {
+		e.node.unregister(e)
+		if sd, ok := e.worker.(Shutdowner); ok {
+			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer scancel()
+			if err := sd.Shutdown(sctx); err != nil {
+				e.node.logWorkerError(e.addrs[0], err)
+			}
+		}
+	}()
+	for {
+		select {
+		case <-e.quit:
+			return
+		case m := <-e.mailbox:
+			if err := e.worker.HandleMessage(ctx, e, m); err != nil {
+				e.node.logWorkerError(m.at, err)
+			}
+		}
+	}
+}
+
+// entry implements Sender for its worker.
+
+func (e *entry) Address() routing.Address { return e.addrs[0] }
+func (e *entry) Node() *Node              { return e.node }
+
+func (e *entry) Send(ctx context.Context, route routing.Route, v any) error {
+	return e.SendFrom(ctx, e.addrs[0], route, v)
+}
+
+func (e *entry) SendFrom(ctx context.Context, from routing.Address, route routing.Route, v any) error {
+	return e.node.send(ctx, from, route, v)
+}
+
+func (e *entry) Forward(ctx context.Context, m routing.TransportMessage) error {
+	return e.node.Route(ctx, m)
+}
+
+func (n *Node) send(ctx context.Context, from routing.Address, route routing.Route, v any) error {
+	if len(route) == 0 {
+		return ErrEmptyRoute
+	}
+	payload, err := encodePayload(v)
+	if err != nil {
+		return fmt.Errorf("node: encoding message for %s: %w", route, err)
+	}
+	return n.Route(ctx, routing.TransportMessage{
+		Version: routing.Version,
+		Onward:  route,
+		Return:  routing.Route{from},
+		Payload: payload,
+	})
+}

@@ -1,0 +1,113 @@
+package forwarding
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ockamhub/ockamhub/bare"
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
+)
+
+// RegisterPayload is what clients send to register, as Rust's
+// RemoteForwarder does; the hub echoes it back.
+const RegisterPayload = "register"
+
+// ErrInvalidResponse means the hub's registration reply was not the echoed
+// "register" string, or carried no forwarding address.
+var ErrInvalidResponse = errors.New("forwarding: invalid hub response")
+
+// RemoteForwarder is a registration with a hub's forwarding service: the
+// Go counterpart of Rust's RemoteForwarder. Messages sent to its forwarding
+// route reach the hub, then this node, which delivers them to a local
+// destination worker with their return route intact, so the destination's
+// replies go straight back to the original sender.
+//
+// It is safe for concurrent use. Close stops the local worker; the hub
+// removes the forwarder when the connection closes.
+type RemoteForwarder struct {
+	node        *node.Node
+	worker      routing.Address
+	destination routing.Address
+
+	once  sync.Once
+	ready chan struct{}
+	route routing.Route
+	err   error
+}
+
+// Register registers with the forwarding service of the hub reached through
+// hub (a type-1 address of an open connection, e.g. from tcp.Connect, or any
+// route prefix ending before forwarding_service) and delivers what arrives to
+// the local worker destination. It returns once the hub has answered, or
+// when ctx ends.
+func Register(ctx context.Context, n *node.Node, hub routing.Route, destination string) (*RemoteForwarder, error) {
+	rf := &RemoteForwarder{node: n, destination: routing.LocalAddress(destination), ready: make(chan struct{})}
+	addrs, err := n.StartWorkerConfig(ctx, node.HandlerFunc(rf.handle), node.WorkerConfig{})
+	if err != nil {
+		return nil, err
+	}
+	rf.worker = addrs[0]
+	route := hub.Append(routing.LocalAddress(ServiceAddress))
+	if err := n.Route(ctx, routing.TransportMessage{
+		Version: routing.Version,
+		Onward:  route,
+		Return:  routing.Route{rf.worker},
+		Payload: bare.AppendString(nil, RegisterPayload),
+	}); err != nil {
+		rf.Close()
+		return nil, fmt.Errorf("forwarding: registering at %s: %w", route, err)
+	}
+	select {
+	case <-rf.ready:
+	case <-ctx.Done():
+		rf.Close()
+		return nil, fmt.Errorf("forwarding: waiting for %s: %w", route, ctx.Err())
+	}
+	if rf.err != nil {
+		rf.Close()
+		return nil, rf.err
+	}
+	return rf, nil
+}
+
+// Route returns the forwarding route that reaches this forwarder's
+// destination through the hub, e.g. 1#127.0.0.1:4000 => 0#1a840b9c.
+func (rf *RemoteForwarder) Route() routing.Route { return rf.route }
+
+// RemoteAddress returns the forwarder's address on the hub (8 hex).
+func (rf *RemoteForwarder) RemoteAddress() string {
+	a, _ := rf.route.Recipient()
+	return a.Value
+}
+
+// WorkerAddress returns the local worker that receives from the hub.
+func (rf *RemoteForwarder) WorkerAddress() routing.Address { return rf.worker }
+
+// Close stops the local worker.
+func (rf *RemoteForwarder) Close() error {
+	return rf.node.StopWorker(context.Background(), rf.worker.Value)
+}
+
+func (rf *RemoteForwarder) handle(ctx context.Context, s node.Sender, m *node.Message) error {
+	select {
+	case <-rf.ready:
+	default:
+		// The first message is the hub's reply to the registration.
+		rf.once.Do(func() {
+			defer close(rf.ready)
+			body, err := node.Body[string](m)
+			if err != nil || body != RegisterPayload || len(m.Return()) < 2 {
+				rf.err = fmt.Errorf("%w: return route %v", ErrInvalidResponse, m.Return())
+				return
+			}
+			rf.route = m.Return()
+		})
+		return nil
+	}
+	tm := m.Transport()
+	tm.Onward = routing.Route{rf.destination}
+	return s.Forward(ctx, tm)
+}

@@ -1,0 +1,167 @@
+package forwarding
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
+)
+
+// ServiceAddress is the well-known address of the forwarding service.
+const ServiceAddress = "forwarding_service"
+
+// ErrTooManyForwarders means a connection has registered as many forwarders
+// as Config.MaxPerConnection allows.
+var ErrTooManyForwarders = errors.New("forwarding: too many forwarders for this connection")
+
+// Config configures a Service. The zero value is usable: forwarders live
+// until the service stops.
+type Config struct {
+	// Address is the service's address; "" means forwarding_service.
+	Address string
+	// AfterClose, when set, ties each forwarder to the connection it was
+	// registered over: it is called with the head of the registration's
+	// return route and must run f once that connection has closed, returning
+	// a function that cancels the call (tcp.Transport.AfterClose does).
+	AfterClose func(conn routing.Address, f func()) (stop func() bool)
+	// MaxPerConnection limits the forwarders registered over one connection;
+	// 0 means no limit.
+	MaxPerConnection int
+}
+
+// Service is the forwarding service. It is safe for concurrent use.
+type Service struct {
+	cfg  Config
+	node *node.Node
+
+	mu     sync.Mutex
+	perCon map[routing.Address]int
+	count  atomic.Int64
+	total  atomic.Uint64
+}
+
+// Start starts the forwarding service on n.
+func Start(ctx context.Context, n *node.Node, cfg Config) (*Service, error) {
+	if cfg.Address == "" {
+		cfg.Address = ServiceAddress
+	}
+	s := &Service{cfg: cfg, node: n, perCon: make(map[routing.Address]int)}
+	if _, err := n.StartWorkerConfig(ctx, node.HandlerFunc(s.register), node.WorkerConfig{Addresses: []string{cfg.Address}}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Forwarders returns the number of live forwarders.
+func (s *Service) Forwarders() int { return int(s.count.Load()) }
+
+// Registered returns the number of forwarders ever created.
+func (s *Service) Registered() uint64 { return s.total.Load() }
+
+// register handles one registration.
+func (s *Service) register(ctx context.Context, _ node.Sender, m *node.Message) error {
+	route := m.Return()
+	if len(route) == 0 {
+		return errors.New("forwarding: registration without a return route")
+	}
+	conn := route[0]
+	if s.cfg.MaxPerConnection > 0 {
+		s.mu.Lock()
+		if s.perCon[conn] >= s.cfg.MaxPerConnection {
+			s.mu.Unlock()
+			return fmt.Errorf("%w (%s)", ErrTooManyForwarders, conn)
+		}
+		s.perCon[conn]++
+		s.mu.Unlock()
+	}
+	f := &forwarder{route: route, onStop: func() { s.count.Add(-1); s.release(conn) }}
+	var addrs []routing.Address
+	var err error
+	for range 8 { // 8-hex addresses can collide; retry like the Elixir Hub
+		addrs, err = s.node.StartWorkerConfig(ctx, f, node.WorkerConfig{
+			Addresses: []string{node.RandomAddress(4)},
+			Inline:    true,
+		})
+		if !errors.Is(err, node.ErrAddressInUse) {
+			break
+		}
+	}
+	if err != nil {
+		s.release(conn)
+		return fmt.Errorf("forwarding: starting forwarder: %w", err)
+	}
+	addr := addrs[0]
+	s.count.Add(1)
+	s.total.Add(1)
+	if s.cfg.AfterClose != nil {
+		f.watch(s.cfg.AfterClose(conn, func() {
+			// Runs in the connection's closing goroutine: do not block it.
+			go s.node.StopWorker(context.Background(), addr.Value)
+		}))
+	}
+	// Reply from the forwarder, so that its address arrives in the return
+	// route; the payload goes back unchanged.
+	return s.node.Route(ctx, routing.TransportMessage{
+		Version: routing.Version,
+		Onward:  route,
+		Return:  routing.Route{addr},
+		Payload: m.Payload(),
+	})
+}
+
+func (s *Service) release(conn routing.Address) {
+	if s.cfg.MaxPerConnection <= 0 {
+		return
+	}
+	s.mu.Lock()
+	if s.perCon[conn]--; s.perCon[conn] <= 0 {
+		delete(s.perCon, conn)
+	}
+	s.mu.Unlock()
+}
+
+// forwarder relays everything it receives to the registrant's route.
+type forwarder struct {
+	route    routing.Route
+	onStop   func()
+	messages atomic.Uint64
+
+	mu          sync.Mutex
+	stopped     bool
+	cancelWatch func() bool
+}
+
+// watch records how to cancel the connection watch, or cancels it at once if
+// the forwarder has already stopped.
+func (f *forwarder) watch(cancel func() bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopped {
+		cancel()
+		return
+	}
+	f.cancelWatch = cancel
+}
+
+func (f *forwarder) HandleMessage(ctx context.Context, s node.Sender, m *node.Message) error {
+	f.messages.Add(1)
+	tm := m.Transport()
+	tm.Onward = f.route // the rest of the incoming onward route is discarded
+	return s.Forward(ctx, tm)
+}
+
+func (f *forwarder) Shutdown(context.Context) error {
+	f.mu.Lock()
+	f.stopped = true
+	cancel := f.cancelWatch
+	f.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	f.onStop()
+	return nil
+}

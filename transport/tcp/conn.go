@@ -1,0 +1,352 @@
+package tcp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
+)
+
+// readBufferSize is each connection's read buffer: small, so that idle
+// connections stay cheap; large frames are read straight into their body.
+const readBufferSize = 4096
+
+// maxBatch is how many bytes the writer gathers before one write.
+const maxBatch = 64 << 10
+
+var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, maxBatch+MaxFrameSize+FrameHeaderSize); return &b }}
+
+// conn is one TCP connection: a reader goroutine that routes what arrives,
+// a writer goroutine that drains the send queue.
+type conn struct {
+	t     *Transport
+	nc    net.Conn
+	addr  routing.Address // 1#name, or 0#alias: prepended to the return route of what arrives
+	name  string          // peer ip:port, or the string given to Connect
+	ip    string          // source IP for per-IP accounting ("" if not counted)
+	queue chan routing.TransportMessage
+	done  chan struct{}
+	once  sync.Once
+
+	hooksMu sync.Mutex
+	hooks   map[int]func() // run once the connection has closed
+	nextID  int
+}
+
+func (t *Transport) add(nc net.Conn, name string, accepted bool) (*conn, error) {
+	if t.isClosed() {
+		nc.Close()
+		return nil, ErrClosed
+	}
+	if t.cfg.MaxConns > 0 && t.nconns.Load() >= int64(t.cfg.MaxConns) {
+		t.stats.refused.Add(1)
+		nc.Close()
+		return nil, &ConnError{Peer: name, Err: ErrTooManyConns}
+	}
+	c := &conn{
+		t:     t,
+		nc:    nc,
+		name:  name,
+		addr:  routing.TCPAddress(name),
+		queue: make(chan routing.TransportMessage, t.cfg.SendQueueSize),
+		done:  make(chan struct{}),
+	}
+	if accepted && t.cfg.MaxConnsPerIP > 0 {
+		host, _, _ := net.SplitHostPort(name)
+		t.perIPMu.Lock()
+		if t.perIP[host] >= t.cfg.MaxConnsPerIP {
+			t.perIPMu.Unlock()
+			t.stats.refused.Add(1)
+			nc.Close()
+			return nil, &ConnError{Peer: name, Err: fmt.Errorf("%w from %s", ErrTooManyConns, host)}
+		}
+		t.perIP[host]++
+		t.perIPMu.Unlock()
+		c.ip = host
+	}
+	if accepted && t.cfg.Aliases {
+		if err := c.startAlias(); err != nil {
+			c.releaseIP()
+			nc.Close()
+			return nil, &ConnError{Peer: name, Err: err}
+		}
+	}
+	if old, loaded := t.conns.Swap(c.addr, c); loaded {
+		// A new connection under the same name replaces the old one.
+		old.(*conn).close(errors.New("replaced by a new connection"))
+	}
+	t.nconns.Add(1)
+	if accepted {
+		t.stats.accepted.Add(1)
+	} else {
+		t.stats.dialled.Add(1)
+	}
+	t.log.Debug("connection open", "peer", name, "accepted", accepted)
+	t.wg.Go(c.readLoop)
+	t.wg.Go(c.writeLoop)
+	return c, nil
+}
+
+func (c *conn) isClosed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// close closes the connection once; err (nil for a normal end) is logged.
+func (c *conn) close(err error) {
+	c.once.Do(func() {
+		c.t.conns.CompareAndDelete(c.addr, c)
+		close(c.done)
+		c.nc.Close()
+		if c.addr.Type == routing.Local {
+			c.t.node.StopWorker(context.Background(), c.addr.Value)
+		}
+		c.t.nconns.Add(-1)
+		c.releaseIP()
+		c.hooksMu.Lock()
+		hooks := c.hooks
+		c.hooks = nil
+		c.hooksMu.Unlock()
+		for _, f := range hooks {
+			f()
+		}
+		if err != nil && !errors.Is(err, ErrClosed) {
+			c.t.logSometimes("connection closed", "peer", c.name, "err", err)
+		} else {
+			c.t.log.Debug("connection closed", "peer", c.name)
+		}
+	})
+}
+
+func (c *conn) releaseIP() {
+	if c.ip == "" {
+		return
+	}
+	c.t.perIPMu.Lock()
+	if c.t.perIP[c.ip]--; c.t.perIP[c.ip] <= 0 {
+		delete(c.t.perIP, c.ip)
+	}
+	c.t.perIPMu.Unlock()
+}
+
+// startAlias registers the connection under a random 8-hex local address,
+// as the Elixir Hub's connection handler did (protocol.md §6.4).
+func (c *conn) startAlias() error {
+	var err error
+	for range 8 {
+		var addrs []routing.Address
+		addrs, err = c.t.node.StartWorkerConfig(context.Background(), aliasWorker{c}, node.WorkerConfig{
+			Addresses: []string{node.RandomAddress(4)},
+			Inline:    true,
+		})
+		if err == nil {
+			c.addr = addrs[0]
+			return nil
+		}
+		if !errors.Is(err, node.ErrAddressInUse) {
+			break
+		}
+	}
+	return err
+}
+
+// aliasWorker sends what is routed to a connection's alias over that
+// connection, after dropping every leading copy of the alias from the onward
+// route (the Elixir handler's drop_while).
+type aliasWorker struct{ c *conn }
+
+func (w aliasWorker) HandleMessage(ctx context.Context, _ node.Sender, m *node.Message) error {
+	tm := m.Transport()
+	for len(tm.Onward) > 0 && tm.Onward[0] == w.c.addr {
+		tm.Onward = tm.Onward[1:]
+	}
+	return w.c.send(ctx, tm)
+}
+
+// send checks m's size and queues it.
+func (c *conn) send(ctx context.Context, m routing.TransportMessage) error {
+	if n := m.EncodedLen(); n > c.t.cfg.MaxFrameSize {
+		c.t.stats.tooLarge.Add(1)
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, c.t.cfg.MaxFrameSize)
+	}
+	return c.enqueue(ctx, m)
+}
+
+func (c *conn) enqueue(ctx context.Context, m routing.TransportMessage) error {
+	select {
+	case c.queue <- m:
+		return nil
+	case <-c.done:
+		return &ConnError{Peer: c.name, Err: ErrClosed}
+	default:
+	}
+	if c.t.cfg.DropWhenFull {
+		c.t.stats.queueFull.Add(1)
+		return &ConnError{Peer: c.name, Err: ErrQueueFull}
+	}
+	select {
+	case c.queue <- m:
+		return nil
+	case <-c.done:
+		return &ConnError{Peer: c.name, Err: ErrClosed}
+	case <-ctx.Done():
+		c.t.stats.queueFull.Add(1)
+		return &ConnError{Peer: c.name, Err: fmt.Errorf("%w: %w", ErrQueueFull, ctx.Err())}
+	}
+}
+
+func (c *conn) readLoop() {
+	t := c.t
+	br := bufio.NewReaderSize(c.nc, readBufferSize)
+	for {
+		// Only arm a deadline when the next read may block: frames already
+		// buffered need no system call.
+		if br.Buffered() < FrameHeaderSize {
+			var dl time.Time
+			if t.cfg.IdleTimeout > 0 {
+				dl = time.Now().Add(t.cfg.IdleTimeout)
+			}
+			c.nc.SetReadDeadline(dl)
+			if _, err := br.Peek(1); err != nil {
+				c.close(readErr(err, "idle timeout"))
+				return
+			}
+		}
+		if need := FrameHeaderSize + peekLen(br); br.Buffered() < need {
+			c.nc.SetReadDeadline(time.Now().Add(t.cfg.FrameTimeout))
+		}
+		body, err := ReadFrame(br, t.cfg.MaxFrameSize)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.stats.timeouts.Add(1)
+			} else if errors.Is(err, ErrEmptyFrame) || errors.Is(err, ErrFrameTooLarge) {
+				t.stats.decodeErrors.Add(1)
+			}
+			c.close(readErr(err, "partial frame timed out"))
+			return
+		}
+		t.stats.framesIn.Add(1)
+		t.stats.bytesIn.Add(uint64(len(body) + FrameHeaderSize))
+		m, _, err := routing.DecodeMessage(body)
+		if err != nil {
+			t.stats.decodeErrors.Add(1)
+			c.close(fmt.Errorf("malformed frame: %w", err))
+			return
+		}
+		m.Return = m.Return.Prepend(c.addr)
+		if err := t.node.Route(t.ctx, m); err != nil {
+			if t.ctx.Err() != nil {
+				c.close(ErrClosed)
+				return
+			}
+			t.stats.unroutable.Add(1)
+			var re *node.RouteError
+			if errors.As(err, &re) && errors.Is(err, ErrQueueFull) {
+				continue // counted by the transport already
+			}
+			t.logSometimes("dropped message", "peer", c.name, "onward", m.Onward.String(), "err", err)
+		}
+	}
+}
+
+// peekLen returns the length in a buffered frame header, or 0.
+func peekLen(br *bufio.Reader) int {
+	if br.Buffered() < FrameHeaderSize {
+		return 0
+	}
+	h, _ := br.Peek(FrameHeaderSize)
+	return int(h[0])<<8 | int(h[1])
+}
+
+func readErr(err error, timeout string) error {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		return nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errors.New(timeout)
+	}
+	return err
+}
+
+func (c *conn) writeLoop() {
+	t := c.t
+	for {
+		select {
+		case m := <-c.queue:
+			if err := c.writeBatch(m); err != nil {
+				c.close(fmt.Errorf("write: %w", err))
+				return
+			}
+		case <-c.done:
+			return
+		case <-t.draining:
+			// Graceful shutdown: write what is queued, then close.
+			for {
+				select {
+				case m := <-c.queue:
+					if err := c.writeBatch(m); err != nil {
+						c.close(fmt.Errorf("write: %w", err))
+						return
+					}
+					continue
+				default:
+				}
+				break
+			}
+			c.close(nil)
+			return
+		}
+	}
+}
+
+// writeBatch writes m and whatever else is queued, up to maxBatch bytes, in
+// one write: batching is what makes small messages cheap.
+func (c *conn) writeBatch(m routing.TransportMessage) error {
+	t := c.t
+	bp := batchPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() { *bp = buf[:0]; batchPool.Put(bp) }()
+	frames := 0
+	for {
+		var err error
+		if buf, err = AppendFrame(buf, &m, t.cfg.MaxFrameSize); err != nil {
+			// Checked before queueing; only an invalid address type can
+			// get here. Drop the message, keep the connection.
+			t.stats.tooLarge.Add(1)
+			t.logSometimes("dropped unencodable message", "peer", c.name, "err", err)
+		} else {
+			frames++
+		}
+		if len(buf) >= maxBatch {
+			break
+		}
+		select {
+		case m = <-c.queue:
+			continue
+		default:
+		}
+		break
+	}
+	if len(buf) == 0 {
+		return nil
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
+	if _, err := c.nc.Write(buf); err != nil {
+		return err
+	}
+	t.stats.framesOut.Add(uint64(frames))
+	t.stats.bytesOut.Add(uint64(len(buf)))
+	return nil
+}

@@ -1,0 +1,31 @@
+// Package tcp is the Ockam TCP transport (address type 1), byte-compatible
+// with the 2021 Rust nodes and the Elixir Hub (protocol.md §7).
+//
+// Framing: every frame is a u16 big-endian body length followed by one BARE
+// TransportMessage (package routing). Bodies are 1..65535 bytes; nothing is
+// sent on connect; both sides send and receive on one connection.
+//
+// Protocol flow, for a node sending to [1#127.0.0.1:4000, echo_service]:
+//
+//	node.Route     head is type 1: the message goes to this Transport
+//	RouteMessage   pops 1#127.0.0.1:4000 (a transport hop never crosses
+//	               its own hop), finds that connection, queues the rest
+//	writer         frames and writes; queued frames are batched into one
+//	               write while the queue is not empty
+//	peer reader    decodes, prepends 1#<this side as the peer sees it> to
+//	               the return route, routes by the onward route's head
+//
+// A connection is named by a type-1 address: for an accepted connection the
+// peer's "ip:port" as Rust prints it (127.0.0.1:52000, [::1]:52000); for a
+// dialled one the string given to Connect (127.0.0.1:4000 or
+// hub.example:4000), so routes may use either form the program chose. The
+// transport never dials because of a route: a message for a type-1 address
+// with no connection is dropped and counted (no open relay).
+//
+// Bad input from the network closes only that connection: a frame that does
+// not decode, an empty frame, or a partial frame that does not complete
+// within Config.FrameTimeout. Messages that decode but cannot be routed
+// (unknown worker, empty onward route) are dropped and counted, as the
+// Elixir Hub drops them. Such events are logged at most a few times per
+// second.
+package tcp

@@ -1,0 +1,396 @@
+package tcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultSendQueueSize = 1024
+	DefaultFrameTimeout  = 10 * time.Second
+	DefaultWriteTimeout  = 30 * time.Second
+)
+
+// Config configures a Transport. The zero value is usable: full-size frames,
+// senders that wait while a connection's queue is full, no connection limits
+// and no idle timeout.
+type Config struct {
+	// Logger receives connection events; nil discards.
+	Logger *slog.Logger
+	// MaxFrameSize bounds frame bodies in both directions; 0 or more than
+	// 65535 means 65535. A larger message is refused with ErrFrameTooLarge
+	// when sent, and closes the connection when received.
+	MaxFrameSize int
+	// SendQueueSize bounds the messages waiting to be written on each
+	// connection; 0 means DefaultSendQueueSize.
+	SendQueueSize int
+	// DropWhenFull chooses what happens when a connection's send queue is
+	// full: false makes the sender wait until its context ends (back
+	// pressure, right for client programs); true drops the message and
+	// counts it (right for a hub relaying to a peer that does not keep up,
+	// so that one slow peer never stalls others).
+	DropWhenFull bool
+	// FrameTimeout bounds how long a frame may take to arrive once its first
+	// byte has (slow-loris protection); 0 means DefaultFrameTimeout.
+	FrameTimeout time.Duration
+	// IdleTimeout closes a connection that receives nothing for this long;
+	// 0 means never.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds one write to the socket; 0 means
+	// DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// MaxConns limits open connections (accepted and dialled); 0 means no
+	// limit. Connections over the limit are closed at once and counted.
+	MaxConns int
+	// MaxConnsPerIP limits accepted connections from one source IP; 0 means
+	// no limit.
+	MaxConnsPerIP int
+	// Aliases names each accepted connection by a random 8-hex local
+	// address, as the Elixir Hub did, instead of 1#<peer ip:port> as the
+	// Rust nodes do. The alias is what the peer's messages carry in their
+	// return route, so it reaches other peers (through forwarders): it hides
+	// the peer's IP and port from them, and it means no route from the
+	// network can name a connection by ip:port. Hubs set it.
+	Aliases bool
+}
+
+// Stats are a transport's counters, read with Transport.Stats.
+type Stats struct {
+	Conns         int64  // open connections
+	Accepted      uint64 // connections accepted
+	Dialled       uint64 // connections dialled
+	Refused       uint64 // connections refused by a limit
+	FramesIn      uint64
+	FramesOut     uint64
+	BytesIn       uint64
+	BytesOut      uint64
+	DecodeErrors  uint64 // frames that did not decode (connection closed)
+	Unroutable    uint64 // received messages dropped: unknown worker, empty route
+	NoConnection  uint64 // messages for a type-1 address with no connection
+	QueueFull     uint64 // messages dropped on a full send queue
+	TooLarge      uint64 // messages refused for exceeding the frame size
+	FrameTimeouts uint64 // connections closed for a partial frame timing out
+}
+
+// Transport is the TCP transport of one node. It registers itself with the
+// node for address type 1. Create it with New; it is safe for concurrent
+// use.
+type Transport struct {
+	node *node.Node
+	cfg  Config
+	log  *slog.Logger
+
+	conns     sync.Map // routing.Address (1#name, or 0#alias) -> *conn
+	nconns    atomic.Int64
+	perIPMu   sync.Mutex
+	perIP     map[string]int
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	closed    bool
+	draining  chan struct{} // closed by Shutdown: writers flush and close
+	stop      chan struct{} // closed by Close
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+
+	stats struct {
+		accepted, dialled, refused, framesIn, framesOut, bytesIn, bytesOut atomic.Uint64
+		decodeErrors, unroutable, noConn, queueFull, tooLarge, timeouts   atomic.Uint64
+	}
+	sometimes rate.Sometimes
+}
+
+// New returns a transport for n and registers it for address type 1.
+func New(n *node.Node, cfg Config) (*Transport, error) {
+	if cfg.MaxFrameSize <= 0 || cfg.MaxFrameSize > MaxFrameSize {
+		cfg.MaxFrameSize = MaxFrameSize
+	}
+	if cfg.SendQueueSize <= 0 {
+		cfg.SendQueueSize = DefaultSendQueueSize
+	}
+	if cfg.FrameTimeout <= 0 {
+		cfg.FrameTimeout = DefaultFrameTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &Transport{
+		node:      n,
+		cfg:       cfg,
+		log:       log,
+		perIP:     make(map[string]int),
+		listeners: make(map[net.Listener]struct{}),
+		draining:  make(chan struct{}),
+		stop:      make(chan struct{}),
+		ctx:       ctx,
+		cancel:    cancel,
+		sometimes: rate.Sometimes{First: 5, Interval: time.Second},
+	}
+	if err := n.RegisterTransport(routing.TCP, t); err != nil {
+		cancel()
+		return nil, err
+	}
+	return t, nil
+}
+
+// Serve accepts connections on l until Close or Shutdown, and then returns
+// ErrClosed; any other accept failure is returned as is. The caller owns l
+// until Serve returns; Close and Shutdown close it.
+func (t *Transport) Serve(l net.Listener) error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		l.Close()
+		return ErrClosed
+	}
+	t.listeners[l] = struct{}{}
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		delete(t.listeners, l)
+		t.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if t.isClosed() {
+				return ErrClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary(err)) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				t.log.Warn("accept failed; retrying", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		if _, err := t.add(nc, nc.RemoteAddr().String(), true); err != nil {
+			t.logSometimes("connection refused", "peer", nc.RemoteAddr().String(), "err", err)
+		}
+	}
+}
+
+// errTemporary reports accept errors worth retrying (too many open files).
+func errTemporary(err error) error {
+	var se interface{ Temporary() bool }
+	if errors.As(err, &se) && se.Temporary() {
+		return err
+	}
+	return errNever
+}
+
+var errNever = errors.New("never")
+
+// Connect dials hostport ("127.0.0.1:4000", "[::1]:4000" or
+// "hub.example:4000") and returns the type-1 address that routes through the
+// connection: 1#hostport, exactly as given. If a connection under that name
+// is already open, Connect returns it without dialling.
+func (t *Transport) Connect(ctx context.Context, hostport string) (routing.Address, error) {
+	if _, _, err := net.SplitHostPort(hostport); err != nil {
+		return routing.Address{}, fmt.Errorf("tcp: connect %q: %w", hostport, err)
+	}
+	if c, ok := t.conns.Load(routing.TCPAddress(hostport)); ok && !c.(*conn).isClosed() {
+		return c.(*conn).addr, nil
+	}
+	if t.isClosed() {
+		return routing.Address{}, ErrClosed
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", hostport)
+	if err != nil {
+		return routing.Address{}, fmt.Errorf("tcp: connect %s: %w", hostport, err)
+	}
+	c, err := t.add(nc, hostport, false)
+	if err != nil {
+		return routing.Address{}, err
+	}
+	return c.addr, nil
+}
+
+// AddConn runs the transport over an established connection, named by the
+// type-1 address 1#name. It is for connections made by other means (a
+// net.Pipe in tests, a proxy); it returns once the connection is running.
+func (t *Transport) AddConn(nc net.Conn, name string) (routing.Address, error) {
+	c, err := t.add(nc, name, false)
+	if err != nil {
+		return routing.Address{}, err
+	}
+	return c.addr, nil
+}
+
+// Done returns a channel that is closed when the connection named by addr
+// closes (at once if there is no such connection). The hub ties forwarders
+// to their connection with it.
+func (t *Transport) Done(addr routing.Address) <-chan struct{} {
+	if c, ok := t.conns.Load(addr); ok {
+		return c.(*conn).done
+	}
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}
+
+// AfterClose arranges for f to run, in the goroutine that closes it, once
+// the connection named by addr (its 1#name or its alias) has closed; if there is no such open
+// connection, f runs at once in a new goroutine. f must not block. The
+// returned stop function cancels the call and reports whether it did so
+// before f ran. It costs no goroutine per registration, which is how the hub
+// ties each forwarder to its connection.
+func (t *Transport) AfterClose(addr routing.Address, f func()) (stop func() bool) {
+	{
+		if v, ok := t.conns.Load(addr); ok {
+			c := v.(*conn)
+			c.hooksMu.Lock()
+			if !c.isClosed() {
+				if c.hooks == nil {
+					c.hooks = make(map[int]func())
+				}
+				id := c.nextID
+				c.nextID++
+				c.hooks[id] = f
+				c.hooksMu.Unlock()
+				return func() bool {
+					c.hooksMu.Lock()
+					defer c.hooksMu.Unlock()
+					_, ok := c.hooks[id]
+					delete(c.hooks, id)
+					return ok
+				}
+			}
+			c.hooksMu.Unlock()
+		}
+	}
+	go f()
+	return func() bool { return false }
+}
+
+// Disconnect closes the connection named by addr, if any.
+func (t *Transport) Disconnect(addr routing.Address) {
+	if c, ok := t.conns.Load(addr); ok {
+		c.(*conn).close(nil)
+	}
+}
+
+// RouteMessage sends m over the connection named by the head of its onward
+// route, after removing that hop (protocol.md §6.3). It never dials.
+func (t *Transport) RouteMessage(ctx context.Context, m routing.TransportMessage) error {
+	hop, ok := m.Onward.Next()
+	if !ok || hop.Type != routing.TCP {
+		return fmt.Errorf("tcp: route %v does not start with a TCP address", m.Onward)
+	}
+	v, ok := t.conns.Load(hop)
+	if !ok {
+		t.stats.noConn.Add(1)
+		return &node.RouteError{Addr: hop, Err: ErrNoConnection}
+	}
+	m.Onward = m.Onward[1:]
+	return v.(*conn).send(ctx, m)
+}
+
+// Stats returns a snapshot of the counters.
+func (t *Transport) Stats() Stats {
+	s := &t.stats
+	return Stats{
+		Conns: t.nconns.Load(), Accepted: s.accepted.Load(), Dialled: s.dialled.Load(), Refused: s.refused.Load(),
+		FramesIn: s.framesIn.Load(), FramesOut: s.framesOut.Load(), BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
+		DecodeErrors: s.decodeErrors.Load(), Unroutable: s.unroutable.Load(), NoConnection: s.noConn.Load(),
+		QueueFull: s.queueFull.Load(), TooLarge: s.tooLarge.Load(), FrameTimeouts: s.timeouts.Load(),
+	}
+}
+
+// Connections returns the addresses of the open connections.
+func (t *Transport) Connections() []routing.Address {
+	var out []routing.Address
+	t.conns.Range(func(_, v any) bool {
+		out = append(out, v.(*conn).addr)
+		return true
+	})
+	return out
+}
+
+func (t *Transport) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
+}
+
+// closeListeners marks the transport closed and closes its listeners; it
+// reports whether this call did it.
+func (t *Transport) closeListeners() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.closed = true
+	for l := range t.listeners {
+		l.Close()
+	}
+	return true
+}
+
+// Shutdown stops accepting, lets every connection write what is queued,
+// closes them, and waits until they are gone or ctx ends (then it closes
+// them at once). It unregisters the transport from the node.
+func (t *Transport) Shutdown(ctx context.Context) error {
+	if t.closeListeners() {
+		close(t.draining)
+	}
+	done := make(chan struct{})
+	go func() { t.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		t.Close()
+		return nil
+	case <-ctx.Done():
+		t.Close()
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners and every connection at once and waits for
+// their goroutines. It is idempotent.
+func (t *Transport) Close() error {
+	if t.closeListeners() {
+		close(t.draining)
+	}
+	t.mu.Lock()
+	select {
+	case <-t.stop:
+	default:
+		close(t.stop)
+	}
+	t.mu.Unlock()
+	t.cancel()
+	t.conns.Range(func(_, v any) bool {
+		v.(*conn).close(ErrClosed)
+		return true
+	})
+	t.wg.Wait()
+	t.node.UnregisterTransport(routing.TCP)
+	return nil
+}
+
+func (t *Transport) logSometimes(msg string, args ...any) {
+	t.sometimes.Do(func() { t.log.Warn(msg, args...) })
+}
