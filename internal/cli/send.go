@@ -111,4 +111,3 @@ func timeoutErr(err error, d time.Duration) error {
 	}
 	return errors.New(oneLine(err))
 }
-

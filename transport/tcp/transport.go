@@ -107,7 +107,7 @@ type Transport struct {
 
 	stats struct {
 		accepted, dialled, refused, framesIn, framesOut, bytesIn, bytesOut atomic.Uint64
-		decodeErrors, unroutable, noConn, queueFull, tooLarge, timeouts   atomic.Uint64
+		decodeErrors, unroutable, noConn, queueFull, tooLarge, timeouts    atomic.Uint64
 	}
 	sometimes rate.Sometimes
 }
