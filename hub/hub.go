@@ -33,7 +33,8 @@ var ErrClosed = tcp.ErrClosed
 type Config struct {
 	// Logger receives the hub's logs; nil discards.
 	Logger *slog.Logger
-	// TCP configures the transport. DropWhenFull is always set.
+	// TCP configures the transport. DropWhenFull and Aliases are always
+	// set: a hub drops rather than stalls, and names connections by alias.
 	TCP tcp.Config
 	// MaxForwardersPerConn limits forwarders per connection; 0 = no limit.
 	MaxForwardersPerConn int
@@ -67,6 +68,7 @@ func New(cfg Config) (*Hub, error) {
 	tcfg := cfg.TCP
 	tcfg.Logger = log
 	tcfg.DropWhenFull = true
+	tcfg.Aliases = true
 	tr, err := tcp.New(n, tcfg)
 	if err != nil {
 		n.Close()

@@ -1,0 +1,475 @@
+package hub_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/internal/vectorfile"
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
+	"github.com/ockamhub/ockamhub/service/forwarding"
+	"github.com/ockamhub/ockamhub/transport/tcp"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// startHub runs a hub on 127.0.0.1 and returns it with its address.
+func startHub(t *testing.T, cfg hub.Config) (*hub.Hub, string) {
+	t.Helper()
+	h, err := hub.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- h.Serve(ln) }()
+	t.Cleanup(func() {
+		h.Close()
+		if err := <-served; !errors.Is(err, hub.ErrClosed) {
+			t.Errorf("Serve returned %v, want ErrClosed", err)
+		}
+	})
+	return h, ln.Addr().String()
+}
+
+// frames returns the frames of a vector file (each with its length prefix).
+func frames(t *testing.T, name string) [][]byte {
+	t.Helper()
+	b, err := vectorfile.Bytes(filepath.Join("testdata", name+".hex"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies, err := vectorfile.Frames(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([][]byte, len(bodies))
+	for i, body := range bodies {
+		out[i] = binary.BigEndian.AppendUint16(nil, uint16(len(body)))
+		out[i] = append(out[i], body...)
+	}
+	return out
+}
+
+// rawConn is a peer that writes and reads bytes, as a Rust node would.
+type rawConn struct {
+	t *testing.T
+	net.Conn
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawConn{t, c}
+}
+
+func (c *rawConn) write(b []byte) {
+	c.t.Helper()
+	if _, err := c.Write(b); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// readFrame reads one whole frame, length prefix included.
+func (c *rawConn) readFrame() []byte {
+	c.t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	hdr := make([]byte, 2)
+	if _, err := io.ReadFull(c, hdr); err != nil {
+		c.t.Fatalf("reading frame header: %v", err)
+	}
+	body := make([]byte, binary.BigEndian.Uint16(hdr))
+	if _, err := io.ReadFull(c, body); err != nil {
+		c.t.Fatalf("reading frame body: %v", err)
+	}
+	return append(hdr, body...)
+}
+
+// expectClosed asserts that the hub closes the connection.
+func (c *rawConn) expectClosed() {
+	c.t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 64)); err == nil {
+		c.t.Fatalf("connection still open: read %d bytes", n)
+	} else if errors.Is(err, context.DeadlineExceeded) {
+		c.t.Fatal("connection not closed")
+	}
+}
+
+func decode(t *testing.T, frame []byte) routing.TransportMessage {
+	t.Helper()
+	m, _, err := routing.DecodeMessage(frame[2:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+var hex8 = regexp.MustCompile(`^[0-9a-f]{8}$`)
+
+func TestExactBytesEcho(t *testing.T) {
+	_, addr := startHub(t, hub.Config{})
+	for _, tc := range []struct{ req, rep string }{
+		{"frame-echo-request", "frame-echo-reply"},
+		{"capture-gs-10-client-to-hub", "capture-gs-10-hub-to-client"},
+		{"control-ping", "control-pong"},
+	} {
+		t.Run(tc.req, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			c.write(frames(t, tc.req)[0])
+			got := c.readFrame()
+			if want := frames(t, tc.rep)[0]; !bytes.Equal(got, want) {
+				t.Fatalf("reply\n%x\nwant\n%x", got, want)
+			}
+		})
+	}
+}
+
+// TestExactBytesForwarding replays the Rust side of get_started example 11
+// (RemoteForwarder responder and initiator) against the hub and checks every
+// byte the hub sends, with the run's random hub addresses substituted for
+// those of the capture.
+func TestExactBytesForwarding(t *testing.T) {
+	h, addr := startHub(t, hub.Config{})
+	const capFwd, capInitAlias, capRespAlias = "9d7cda36", "b70d770b", "7cd5e669"
+	sub := func(b []byte, pairs ...string) []byte {
+		for i := 0; i < len(pairs); i += 2 {
+			b = bytes.ReplaceAll(b, []byte(pairs[i]), []byte(pairs[i+1]))
+		}
+		return b
+	}
+	respToHub := frames(t, "capture-gs-11-responder-to-hub")
+	hubToResp := frames(t, "capture-gs-11-hub-to-responder")
+	initToHub := frames(t, "capture-gs-11-initiator-to-hub")
+	hubToInit := frames(t, "capture-gs-11-hub-to-initiator")
+
+	// 1. The responder's RemoteForwarder registers.
+	resp := dialRaw(t, addr)
+	resp.write(respToHub[0])
+	reply := resp.readFrame()
+	m := decode(t, reply)
+	if len(m.Return) != 1 || !hex8.MatchString(m.Return[0].Value) || m.Return[0].Type != routing.Local {
+		t.Fatalf("forwarding address %v is not 0#<8 hex>", m.Return)
+	}
+	fwd := m.Return[0].Value
+	if want := sub(hubToResp[0], capFwd, fwd); !bytes.Equal(reply, want) {
+		t.Fatalf("registration reply\n%x\nwant\n%x", reply, want)
+	}
+	if got := h.Stats().Forwarders; got != 1 {
+		t.Fatalf("forwarders = %d, want 1", got)
+	}
+
+	// 2. The initiator sends to the forwarding address.
+	init := dialRaw(t, addr)
+	init.write(sub(initToHub[0], capFwd, fwd))
+	forwarded := resp.readFrame()
+	m = decode(t, forwarded)
+	if len(m.Return) != 2 || !hex8.MatchString(m.Return[0].Value) {
+		t.Fatalf("forwarded return route %v", m.Return)
+	}
+	initAlias := m.Return[0].Value
+	if want := sub(hubToResp[1], capInitAlias, initAlias); !bytes.Equal(forwarded, want) {
+		t.Fatalf("forwarded message\n%x\nwant\n%x", forwarded, want)
+	}
+
+	// 3. The responder's Echoer replies straight along the return route.
+	resp.write(sub(respToHub[1], capInitAlias, initAlias))
+	echoed := init.readFrame()
+	m = decode(t, echoed)
+	if len(m.Return) != 2 || !hex8.MatchString(m.Return[0].Value) || m.Return[0].Value == initAlias {
+		t.Fatalf("echo return route %v", m.Return)
+	}
+	if want := sub(hubToInit[0], capRespAlias, m.Return[0].Value); !bytes.Equal(echoed, want) {
+		t.Fatalf("echo reply\n%x\nwant\n%x", echoed, want)
+	}
+}
+
+// waitFor polls cond until it holds or d passes; it is for conditions
+// observable only through counters, and reports the failure itself.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		<-tick.C
+	}
+}
+
+func TestForwarderRemovedWithConnection(t *testing.T) {
+	h, addr := startHub(t, hub.Config{})
+	resp := dialRaw(t, addr)
+	resp.write(frames(t, "capture-gs-11-responder-to-hub")[0])
+	fwd := decode(t, resp.readFrame()).Return[0].Value
+	if h.Stats().Forwarders != 1 {
+		t.Fatal("no forwarder")
+	}
+	resp.Close()
+	start := time.Now()
+	waitFor(t, 2*time.Second, "forwarder removed after its connection closed", func() bool { return h.Stats().Forwarders == 0 })
+	t.Logf("forwarder removed %v after close", time.Since(start))
+	if h.Node().HasWorker(fwd) {
+		t.Fatal("forwarder worker still registered")
+	}
+	// A message for the old forwarding address is dropped, and the sender's
+	// connection stays usable.
+	before := h.Stats().TCP.Unroutable
+	c := dialRaw(t, addr)
+	c.write(bytes.ReplaceAll(frames(t, "capture-gs-11-initiator-to-hub")[0], []byte("9d7cda36"), []byte(fwd)))
+	c.write(frames(t, "frame-echo-request")[0])
+	if got, want := c.readFrame(), frames(t, "frame-echo-reply")[0]; !bytes.Equal(got, want) {
+		t.Fatalf("echo after dropped message: %x", got)
+	}
+	if h.Stats().TCP.Unroutable != before+1 {
+		t.Fatalf("unroutable = %d, want %d", h.Stats().TCP.Unroutable, before+1)
+	}
+}
+
+// goClient is a Go node connected to the hub.
+type goClient struct {
+	node *node.Node
+	tcp  *tcp.Transport
+	hub  routing.Address
+}
+
+func newGoClient(t *testing.T, addr string) *goClient {
+	t.Helper()
+	n := node.New(node.Config{})
+	tr, err := tcp.New(n, tcp.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close(); n.Close() })
+	hubAddr, err := tr.Connect(t.Context(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &goClient{node: n, tcp: tr, hub: hubAddr}
+}
+
+func (c *goClient) echo(ctx context.Context, msg string) (string, error) {
+	if err := c.node.Send(ctx, routing.Route{c.hub, routing.LocalAddress("echo_service")}, msg); err != nil {
+		return "", err
+	}
+	m, err := c.node.Receive(ctx)
+	if err != nil {
+		return "", err
+	}
+	return node.Body[string](m)
+}
+
+func TestConcurrentClients(t *testing.T) {
+	_, addr := startHub(t, hub.Config{})
+	const clients, each = 100, 20
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cs := make([]*goClient, clients)
+	for i := range cs {
+		cs[i] = newGoClient(t, addr)
+	}
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Go(func() {
+			for j := range each {
+				want := fmt.Sprintf("client %d message %d", i, j)
+				got, err := c.echo(ctx, want)
+				if err != nil || got != want {
+					t.Errorf("echo = %q, %v; want %q", got, err, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestForwardingGoClients: a Go node behind "NAT" registers with the Go
+// forwarder client; other Go nodes reach its echoer through the hub.
+func TestForwardingGoClients(t *testing.T) {
+	h, addr := startHub(t, hub.Config{})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	recv := newGoClient(t, addr)
+	got := make(chan string, 100)
+	recv.node.StartWorker(ctx, "echoer", node.HandlerFunc(func(ctx context.Context, s node.Sender, m *node.Message) error {
+		body, err := node.Body[string](m)
+		if err != nil {
+			return err
+		}
+		got <- body
+		return s.Send(ctx, m.Return(), body)
+	}))
+	rf, err := forwarding.Register(ctx, recv.node, routing.Route{recv.hub}, "echoer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rf.Route(); len(r) != 2 || r[0] != recv.hub || !hex8.MatchString(rf.RemoteAddress()) {
+		t.Fatalf("forwarding route %v", r)
+	}
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			c := newGoClient(t, addr)
+			// Anything after the forwarder address is discarded by the hub.
+			route := routing.Route{c.hub, routing.LocalAddress(rf.RemoteAddress()), routing.LocalAddress("ignored")}
+			msg := fmt.Sprintf("via hub %d", i)
+			if err := c.node.Send(ctx, route, msg); err != nil {
+				t.Error(err)
+				return
+			}
+			m, err := c.node.Receive(ctx)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if body, _ := node.Body[string](m); body != msg {
+				t.Errorf("reply %q, want %q", body, msg)
+			}
+		})
+	}
+	wg.Wait()
+	if len(got) != 10 {
+		t.Fatalf("receiver got %d messages, want 10", len(got))
+	}
+	if h.Stats().Forwarders != 1 {
+		t.Fatalf("forwarders = %d", h.Stats().Forwarders)
+	}
+}
+
+func TestBadInputClosesOnlyOffender(t *testing.T) {
+	h, addr := startHub(t, hub.Config{})
+	good := newGoClient(t, addr)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	check := func(step string) {
+		t.Helper()
+		if got, err := good.echo(ctx, step); err != nil || got != step {
+			t.Fatalf("good client after %s: %q, %v", step, got, err)
+		}
+	}
+	check("start")
+	bad := []struct {
+		name  string
+		bytes string
+		close bool
+	}{
+		{"empty frame", "00 00", true},
+		{"truncated varint", "00 02 01 80", true},
+		{"huge route count", "00 0b 01 80 80 80 80 80 80 80 80 10 00", true},
+		{"length beyond frame", "00 05 01 01 00 7f 61", true},
+		{"address type 200", "00 07 01 01 c8 01 61 00 00", true},
+		{"invalid utf-8", "00 08 01 01 00 02 c3 28 00 00", true},
+		{"unknown worker", "00 0c 01 01 00 06 6e 6f 62 6f 64 79 00 00", false},
+		{"empty onward, not a ping", "00 05 01 00 00 01 07", false},
+		{"tcp address with no connection", "00 15 01 01 01 0f 31 32 37 2e 30 2e 30 2e 31 3a 35 32 30 30 30 00 00", false},
+		{"unknown address type", "00 07 01 01 09 01 61 00 00", false},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			before := h.Stats().TCP
+			c := dialRaw(t, addr)
+			c.write(hexBytes(tc.bytes))
+			if tc.close {
+				c.expectClosed()
+				if h.Stats().TCP.DecodeErrors != before.DecodeErrors+1 {
+					t.Errorf("decode errors %d, want %d", h.Stats().TCP.DecodeErrors, before.DecodeErrors+1)
+				}
+			} else {
+				// Dropped: the same connection still works.
+				c.write(frames(t, "frame-echo-request")[0])
+				if got := c.readFrame(); !bytes.Equal(got, frames(t, "frame-echo-reply")[0]) {
+					t.Fatalf("after dropped message: %x", got)
+				}
+				if h.Stats().TCP.Unroutable != before.Unroutable+1 {
+					t.Errorf("unroutable %d, want %d", h.Stats().TCP.Unroutable, before.Unroutable+1)
+				}
+			}
+			check(tc.name)
+		})
+	}
+}
+
+func TestPartialFrameTimesOut(t *testing.T) {
+	h, addr := startHub(t, hub.Config{TCP: tcp.Config{FrameTimeout: 100 * time.Millisecond}})
+	c := dialRaw(t, addr)
+	c.write([]byte{0x00, 0x2d, 0x01}) // a frame of 45 bytes that never comes
+	c.expectClosed()
+	if h.Stats().TCP.FrameTimeouts != 1 {
+		t.Fatalf("frame timeouts = %d", h.Stats().TCP.FrameTimeouts)
+	}
+}
+
+func TestOversizedSendIsRefused(t *testing.T) {
+	_, addr := startHub(t, hub.Config{})
+	c := newGoClient(t, addr)
+	big := make([]byte, tcp.MaxFrameSize)
+	err := c.node.Send(t.Context(), routing.Route{c.hub, routing.LocalAddress("echo_service")}, big)
+	if !errors.Is(err, tcp.ErrFrameTooLarge) {
+		t.Fatalf("err = %v, want ErrFrameTooLarge", err)
+	}
+	// The connection is unaffected.
+	if got, err := c.echo(t.Context(), "still here"); err != nil || got != "still here" {
+		t.Fatalf("echo = %q, %v", got, err)
+	}
+}
+
+func TestShutdownGraceful(t *testing.T) {
+	h, err := hub.New(hub.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	served := make(chan error, 1)
+	go func() { served <- h.Serve(ln) }()
+	c := newGoClient(t, ln.Addr().String())
+	if _, err := c.echo(t.Context(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; !errors.Is(err, hub.ErrClosed) {
+		t.Fatalf("Serve = %v", err)
+	}
+	select {
+	case <-c.tcp.Done(c.hub):
+	case <-ctx.Done():
+		t.Fatal("client connection not closed by shutdown")
+	}
+	h.Close() // idempotent after Shutdown
+}
+
+func hexBytes(s string) []byte {
+	var out []byte
+	for _, f := range bytes.Fields([]byte(s)) {
+		var b byte
+		fmt.Sscanf(string(f), "%02x", &b)
+		out = append(out, b)
+	}
+	return out
+}
