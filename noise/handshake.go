@@ -6,9 +6,10 @@ import (
 	"fmt"
 )
 
-// Key is a 32-byte X25519 private or public key, a chaining-derived AES-256
-// key, or a handshake hash. As an array it is comparable, usable as a map key
-// and never aliased. The zero value is a valid (all-zero) key value.
+// Key is a 32-byte X25519 private or public key, or an AES-256 key derived by
+// Split. As an array it is comparable, usable as a map key and never aliased;
+// like any value it is safe to share between goroutines. The zero value is the
+// all-zero key, which PeerStatic returns before the peer's key is known.
 type Key [32]byte
 
 // KeyPair is an X25519 key pair. Private is the raw 32-byte scalar (clamped
@@ -59,8 +60,9 @@ func (kp KeyPair) privateKey() (*ecdh.PrivateKey, error) {
 	return priv, nil
 }
 
-// Config configures one side of a handshake. It is read only by NewHandshake,
-// never retained or modified, and may be reused. The zero value is not usable:
+// Config configures one side of a handshake. NewHandshake only reads it and
+// keeps no reference to it or its slices, so a Config may be reused and shared
+// by concurrent NewHandshake calls. The zero value is not usable:
 // StaticKeyPair is required.
 type Config struct {
 	// Initiator must be true on the side that writes the first message (M1),
