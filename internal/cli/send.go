@@ -73,6 +73,9 @@ Example:
 	if err != nil {
 		return usagef("bad --route: %v", err)
 	}
+	if route[0].Type != routing.TCP {
+		return usagef("the route must start with a TCP address (1#HOST:PORT), not %s", route[0])
+	}
 	setupLog()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
