@@ -33,8 +33,8 @@ var ErrClosed = tcp.ErrClosed
 type Config struct {
 	// Logger receives the hub's logs; nil discards.
 	Logger *slog.Logger
-	// TCP configures the transport. DropWhenFull and Aliases are always
-	// set: a hub drops rather than stalls, and names connections by alias.
+	// TCP configures the transport. Aliases is always set (a hub names
+	// connections by alias); QueueFullWait defaults to DefaultQueueFullWait.
 	TCP tcp.Config
 	// MaxForwardersPerConn limits forwarders per connection; 0 = no limit.
 	MaxForwardersPerConn int
@@ -67,7 +67,9 @@ func New(cfg Config) (*Hub, error) {
 	n := node.New(node.Config{Logger: log, ControlPing: true, NoApp: true, MailboxSize: cfg.MailboxSize})
 	tcfg := cfg.TCP
 	tcfg.Logger = log
-	tcfg.DropWhenFull = true
+	if tcfg.QueueFullWait == 0 {
+		tcfg.QueueFullWait = DefaultQueueFullWait
+	}
 	tcfg.Aliases = true
 	tr, err := tcp.New(n, tcfg)
 	if err != nil {
@@ -129,6 +131,10 @@ func (h *Hub) Close() error {
 	h.tcp.Close()
 	return h.node.Close()
 }
+
+// DefaultQueueFullWait is how long a hub lets a message wait for room in
+// the destination connection's full send queue before dropping it.
+const DefaultQueueFullWait = time.Second
 
 // ShutdownTimeout is a sensible budget for Shutdown in programs.
 const ShutdownTimeout = 10 * time.Second

@@ -403,8 +403,9 @@ func TestBadInputClosesOnlyOffender(t *testing.T) {
 				if got := c.readFrame(); !bytes.Equal(got, frames(t, "frame-echo-reply")[0]) {
 					t.Fatalf("after dropped message: %x", got)
 				}
-				if h.Stats().TCP.Unroutable != before.Unroutable+1 {
-					t.Errorf("unroutable %d, want %d", h.Stats().TCP.Unroutable, before.Unroutable+1)
+				dropped := func(s tcp.Stats) uint64 { return s.Unroutable + s.NoConnection }
+				if got, want := dropped(h.Stats().TCP), dropped(before)+1; got != want {
+					t.Errorf("dropped %d, want %d", got, want)
 				}
 			}
 			check(tc.name)

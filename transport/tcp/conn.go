@@ -192,15 +192,25 @@ func (c *conn) enqueue(ctx context.Context, m routing.TransportMessage) error {
 		return &ConnError{Peer: c.name, Err: ErrClosed}
 	default:
 	}
-	if c.t.cfg.DropWhenFull {
+	wait := c.t.cfg.QueueFullWait
+	if wait < 0 {
 		c.t.stats.queueFull.Add(1)
 		return &ConnError{Peer: c.name, Err: ErrQueueFull}
+	}
+	var expired <-chan time.Time
+	if wait > 0 {
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		expired = timer.C
 	}
 	select {
 	case c.queue <- m:
 		return nil
 	case <-c.done:
 		return &ConnError{Peer: c.name, Err: ErrClosed}
+	case <-expired:
+		c.t.stats.queueFull.Add(1)
+		return &ConnError{Peer: c.name, Err: ErrQueueFull}
 	case <-ctx.Done():
 		c.t.stats.queueFull.Add(1)
 		return &ConnError{Peer: c.name, Err: fmt.Errorf("%w: %w", ErrQueueFull, ctx.Err())}
@@ -251,11 +261,10 @@ func (c *conn) readLoop() {
 				c.close(ErrClosed)
 				return
 			}
-			t.stats.unroutable.Add(1)
-			var re *node.RouteError
-			if errors.As(err, &re) && errors.Is(err, ErrQueueFull) {
-				continue // counted by the transport already
+			if errors.Is(err, ErrQueueFull) || errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrNoConnection) {
+				continue // counted where it happened
 			}
+			t.stats.unroutable.Add(1)
 			t.logSometimes("dropped message", "peer", c.name, "onward", m.Onward.String(), "err", err)
 		}
 	}

@@ -36,12 +36,15 @@ type Config struct {
 	// SendQueueSize bounds the messages waiting to be written on each
 	// connection; 0 means DefaultSendQueueSize.
 	SendQueueSize int
-	// DropWhenFull chooses what happens when a connection's send queue is
-	// full: false makes the sender wait until its context ends (back
-	// pressure, right for client programs); true drops the message and
-	// counts it (right for a hub relaying to a peer that does not keep up,
-	// so that one slow peer never stalls others).
-	DropWhenFull bool
+	// QueueFullWait chooses what happens when a connection's send queue is
+	// full. Zero makes the sender wait for room for as long as its context
+	// allows (back pressure: right for client programs). A positive
+	// duration waits at most that long, then drops the message and counts
+	// it: a hub uses this, so that a peer that keeps up slowly still gets
+	// everything (TCP back pressure reaches the sender), while a peer that
+	// has stopped reading costs its senders at most this delay per message.
+	// A negative value drops at once when the queue is full.
+	QueueFullWait time.Duration
 	// FrameTimeout bounds how long a frame may take to arrive once its first
 	// byte has (slow-loris protection); 0 means DefaultFrameTimeout.
 	FrameTimeout time.Duration

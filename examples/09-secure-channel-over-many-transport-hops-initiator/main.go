@@ -1,0 +1,90 @@
+// Command 09-secure-channel-over-many-transport-hops-initiator creates an
+// end-to-end encrypted secure channel over two TCP hops, then routes a
+// message through it to a worker on the third node: the Go port of the Rust
+// get_started example 09-secure-channel-over-many-transport-hops-initiator.
+//
+// The route to the listener is 1#MIDDLE => 1#RESPONDER =>
+// secure_channel_listener. This node connects only to the middle node. The
+// message "Hello Ockam!" goes to [channel, echoer]: the middle node relays
+// it encrypted, inner route included.
+//
+// Start 09-secure-channel-over-many-transport-hops-responder, then
+// 09-secure-channel-over-many-transport-hops-middle, then:
+//
+//	go run ./examples/09-secure-channel-over-many-transport-hops-initiator -middle 127.0.0.1:4000 -responder 127.0.0.1:6000
+//
+// The -responder address must be written exactly as the middle node's
+// -responder flag: it names the middle node's connection. It prints:
+//
+//	App Received: Hello Ockam!
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
+	"github.com/ockamhub/ockamhub/securechannel"
+	"github.com/ockamhub/ockamhub/transport/tcp"
+)
+
+func main() {
+	middle := flag.String("middle", "127.0.0.1:4000", "TCP address of the middle node")
+	responder := flag.String("responder", "127.0.0.1:6000", "TCP address of the responder node, as the middle node connected to it")
+	flag.Parse()
+	log.SetFlags(0)
+	if err := run(*middle, *responder); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(middle, responder string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	n := node.New(node.Config{})
+	defer n.Close()
+
+	// Initialize the TCP transport.
+	tr, err := tcp.New(n, tcp.Config{})
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+
+	// Create a TCP connection to the middle node.
+	middleAddr, err := tr.Connect(ctx, middle)
+	if err != nil {
+		return err
+	}
+
+	// Connect to a secure channel listener two TCP hops away and perform a
+	// handshake.
+	route := routing.NewRoute(middleAddr, routing.TCPAddress(responder), routing.LocalAddress("secure_channel_listener"))
+	channel, err := securechannel.Create(ctx, n, route, securechannel.Config{})
+	if err != nil {
+		return err
+	}
+
+	// Send a message to the echoer worker via the channel.
+	echoerRoute := routing.NewRoute(channel.Address(), routing.LocalAddress("echoer"))
+	if err := n.Send(ctx, echoerRoute, "Hello Ockam!"); err != nil {
+		return err
+	}
+
+	// Wait to receive a reply and print it.
+	m, err := n.Receive(ctx)
+	if err != nil {
+		return fmt.Errorf("waiting for the reply through %s: %w", route, err)
+	}
+	reply, err := node.Body[string](m)
+	if err != nil {
+		return err
+	}
+	fmt.Println("App Received:", reply) // should print "Hello Ockam!"
+	return nil
+}
