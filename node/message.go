@@ -1,6 +1,8 @@
 package node
 
 import (
+	"context"
+
 	"github.com/ockamhub/ockamhub/bare"
 	"github.com/ockamhub/ockamhub/routing"
 )
@@ -52,6 +54,25 @@ func Body[T any](m *Message) (T, error) {
 	var v T
 	err := m.Decode(&v)
 	return v, err
+}
+
+// Receiver is anything messages can be received from: a *Mailbox, or a
+// *Node (its "app" mailbox).
+type Receiver interface {
+	Receive(ctx context.Context) (*Message, error)
+}
+
+// ReceiveBody receives the next message from r and decodes its payload as a
+// T, like Rust's ctx.receive::<T>(). It returns the message too, for its
+// routes.
+func ReceiveBody[T any](ctx context.Context, r Receiver) (T, *Message, error) {
+	var v T
+	m, err := r.Receive(ctx)
+	if err != nil {
+		return v, nil, err
+	}
+	err = m.Decode(&v)
+	return v, m, err
 }
 
 // Raw is a payload sent as is, without BARE encoding. Relays use it to pass

@@ -133,7 +133,8 @@ func (n *Node) UnregisterTransport(typ routing.Type) {
 }
 
 // StartWorker starts w at the local address addr ("" for a random one). It
-// returns once w's Initialize hook, if any, has succeeded.
+// returns once w's Initialize hook, if any, has succeeded; if ctx ends first,
+// the worker is stopped and ctx's error returned.
 func (n *Node) StartWorker(ctx context.Context, addr string, w Worker) error {
 	_, err := n.StartWorkerConfig(ctx, w, WorkerConfig{Addresses: []string{addr}})
 	return err
@@ -178,8 +179,16 @@ func (n *Node) StartWorkerConfig(ctx context.Context, w Worker, cfg WorkerConfig
 	wctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	n.wg.Go(func() { e.run(wctx, started) })
-	if err := <-started; err != nil {
-		return nil, fmt.Errorf("node: initializing worker %s: %w", addrs[0], err)
+	select {
+	case err := <-started:
+		if err != nil {
+			return nil, fmt.Errorf("node: initializing worker %s: %w", addrs[0], err)
+		}
+	case <-ctx.Done():
+		// Initialize is taking too long for the caller: stop the worker,
+		// which cancels the context Initialize was given.
+		e.stop()
+		return nil, fmt.Errorf("node: initializing worker %s: %w", addrs[0], ctx.Err())
 	}
 	return addrs, nil
 }

@@ -353,3 +353,34 @@ func TestConcurrentSenders(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestReceiveBody(t *testing.T) {
+	ctx := t.Context()
+	n := newNode(t, node.Config{})
+	n.StartWorker(ctx, "echoer", echoer())
+	n.Send(ctx, routing.MustParseRoute("echoer"), "typed")
+	got, m, err := node.ReceiveBody[string](ctx, n)
+	if err != nil || got != "typed" || m.Sender() != routing.LocalAddress("echoer") {
+		t.Fatalf("got %q from %v, %v", got, m, err)
+	}
+	n.Send(ctx, routing.MustParseRoute("echoer"), uint32(7))
+	if _, _, err := node.ReceiveBody[string](ctx, n); err == nil {
+		t.Fatal("decoding a u32 as a string succeeded")
+	}
+}
+
+type slowStart struct{ hooked }
+
+func (s *slowStart) Initialize(ctx context.Context, _ node.Sender) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestStartWorkerContext(t *testing.T) {
+	n := newNode(t, node.Config{})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
+	defer cancel()
+	if err := n.StartWorker(ctx, "slow", &slowStart{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+}

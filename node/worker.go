@@ -44,8 +44,9 @@ type Sender interface {
 	// Send BARE-encodes v (or takes a Raw as is) and routes it to route,
 	// with a return route of [Address()].
 	Send(ctx context.Context, route routing.Route, v any) error
-	// SendFrom is Send with a return route of [from]; from must be one of
-	// the sender's own addresses.
+	// SendFrom is Send with a return route of [from]. It is meant for a
+	// worker with several addresses choosing which one replies come to;
+	// the node does not check that from belongs to the sender.
 	SendFrom(ctx context.Context, from routing.Address, route routing.Route, v any) error
 	// Forward routes an existing transport message as it is.
 	Forward(ctx context.Context, m routing.TransportMessage) error

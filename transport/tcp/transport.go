@@ -97,6 +97,8 @@ type Transport struct {
 
 	conns     sync.Map // routing.Address (1#name, or 0#alias) -> *conn
 	nconns    atomic.Int64
+	dialMu    sync.Mutex
+	dialing   map[string]*sync.Mutex // per name dialled: one dial at a time
 	perIPMu   sync.Mutex
 	perIP     map[string]int
 	mu        sync.Mutex
@@ -212,6 +214,20 @@ func (t *Transport) Connect(ctx context.Context, hostport string) (routing.Addre
 	if _, _, err := net.SplitHostPort(hostport); err != nil {
 		return routing.Address{}, fmt.Errorf("tcp: connect %q: %w", hostport, err)
 	}
+	// Concurrent Connects to one name share one dial, so that a second
+	// connection never replaces the first (and its queued messages).
+	t.dialMu.Lock()
+	if t.dialing == nil {
+		t.dialing = make(map[string]*sync.Mutex)
+	}
+	mu := t.dialing[hostport]
+	if mu == nil {
+		mu = new(sync.Mutex)
+		t.dialing[hostport] = mu
+	}
+	t.dialMu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
 	if c, ok := t.conns.Load(routing.TCPAddress(hostport)); ok && !c.(*conn).isClosed() {
 		return c.(*conn).addr, nil
 	}

@@ -309,3 +309,24 @@ func TestConnLimits(t *testing.T) {
 	}
 	_ = strconv.Itoa
 }
+
+func TestConcurrentConnectDialsOnce(t *testing.T) {
+	srv := newGoNode(t)
+	addr := srv.listen(t)
+	g := newGoNode(t)
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			_, err := g.tcp.Connect(t.Context(), addr)
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := g.tcp.Stats().Dialled; d != 1 {
+		t.Fatalf("dialled %d times, want 1", d)
+	}
+}
