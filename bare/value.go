@@ -12,23 +12,6 @@ import (
 	"unicode/utf8"
 )
 
-// Go type ↔ BARE (and Rust serde_bare) mapping used by Marshal and Unmarshal:
-//
-//	string               string (uint length ‖ UTF-8)       Rust String, &str
-//	[]byte               data (uint length ‖ bytes)          Rust Vec<u8>
-//	[N]byte, [N]T        N values, no length                 Rust [u8; N], [T; N]
-//	bool                 one byte, 0x00 or 0x01              Rust bool
-//	int8..int64          fixed width, little endian          Rust i8..i64
-//	uint8..uint64        fixed width, little endian          Rust u8..u64
-//	int, Int             BARE int (zig-zag LEB128)           serde_bare::Int
-//	uint, Uint           BARE uint (LEB128)                  serde_bare::Uint
-//	float32, float64     IEEE 754, little endian             Rust f32, f64
-//	[]T                  uint count ‖ values                 Rust Vec<T>
-//	map[K]V              uint count ‖ (K ‖ V)...             Rust HashMap<K, V>
-//	struct               exported fields in order            Rust struct
-//	*T                   optional: 0x00, or 0x01 ‖ T         Rust Option<T>
-//	Marshaler            whatever MarshalBARE appends        custom Serialize (enums)
-
 // Marshaler is implemented by types that encode themselves. MarshalBARE
 // appends the encoding of the receiver to b and returns the extended slice; it
 // must not modify b[:len(b)] and must not retain b.
@@ -46,7 +29,9 @@ import (
 // # Unions and Rust enums
 //
 // A BARE union, like a serde_bare Rust enum, is the uint index of the variant
-// (in declaration order, from 0) followed by the variant's fields as a struct.
+// (in declaration order, from 0) followed by the variant's fields as a struct
+// (a unit variant is the index alone, a newtype variant the index and its one
+// value).
 // Express one as a Go type with both methods: MarshalBARE appends the index
 // with [AppendUint] and then the variant with [AppendMarshal]; UnmarshalBARE
 // reads the index with [Reader.Uint], switches on it, and decodes the variant
@@ -150,7 +135,32 @@ var (
 	bufPool         = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 )
 
-// Marshal returns the BARE encoding of v.
+// Marshal returns the BARE encoding of v. Go types map to BARE the way
+// serde_bare maps Rust types (protocol.md §4), so that Go and Rust workers
+// exchange the same bytes:
+//
+//	Go                   BARE                                Rust (serde_bare)
+//	string               string: uint length ‖ UTF-8         String, &str
+//	[]byte               data: uint length ‖ bytes           Vec<u8>
+//	[N]byte, [N]T        N values, no length                 [u8; N], [T; N]
+//	bool                 one byte, 0x00 or 0x01              bool
+//	int8..int64          fixed width, little endian          i8..i64
+//	uint8..uint64        fixed width, little endian          u8..u64
+//	int, Int             int: zig-zag LEB128                 serde_bare::Int
+//	uint, Uint           uint: LEB128                        serde_bare::Uint
+//	float32, float64     IEEE 754, little endian             f32, f64
+//	[]T                  uint count ‖ values                 Vec<T>
+//	map[K]V              uint count ‖ (K ‖ V)...             HashMap<K, V>
+//	struct               its fields in declaration order     struct
+//	*T                   optional: 0x00, or 0x01 ‖ T         Option<T>
+//	Marshaler            what MarshalBARE appends            enums, custom Serialize
+//
+// Go's int and uint are varints, like serde_bare's Int and Uint wrappers;
+// for a Rust i64 or u64 use int64 or uint64 (fixed eight bytes), or [Int] and
+// [Uint] to say "varint" explicitly. Struct fields that are unexported
+// (including embedded structs of unexported type) or tagged `bare:"-"` are
+// skipped; any other bare tag is an error. An embedded struct encodes as a
+// field, which is byte for byte the same as its fields inlined.
 //
 // If v is a non-nil pointer, Marshal encodes the value it points to, exactly
 // as Unmarshal(data, v) decodes it: Marshal(x) and Marshal(&x) give the same
@@ -251,8 +261,13 @@ func appendValue(b []byte, v any) ([]byte, error) {
 // are fresh (an empty one decodes as nil), a Some allocates a fresh value.
 // Skipped fields (unexported or tagged `bare:"-"`) are left as they were. The
 // result never aliases data, except for what an [Unmarshaler] chooses to keep.
-// Unmarshal never panics on bad input, and allocates in proportion to the
-// input, not to the lengths it claims.
+// Unmarshal never panics on bad input. It allocates in proportion to the
+// input it decodes (times the ratio of a type's Go size to its minimum
+// encoded size), never to the lengths and counts the input claims: a count
+// of n elements needs n times their minimum encoded size in the remaining
+// input. Elements that encode to no bytes at all (struct{}, [0]T) are
+// allowed one per remaining input byte, which bounds the work; so a []struct{}
+// that Marshal wrote may not decode without bytes following it.
 //
 // Unmarshal is safe for concurrent use.
 func Unmarshal(data []byte, v any) error {
