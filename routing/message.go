@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"fmt"
 	"unicode/utf8"
 
 	"github.com/ockamhub/ockamhub/bare"
@@ -45,7 +46,7 @@ func (m *TransportMessage) AppendBinary(b []byte) ([]byte, error) {
 		v = Version
 	}
 	if v > 127 {
-		return b, &DecodeError{Field: "version", Err: ErrType}
+		return b, fmt.Errorf("routing: encoding version %d: %w", v, ErrType)
 	}
 	b = append(b, v)
 	var err error
@@ -67,7 +68,7 @@ func appendRoute(b []byte, r Route, field string) ([]byte, error) {
 	b = bare.AppendUint(b, uint64(len(r)))
 	for _, a := range r {
 		if a.Type > MaxType {
-			return b, &DecodeError{Field: field, Err: ErrType}
+			return b, fmt.Errorf("routing: encoding %s address %s: %w", field, a, ErrType)
 		}
 		b = append(b, byte(a.Type))
 		b = bare.AppendString(b, a.Value)
@@ -101,6 +102,11 @@ func DecodeMessage(data []byte) (TransportMessage, int, error) {
 	v, err := r.U8("version")
 	if err != nil {
 		return m, 0, wrap(err)
+	}
+	if v > 127 {
+		// Rust reads a raw byte, Elixir a varint: they disagree from 128
+		// on, so no peer can mean such a value.
+		return m, 0, &DecodeError{Field: "version", Offset: 0, Err: ErrType}
 	}
 	m.Version = v
 	if m.Onward, err = decodeRoute(r, "onward_route"); err != nil {

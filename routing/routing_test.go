@@ -321,6 +321,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"truncated return", "01 00 01 00", bare.ErrLength, "return_route count", 2},
 		{"truncated return value", "01 00 01 00 03 61", bare.ErrLength, "return_route address value", 4},
 		{"no payload", "01 00 00", bare.ErrShort, "payload", 3},
+		{"version >= 128", "80 00 00 00", routing.ErrType, "version", 0},
 		{"payload beyond input", "01 00 00 05 61", bare.ErrLength, "payload", 3},
 	}
 	for _, tc := range tests {
