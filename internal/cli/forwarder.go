@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
@@ -14,9 +16,13 @@ func runForwarder(ctx context.Context, e *env, args []string) error {
 	fs := e.flagSet("forwarder", "--hub HOST:PORT [flags]", `Registers with the hub's forwarding_service, prints
   forwarding address: 1#HOST:PORT => 0#ALIAS
 then echoes back (and logs) every string that arrives through that address,
-until stopped. Anyone can then reach it with:
+until stopped. If the hub restarts or the network drops, it reconnects with
+jittered exponential backoff, registers again and prints the new
+"forwarding address:" line. Anyone can then reach it with:
   ockamhub send --route "1#HOST:PORT => 0#ALIAS" hi`)
 	hubAddr := fs.String("hub", "", "the hub's HOST:PORT (required)")
+	reconnect := fs.Bool("reconnect", true, "after losing the hub, reconnect with backoff, register again and print the new address; false exits with an error instead")
+	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the hub to answer a registration")
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -49,19 +55,39 @@ until stopped. Anyone can then reach it with:
 	if err != nil {
 		return err
 	}
-	hub, err := c.tcp.Connect(ctx, *hubAddr)
-	if err != nil {
-		return err
+	if !*reconnect {
+		rctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		hub, err := c.tcp.Connect(rctx, *hubAddr)
+		if err != nil {
+			return err
+		}
+		rf, err := forwarding.Register(rctx, c.node, routing.Route{hub}, "echoer")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "forwarding address: %s\n", rf.Route())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.tcp.Done(hub):
+			return fmt.Errorf("connection to the hub %s closed", *hubAddr)
+		}
 	}
-	rf, err := forwarding.Register(ctx, c.node, routing.Route{hub}, "echoer")
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "forwarding address: %s\n", rf.Route())
-	select {
-	case <-ctx.Done():
+	err = forwarding.Maintain(ctx, c.node, c.tcp, forwarding.MaintainConfig{
+		Hub:             *hubAddr,
+		Destination:     "echoer",
+		RegisterTimeout: *timeout,
+		OnRegistered: func(route routing.Route) {
+			fmt.Fprintf(e.stdout, "forwarding address: %s\n", route)
+			log.Info("registered", "forwarding_address", route.String())
+		},
+		OnDisconnected: func(err error) {
+			log.Warn("hub unreachable; reconnecting", "hub", *hubAddr, "err", err)
+		},
+	})
+	if errors.Is(err, context.Canceled) {
 		return nil
-	case <-c.tcp.Done(hub):
-		return fmt.Errorf("connection to the hub %s closed", *hubAddr)
 	}
+	return err
 }

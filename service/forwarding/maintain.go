@@ -1,0 +1,101 @@
+package forwarding
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ockamhub/ockamhub/internal/backoff"
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
+)
+
+// Connector opens and watches connections to a hub; *tcp.Transport is one.
+type Connector interface {
+	// Connect returns the address of an open connection to hostport,
+	// dialling if there is none.
+	Connect(ctx context.Context, hostport string) (routing.Address, error)
+	// Done returns a channel closed when the connection at addr closes.
+	Done(addr routing.Address) <-chan struct{}
+}
+
+// MaintainConfig configures Maintain.
+type MaintainConfig struct {
+	// Hub is the hub's HOST:PORT.
+	Hub string
+	// Destination is the local worker that receives what is forwarded.
+	Destination string
+	// Backoff spaces reconnection attempts (jittered exponential; the zero
+	// value starts at 100ms and caps at 30s).
+	Backoff backoff.Policy
+	// RegisterTimeout bounds each registration round trip; 0 means 10s.
+	RegisterTimeout time.Duration
+	// OnRegistered is called with the forwarding route after every
+	// successful registration: the first, and each one after a reconnect
+	// (the hub gives a new address each time).
+	OnRegistered func(route routing.Route)
+	// OnDisconnected is called when the connection to the hub is lost or a
+	// connection or registration attempt fails.
+	OnDisconnected func(err error)
+}
+
+// Maintain keeps a forwarder registered at the hub for as long as ctx
+// lasts: it connects, registers, and after losing the connection (the hub
+// restarted, the network dropped) reconnects with jittered exponential
+// backoff and registers again. It returns ctx's error when ctx ends.
+func Maintain(ctx context.Context, n *node.Node, c Connector, cfg MaintainConfig) error {
+	if cfg.RegisterTimeout <= 0 {
+		cfg.RegisterTimeout = 10 * time.Second
+	}
+	report := func(err error) {
+		if cfg.OnDisconnected != nil && ctx.Err() == nil {
+			cfg.OnDisconnected(err)
+		}
+	}
+	attempt := 0
+	for {
+		rf, done, err := registerOnce(ctx, n, c, cfg)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			report(err)
+			if err := cfg.Backoff.Wait(ctx, attempt); err != nil {
+				return err
+			}
+			attempt++
+			continue
+		}
+		attempt = 0
+		if cfg.OnRegistered != nil {
+			cfg.OnRegistered(rf.Route())
+		}
+		select {
+		case <-ctx.Done():
+			rf.Close()
+			return ctx.Err()
+		case <-done:
+			rf.Close()
+			report(fmt.Errorf("forwarding: connection to the hub %s lost", cfg.Hub))
+		}
+	}
+}
+
+func registerOnce(ctx context.Context, n *node.Node, c Connector, cfg MaintainConfig) (*RemoteForwarder, <-chan struct{}, error) {
+	rctx, cancel := context.WithTimeout(ctx, cfg.RegisterTimeout)
+	defer cancel()
+	hub, err := c.Connect(rctx, cfg.Hub)
+	if err != nil {
+		return nil, nil, err
+	}
+	done := c.Done(hub)
+	rf, err := Register(rctx, n, routing.Route{hub}, cfg.Destination)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("forwarding: the hub %s did not answer the registration within %v", cfg.Hub, cfg.RegisterTimeout)
+		}
+		return nil, nil, err
+	}
+	return rf, done, nil
+}
