@@ -38,6 +38,9 @@ type Config struct {
 	TCP tcp.Config
 	// MaxForwardersPerConn limits forwarders per connection; 0 = no limit.
 	MaxForwardersPerConn int
+	// ForwarderIdleTimeout removes forwarders that relay nothing for this
+	// long; 0 = never (they still go when their connection closes).
+	ForwarderIdleTimeout time.Duration
 	// MailboxSize is the node's default mailbox bound; 0 = default.
 	MailboxSize int
 }
@@ -48,6 +51,7 @@ type Stats struct {
 	Node                 node.Stats
 	Forwarders           int    // live forwarders
 	ForwardersRegistered uint64 // forwarders ever registered
+	ForwardersExpired    uint64 // forwarders removed for being idle
 }
 
 // Hub is a running hub node. It is safe for concurrent use.
@@ -85,6 +89,7 @@ func New(cfg Config) (*Hub, error) {
 	fwd, err := forwarding.Start(ctx, n, forwarding.Config{
 		AfterClose:       tr.AfterClose,
 		MaxPerConnection: cfg.MaxForwardersPerConn,
+		IdleTimeout:      cfg.ForwarderIdleTimeout,
 	})
 	if err != nil {
 		tr.Close()
@@ -111,6 +116,7 @@ func (h *Hub) Stats() Stats {
 		Node:                 h.node.Stats(),
 		Forwarders:           h.fwd.Forwarders(),
 		ForwardersRegistered: h.fwd.Registered(),
+		ForwardersExpired:    h.fwd.Expired(),
 	}
 }
 
@@ -118,6 +124,7 @@ func (h *Hub) Stats() Stats {
 // connection and stops the services; if ctx ends first it closes at once.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	err := h.tcp.Shutdown(ctx)
+	h.fwd.Close()
 	h.node.Close()
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return err
@@ -129,6 +136,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 // idempotent.
 func (h *Hub) Close() error {
 	h.tcp.Close()
+	h.fwd.Close()
 	return h.node.Close()
 }
 

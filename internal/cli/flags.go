@@ -11,7 +11,7 @@ import (
 // hubLimits are the flags shared by commands that run hub nodes.
 type hubLimits struct {
 	maxConns, maxConnsPerIP, maxFwdPerConn, sendQueue, maxFrame *int
-	frameTimeout, idleTimeout                                   *time.Duration
+	frameTimeout, idleTimeout, fwdIdle                          *time.Duration
 }
 
 func hubFlags(fs *flag.FlagSet) *hubLimits {
@@ -23,6 +23,7 @@ func hubFlags(fs *flag.FlagSet) *hubLimits {
 		maxFrame:      fs.Int("max-frame", tcp.MaxFrameSize, "largest frame body accepted or sent, in bytes (at most 65535)"),
 		frameTimeout:  fs.Duration("frame-timeout", tcp.DefaultFrameTimeout, "time a started frame may take to arrive in full"),
 		idleTimeout:   fs.Duration("idle-timeout", 0, "close connections that receive nothing for this long (0 = never)"),
+		fwdIdle:       fs.Duration("forwarder-idle-timeout", 0, "remove forwarders that relay nothing for this long (0 = never; they always go when their connection closes)"),
 	}
 }
 
@@ -43,5 +44,6 @@ func (l *hubLimits) config() (hub.Config, error) {
 			MaxConnsPerIP: *l.maxConnsPerIP,
 		},
 		MaxForwardersPerConn: *l.maxFwdPerConn,
+		ForwarderIdleTimeout: *l.fwdIdle,
 	}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
@@ -31,6 +32,9 @@ type Config struct {
 	// MaxPerConnection limits the forwarders registered over one connection;
 	// 0 means no limit.
 	MaxPerConnection int
+	// IdleTimeout removes a forwarder that has relayed nothing for this
+	// long (counting from its registration); 0 means never.
+	IdleTimeout time.Duration
 }
 
 // Service is the forwarding service. It is safe for concurrent use.
@@ -38,10 +42,15 @@ type Service struct {
 	cfg  Config
 	node *node.Node
 
-	mu     sync.Mutex
-	perCon map[routing.Address]int
-	count  atomic.Int64
-	total  atomic.Uint64
+	mu      sync.Mutex
+	perCon  map[routing.Address]int
+	count   atomic.Int64
+	total   atomic.Uint64
+	expired atomic.Uint64
+
+	fwds sync.Map // routing.Address -> *forwarder, for the idle janitor
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
 // Start starts the forwarding service on n.
@@ -49,11 +58,50 @@ func Start(ctx context.Context, n *node.Node, cfg Config) (*Service, error) {
 	if cfg.Address == "" {
 		cfg.Address = ServiceAddress
 	}
-	s := &Service{cfg: cfg, node: n, perCon: make(map[routing.Address]int)}
+	s := &Service{cfg: cfg, node: n, perCon: make(map[routing.Address]int), stop: make(chan struct{})}
 	if _, err := n.StartWorkerConfig(ctx, node.HandlerFunc(s.register), node.WorkerConfig{Addresses: []string{cfg.Address}}); err != nil {
 		return nil, err
 	}
+	if cfg.IdleTimeout > 0 {
+		s.wg.Go(s.janitor)
+	}
 	return s, nil
+}
+
+// Close stops the idle janitor. Forwarders stop with their node.
+func (s *Service) Close() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.wg.Wait()
+}
+
+// Expired returns the number of forwarders removed for being idle.
+func (s *Service) Expired() uint64 { return s.expired.Load() }
+
+// janitor removes idle forwarders, checking a few times per timeout.
+func (s *Service) janitor() {
+	every := max(s.cfg.IdleTimeout/4, 10*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			cutoff := now.Add(-s.cfg.IdleTimeout).UnixNano()
+			s.fwds.Range(func(k, v any) bool {
+				if v.(*forwarder).lastUsed.Load() < cutoff {
+					s.fwds.Delete(k)
+					s.expired.Add(1)
+					s.node.StopWorker(context.Background(), k.(routing.Address).Value)
+				}
+				return true
+			})
+		}
+	}
 }
 
 // Forwarders returns the number of live forwarders.
@@ -78,7 +126,8 @@ func (s *Service) register(ctx context.Context, _ node.Sender, m *node.Message) 
 		s.perCon[conn]++
 		s.mu.Unlock()
 	}
-	f := &forwarder{route: route, onStop: func() { s.count.Add(-1); s.release(conn) }}
+	f := &forwarder{route: route}
+	f.lastUsed.Store(time.Now().UnixNano())
 	var addrs []routing.Address
 	var err error
 	for range 8 { // 8-hex addresses can collide; retry like the Elixir Hub
@@ -95,8 +144,12 @@ func (s *Service) register(ctx context.Context, _ node.Sender, m *node.Message) 
 		return fmt.Errorf("forwarding: starting forwarder: %w", err)
 	}
 	addr := addrs[0]
+	f.setOnStop(func() { s.count.Add(-1); s.release(conn); s.fwds.Delete(addr) })
 	s.count.Add(1)
 	s.total.Add(1)
+	if s.cfg.IdleTimeout > 0 {
+		s.fwds.Store(addr, f)
+	}
 	if s.cfg.AfterClose != nil {
 		f.watch(s.cfg.AfterClose(conn, func() {
 			// Runs in the connection's closing goroutine: do not block it.
@@ -127,12 +180,27 @@ func (s *Service) release(conn routing.Address) {
 // forwarder relays everything it receives to the registrant's route.
 type forwarder struct {
 	route    routing.Route
-	onStop   func()
 	messages atomic.Uint64
+	lastUsed atomic.Int64 // unix nanoseconds
 
 	mu          sync.Mutex
 	stopped     bool
+	onStop      func()
 	cancelWatch func() bool
+}
+
+// setOnStop records what to do when the forwarder stops, or does it at once
+// if it already has.
+func (f *forwarder) setOnStop(fn func()) {
+	f.mu.Lock()
+	if !f.stopped {
+		f.onStop = fn
+		fn = nil
+	}
+	f.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
 }
 
 // watch records how to cancel the connection watch, or cancels it at once if
@@ -149,6 +217,7 @@ func (f *forwarder) watch(cancel func() bool) {
 
 func (f *forwarder) HandleMessage(ctx context.Context, s node.Sender, m *node.Message) error {
 	f.messages.Add(1)
+	f.lastUsed.Store(time.Now().UnixNano())
 	tm := m.Transport()
 	tm.Onward = f.route // the rest of the incoming onward route is discarded
 	return s.Forward(ctx, tm)
@@ -157,11 +226,13 @@ func (f *forwarder) HandleMessage(ctx context.Context, s node.Sender, m *node.Me
 func (f *forwarder) Shutdown(context.Context) error {
 	f.mu.Lock()
 	f.stopped = true
-	cancel := f.cancelWatch
+	cancel, onStop := f.cancelWatch, f.onStop
 	f.mu.Unlock()
 	if cancel != nil {
 		cancel()
 	}
-	f.onStop()
+	if onStop != nil {
+		onStop()
+	}
 	return nil
 }
