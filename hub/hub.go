@@ -43,22 +43,32 @@ type Config struct {
 	ForwarderIdleTimeout time.Duration
 	// MailboxSize is the node's default mailbox bound; 0 = default.
 	MailboxSize int
+	// StaticForwarding enables static_forwarding_service (named
+	// forwarders at forward_to_NAME). Off by default: 2021 programs only
+	// use forwarding_service.
+	StaticForwarding bool
+	// ForwarderToken, when set, must accompany every named registration.
+	ForwarderToken string
+	// ForwarderTokens gives names their own tokens (see
+	// forwarding.StaticConfig).
+	ForwarderTokens map[string]string
 }
 
 // Stats are the hub's counters.
 type Stats struct {
 	TCP                  tcp.Stats
 	Node                 node.Stats
-	Forwarders           int    // live forwarders
+	Forwarders           int    // live forwarders (random and named)
 	ForwardersRegistered uint64 // forwarders ever registered
 	ForwardersExpired    uint64 // forwarders removed for being idle
 }
 
 // Hub is a running hub node. It is safe for concurrent use.
 type Hub struct {
-	node *node.Node
-	tcp  *tcp.Transport
-	fwd  *forwarding.Service
+	node   *node.Node
+	tcp    *tcp.Transport
+	fwd    *forwarding.Service
+	static *forwarding.StaticService // nil unless enabled
 }
 
 // New builds a hub: its node, transport and services. It listens on
@@ -96,7 +106,19 @@ func New(cfg Config) (*Hub, error) {
 		n.Close()
 		return nil, err
 	}
-	return &Hub{node: n, tcp: tr, fwd: fwd}, nil
+	h := &Hub{node: n, tcp: tr, fwd: fwd}
+	if cfg.StaticForwarding {
+		h.static, err = forwarding.StartStatic(ctx, n, forwarding.StaticConfig{
+			AfterClose: tr.AfterClose,
+			Token:      cfg.ForwarderToken,
+			Tokens:     cfg.ForwarderTokens,
+		})
+		if err != nil {
+			h.Close()
+			return nil, err
+		}
+	}
+	return h, nil
 }
 
 // Serve accepts connections on l until Shutdown or Close, then returns
@@ -114,10 +136,17 @@ func (h *Hub) Stats() Stats {
 	return Stats{
 		TCP:                  h.tcp.Stats(),
 		Node:                 h.node.Stats(),
-		Forwarders:           h.fwd.Forwarders(),
+		Forwarders:           h.fwd.Forwarders() + h.staticCount(),
 		ForwardersRegistered: h.fwd.Registered(),
 		ForwardersExpired:    h.fwd.Expired(),
 	}
+}
+
+func (h *Hub) staticCount() int {
+	if h.static == nil {
+		return 0
+	}
+	return h.static.Forwarders()
 }
 
 // Shutdown stops accepting, lets queued messages be written, closes every

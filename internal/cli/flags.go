@@ -2,6 +2,9 @@ package cli
 
 import (
 	"flag"
+	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/ockamhub/ockamhub/hub"
@@ -12,6 +15,8 @@ import (
 type hubLimits struct {
 	maxConns, maxConnsPerIP, maxFwdPerConn, sendQueue, maxFrame *int
 	frameTimeout, idleTimeout, fwdIdle                          *time.Duration
+	static                                                      *bool
+	token, tokensFile                                           *string
 }
 
 func hubFlags(fs *flag.FlagSet) *hubLimits {
@@ -23,18 +28,60 @@ func hubFlags(fs *flag.FlagSet) *hubLimits {
 		maxFrame:      fs.Int("max-frame", tcp.MaxFrameSize, "largest frame body accepted or sent, in bytes (at most 65535)"),
 		frameTimeout:  fs.Duration("frame-timeout", tcp.DefaultFrameTimeout, "time a started frame may take to arrive in full"),
 		idleTimeout:   fs.Duration("idle-timeout", 0, "close connections that receive nothing for this long (0 = never)"),
+		static:        fs.Bool("static-forwarding", false, "enable static_forwarding_service: named forwarders at forward_to_NAME, moved by re-registering"),
+		token:         fs.String("forwarder-token", "", "token required to claim a forwarder name (with --static-forwarding)"),
+		tokensFile:    fs.String("forwarder-tokens", "", "file of \"NAME TOKEN\" lines: per-name tokens (with --static-forwarding)"),
 		fwdIdle:       fs.Duration("forwarder-idle-timeout", 0, "remove forwarders that relay nothing for this long (0 = never; they always go when their connection closes)"),
 	}
 }
 
 func (l *hubLimits) config() (hub.Config, error) {
 	if *l.maxFrame < 16 || *l.maxFrame > tcp.MaxFrameSize {
-		return hub.Config{}, usagef("--max-frame must be between 16 and %d", tcp.MaxFrameSize)
+		var tokens map[string]string
+		if *l.tokensFile != "" {
+			var err error
+			if tokens, err = readTokens(*l.tokensFile); err != nil {
+				return hub.Config{}, err
+			}
+		}
+		if (*l.token != "" || tokens != nil) && !*l.static {
+			return hub.Config{}, usagef("--forwarder-token and --forwarder-tokens need --static-forwarding")
+		}
+		return hub.Config{
+			StaticForwarding: *l.static,
+			ForwarderToken:   *l.token,
+			ForwarderTokens:  tokens}, usagef("--max-frame must be between 16 and %d", tcp.MaxFrameSize)
 	}
 	if *l.maxConns < 0 || *l.maxConnsPerIP < 0 || *l.maxFwdPerConn < 0 || *l.sendQueue < 1 {
-		return hub.Config{}, usagef("limits must not be negative, and --send-queue at least 1")
+		var tokens map[string]string
+		if *l.tokensFile != "" {
+			var err error
+			if tokens, err = readTokens(*l.tokensFile); err != nil {
+				return hub.Config{}, err
+			}
+		}
+		if (*l.token != "" || tokens != nil) && !*l.static {
+			return hub.Config{}, usagef("--forwarder-token and --forwarder-tokens need --static-forwarding")
+		}
+		return hub.Config{
+			StaticForwarding: *l.static,
+			ForwarderToken:   *l.token,
+			ForwarderTokens:  tokens}, usagef("limits must not be negative, and --send-queue at least 1")
+	}
+	var tokens map[string]string
+	if *l.tokensFile != "" {
+		var err error
+		if tokens, err = readTokens(*l.tokensFile); err != nil {
+			return hub.Config{}, err
+		}
+	}
+	if (*l.token != "" || tokens != nil) && !*l.static {
+		return hub.Config{}, usagef("--forwarder-token and --forwarder-tokens need --static-forwarding")
 	}
 	return hub.Config{
+		StaticForwarding: *l.static,
+		ForwarderToken:   *l.token,
+		ForwarderTokens:  tokens,
 		TCP: tcp.Config{
 			MaxFrameSize:  *l.maxFrame,
 			SendQueueSize: *l.sendQueue,
@@ -46,4 +93,25 @@ func (l *hubLimits) config() (hub.Config, error) {
 		MaxForwardersPerConn: *l.maxFwdPerConn,
 		ForwarderIdleTimeout: *l.fwdIdle,
 	}, nil
+}
+
+// readTokens reads "NAME TOKEN" lines; blank lines and # comments are skipped.
+func readTokens(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading --forwarder-tokens: %w", err)
+	}
+	tokens := make(map[string]string)
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			return nil, fmt.Errorf("%s:%d: want \"NAME TOKEN\"", path, i+1)
+		}
+		tokens[f[0]] = f[1]
+	}
+	return tokens, nil
 }

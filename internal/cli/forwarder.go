@@ -21,6 +21,8 @@ jittered exponential backoff, registers again and prints the new
 "forwarding address:" line. Anyone can then reach it with:
   ockamhub send --route "1#HOST:PORT => 0#ALIAS" hi`)
 	hubAddr := fs.String("hub", "", "the hub's HOST:PORT (required)")
+	name := fs.String("name", "", "register this name with the hub's static_forwarding_service (address forward_to_NAME) instead of a random address; the hub must run with --static-forwarding")
+	token := fs.String("token", "", "token for --name, when the hub restricts names")
 	reconnect := fs.Bool("reconnect", true, "after losing the hub, reconnect with backoff, register again and print the new address; false exits with an error instead")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the hub to answer a registration")
 	setupLog := e.logFlags(fs)
@@ -62,7 +64,12 @@ jittered exponential backoff, registers again and prints the new
 		if err != nil {
 			return err
 		}
-		rf, err := forwarding.Register(rctx, c.node, routing.Route{hub}, "echoer")
+		var rf *forwarding.RemoteForwarder
+		if *name != "" {
+			rf, err = forwarding.RegisterStatic(rctx, c.node, routing.Route{hub}, *name, *token, "echoer")
+		} else {
+			rf, err = forwarding.Register(rctx, c.node, routing.Route{hub}, "echoer")
+		}
 		if err != nil {
 			return err
 		}
@@ -77,6 +84,8 @@ jittered exponential backoff, registers again and prints the new
 	err = forwarding.Maintain(ctx, c.node, c.tcp, forwarding.MaintainConfig{
 		Hub:             *hubAddr,
 		Destination:     "echoer",
+		Name:            *name,
+		Token:           *token,
 		RegisterTimeout: *timeout,
 		OnRegistered: func(route routing.Route) {
 			fmt.Fprintf(e.stdout, "forwarding address: %s\n", route)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/ockamhub/ockamhub/bare"
@@ -14,6 +15,10 @@ import (
 // RegisterPayload is what clients send to register, as Rust's
 // RemoteForwarder does; the hub echoes it back.
 const RegisterPayload = "register"
+
+// ErrRefused means the hub refused a registration and said why (for a
+// static name: unauthorised, or an invalid name).
+var ErrRefused = errors.New("forwarding: registration refused")
 
 // ErrInvalidResponse means the hub's registration reply was not the echoed
 // "register" string, or carried no forwarding address.
@@ -32,10 +37,11 @@ type RemoteForwarder struct {
 	worker      routing.Address
 	destination routing.Address
 
-	once  sync.Once
-	ready chan struct{}
-	route routing.Route
-	err   error
+	payload string // what was sent; the hub echoes it
+	once    sync.Once
+	ready   chan struct{}
+	route   routing.Route
+	err     error
 }
 
 // Register registers with the forwarding service of the hub reached through
@@ -44,18 +50,33 @@ type RemoteForwarder struct {
 // the local worker destination. It returns once the hub has answered, or
 // when ctx ends.
 func Register(ctx context.Context, n *node.Node, hub routing.Route, destination string) (*RemoteForwarder, error) {
-	rf := &RemoteForwarder{node: n, destination: routing.LocalAddress(destination), ready: make(chan struct{})}
+	return register(ctx, n, hub.Append(routing.LocalAddress(ServiceAddress)), RegisterPayload, destination)
+}
+
+// RegisterStatic registers the name with the hub's static forwarding
+// service (which the hub runs only when enabled) and delivers what arrives at
+// forward_to_NAME to destination. Registering a name again, from anywhere,
+// moves it. token is required when the hub restricts names ("" otherwise).
+func RegisterStatic(ctx context.Context, n *node.Node, hub routing.Route, name, token, destination string) (*RemoteForwarder, error) {
+	payload := name
+	if token != "" {
+		payload += ":" + token
+	}
+	return register(ctx, n, hub.Append(routing.LocalAddress(StaticServiceAddress)), payload, destination)
+}
+
+func register(ctx context.Context, n *node.Node, route routing.Route, payload, destination string) (*RemoteForwarder, error) {
+	rf := &RemoteForwarder{node: n, destination: routing.LocalAddress(destination), ready: make(chan struct{}), payload: payload}
 	addrs, err := n.StartWorkerConfig(ctx, node.HandlerFunc(rf.handle), node.WorkerConfig{})
 	if err != nil {
 		return nil, err
 	}
 	rf.worker = addrs[0]
-	route := hub.Append(routing.LocalAddress(ServiceAddress))
 	if err := n.Route(ctx, routing.TransportMessage{
 		Version: routing.Version,
 		Onward:  route,
 		Return:  routing.Route{rf.worker},
-		Payload: bare.AppendString(nil, RegisterPayload),
+		Payload: bare.AppendString(nil, payload),
 	}); err != nil {
 		rf.Close()
 		return nil, fmt.Errorf("forwarding: registering at %s: %w", route, err)
@@ -99,7 +120,11 @@ func (rf *RemoteForwarder) handle(ctx context.Context, s node.Sender, m *node.Me
 		rf.once.Do(func() {
 			defer close(rf.ready)
 			body, err := node.Body[string](m)
-			if err != nil || body != RegisterPayload || len(m.Return()) < 2 {
+			switch {
+			case err == nil && strings.HasPrefix(body, "error: "):
+				rf.err = fmt.Errorf("%w: the hub says %q", ErrRefused, strings.TrimPrefix(body, "error: "))
+				return
+			case err != nil || body != rf.payload || len(m.Return()) < 2:
 				rf.err = fmt.Errorf("%w: return route %v", ErrInvalidResponse, m.Return())
 				return
 			}

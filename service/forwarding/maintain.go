@@ -26,6 +26,11 @@ type MaintainConfig struct {
 	Hub string
 	// Destination is the local worker that receives what is forwarded.
 	Destination string
+	// Name, when set, registers this name with the hub's static forwarding
+	// service (the address is forward_to_NAME and stays the same across
+	// reconnections) instead of a random forwarder. Token goes with it when
+	// the hub restricts names.
+	Name, Token string
 	// Backoff spaces reconnection attempts (jittered exponential; the zero
 	// value starts at 100ms and caps at 30s).
 	Backoff backoff.Policy
@@ -90,7 +95,12 @@ func registerOnce(ctx context.Context, n *node.Node, c Connector, cfg MaintainCo
 		return nil, nil, err
 	}
 	done := c.Done(hub)
-	rf, err := Register(rctx, n, routing.Route{hub}, cfg.Destination)
+	var rf *RemoteForwarder
+	if cfg.Name != "" {
+		rf, err = RegisterStatic(rctx, n, routing.Route{hub}, cfg.Name, cfg.Token, cfg.Destination)
+	} else {
+		rf, err = Register(rctx, n, routing.Route{hub}, cfg.Destination)
+	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			err = fmt.Errorf("forwarding: the hub %s did not answer the registration within %v", cfg.Hub, cfg.RegisterTimeout)
