@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -209,4 +211,45 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	var _ io.Writer
+}
+
+func TestNodeMetrics(t *testing.T) {
+	// Pick a free port for the metrics listener.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	maddr := l.Addr().String()
+	l.Close()
+	node := start(t, "node", "--listen", "127.0.0.1:0", "--metrics", maddr)
+	addr := node.expect(t, `^listening on (\S+)$`)[1]
+	fwd := start(t, "forwarder", "--hub", addr)
+	fwd.expect(t, `^forwarding address: `)
+	if out, _, code := run(t, "send", "--route", "1#"+addr+" => echo_service", "m"); code != 0 || out != "m\n" {
+		t.Fatalf("send: %d %q", code, out)
+	}
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + maddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{`ockamhub_forwarders{node="main"} 1`, `ockamhub_frames_total{direction="in",node="main"}`, `ockamhub_connections{node="main"}`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	for _, p := range []string{"/healthz", "/readyz", "/debug/pprof/"} {
+		if code, _ := get(p); code != 200 {
+			t.Errorf("%s: %d", p, code)
+		}
+	}
 }

@@ -239,10 +239,13 @@ func (c *conn) readLoop() {
 		}
 		body, err := ReadFrame(br, t.cfg.MaxFrameSize)
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
 				t.stats.timeouts.Add(1)
-			} else if errors.Is(err, ErrEmptyFrame) || errors.Is(err, ErrFrameTooLarge) {
-				t.stats.decodeErrors.Add(1)
+			case errors.Is(err, ErrEmptyFrame):
+				t.stats.empty.Add(1)
+			case errors.Is(err, ErrFrameTooLarge):
+				t.stats.oversized.Add(1)
 			}
 			c.close(readErr(err, "partial frame timed out"))
 			return
@@ -251,7 +254,7 @@ func (c *conn) readLoop() {
 		t.stats.bytesIn.Add(uint64(len(body) + FrameHeaderSize))
 		m, _, err := routing.DecodeMessage(body)
 		if err != nil {
-			t.stats.decodeErrors.Add(1)
+			t.stats.malformed.Add(1)
 			c.close(fmt.Errorf("malformed frame: %w", err))
 			return
 		}

@@ -79,7 +79,11 @@ type Stats struct {
 	FramesOut     uint64
 	BytesIn       uint64
 	BytesOut      uint64
-	DecodeErrors  uint64 // frames that did not decode (connection closed)
+	DecodeErrors  uint64 // bad frames (connection closed): the sum of the next three
+	Malformed     uint64 // frames whose TransportMessage did not decode
+	EmptyFrames   uint64 // zero-length frames
+	Oversized     uint64 // frames longer than MaxFrameSize
+	Queued        int    // messages waiting in send queues now
 	Unroutable    uint64 // received messages dropped: unknown worker, empty route
 	NoConnection  uint64 // messages for a type-1 address with no connection
 	QueueFull     uint64 // messages dropped on a full send queue
@@ -111,8 +115,8 @@ type Transport struct {
 	wg        sync.WaitGroup
 
 	stats struct {
-		accepted, dialled, refused, framesIn, framesOut, bytesIn, bytesOut atomic.Uint64
-		decodeErrors, unroutable, noConn, queueFull, tooLarge, timeouts    atomic.Uint64
+		accepted, dialled, refused, framesIn, framesOut, bytesIn, bytesOut             atomic.Uint64
+		malformed, empty, oversized, unroutable, noConn, queueFull, tooLarge, timeouts atomic.Uint64
 	}
 	sometimes rate.Sometimes
 }
@@ -329,10 +333,17 @@ func (t *Transport) RouteMessage(ctx context.Context, m routing.TransportMessage
 // Stats returns a snapshot of the counters.
 func (t *Transport) Stats() Stats {
 	s := &t.stats
+	queued := 0
+	t.conns.Range(func(_, v any) bool {
+		queued += len(v.(*conn).queue)
+		return true
+	})
 	return Stats{
+		Queued:    queued,
+		Malformed: s.malformed.Load(), EmptyFrames: s.empty.Load(), Oversized: s.oversized.Load(),
 		Conns: t.nconns.Load(), Accepted: s.accepted.Load(), Dialled: s.dialled.Load(), Refused: s.refused.Load(),
 		FramesIn: s.framesIn.Load(), FramesOut: s.framesOut.Load(), BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
-		DecodeErrors: s.decodeErrors.Load(), Unroutable: s.unroutable.Load(), NoConnection: s.noConn.Load(),
+		DecodeErrors: s.malformed.Load() + s.empty.Load() + s.oversized.Load(), Unroutable: s.unroutable.Load(), NoConnection: s.noConn.Load(),
 		QueueFull: s.queueFull.Load(), TooLarge: s.tooLarge.Load(), FrameTimeouts: s.timeouts.Load(),
 	}
 }

@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/ockamhub/ockamhub/internal/telemetry"
+)
+
+// metricsFlag adds --metrics to fs.
+func metricsFlag(fs *flag.FlagSet) *string {
+	return fs.String("metrics", "", "serve Prometheus /metrics, /healthz, /readyz and /debug/pprof/ on this address (e.g. 127.0.0.1:9090; off when empty). Keep it private: pprof shows internals")
+}
+
+// startMetrics serves the telemetry handler on addr until the returned stop
+// function is called. An empty addr does nothing.
+func startMetrics(e *env, addr string, src telemetry.Source, ready func() error) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           telemetry.Handler(telemetry.NewRegistry(src), ready),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			e.log.Error("metrics server", "err", err)
+		}
+	}()
+	e.log.Info("metrics listening", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	}, nil
+}

@@ -1,0 +1,60 @@
+package telemetry_test
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/internal/telemetry"
+	"github.com/ockamhub/ockamhub/transport/tcp"
+)
+
+func get(t *testing.T, h http.Handler, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	b, _ := io.ReadAll(rec.Body)
+	return rec.Code, string(b)
+}
+
+func TestHandler(t *testing.T) {
+	stats := hub.Stats{Forwarders: 3, TCP: tcp.Stats{Conns: 2, FramesIn: 10, Malformed: 1, QueueFull: 4}}
+	var notReady error = errors.New("starting")
+	h := telemetry.Handler(telemetry.NewRegistry(func() map[string]hub.Stats {
+		return map[string]hub.Stats{"main": stats}
+	}), func() error { return notReady })
+
+	code, body := get(t, h, "/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		`ockamhub_forwarders{node="main"} 3`,
+		`ockamhub_connections{node="main"} 2`,
+		`ockamhub_frames_total{direction="in",node="main"} 10`,
+		`ockamhub_decode_errors_total{kind="malformed",node="main"} 1`,
+		`ockamhub_dropped_total{node="main",reason="queue_full"} 4`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if code, _ := get(t, h, "/healthz"); code != 200 {
+		t.Errorf("/healthz: %d", code)
+	}
+	if code, _ := get(t, h, "/readyz"); code != 503 {
+		t.Errorf("/readyz before ready: %d", code)
+	}
+	notReady = nil
+	if code, _ := get(t, h, "/readyz"); code != 200 {
+		t.Errorf("/readyz when ready: %d", code)
+	}
+	if code, _ := get(t, h, "/debug/pprof/"); code != 200 {
+		t.Errorf("pprof: %d", code)
+	}
+}
