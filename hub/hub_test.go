@@ -474,3 +474,20 @@ func hexBytes(s string) []byte {
 	}
 	return out
 }
+
+func TestMessageRateThrottles(t *testing.T) {
+	h, addr := startHub(t, hub.Config{TCP: tcp.Config{MessageRate: 50, MessageBurst: 5}})
+	c := dialRaw(t, addr)
+	req := frames(t, "frame-echo-request")[0]
+	var batch []byte
+	for range 20 {
+		batch = append(batch, req...)
+	}
+	c.write(batch)
+	for range 20 {
+		c.readFrame() // every message is answered: slowed, not dropped
+	}
+	if h.Stats().TCP.Throttled == 0 {
+		t.Fatal("no read was throttled")
+	}
+}

@@ -42,6 +42,7 @@ func init() {
 		{"node", "run a hub node (echo_service, forwarding_service)", "[flags]", runNode},
 		{"send", "send a string along a route and print the reply", "--route ROUTE [flags] MESSAGE", runSend},
 		{"forwarder", "register a forwarding address at a hub and echo what arrives", "--hub HOST:PORT [flags]", runForwarder},
+		{"secure-channel", "run a secure channel listener reachable through a hub", "listen --hub HOST:PORT [flags]", runSecureChannel},
 	}
 }
 
@@ -106,6 +107,8 @@ Examples:
   ockamhub node --listen 127.0.0.1:4000
   ockamhub send --route "1#127.0.0.1:4000 => echo_service" hello
   ockamhub forwarder --hub 127.0.0.1:4000
+  ockamhub secure-channel listen --hub 127.0.0.1:4000
+  ockamhub send --secure --route "1#127.0.0.1:4000 => 0#ALIAS => secure_channel" hello
 `)
 }
 

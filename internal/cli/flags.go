@@ -16,6 +16,7 @@ type hubLimits struct {
 	maxConns, maxConnsPerIP, maxFwdPerConn, sendQueue, maxFrame *int
 	frameTimeout, idleTimeout, fwdIdle                          *time.Duration
 	static                                                      *bool
+	msgRate                                                     *float64
 	token, tokensFile                                           *string
 }
 
@@ -28,6 +29,7 @@ func hubFlags(fs *flag.FlagSet) *hubLimits {
 		maxFrame:      fs.Int("max-frame", tcp.MaxFrameSize, "largest frame body accepted or sent, in bytes (at most 65535)"),
 		frameTimeout:  fs.Duration("frame-timeout", tcp.DefaultFrameTimeout, "time a started frame may take to arrive in full"),
 		idleTimeout:   fs.Duration("idle-timeout", 0, "close connections that receive nothing for this long (0 = never)"),
+		msgRate:       fs.Float64("max-msg-rate", 0, "messages per second read from one connection (token bucket, burst = one second's worth); a faster peer is slowed down, not cut off (0 = no limit)"),
 		static:        fs.Bool("static-forwarding", false, "enable static_forwarding_service: named forwarders at forward_to_NAME, moved by re-registering"),
 		token:         fs.String("forwarder-token", "", "token required to claim a forwarder name (with --static-forwarding)"),
 		tokensFile:    fs.String("forwarder-tokens", "", "file of \"NAME TOKEN\" lines: per-name tokens (with --static-forwarding)"),
@@ -52,7 +54,7 @@ func (l *hubLimits) config() (hub.Config, error) {
 			ForwarderToken:   *l.token,
 			ForwarderTokens:  tokens}, usagef("--max-frame must be between 16 and %d", tcp.MaxFrameSize)
 	}
-	if *l.maxConns < 0 || *l.maxConnsPerIP < 0 || *l.maxFwdPerConn < 0 || *l.sendQueue < 1 {
+	if *l.msgRate < 0 || *l.maxConns < 0 || *l.maxConnsPerIP < 0 || *l.maxFwdPerConn < 0 || *l.sendQueue < 1 {
 		var tokens map[string]string
 		if *l.tokensFile != "" {
 			var err error
@@ -89,6 +91,8 @@ func (l *hubLimits) config() (hub.Config, error) {
 			IdleTimeout:   *l.idleTimeout,
 			MaxConns:      *l.maxConns,
 			MaxConnsPerIP: *l.maxConnsPerIP,
+			MessageRate:   *l.msgRate,
+			MessageBurst:  int(*l.msgRate),
 		},
 		MaxForwardersPerConn: *l.maxFwdPerConn,
 		ForwarderIdleTimeout: *l.fwdIdle,

@@ -50,13 +50,19 @@ like a Rust String) along ROUTE, prints the reply string and exits 0. Exits 1
 with a one-line error on timeout, refusal or a reply that is not a string,
 and 2 on bad usage.
 
-Example:
-  ockamhub send --route "1#127.0.0.1:4000 => echo_service" hello`)
+Examples:
+  ockamhub send --route "1#127.0.0.1:4000 => echo_service" hello
+  ockamhub send --secure --route "1#127.0.0.1:4000 => 0#ALIAS => secure_channel" hello`)
 	routeText := fs.String("route", "", "route to send along, e.g. \"1#127.0.0.1:4000 => echo_service\" (required)")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
 	settle := fs.Duration("settle", 10*time.Millisecond, "pause after connecting, before sending: 2021 Rust listeners may drop a reply sent very soon after a connection opens (protocol.md §7.1)")
+	secure := addSecureSendFlags(fs)
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	to, err := secure.destination()
 	if err != nil {
 		return err
 	}
@@ -93,7 +99,11 @@ Example:
 		case <-ctx.Done():
 		}
 	}
-	if err := c.node.Send(ctx, route, pos[0]); err != nil {
+	dest, err := secure.route(ctx, e, c, route, to)
+	if err != nil {
+		return timeoutErr(err, *timeout)
+	}
+	if err := c.node.Send(ctx, dest, pos[0]); err != nil {
 		return timeoutErr(err, *timeout)
 	}
 	m, err := c.node.Receive(ctx)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
 )
@@ -220,7 +222,18 @@ func (c *conn) enqueue(ctx context.Context, m routing.TransportMessage) error {
 func (c *conn) readLoop() {
 	t := c.t
 	br := bufio.NewReaderSize(c.nc, readBufferSize)
+	var limiter *rate.Limiter
+	if t.cfg.MessageRate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(t.cfg.MessageRate), max(t.cfg.MessageBurst, 1))
+	}
 	for {
+		if limiter != nil && !limiter.Allow() {
+			t.stats.throttled.Add(1)
+			if err := limiter.Wait(t.ctx); err != nil {
+				c.close(ErrClosed)
+				return
+			}
+		}
 		// Only arm a deadline when the next read may block: frames already
 		// buffered need no system call.
 		if br.Buffered() < FrameHeaderSize {

@@ -60,6 +60,12 @@ type Config struct {
 	// MaxConnsPerIP limits accepted connections from one source IP; 0 means
 	// no limit.
 	MaxConnsPerIP int
+	// MessageRate limits the messages read from each connection per
+	// second (a token bucket of MessageBurst); 0 means no limit. A peer
+	// over the limit is not cut off: the transport stops reading from it
+	// until tokens return, so TCP back pressure slows it down.
+	MessageRate  float64
+	MessageBurst int
 	// Aliases names each accepted connection by a random 8-hex local
 	// address, as the Elixir Hub did, instead of 1#<peer ip:port> as the
 	// Rust nodes do. The alias is what the peer's messages carry in their
@@ -89,6 +95,7 @@ type Stats struct {
 	QueueFull     uint64 // messages dropped on a full send queue
 	TooLarge      uint64 // messages refused for exceeding the frame size
 	FrameTimeouts uint64 // connections closed for a partial frame timing out
+	Throttled     uint64 // reads delayed by the per-connection message rate
 }
 
 // Transport is the TCP transport of one node. It registers itself with the
@@ -115,8 +122,8 @@ type Transport struct {
 	wg        sync.WaitGroup
 
 	stats struct {
-		accepted, dialled, refused, framesIn, framesOut, bytesIn, bytesOut             atomic.Uint64
-		malformed, empty, oversized, unroutable, noConn, queueFull, tooLarge, timeouts atomic.Uint64
+		accepted, dialled, refused, framesIn, framesOut, bytesIn, bytesOut                        atomic.Uint64
+		malformed, empty, oversized, unroutable, noConn, queueFull, tooLarge, timeouts, throttled atomic.Uint64
 	}
 	sometimes rate.Sometimes
 }
@@ -345,6 +352,7 @@ func (t *Transport) Stats() Stats {
 		FramesIn: s.framesIn.Load(), FramesOut: s.framesOut.Load(), BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
 		DecodeErrors: s.malformed.Load() + s.empty.Load() + s.oversized.Load(), Unroutable: s.unroutable.Load(), NoConnection: s.noConn.Load(),
 		QueueFull: s.queueFull.Load(), TooLarge: s.tooLarge.Load(), FrameTimeouts: s.timeouts.Load(),
+		Throttled: s.throttled.Load(),
 	}
 }
 

@@ -1,0 +1,183 @@
+package cli_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/internal/cli"
+)
+
+// scBuffer is a bytes.Buffer safe for the concurrent writes of a running
+// command's logger.
+type scBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *scBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *scBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// scStartHub runs an in-process hub on 127.0.0.1 until the test ends.
+func scStartHub(t *testing.T) string {
+	t.Helper()
+	h, err := hub.New(hub.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- h.Serve(ln) }()
+	t.Cleanup(func() {
+		h.Close()
+		if err := <-served; !errors.Is(err, hub.ErrClosed) {
+			t.Errorf("hub Serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+var scForwardingLine = regexp.MustCompile(`^forwarding address: (1#127\.0\.0\.1:\d+ => 0#[0-9a-f]{8})$`)
+
+// TestSecureChannelCLI runs "secure-channel listen" against an in-process
+// hub and "send --secure" through the forwarder it prints.
+func TestSecureChannelCLI(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs last, after the hub and listener stop
+	hubAddr := scStartHub(t)
+	keyFile := filepath.Join(t.TempDir(), "listener.key")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	var listenErr scBuffer
+	exited := make(chan int, 1)
+	go func() {
+		exited <- cli.Main(ctx, []string{"secure-channel", "listen", "--hub", hubAddr, "--key", keyFile, "--log-format", "text"}, pw, &listenErr)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-exited:
+			if code != 0 {
+				t.Errorf("listen exited %d; stderr:\n%s", code, listenErr.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("listen did not stop")
+		}
+	})
+
+	lines := bufio.NewScanner(pr)
+	if !lines.Scan() {
+		t.Fatalf("listen printed nothing; stderr:\n%s", listenErr.String())
+	}
+	m := scForwardingLine.FindStringSubmatch(lines.Text())
+	if m == nil {
+		t.Fatalf("listen printed %q, want forwarding address: 1#HOST:PORT => 0#ALIAS", lines.Text())
+	}
+	fwd := m[1]
+	go io.Copy(io.Discard, pr) // the listener prints nothing more; never block it
+
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file: %v, mode %v; want 0600", err, fi.Mode())
+	}
+
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		code    int
+		stdout  string
+		errLike string
+	}{
+		{"echo", []string{"send", "--secure", "--route", fwd + " => secure_channel", "hello"}, 0, "hello\n", ""},
+		{"flags after", []string{"send", "hello again", "--route", fwd + " => secure_channel", "--secure", "--to", "echo_service"}, 0, "hello again\n", ""},
+		{"unknown worker", []string{"send", "--secure", "--timeout", "500ms", "--route", fwd + " => secure_channel", "--to", "nobody", "x"}, 1, "", "timed out"},
+		// The hub's echo_service sends M1 back: not an M2, so it is dropped.
+		{"echo is no listener", []string{"send", "--secure", "--timeout", "500ms", "--route", "1#" + hubAddr + " => echo_service", "x"}, 1, "", "timed out"},
+		{"to without secure", []string{"send", "--to", "echoer", "--route", fwd, "x"}, 2, "", "--to needs --secure"},
+		{"bad to", []string{"send", "--secure", "--to", "1#a#b", "--route", fwd, "x"}, 2, "", "bad --to"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb scBuffer
+			code := cli.Main(t.Context(), tc.args, &out, &errb)
+			if code != tc.code || out.String() != tc.stdout {
+				t.Fatalf("exit %d, stdout %q; want %d, %q; stderr:\n%s", code, out.String(), tc.code, tc.stdout, errb.String())
+			}
+			if tc.errLike != "" {
+				msg := errb.String()
+				if !strings.Contains(msg, tc.errLike) {
+					t.Errorf("stderr %q does not mention %q", msg, tc.errLike)
+				}
+				if tc.code == 1 && strings.Count(msg, "\n") != 1 {
+					t.Errorf("error is not one line: %q", msg)
+				}
+			}
+		})
+	}
+}
+
+func TestSecureChannelCLIUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"secure-channel", "--help"}, 0, "listen"},
+		{[]string{"secure-channel", "listen", "--help"}, 0, "--key"},
+		{[]string{"send", "--help"}, 0, "--secure"},
+		{[]string{"secure-channel"}, 2, "want a command"},
+		{[]string{"secure-channel", "dial"}, 2, "unknown command"},
+		{[]string{"secure-channel", "listen"}, 2, "--hub is required"},
+		{[]string{"secure-channel", "listen", "--hub", "nohost"}, 2, "HOST:PORT"},
+		{[]string{"help"}, 0, "secure-channel"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errb scBuffer
+			code := cli.Main(t.Context(), tc.args, &out, &errb)
+			if code != tc.code || !strings.Contains(out.String()+errb.String(), tc.want) {
+				t.Errorf("exit %d, output %q%q; want %d and %q", code, out.String(), errb.String(), tc.code, tc.want)
+			}
+		})
+	}
+}
+
+// TestSecureChannelCLIRefusesOpenKey: a key file others can read is refused
+// with a one-line error, before anything connects.
+func TestSecureChannelCLIRefusesOpenKey(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "k")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("11", 32)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb scBuffer
+	code := cli.Main(t.Context(), []string{"secure-channel", "listen", "--hub", "127.0.0.1:1", "--key", keyFile}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "chmod 600") || strings.Count(errb.String(), "\n") != 1 {
+		t.Errorf("exit %d, stderr %q; want 1 and a one-line error suggesting chmod 600", code, errb.String())
+	}
+}
