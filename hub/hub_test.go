@@ -491,3 +491,48 @@ func TestMessageRateThrottles(t *testing.T) {
 		t.Fatal("no read was throttled")
 	}
 }
+
+// TestConnectionFlood: connections beyond the limit are refused and counted
+// while a client that got in keeps exchanging messages without error.
+func TestConnectionFlood(t *testing.T) {
+	h, addr := startHub(t, hub.Config{TCP: tcp.Config{MaxConns: 10, FrameTimeout: 200 * time.Millisecond}})
+	good := newGoClient(t, addr)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	exchanged := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { exchanged <- n }()
+		for ctx.Err() == nil {
+			msg := fmt.Sprintf("m%d", n)
+			got, err := good.echo(ctx, msg)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil || got != msg {
+				t.Errorf("good client: %q, %v", got, err)
+				return
+			}
+			n++
+		}
+	}()
+	var flood []*rawConn
+	for range 40 {
+		flood = append(flood, dialRaw(t, addr))
+	}
+	// Slow-loris offenders among those let in: one byte, then nothing.
+	for _, c := range flood {
+		c.Write([]byte{0x00})
+	}
+	for _, c := range flood {
+		c.expectClosed() // refused at once, or timed out mid-frame
+	}
+	cancel()
+	if n := <-exchanged; n == 0 {
+		t.Fatal("the good client exchanged nothing during the flood")
+	}
+	s := h.Stats().TCP
+	if s.Refused < 30 || s.Refused+s.FrameTimeouts < 40 {
+		t.Fatalf("refused %d, frame timeouts %d: want every offender accounted for", s.Refused, s.FrameTimeouts)
+	}
+}
