@@ -97,6 +97,28 @@ func (m *TransportMessage) UnmarshalBinary(data []byte) error {
 // UTF-8; a type-1 value in the Elixir 7-byte IPv4 form is normalised to
 // "ip:port" text (protocol.md §2.4).
 func DecodeMessage(data []byte) (TransportMessage, int, error) {
+	return decode(data, nil)
+}
+
+// DecodeMessageFrom is DecodeMessage for a message that arrived over a
+// transport hop: hop is put at the head of the return route (protocol.md
+// §6.3) without copying the route again. Transports use it on every frame.
+func DecodeMessageFrom(data []byte, hop Address) (TransportMessage, int, error) {
+	return decode(data, &hop)
+}
+
+// Field names, spelled out once so that decoding never builds strings.
+type routeFields struct{ count, typ, value string }
+
+var (
+	onwardFields = routeFields{"onward_route count", "onward_route address type", "onward_route address value"}
+	returnFields = routeFields{"return_route count", "return_route address type", "return_route address value"}
+)
+
+// decode validates the routes in a first pass, then builds them with one
+// allocation for all the addresses and one string holding every value, so
+// that a message costs three allocations whatever its route lengths.
+func decode(data []byte, hop *Address) (TransportMessage, int, error) {
 	r := bare.NewReader(data)
 	var m TransportMessage
 	v, err := r.U8("version")
@@ -109,14 +131,41 @@ func DecodeMessage(data []byte) (TransportMessage, int, error) {
 		return m, 0, &DecodeError{Field: "version", Offset: 0, Err: ErrType}
 	}
 	m.Version = v
-	if m.Onward, err = decodeRoute(r, "onward_route"); err != nil {
+	start := r.Offset()
+	nOnward, err := scanRoute(r, &onwardFields)
+	if err != nil {
 		return TransportMessage{}, 0, err
 	}
-	if m.Return, err = decodeRoute(r, "return_route"); err != nil {
+	nReturn, err := scanRoute(r, &returnFields)
+	if err != nil {
 		return TransportMessage{}, 0, err
 	}
+	end := r.Offset()
 	if m.Payload, err = r.Data("payload"); err != nil {
 		return TransportMessage{}, 0, wrap(err)
+	}
+	extra := 0
+	if hop != nil {
+		extra = 1
+	}
+	if n := nOnward + nReturn + extra; n > 0 {
+		addrs := make([]Address, n)
+		text := string(data[start:end])
+		br := bare.NewReader(data[start:end])
+		br.Uint("") // onward count, checked above
+		if nOnward > 0 {
+			m.Onward = addrs[:nOnward:nOnward]
+			fillRoute(br, text, m.Onward)
+		}
+		br.Uint("") // return count
+		if m.Return = addrs[nOnward:]; hop != nil {
+			m.Return[0] = *hop
+			fillRoute(br, text, m.Return[1:])
+		} else if nReturn > 0 {
+			fillRoute(br, text, m.Return)
+		} else {
+			m.Return = nil
+		}
 	}
 	return m, r.Offset(), nil
 }
@@ -124,47 +173,60 @@ func DecodeMessage(data []byte) (TransportMessage, int, error) {
 // minAddressLen is the smallest encoded address: type byte + empty length.
 const minAddressLen = 2
 
-func decodeRoute(r *bare.Reader, field string) (Route, error) {
-	n, err := r.Length(field+" count", minAddressLen)
+// scanRoute checks one encoded route and returns its length.
+func scanRoute(r *bare.Reader, f *routeFields) (int, error) {
+	n, err := r.Length(f.count, minAddressLen)
 	if err != nil {
-		return nil, wrap(err)
+		return 0, wrap(err)
 	}
-	if n == 0 {
-		return nil, nil
-	}
-	route := make(Route, n)
-	for i := range route {
+	for range n {
 		at := r.Offset()
-		t, err := r.U8(field + " address type")
+		t, err := r.U8(f.typ)
 		if err != nil {
-			return nil, wrap(err)
+			return 0, wrap(err)
 		}
 		if t > byte(MaxType) {
-			return nil, &DecodeError{Field: field + " address type", Offset: at, Err: ErrType}
+			return 0, &DecodeError{Field: f.typ, Offset: at, Err: ErrType}
 		}
 		at = r.Offset()
-		val, err := r.Data(field + " address value")
+		val, err := r.Data(f.value)
 		if err != nil {
-			return nil, wrap(err)
+			return 0, wrap(err)
 		}
+		if Type(t) == TCP {
+			if _, ok, err := normalizeTCP(val); ok {
+				if err != nil {
+					return 0, &DecodeError{Field: f.value, Offset: at, Err: err}
+				}
+				continue
+			}
+		}
+		if !utf8.Valid(val) {
+			return 0, &DecodeError{Field: f.value, Offset: at, Err: ErrUTF8}
+		}
+	}
+	return n, nil
+}
+
+// fillRoute decodes the addresses of an already checked route (its count
+// read) into route, taking values as substrings of text, which holds the
+// bytes br reads.
+func fillRoute(br *bare.Reader, text string, route Route) {
+	for i := range route {
+		t, _ := br.U8("")
+		val, _ := br.Data("")
 		a := Address{Type: Type(t)}
 		if a.Type == TCP {
-			if s, ok, err := normalizeTCP(val); ok {
-				if err != nil {
-					return nil, &DecodeError{Field: field + " address value", Offset: at, Err: err}
-				}
+			if s, ok, _ := normalizeTCP(val); ok {
 				a.Value = s
 				route[i] = a
 				continue
 			}
 		}
-		if !utf8.Valid(val) {
-			return nil, &DecodeError{Field: field + " address value", Offset: at, Err: ErrUTF8}
-		}
-		a.Value = string(val)
+		off := br.Offset() - len(val)
+		a.Value = text[off : off+len(val)]
 		route[i] = a
 	}
-	return route, nil
 }
 
 // wrap converts a *bare.DecodeError into a *DecodeError of this package, so

@@ -366,3 +366,23 @@ func TestEncodeRejectsHighTypes(t *testing.T) {
 func vectorfileBytes(name string) ([]byte, error) {
 	return vectorfile.Bytes(filepath.Join("testdata", name+".hex"))
 }
+
+func TestDecodeMessageFrom(t *testing.T) {
+	hop := routing.TCPAddress("127.0.0.1:52000")
+	for _, name := range []string{"frame-echo-request", "control-pong", "multihop-2-middle-to-responder", "fwd-march-4-inbox-to-receiver"} {
+		body := frameBody(t, vector(t, name))
+		plain, n1, err1 := routing.DecodeMessage(body)
+		from, n2, err2 := routing.DecodeMessageFrom(body, hop)
+		if err1 != nil || err2 != nil || n1 != n2 {
+			t.Fatalf("%s: %v %v", name, err1, err2)
+		}
+		if !from.Onward.Equal(plain.Onward) || !from.Return.Equal(plain.Return.Prepend(hop)) {
+			t.Fatalf("%s: from %v / %v, plain %v / %v", name, from.Onward, from.Return, plain.Onward, plain.Return)
+		}
+		// Appending to the onward route never clobbers the return route.
+		_ = append(from.Onward, routing.LocalAddress("x"))
+		if !from.Return.Equal(plain.Return.Prepend(hop)) {
+			t.Fatalf("%s: onward append clobbered the return route", name)
+		}
+	}
+}

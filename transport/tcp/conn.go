@@ -265,13 +265,14 @@ func (c *conn) readLoop() {
 		}
 		t.stats.framesIn.Add(1)
 		t.stats.bytesIn.Add(uint64(len(body) + FrameHeaderSize))
-		m, _, err := routing.DecodeMessage(body)
+		// The connection's own address goes at the head of the return
+		// route, so that replies find their way back (protocol.md §6.3).
+		m, _, err := routing.DecodeMessageFrom(body, c.addr)
 		if err != nil {
 			t.stats.malformed.Add(1)
 			c.close(fmt.Errorf("malformed frame: %w", err))
 			return
 		}
-		m.Return = m.Return.Prepend(c.addr)
 		if err := t.node.Route(t.ctx, m); err != nil {
 			if t.ctx.Err() != nil {
 				c.close(ErrClosed)
