@@ -34,7 +34,7 @@ type conn struct {
 	addr  routing.Address // 1#name, or 0#alias: prepended to the return route of what arrives
 	name  string          // peer ip:port, or the string given to Connect
 	ip    string          // source IP for per-IP accounting ("" if not counted)
-	queue chan routing.TransportMessage
+	queue *sendQueue
 	done  chan struct{}
 	once  sync.Once
 
@@ -58,7 +58,7 @@ func (t *Transport) add(nc net.Conn, name string, accepted bool) (*conn, error) 
 		nc:    nc,
 		name:  name,
 		addr:  routing.TCPAddress(name),
-		queue: make(chan routing.TransportMessage, t.cfg.SendQueueSize),
+		queue: newSendQueue(t.cfg.SendQueueSize),
 		done:  make(chan struct{}),
 	}
 	if accepted && t.cfg.MaxConnsPerIP > 0 {
@@ -187,35 +187,30 @@ func (c *conn) send(ctx context.Context, m routing.TransportMessage) error {
 }
 
 func (c *conn) enqueue(ctx context.Context, m routing.TransportMessage) error {
-	select {
-	case c.queue <- m:
-		return nil
-	case <-c.done:
+	if c.isClosed() {
 		return &ConnError{Peer: c.name, Err: ErrClosed}
-	default:
+	}
+	if c.queue.tryPush(m) {
+		return nil
 	}
 	wait := c.t.cfg.QueueFullWait
+	var err error
 	if wait < 0 {
-		c.t.stats.queueFull.Add(1)
-		return &ConnError{Peer: c.name, Err: ErrQueueFull}
+		err = ErrQueueFull
+	} else {
+		err = c.queue.push(ctx, m, c.done, wait)
 	}
-	var expired <-chan time.Time
-	if wait > 0 {
-		timer := time.NewTimer(wait)
-		defer timer.Stop()
-		expired = timer.C
-	}
-	select {
-	case c.queue <- m:
+	switch {
+	case err == nil:
 		return nil
-	case <-c.done:
+	case errors.Is(err, ErrClosed):
 		return &ConnError{Peer: c.name, Err: ErrClosed}
-	case <-expired:
+	case errors.Is(err, ErrQueueFull):
 		c.t.stats.queueFull.Add(1)
 		return &ConnError{Peer: c.name, Err: ErrQueueFull}
-	case <-ctx.Done():
+	default:
 		c.t.stats.queueFull.Add(1)
-		return &ConnError{Peer: c.name, Err: fmt.Errorf("%w: %w", ErrQueueFull, ctx.Err())}
+		return &ConnError{Peer: c.name, Err: fmt.Errorf("%w: %w", ErrQueueFull, err)}
 	}
 }
 
@@ -310,8 +305,8 @@ func (c *conn) writeLoop() {
 	t := c.t
 	for {
 		select {
-		case m := <-c.queue:
-			if err := c.writeBatch(m); err != nil {
+		case <-c.queue.ready:
+			if err := c.writeQueued(); err != nil {
 				c.close(fmt.Errorf("write: %w", err))
 				return
 			}
@@ -319,17 +314,9 @@ func (c *conn) writeLoop() {
 			return
 		case <-t.draining:
 			// Graceful shutdown: write what is queued, then close.
-			for {
-				select {
-				case m := <-c.queue:
-					if err := c.writeBatch(m); err != nil {
-						c.close(fmt.Errorf("write: %w", err))
-						return
-					}
-					continue
-				default:
-				}
-				break
+			if err := c.writeQueued(); err != nil {
+				c.close(fmt.Errorf("write: %w", err))
+				return
 			}
 			c.close(nil)
 			return
@@ -337,42 +324,47 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// writeBatch writes m and whatever else is queued, up to maxBatch bytes, in
-// one write: batching is what makes small messages cheap.
-func (c *conn) writeBatch(m routing.TransportMessage) error {
+// writeQueued writes everything queued, in as few writes as the batch size
+// allows: batching is what makes small messages cheap.
+func (c *conn) writeQueued() error {
 	t := c.t
+	batch := c.queue.take()
+	defer c.queue.release(batch)
+	if len(batch) == 0 {
+		return nil
+	}
 	bp := batchPool.Get().(*[]byte)
 	buf := (*bp)[:0]
 	defer func() { *bp = buf[:0]; batchPool.Put(bp) }()
 	frames := 0
-	for {
-		var err error
-		if buf, err = AppendFrame(buf, &m, t.cfg.MaxFrameSize); err != nil {
-			// Checked before queueing; only an invalid address type can
-			// get here. Drop the message, keep the connection.
-			t.stats.tooLarge.Add(1)
-			t.logSometimes("dropped unencodable message", "peer", c.name, "err", err)
-		} else {
-			frames++
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
 		}
-		if len(buf) >= maxBatch {
-			break
+		c.nc.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
+		if _, err := c.nc.Write(buf); err != nil {
+			return err
 		}
-		select {
-		case m = <-c.queue:
-			continue
-		default:
-		}
-		break
-	}
-	if len(buf) == 0 {
+		t.stats.framesOut.Add(uint64(frames))
+		t.stats.bytesOut.Add(uint64(len(buf)))
+		buf, frames = buf[:0], 0
 		return nil
 	}
-	c.nc.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
-	if _, err := c.nc.Write(buf); err != nil {
-		return err
+	for i := range batch {
+		var err error
+		if buf, err = AppendFrame(buf, &batch[i], t.cfg.MaxFrameSize); err != nil {
+			// Sizes are checked before queueing; only an invalid address
+			// type can get here. Drop the message, keep the connection.
+			t.stats.tooLarge.Add(1)
+			t.logSometimes("dropped unencodable message", "peer", c.name, "err", err)
+			continue
+		}
+		frames++
+		if len(buf) >= maxBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 	}
-	t.stats.framesOut.Add(uint64(frames))
-	t.stats.bytesOut.Add(uint64(len(buf)))
-	return nil
+	return flush()
 }

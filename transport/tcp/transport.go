@@ -342,7 +342,7 @@ func (t *Transport) Stats() Stats {
 	s := &t.stats
 	queued := 0
 	t.conns.Range(func(_, v any) bool {
-		queued += len(v.(*conn).queue)
+		queued += v.(*conn).queue.len()
 		return true
 	})
 	return Stats{
