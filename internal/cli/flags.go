@@ -14,7 +14,7 @@ import (
 // hubLimits are the flags shared by commands that run hub nodes.
 type hubLimits struct {
 	maxConns, maxConnsPerIP, maxFwdPerConn, sendQueue, maxFrame *int
-	frameTimeout, idleTimeout, fwdIdle                          *time.Duration
+	frameTimeout, idleTimeout, fwdIdle, queueWait               *time.Duration
 	static                                                      *bool
 	msgRate                                                     *float64
 	token, tokensFile                                           *string
@@ -25,8 +25,9 @@ func hubFlags(fs *flag.FlagSet) *hubLimits {
 		maxConns:      fs.Int("max-conns", 0, "maximum open connections (0 = no limit)"),
 		maxConnsPerIP: fs.Int("max-conns-per-ip", 0, "maximum connections from one source IP (0 = no limit)"),
 		maxFwdPerConn: fs.Int("max-forwarders-per-conn", 0, "maximum forwarders registered over one connection (0 = no limit)"),
-		sendQueue:     fs.Int("send-queue", tcp.DefaultSendQueueSize, "messages queued per connection before further ones are dropped and counted"),
+		sendQueue:     fs.Int("send-queue", tcp.DefaultSendQueueSize, "messages queued per connection; when full, senders wait up to --queue-full-wait, then messages are dropped and counted"),
 		maxFrame:      fs.Int("max-frame", tcp.MaxFrameSize, "largest frame body accepted or sent, in bytes (at most 65535)"),
+		queueWait:     fs.Duration("queue-full-wait", hub.DefaultQueueFullWait, "how long a message waits for room in a full send queue (slowing its sender) before it is dropped and counted"),
 		frameTimeout:  fs.Duration("frame-timeout", tcp.DefaultFrameTimeout, "time a started frame may take to arrive in full"),
 		idleTimeout:   fs.Duration("idle-timeout", 0, "close connections that receive nothing for this long (0 = never)"),
 		msgRate:       fs.Float64("max-msg-rate", 0, "messages per second read from one connection (token bucket, burst = one second's worth); a faster peer is slowed down, not cut off (0 = no limit)"),
@@ -53,6 +54,9 @@ func (l *hubLimits) config() (hub.Config, error) {
 			StaticForwarding: *l.static,
 			ForwarderToken:   *l.token,
 			ForwarderTokens:  tokens}, usagef("--max-frame must be between 16 and %d", tcp.MaxFrameSize)
+	}
+	if *l.queueWait <= 0 {
+		return hub.Config{}, usagef("--queue-full-wait must be positive")
 	}
 	if *l.msgRate < 0 || *l.maxConns < 0 || *l.maxConnsPerIP < 0 || *l.maxFwdPerConn < 0 || *l.sendQueue < 1 {
 		var tokens map[string]string
@@ -92,6 +96,7 @@ func (l *hubLimits) config() (hub.Config, error) {
 			MaxConns:      *l.maxConns,
 			MaxConnsPerIP: *l.maxConnsPerIP,
 			MessageRate:   *l.msgRate,
+			QueueFullWait: *l.queueWait,
 			MessageBurst:  int(*l.msgRate),
 		},
 		MaxForwardersPerConn: *l.maxFwdPerConn,
