@@ -43,6 +43,8 @@ func init() {
 		{"send", "send a string along a route and print the reply", "--route ROUTE [flags] MESSAGE", runSend},
 		{"forwarder", "register a forwarding address at a hub and echo what arrives", "--hub HOST:PORT [flags]", runForwarder},
 		{"secure-channel", "run a secure channel listener reachable through a hub", "listen --hub HOST:PORT [flags]", runSecureChannel},
+		{"bench", "measure a hub under load (echo, forward, bulk, secure, idle), against baselines", "SCENARIO [flags]", runBench},
+		{"serve", "run the Hub service: web sign-in, JSON API, and users' hub nodes", "[flags]", runServe},
 	}
 }
 

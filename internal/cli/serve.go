@@ -1,0 +1,223 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ockamhub/ockamhub/githubauth"
+	"github.com/ockamhub/ockamhub/provision"
+	"github.com/ockamhub/ockamhub/store/sqlstore"
+	"github.com/ockamhub/ockamhub/web"
+)
+
+// Environment variables read by serve when the flags are not given.
+const (
+	envGitHubClientID     = "OCKAMHUB_GITHUB_CLIENT_ID"
+	envGitHubClientSecret = "OCKAMHUB_GITHUB_CLIENT_SECRET"
+)
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	fs := e.flagSet("serve", "[flags]", `Runs the Ockam Hub service: web pages and a JSON API over HTTP where people
+sign in (GitHub, or a development sign-in by user name) and create hub nodes,
+and the hub nodes themselves, each on its own TCP port. Accounts and nodes
+are kept in SQLite under --data; on restart every node comes back on the
+same port. Prints "listening on http://IP:PORT" once it serves. SIGINT or
+SIGTERM shut it down gracefully (HTTP first, then every node, within 10 s).
+
+The development sign-in (no password) is enabled only when --http is a
+loopback address, or with --allow-local-signin. GitHub sign-in is enabled
+by --github-client-id and --github-client-secret (or $`+envGitHubClientID+`
+and $`+envGitHubClientSecret+`); register PUBLIC-URL/auth/github/callback
+as the OAuth app's callback URL.
+
+The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.`)
+	httpAddr := fs.String("http", "127.0.0.1:8080", "address to serve HTTP on; port 0 picks a free port")
+	dataDir := fs.String("data", "./ockamhub-data", "directory for the SQLite database")
+	publicURL := fs.String("public-url", "", "URL people reach the web pages at (default http://IP:PORT of --http); an https URL makes cookies Secure")
+	nodesListen := fs.String("nodes-listen", "", "IP address hub nodes listen on (default: the host of --http)")
+	nodesDomain := fs.String("nodes-domain", "", "domain of node host names: an IP address is shown as is, a name as NODE.DOMAIN (default: the host of --public-url)")
+	nodePorts := fs.String("node-ports", "4001-4999", "TCP port range for hub nodes, FIRST-LAST")
+	maxNodes := fs.Int("max-nodes-per-user", 1, "hub nodes one user may have (0 = no limit)")
+	allowLocal := fs.Bool("allow-local-signin", false, "enable the development sign-in (no password) even when --http is not a loopback address")
+	ghID := fs.String("github-client-id", "", "GitHub OAuth app client id (default $"+envGitHubClientID+")")
+	ghSecret := fs.String("github-client-secret", "", "GitHub OAuth app client secret (default $"+envGitHubClientSecret+")")
+	ghURL := fs.String("github-url", githubauth.DefaultURL, "GitHub web URL (GitHub Enterprise: https://HOST)")
+	ghAPI := fs.String("github-api-url", githubauth.DefaultAPIURL, "GitHub API URL (GitHub Enterprise: https://HOST/api/v3)")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this certificate file (with --tls-key)")
+	tlsKey := fs.String("tls-key", "", "private key file for --tls-cert")
+	hf := hubFlags(fs)
+	setupLog := e.logFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	setupLog()
+	hubCfg, err := hf.config()
+	if err != nil {
+		return err
+	}
+	ports, err := provision.ParsePortRange(*nodePorts)
+	if err != nil {
+		return usagef("--node-ports: %v", strings.TrimPrefix(err.Error(), "provision: "))
+	}
+	if *maxNodes < 0 {
+		return usagef("--max-nodes-per-user must not be negative")
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return usagef("--tls-cert and --tls-key go together")
+	}
+	var tlsConfig *tls.Config
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return fmt.Errorf("TLS certificate: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if *ghID == "" {
+		*ghID = os.Getenv(envGitHubClientID)
+	}
+	if *ghSecret == "" {
+		*ghSecret = os.Getenv(envGitHubClientSecret)
+	}
+	if (*ghID == "") != (*ghSecret == "") {
+		return usagef("GitHub sign-in needs both --github-client-id and --github-client-secret")
+	}
+	httpHost, _, err := net.SplitHostPort(*httpAddr)
+	if err != nil {
+		return usagef("--http: %v", err)
+	}
+	if *nodesListen == "" {
+		*nodesListen = httpHost
+	}
+
+	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	st, err := sqlstore.Open(ctx, filepath.Join(*dataDir, "ockamhub.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ln, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	bound := ln.Addr().(*net.TCPAddr)
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+	}
+	if *publicURL == "" {
+		host := bound.String()
+		if bound.IP.IsUnspecified() {
+			host = net.JoinHostPort("127.0.0.1", fmt.Sprint(bound.Port))
+			e.log.Warn("--http listens on all interfaces: set --public-url (and --nodes-domain) to the address people use", "assumed", scheme+"://"+host)
+		}
+		*publicURL = scheme + "://" + host
+	}
+	pub, err := url.Parse(strings.TrimSuffix(*publicURL, "/"))
+	if err != nil || (pub.Scheme != "http" && pub.Scheme != "https") || pub.Host == "" {
+		return usagef("--public-url must be an http or https URL, not %q", *publicURL)
+	}
+	if *nodesDomain == "" {
+		*nodesDomain = pub.Hostname()
+	}
+
+	var gh *githubauth.Client
+	if *ghID != "" {
+		gh, err = githubauth.New(githubauth.Config{
+			ClientID: *ghID, ClientSecret: *ghSecret, URL: *ghURL, APIURL: *ghAPI,
+			RedirectURL: pub.String() + "/auth/github/callback",
+		})
+		if err != nil {
+			return usagef("%v", err)
+		}
+	}
+	localSignIn := bound.IP.IsLoopback() || *allowLocal
+
+	prov, err := provision.New(provision.Config{
+		Store: st, Hub: hubCfg, ListenHost: *nodesListen, Domain: *nodesDomain,
+		Ports: ports, MaxNodesPerAccount: *maxNodes, Logger: e.log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := prov.Restore(ctx); err != nil {
+		return err
+	}
+	handler, err := web.New(web.Config{
+		Store: st, Provisioner: prov, GitHub: gh, LocalSignIn: localSignIn,
+		SecureCookies: pub.Scheme == "https", Logger: e.log,
+		TrustedOrigins: []string{pub.Scheme + "://" + pub.Host},
+	})
+	if err != nil {
+		prov.Shutdown(context.Background())
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsConfig,
+	}
+	served := make(chan error, 1)
+	go func() {
+		if tlsConfig != nil {
+			served <- srv.ServeTLS(ln, "", "")
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
+	fmt.Fprintf(e.stdout, "listening on %s://%s\n", scheme, ln.Addr())
+	e.log.Info("serving", "addr", ln.Addr().String(), "public_url", pub.String(),
+		"github_signin", gh != nil, "local_signin", localSignIn,
+		"nodes_listen", *nodesListen, "nodes_domain", *nodesDomain, "node_ports", ports.String())
+	if gh == nil && !localSignIn {
+		e.log.Warn("no sign-in method is enabled: give --github-client-id and --github-client-secret, or --allow-local-signin")
+	}
+
+	var serveErr error
+	select {
+	case serveErr = <-served:
+	case <-ctx.Done():
+		e.log.Info("shutting down")
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
+	defer cancel()
+	if serveErr == nil {
+		if err := srv.Shutdown(sctx); err != nil {
+			e.log.Warn("HTTP shutdown incomplete", "err", err)
+			srv.Close()
+		}
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			serveErr = err
+		}
+	}
+	if err := prov.Shutdown(sctx); err != nil {
+		e.log.Warn("hub nodes shutdown incomplete", "err", err)
+	}
+	if serveErr != nil {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	e.log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,352 @@
+package loadgen
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+
+	"github.com/ockamhub/ockamhub/transport/tcp"
+)
+
+// ServerKind names a baseline server, for ServeBaseline.
+type ServerKind string
+
+// The baseline servers.
+const (
+	// ServerEcho is an EchoServer.
+	ServerEcho ServerKind = "echo"
+	// ServerRelayEcho is a Relay in front of an EchoServer in the same
+	// process, as a hub holds its echo_service.
+	ServerRelayEcho ServerKind = "relay-echo"
+	// ServerPair is a PairRelay.
+	ServerPair ServerKind = "pair"
+)
+
+// ServeBaseline serves the baseline server kind on l until ctx ends, then
+// closes it and returns nil. It is what a child process started through
+// Config.StartServer runs (`ockamhub bench --serve-baseline KIND`).
+func ServeBaseline(ctx context.Context, kind ServerKind, l net.Listener) error {
+	var serve func(net.Listener) error
+	var closers []func() error
+	switch kind {
+	case ServerEcho:
+		es := &EchoServer{}
+		serve, closers = es.Serve, []func() error{es.Close}
+	case ServerRelayEcho:
+		el, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			l.Close()
+			return err
+		}
+		es := &EchoServer{}
+		echoDone := make(chan struct{})
+		go func() { defer close(echoDone); es.Serve(el) }()
+		rl := &Relay{Upstream: el.Addr().String()}
+		serve, closers = rl.Serve, []func() error{rl.Close, es.Close, func() error { <-echoDone; return nil }}
+	case ServerPair:
+		p := newPairRelay()
+		serve, closers = p.Serve, []func() error{p.Close}
+	default:
+		l.Close()
+		return fmt.Errorf("loadgen: unknown baseline server %q", kind)
+	}
+	done := make(chan error, 1)
+	go func() { done <- serve(l) }()
+	select {
+	case <-ctx.Done():
+	case err := <-done:
+		for _, c := range closers {
+			c()
+		}
+		return err
+	}
+	for _, c := range closers {
+		c()
+	}
+	<-done
+	return nil
+}
+
+// ErrServerClosed is returned by the baseline servers' Serve after Close.
+var ErrServerClosed = errors.New("loadgen: server closed")
+
+// conns tracks a server's listeners and connections so that Close can
+// close them all and wait for their goroutines.
+type conns struct {
+	mu     sync.Mutex
+	ls     map[net.Listener]struct{}
+	cs     map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func (s *conns) addListener(l net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		l.Close()
+		return false
+	}
+	if s.ls == nil {
+		s.ls = make(map[net.Listener]struct{})
+	}
+	s.ls[l] = struct{}{}
+	return true
+}
+
+// add tracks c, and runs f (if not nil) in a goroutine that close waits
+// for; once closed, it closes c instead and returns false.
+func (s *conns) add(c net.Conn, f func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		c.Close()
+		return false
+	}
+	if s.cs == nil {
+		s.cs = make(map[net.Conn]struct{})
+	}
+	s.cs[c] = struct{}{}
+	if f != nil {
+		s.wg.Go(f) // under mu: never concurrent with close's Wait at zero
+	}
+	return true
+}
+
+// spawn runs f in a goroutine that close waits for, unless closed.
+func (s *conns) spawn(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.wg.Go(f)
+	}
+}
+
+func (s *conns) remove(c net.Conn) {
+	s.mu.Lock()
+	delete(s.cs, c)
+	s.mu.Unlock()
+	c.Close()
+}
+
+func (s *conns) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *conns) close() error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		for l := range s.ls {
+			l.Close()
+		}
+		for c := range s.cs {
+			c.Close()
+		}
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// accept runs handle in a goroutine for every connection l accepts, until
+// Close.
+func (s *conns) accept(l net.Listener, handle func(net.Conn)) error {
+	if !s.addListener(l) {
+		return ErrServerClosed
+	}
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			return err
+		}
+		s.add(c, func() { handle(c) })
+	}
+}
+
+// EchoServer is the baseline echo server: it writes back every frame it
+// reads, unchanged, and does nothing else. Like the raw client, it reads
+// through a bufio.Reader and writes through a bufio.Writer that it flushes
+// when no further input is buffered. Frames are not decoded; only the u16
+// length is read.
+//
+// The zero value is ready to use; it is safe for concurrent use.
+type EchoServer struct {
+	c conns
+}
+
+// Serve serves connections accepted on l until Close, then returns
+// ErrServerClosed.
+func (s *EchoServer) Serve(l net.Listener) error {
+	return s.c.accept(l, func(nc net.Conn) {
+		defer s.c.remove(nc)
+		br := bufio.NewReaderSize(nc, rawReadBuffer)
+		bw := bufio.NewWriterSize(nc, rawWriteBuffer)
+		for {
+			if br.Buffered() < tcp.FrameHeaderSize && bw.Buffered() > 0 {
+				if bw.Flush() != nil {
+					return
+				}
+			}
+			hdr, err := br.Peek(tcp.FrameHeaderSize)
+			if err != nil {
+				return
+			}
+			n := tcp.FrameHeaderSize + int(binary.BigEndian.Uint16(hdr))
+			if br.Buffered() < n && bw.Buffered() > 0 {
+				if bw.Flush() != nil {
+					return
+				}
+			}
+			b, err := br.Peek(n)
+			if err != nil {
+				return
+			}
+			if bw.Available() < n {
+				if bw.Flush() != nil {
+					return
+				}
+			}
+			bw.Write(b)
+			br.Discard(n)
+		}
+	})
+}
+
+// Close closes the listeners and connections and waits for them.
+func (s *EchoServer) Close() error { return s.c.close() }
+
+// Relay is the baseline relay hop: for every connection it accepts it
+// dials one connection to Upstream and copies bytes both ways with io.Copy
+// (on Linux, TCP to TCP, that is splice(2)), as a minimal Go TCP proxy does.
+// It never looks at the bytes.
+//
+// Set Upstream before Serve; Relay is then safe for concurrent use.
+type Relay struct {
+	// Upstream is the HOST:PORT every connection is relayed to.
+	Upstream string
+	c        conns
+}
+
+// Serve serves connections accepted on l until Close, then returns
+// ErrServerClosed.
+func (r *Relay) Serve(l net.Listener) error {
+	return r.c.accept(l, func(down net.Conn) {
+		defer r.c.remove(down)
+		up, err := net.Dial("tcp", r.Upstream)
+		if err != nil {
+			return
+		}
+		if !r.c.add(up, nil) {
+			return
+		}
+		defer r.c.remove(up)
+		pipe(down, up)
+	})
+}
+
+// Close closes the listeners and connections and waits for them.
+func (r *Relay) Close() error { return r.c.close() }
+
+// pipe copies a to b and b to a until either side ends, then closes both.
+func pipe(a, b net.Conn) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		io.Copy(b, a)
+		b.Close()
+		a.Close()
+	}()
+	io.Copy(a, b)
+	a.Close()
+	b.Close()
+	<-done
+}
+
+// PairRelay is the baseline relay hop between two clients: it pairs the
+// connections it accepts in order (the first with the second, the third
+// with the fourth, ...) and copies bytes both ways between the two of each
+// pair with io.Copy. It stands for a hub's forwarder without the hub: one
+// process, one hop, the same bytes.
+//
+// Create one with NewPairRelay; it is safe for concurrent use.
+type PairRelay struct {
+	c        conns
+	mu       sync.Mutex
+	waiting  net.Conn
+	accepted chan struct{} // one token per accepted connection
+}
+
+// NewPairRelay returns a PairRelay.
+func NewPairRelay() *PairRelay { return newPairRelay() }
+
+func newPairRelay() *PairRelay {
+	return &PairRelay{accepted: make(chan struct{}, 1<<16)}
+}
+
+// Serve serves connections accepted on l until Close, then returns
+// ErrServerClosed.
+func (p *PairRelay) Serve(l net.Listener) error {
+	if !p.c.addListener(l) {
+		return ErrServerClosed
+	}
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if p.c.isClosed() {
+				return ErrServerClosed
+			}
+			return err
+		}
+		if !p.c.add(nc, nil) {
+			continue
+		}
+		p.mu.Lock()
+		first := p.waiting
+		if first == nil {
+			p.waiting = nc
+		} else {
+			p.waiting = nil
+		}
+		p.mu.Unlock()
+		select {
+		case p.accepted <- struct{}{}:
+		default:
+		}
+		if first == nil {
+			continue
+		}
+		p.c.spawn(func() {
+			defer p.c.remove(first)
+			defer p.c.remove(nc)
+			pipe(first, nc)
+		})
+	}
+}
+
+// waitAccepted waits until the relay has accepted one more connection; for
+// a nil PairRelay (a relay in another process) it returns at once.
+func (p *PairRelay) waitAccepted(ctx context.Context) error {
+	if p == nil {
+		return nil
+	}
+	select {
+	case <-p.accepted:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners and connections and waits for them.
+func (p *PairRelay) Close() error { return p.c.close() }

@@ -1,0 +1,429 @@
+package securechannel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/noise"
+	"github.com/ockamhub/ockamhub/routing"
+)
+
+// Config configures the initiator side of a channel, for Create. The zero
+// value is usable: a fresh static key pair for the channel, any responder
+// key accepted, and the April 2021 listener message that ockam 0.8.0 expects.
+// Create only reads a Config, so one may be shared.
+type Config struct {
+	// StaticKeyPair is this side's long-term X25519 key pair, which the
+	// responder learns (encrypted) in M3. The zero value means a fresh key
+	// pair for this channel, as Rust's SecureChannel::create did, which
+	// gives the responder nothing to recognise; use LoadOrCreateKey for a
+	// persistent identity.
+	StaticKeyPair noise.KeyPair
+
+	// ExpectedPeerStatic, when not the zero Key, pins the responder's static
+	// public key. An M2 carrying another key is dropped and counted as
+	// Unauthorized, and the initiator keeps waiting for a genuine M2, so an
+	// attacker who injects M2 cannot end the handshake; if none comes before
+	// ctx ends, Create's error wraps ErrUnauthorizedPeer. Without a pin the
+	// channel is encrypted but not authenticated: see the package doc.
+	ExpectedPeerStatic noise.Key
+
+	// ListenerMessage is the wrapping of M1 for the listener: the zero value
+	// ListenerMessageEnum for ockam 0.8.0 (April 2021) peers,
+	// ListenerMessageStruct for Rust peers from 2021-04-29 on. ockamhub
+	// listeners accept both.
+	ListenerMessage ListenerMessageForm
+
+	// Logger receives debug logs of handshakes and dropped messages; nil
+	// uses the node's logger.
+	Logger *slog.Logger
+
+	// ephemeral replaces the random ephemeral key pair, in tests only (see
+	// export_test.go): reusing an ephemeral key destroys forward secrecy.
+	ephemeral *noise.KeyPair
+}
+
+// Channel is one end of an established secure channel: a worker on a node
+// with two random 32-hex addresses (protocol.md §10.3). Messages sent to
+// [Address(), ...rest] are encrypted and delivered along rest on the peer's
+// node; messages the peer sends arrive with Address() prepended to their
+// return route, so replies go back through the channel.
+//
+// A Channel is created by Create (initiator) or by a Listener (responder).
+// The zero value is not usable. Its methods are safe for concurrent use.
+type Channel struct {
+	node      *node.Node
+	local     routing.Address // address_local: plaintext side
+	remote    routing.Address // address_remote: ciphertext side, peer-facing
+	initiator bool
+	log       *slog.Logger
+	stats     counters
+
+	// Set by the worker before done is closed; read-only afterwards.
+	done         chan struct{}
+	doneOnce     sync.Once
+	err          error
+	peer         noise.Key
+	hash         [32]byte
+	complete     atomic.Bool
+	unauthorized atomic.Bool  // an M2 was refused for its static key (initiator)
+	lastActive   atomic.Int64 // UnixNano of the last data message either way
+
+	closeOnce sync.Once
+}
+
+func newChannel(n *node.Node, initiator bool, log *slog.Logger, parent *counters) *Channel {
+	if log == nil {
+		log = n.Logger()
+	}
+	ch := &Channel{
+		node:      n,
+		local:     routing.LocalAddress(node.RandomAddress(16)),
+		remote:    routing.LocalAddress(node.RandomAddress(16)),
+		initiator: initiator,
+		log:       log,
+		done:      make(chan struct{}),
+	}
+	ch.stats.parent = parent
+	return ch
+}
+
+// Address returns address_local, the plaintext side of the channel: send to
+// [ch.Address(), worker] to reach worker on the peer's node.
+func (ch *Channel) Address() routing.Address { return ch.local }
+
+// RemoteAddress returns address_remote, the address the peer sends
+// ciphertext and handshake messages to. Local workers have no reason to use
+// it.
+func (ch *Channel) RemoteAddress() routing.Address { return ch.remote }
+
+// IsInitiator reports whether this end called Create.
+func (ch *Channel) IsInitiator() bool { return ch.initiator }
+
+// PeerStatic returns the peer's static public key, learned (and proven to be
+// held by the peer) in the handshake. It identifies the peer only if the key
+// is known by other means: see the package doc.
+func (ch *Channel) PeerStatic() noise.Key { return ch.peer }
+
+// HandshakeHash returns the final Noise handshake hash h, equal on both ends
+// and unique to this channel; Rust called it auth_hash. Higher layers can
+// sign it to bind an identity to the channel.
+func (ch *Channel) HandshakeHash() [32]byte { return ch.hash }
+
+// Stats returns a snapshot of the channel end's counters.
+func (ch *Channel) Stats() Stats { return ch.stats.snapshot() }
+
+// Close stops the channel's worker and waits until it has stopped; messages
+// in flight are dropped, and the peer learns nothing (the 2021 protocol has
+// no close message). It is idempotent and safe to call from any goroutine.
+func (ch *Channel) Close() error {
+	ch.closeOnce.Do(func() {
+		err := ch.node.StopWorker(context.Background(), ch.remote.Value)
+		if err != nil && !errors.Is(err, node.ErrUnknownAddress) {
+			ch.log.Debug("securechannel: close", "channel", ch.local.Value, "err", err)
+		}
+	})
+	return nil
+}
+
+// touch records data-message activity, for ListenerConfig.IdleTimeout.
+func (ch *Channel) touch() { ch.lastActive.Store(time.Now().UnixNano()) }
+
+// finish records the outcome of the handshake, once.
+func (ch *Channel) finish(err error) {
+	ch.doneOnce.Do(func() {
+		ch.err = err
+		if err == nil {
+			ch.complete.Store(true)
+		}
+		close(ch.done)
+	})
+}
+
+// Create runs the initiator side of a handshake with the listener at the end
+// of route (for example [1#hub:4000, 0#alias, 0#secure_channel]) and returns
+// the channel once it is established, or an error when ctx ends first.
+//
+// It starts a worker at two random addresses, sends M1 wrapped as the
+// listener message from address_remote, answers the responder's M2 with M3,
+// and is then complete (protocol.md §10.3). Genuine messages are never lost
+// to bad ones: an M2 that is malformed, fails authentication or carries an
+// unpinned key is dropped and counted, and the handshake goes on.
+func Create(ctx context.Context, n *node.Node, route routing.Route, cfg Config) (*Channel, error) {
+	if len(route) == 0 {
+		return nil, fmt.Errorf("securechannel: create: %w", node.ErrEmptyRoute)
+	}
+	if cfg.ListenerMessage > ListenerMessageStruct {
+		return nil, fmt.Errorf("securechannel: create: unknown %v", cfg.ListenerMessage)
+	}
+	static := cfg.StaticKeyPair
+	if static == (noise.KeyPair{}) {
+		var err error
+		if static, err = noise.GenerateKeyPair(); err != nil {
+			return nil, fmt.Errorf("securechannel: %w", err)
+		}
+	}
+	hs, err := noise.NewHandshake(noise.Config{Initiator: true, StaticKeyPair: static, EphemeralKeyPair: cfg.ephemeral})
+	if err != nil {
+		return nil, fmt.Errorf("securechannel: %w", err)
+	}
+	m1, err := hs.WriteMessage(nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("securechannel: %w", err)
+	}
+	ch := newChannel(n, true, cfg.Logger, nil)
+	ep := &endpoint{ch: ch, hs: hs, pin: cfg.ExpectedPeerStatic}
+	if err := ep.start(ctx); err != nil {
+		return nil, err
+	}
+	// M1 goes from address_remote, so that the responder's M2, and later its
+	// data, come back to the ciphertext side (protocol.md §10.3 step 1).
+	err = n.Route(ctx, routing.TransportMessage{
+		Version: routing.Version,
+		Onward:  route,
+		Return:  routing.Route{ch.remote},
+		Payload: appendListenerMessage(nil, cfg.ListenerMessage, m1, nil),
+	})
+	if err != nil {
+		ch.Close()
+		return nil, fmt.Errorf("securechannel: sending M1 to %s: %w", route, err)
+	}
+	select {
+	case <-ch.done:
+	case <-ctx.Done():
+		ch.Close()
+		if ch.unauthorized.Load() {
+			return nil, fmt.Errorf("securechannel: handshake with %s: %w (%w)", route, ErrUnauthorizedPeer, ctx.Err())
+		}
+		return nil, fmt.Errorf("securechannel: handshake with %s: %w", route, ctx.Err())
+	}
+	if ch.err != nil {
+		ch.Close()
+		return nil, fmt.Errorf("securechannel: handshake with %s: %w", route, ch.err)
+	}
+	return ch, nil
+}
+
+// endpoint is the worker behind a Channel, at both of its addresses. All of
+// its fields belong to the worker's goroutine, which handles one message at
+// a time.
+type endpoint struct {
+	ch *Channel
+
+	hs          *noise.HandshakeState // nil once the handshake is complete
+	pin         noise.Key             // initiator: the responder key required, or zero
+	authorized  func(noise.Key) bool  // responder: nil accepts every key
+	remoteRoute routing.Route         // where handshake replies and data go
+	send, recv  *noise.CipherState
+	sendN       uint32 // next data-message counter; refused at noise.MaxNonce
+	window      replayWindow
+	scratch     []byte // plaintext of the last inner message, reused
+
+	// Responder hooks, set by the listener.
+	onComplete func()
+	onStop     func()
+}
+
+// start registers the endpoint's worker at the channel's two addresses.
+func (ep *endpoint) start(ctx context.Context) error {
+	_, err := ep.ch.node.StartWorkerConfig(ctx, ep, node.WorkerConfig{
+		Addresses: []string{ep.ch.remote.Value, ep.ch.local.Value},
+	})
+	if err != nil {
+		return fmt.Errorf("securechannel: starting channel worker: %w", err)
+	}
+	return nil
+}
+
+// HandleMessage dispatches by the address the message arrived at: plaintext
+// at address_local is encrypted; at address_remote, handshake messages
+// until the handshake completes and ciphertext afterwards (protocol.md §10.3).
+func (ep *endpoint) HandleMessage(ctx context.Context, s node.Sender, m *node.Message) error {
+	switch {
+	case m.Address() == ep.ch.local:
+		return ep.encrypt(ctx, s, m)
+	case ep.hs != nil:
+		return ep.handshake(ctx, s, m)
+	default:
+		return ep.decrypt(ctx, s, m)
+	}
+}
+
+// Shutdown releases the listener's bookkeeping and wakes a waiting Create.
+func (ep *endpoint) Shutdown(context.Context) error {
+	ep.ch.finish(ErrClosed)
+	if ep.onStop != nil {
+		ep.onStop()
+	}
+	return nil
+}
+
+// drop counts a message that is dropped and logs it at debug level. Bad
+// input is never an error of the worker: the channel carries on.
+func (ep *endpoint) drop(s stat, m *node.Message, reason string, err error) {
+	ep.ch.stats.inc(s)
+	ep.ch.log.Debug("securechannel: dropped message", "channel", ep.ch.local.Value,
+		"reason", reason, "from", m.Return().String(), "err", err)
+}
+
+// handshake processes M1 and M3 (responder) or M2 (initiator).
+func (ep *endpoint) handshake(ctx context.Context, s node.Sender, m *node.Message) error {
+	if len(m.Return()) == 0 {
+		ep.drop(statHandshakeFailures, m, "handshake message with no return route", ErrHandshakeMessage)
+		return nil
+	}
+	msg, err := parseVec(m.Payload())
+	if err != nil {
+		ep.drop(statHandshakeFailures, m, "malformed handshake message", fmt.Errorf("%w: %w", ErrHandshakeMessage, err))
+		return nil
+	}
+	saved := *ep.hs // a HandshakeState is plain values: a copy is a snapshot
+	if _, err := ep.hs.ReadMessage(nil, msg); err != nil {
+		ep.drop(statHandshakeFailures, m, "handshake message rejected", err)
+		return nil
+	}
+
+	if ep.ch.initiator {
+		// M2 read: the responder's static key is known.
+		if ep.pin != (noise.Key{}) && ep.hs.PeerStatic() != ep.pin {
+			// Anyone who saw M1 (which is in clear) can answer it with an
+			// M2 of their own: drop it and keep waiting for the genuine one.
+			*ep.hs = saved
+			ep.ch.unauthorized.Store(true)
+			ep.drop(statUnauthorized, m, "responder static key is not the pinned one", ErrUnauthorizedPeer)
+			return nil
+		}
+		ep.remoteRoute = m.Return() // §10.3 step 4: leads to the responder's address_remote
+		m3, err := ep.hs.WriteMessage(nil, nil)
+		if err == nil {
+			err = s.SendFrom(ctx, ep.ch.remote, ep.remoteRoute, node.Raw(appendVec(nil, m3)))
+		}
+		if err != nil {
+			ep.ch.finish(fmt.Errorf("sending M3: %w", err))
+			return nil
+		}
+		return ep.complete()
+	}
+
+	if !ep.hs.Complete() {
+		// M1 read (delivered by the listener); answer with M2.
+		ep.remoteRoute = m.Return() // §10.3 step 3: leads to the initiator's address_remote
+		m2, err := ep.hs.WriteMessage(nil, nil)
+		if err != nil {
+			// A low-order ephemeral key in M1 fails the ee DH here.
+			ep.drop(statHandshakeFailures, m, "cannot answer M1", err)
+			ep.stopSoon()
+			return nil
+		}
+		return s.SendFrom(ctx, ep.ch.remote, ep.remoteRoute, node.Raw(appendVec(nil, m2)))
+	}
+
+	// M3 read: the initiator's static key is known and proven, since only
+	// the holder of M1's ephemeral key could have produced this M3.
+	ep.remoteRoute = m.Return() // §10.3 step 6
+	if ep.authorized != nil && !ep.authorized(ep.hs.PeerStatic()) {
+		ep.drop(statUnauthorized, m, "initiator static key not authorized", ErrUnauthorizedPeer)
+		ep.ch.finish(ErrUnauthorizedPeer)
+		ep.stopSoon()
+		return nil
+	}
+	return ep.complete()
+}
+
+// complete splits the handshake into the two transport ciphers and marks
+// the channel established. The key order is Ockam's, not Noise's (protocol.md
+// §10.2): noise.HandshakeState.Split already returns the initiator k2 to send
+// and k1 to receive, and the responder the reverse.
+func (ep *endpoint) complete() error {
+	send, recv, err := ep.hs.Split()
+	if err != nil {
+		ep.ch.finish(err)
+		return err
+	}
+	ep.send, ep.recv = send, recv
+	ep.ch.peer = ep.hs.PeerStatic()
+	ep.ch.hash = ep.hs.HandshakeHash()
+	ep.hs = nil
+	ep.ch.stats.inc(statHandshakes)
+	if ep.onComplete != nil {
+		ep.onComplete()
+	}
+	ep.ch.finish(nil)
+	ep.ch.log.Debug("securechannel: established", "channel", ep.ch.local.Value, "initiator", ep.ch.initiator)
+	return nil
+}
+
+// stopSoon stops the channel's worker from outside its own goroutine (a
+// worker cannot wait for its own end).
+func (ep *endpoint) stopSoon() {
+	go ep.ch.Close()
+}
+
+// encrypt carries a plaintext message that arrived at address_local to the
+// peer (protocol.md §10.5, sender steps 1–6).
+func (ep *endpoint) encrypt(ctx context.Context, s node.Sender, m *node.Message) error {
+	if ep.send == nil {
+		return fmt.Errorf("securechannel: message for %s: %w", ep.ch.local, ErrNotReady)
+	}
+	onward := m.Onward().Step()
+	if len(onward) == 0 {
+		return fmt.Errorf("securechannel: message for %s names no worker after the channel: %w", ep.ch.local, node.ErrEmptyRoute)
+	}
+	// Beyond 2021: Rust refused n == 65535 too, but we also count it and
+	// return a sentinel, so the refusal is visible in Stats.
+	if ep.sendN >= noise.MaxNonce {
+		ep.ch.stats.inc(statNonceExhausted)
+		return fmt.Errorf("securechannel: channel %s: %w", ep.ch.local, ErrNonceExhausted)
+	}
+	// The whole inner TransportMessage is encrypted, routes included, so the
+	// route beyond the channel never appears on the wire.
+	inner := routing.TransportMessage{Version: routing.Version, Onward: onward, Return: m.Return(), Payload: m.Payload()}
+	pt, err := inner.AppendBinary(ep.scratch[:0])
+	if err != nil {
+		return fmt.Errorf("securechannel: encoding message for %s: %w", onward, err)
+	}
+	ep.scratch = pt
+	n := uint16(ep.sendN)
+	ep.sendN++ // consumed even if routing fails below: a nonce is never reused
+	payload := appendSealed(make([]byte, 0, sealedLen(len(pt))), ep.send, n, pt)
+	if err := s.SendFrom(ctx, ep.ch.remote, ep.remoteRoute, node.Raw(payload)); err != nil {
+		return fmt.Errorf("securechannel: sending to %s: %w", ep.remoteRoute, err)
+	}
+	ep.ch.stats.inc(statSent)
+	ep.ch.touch()
+	return nil
+}
+
+// decrypt carries a data message from the peer on to its inner destination
+// (protocol.md §10.5, receiver steps 1–4).
+func (ep *endpoint) decrypt(ctx context.Context, s node.Sender, m *node.Message) error {
+	n, pt, err := openSealed(ep.recv, m.Payload())
+	if err != nil {
+		ep.drop(statDecryptFailures, m, "data message rejected", err)
+		return nil
+	}
+	// Beyond 2021: Rust accepted any nonce. Only authenticated counters
+	// reach the window, so forgeries cannot move it.
+	if !ep.window.accept(n) {
+		ep.drop(statReplays, m, fmt.Sprintf("counter %d", n), ErrReplay)
+		return nil
+	}
+	inner, _, err := routing.DecodeMessage(pt)
+	if err != nil {
+		ep.drop(statDecryptFailures, m, "inner message does not decode", err)
+		return nil
+	}
+	inner.Return = inner.Return.Prepend(ep.ch.local)
+	ep.ch.stats.inc(statReceived)
+	ep.ch.touch()
+	if err := s.Forward(ctx, inner); err != nil {
+		return fmt.Errorf("securechannel: delivering from %s: %w", ep.ch.local, err)
+	}
+	return nil
+}

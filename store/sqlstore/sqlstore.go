@@ -1,0 +1,349 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ockamhub/ockamhub/store"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations/sqlite/*.sql
+var migrations embed.FS
+
+// Store is a store.Store on a SQLite database. It is safe for concurrent
+// use; Close it when done.
+type Store struct {
+	db *sql.DB
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the SQLite database in file and brings
+// its schema up to date.
+func Open(ctx context.Context, file string) (*Store, error) {
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + file + "?" + q.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: open %s: %w", file, err)
+	}
+	// SQLite has one writer; a few readers are plenty for a control plane.
+	db.SetMaxOpenConns(4)
+	s := &Store{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlstore: %s: %w", file, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// migrate applies the embedded migrations not yet recorded.
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at INTEGER NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("migrations table: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/sqlite/*.sql")
+	if err != nil {
+		return err
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		base := path.Base(name)
+		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migration %s: name must start with a version number", base)
+		}
+		text, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		if err := s.tx(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, v).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, string(text)); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, time.Now().UnixMilli())
+			return err
+		}); err != nil {
+			return fmt.Errorf("migration %s: %w", base, err)
+		}
+	}
+	return nil
+}
+
+// tx runs f in a transaction, committing if it returns nil.
+func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func ms(t time.Time) int64     { return t.UnixMilli() }
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+func nowOr(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now()
+	}
+	return t
+}
+
+// uniqueViolation reports whether err is a UNIQUE constraint failure
+// mentioning column (e.g. "nodes.name").
+func uniqueViolation(err error, column string) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE && strings.Contains(se.Error(), column)
+}
+
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}
+
+const accountCols = `a.id, a.provider, a.provider_id, a.login, a.created_at`
+
+func scanAccount(row interface{ Scan(...any) error }) (store.Account, error) {
+	var a store.Account
+	var created int64
+	if err := row.Scan(&a.ID, &a.Provider, &a.ProviderID, &a.Login, &created); err != nil {
+		return store.Account{}, notFound(err)
+	}
+	a.CreatedAt = fromMS(created)
+	return a, nil
+}
+
+// UpsertAccount implements store.Store.
+func (s *Store) UpsertAccount(ctx context.Context, provider, providerID, login string) (store.Account, error) {
+	row := s.db.QueryRowContext(ctx, `INSERT INTO accounts (provider, provider_id, login, created_at)
+		VALUES (?, ?, ?, ?)
+		ON CONFLICT (provider, provider_id) DO UPDATE SET login = excluded.login
+		RETURNING id, provider, provider_id, login, created_at`, provider, providerID, login, ms(time.Now()))
+	a, err := scanAccount(row)
+	if err != nil {
+		return store.Account{}, fmt.Errorf("sqlstore: upsert account: %w", err)
+	}
+	return a, nil
+}
+
+// Account implements store.Store.
+func (s *Store) Account(ctx context.Context, id int64) (store.Account, error) {
+	return scanAccount(s.db.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts a WHERE a.id = ?`, id))
+}
+
+// CreateSession implements store.Store.
+func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (hash, account_id, created_at, expires_at) VALUES (?, ?, ?, ?)`,
+		se.Hash[:], se.AccountID, ms(nowOr(se.CreatedAt)), ms(se.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("sqlstore: create session: %w", err)
+	}
+	return nil
+}
+
+// SessionAccount implements store.Store.
+func (s *Store) SessionAccount(ctx context.Context, h store.Hash, now time.Time) (store.Account, error) {
+	return scanAccount(s.db.QueryRowContext(ctx, `SELECT `+accountCols+`
+		FROM sessions s JOIN accounts a ON a.id = s.account_id
+		WHERE s.hash = ? AND s.expires_at > ?`, h[:], ms(now)))
+}
+
+// DeleteSession implements store.Store.
+func (s *Store) DeleteSession(ctx context.Context, h store.Hash) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE hash = ?`, h[:])
+	return err
+}
+
+// DeleteExpiredSessions implements store.Store.
+func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, ms(now))
+	return err
+}
+
+// CreateToken implements store.Store.
+func (s *Store) CreateToken(ctx context.Context, t store.Token) (store.Token, error) {
+	t.CreatedAt = nowOr(t.CreatedAt)
+	err := s.db.QueryRowContext(ctx, `INSERT INTO tokens (account_id, name, hash, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
+		t.AccountID, t.Name, t.Hash[:], ms(t.CreatedAt)).Scan(&t.ID)
+	if err != nil {
+		return store.Token{}, fmt.Errorf("sqlstore: create token: %w", err)
+	}
+	t.CreatedAt = fromMS(ms(t.CreatedAt))
+	return t, nil
+}
+
+// TokenAccount implements store.Store.
+func (s *Store) TokenAccount(ctx context.Context, h store.Hash) (store.Account, error) {
+	return scanAccount(s.db.QueryRowContext(ctx, `SELECT `+accountCols+`
+		FROM tokens t JOIN accounts a ON a.id = t.account_id WHERE t.hash = ?`, h[:]))
+}
+
+// Tokens implements store.Store.
+func (s *Store) Tokens(ctx context.Context, accountID int64) ([]store.Token, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, account_id, name, hash, created_at FROM tokens WHERE account_id = ? ORDER BY id`, accountID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ts []store.Token
+	for rows.Next() {
+		var t store.Token
+		var h []byte
+		var created int64
+		if err := rows.Scan(&t.ID, &t.AccountID, &t.Name, &h, &created); err != nil {
+			return nil, err
+		}
+		copy(t.Hash[:], h)
+		t.CreatedAt = fromMS(created)
+		ts = append(ts, t)
+	}
+	return ts, rows.Err()
+}
+
+// DeleteToken implements store.Store.
+func (s *Store) DeleteToken(ctx context.Context, accountID, id int64) error {
+	return s.deleteOwned(ctx, "tokens", accountID, id)
+}
+
+func (s *Store) deleteOwned(ctx context.Context, table string, accountID, id int64) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM `+table+` WHERE id = ? AND account_id = ?`, id, accountID)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+const nodeCols = `id, account_id, name, port, status, reason, created_at`
+
+func scanNode(row interface{ Scan(...any) error }) (store.Node, error) {
+	var n store.Node
+	var created int64
+	if err := row.Scan(&n.ID, &n.AccountID, &n.Name, &n.Port, &n.Status, &n.Reason, &created); err != nil {
+		return store.Node{}, notFound(err)
+	}
+	n.CreatedAt = fromMS(created)
+	return n, nil
+}
+
+// CreateNode implements store.Store.
+func (s *Store) CreateNode(ctx context.Context, n store.Node, limit int) (store.Node, error) {
+	n.CreatedAt = fromMS(ms(nowOr(n.CreatedAt)))
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if limit > 0 {
+			var have int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM nodes WHERE account_id = ?`, n.AccountID).Scan(&have); err != nil {
+				return err
+			}
+			if have >= limit {
+				return store.ErrNodeLimit
+			}
+		}
+		return tx.QueryRowContext(ctx, `INSERT INTO nodes (account_id, name, port, status, reason, created_at)
+			VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+			n.AccountID, n.Name, n.Port, string(n.Status), n.Reason, ms(n.CreatedAt)).Scan(&n.ID)
+	})
+	switch {
+	case err == nil:
+		return n, nil
+	case errors.Is(err, store.ErrNodeLimit):
+		return store.Node{}, err
+	case uniqueViolation(err, "nodes.name"):
+		return store.Node{}, store.ErrNameTaken
+	case uniqueViolation(err, "nodes.port"):
+		return store.Node{}, store.ErrPortTaken
+	}
+	return store.Node{}, fmt.Errorf("sqlstore: create node: %w", err)
+}
+
+// Node implements store.Store.
+func (s *Store) Node(ctx context.Context, accountID, id int64) (store.Node, error) {
+	return scanNode(s.db.QueryRowContext(ctx, `SELECT `+nodeCols+` FROM nodes WHERE id = ? AND account_id = ?`, id, accountID))
+}
+
+// Nodes implements store.Store.
+func (s *Store) Nodes(ctx context.Context, accountID int64) ([]store.Node, error) {
+	return s.nodes(ctx, `SELECT `+nodeCols+` FROM nodes WHERE account_id = ? ORDER BY id`, accountID)
+}
+
+// AllNodes implements store.Store.
+func (s *Store) AllNodes(ctx context.Context) ([]store.Node, error) {
+	return s.nodes(ctx, `SELECT `+nodeCols+` FROM nodes ORDER BY id`)
+}
+
+func (s *Store) nodes(ctx context.Context, query string, args ...any) ([]store.Node, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ns []store.Node
+	for rows.Next() {
+		n, err := scanNode(rows)
+		if err != nil {
+			return nil, err
+		}
+		ns = append(ns, n)
+	}
+	return ns, rows.Err()
+}
+
+// SetNodeStatus implements store.Store.
+func (s *Store) SetNodeStatus(ctx context.Context, id int64, st store.Status, reason string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE nodes SET status = ?, reason = ? WHERE id = ?`, string(st), reason, id)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// DeleteNode implements store.Store.
+func (s *Store) DeleteNode(ctx context.Context, accountID, id int64) error {
+	return s.deleteOwned(ctx, "nodes", accountID, id)
+}

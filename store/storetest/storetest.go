@@ -1,0 +1,307 @@
+// Package storetest is the conformance suite for store.Store
+// implementations. Each back end's tests call Run with a function that
+// returns a new, empty store:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) store.Store { return openEmpty(t) })
+//	}
+//
+// It is test support: import it only from _test.go files.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ockamhub/ockamhub/store"
+)
+
+// Run runs every conformance test against stores made by open, which must
+// return a new empty store and arrange its cleanup with t.Cleanup.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		f    func(t *testing.T, s store.Store)
+	}{
+		{"Accounts", testAccounts},
+		{"Sessions", testSessions},
+		{"Tokens", testTokens},
+		{"Nodes", testNodes},
+		{"NodeUniqueness", testNodeUniqueness},
+		{"NodeLimit", testNodeLimit},
+		{"NodeLimitConcurrent", testNodeLimitConcurrent},
+		{"NodeIsolation", testNodeIsolation},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.f(t, open(t)) })
+	}
+}
+
+func account(t *testing.T, s store.Store, login string) store.Account {
+	t.Helper()
+	a, err := s.UpsertAccount(t.Context(), store.ProviderLocal, login, login)
+	if err != nil {
+		t.Fatalf("UpsertAccount(%q): %v", login, err)
+	}
+	return a
+}
+
+func wantErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("%s: got error %v, want %v", what, err, want)
+	}
+}
+
+func testAccounts(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a, err := s.UpsertAccount(ctx, store.ProviderGitHub, "583231", "octocat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID == 0 || a.Provider != store.ProviderGitHub || a.ProviderID != "583231" || a.Login != "octocat" || a.CreatedAt.IsZero() {
+		t.Fatalf("UpsertAccount: got %+v", a)
+	}
+	// A renamed GitHub user keeps the account.
+	b, err := s.UpsertAccount(ctx, store.ProviderGitHub, "583231", "octocat2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.ID != a.ID || b.Login != "octocat2" || !b.CreatedAt.Equal(a.CreatedAt) {
+		t.Fatalf("second UpsertAccount: got %+v, want ID %d, login octocat2, created %v", b, a.ID, a.CreatedAt)
+	}
+	// The same id from another provider is another account.
+	c, err := s.UpsertAccount(ctx, store.ProviderLocal, "583231", "octocat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID == a.ID {
+		t.Fatalf("local account got the GitHub account's ID %d", a.ID)
+	}
+	got, err := s.Account(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != a.ID || got.Login != "octocat2" || got.ProviderID != "583231" {
+		t.Fatalf("Account(%d): got %+v", a.ID, got)
+	}
+	_, err = s.Account(ctx, 1<<40)
+	wantErr(t, "Account(unknown)", err, store.ErrNotFound)
+}
+
+func testSessions(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := account(t, s, "alice")
+	now := time.Now()
+	live := store.Session{Hash: store.HashSecret("live"), AccountID: a.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	old := store.Session{Hash: store.HashSecret("old"), AccountID: a.ID, CreatedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Hour)}
+	for _, se := range []store.Session{live, old} {
+		if err := s.CreateSession(ctx, se); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.SessionAccount(ctx, live.Hash, now)
+	if err != nil || got.ID != a.ID {
+		t.Fatalf("SessionAccount(live): got %+v, %v; want account %d", got, err, a.ID)
+	}
+	_, err = s.SessionAccount(ctx, old.Hash, now)
+	wantErr(t, "SessionAccount(expired)", err, store.ErrNotFound)
+	_, err = s.SessionAccount(ctx, live.Hash, now.Add(2*time.Hour))
+	wantErr(t, "SessionAccount(live, later)", err, store.ErrNotFound)
+	_, err = s.SessionAccount(ctx, store.HashSecret("forged"), now)
+	wantErr(t, "SessionAccount(forged)", err, store.ErrNotFound)
+
+	if err := s.DeleteExpiredSessions(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SessionAccount(ctx, live.Hash, now); err != nil {
+		t.Fatalf("DeleteExpiredSessions removed a live session: %v", err)
+	}
+	if err := s.DeleteSession(ctx, live.Hash); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.SessionAccount(ctx, live.Hash, now)
+	wantErr(t, "SessionAccount(deleted)", err, store.ErrNotFound)
+	if err := s.DeleteSession(ctx, live.Hash); err != nil {
+		t.Fatalf("DeleteSession twice: %v", err)
+	}
+}
+
+func testTokens(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	alice, bob := account(t, s, "alice"), account(t, s, "bob")
+	t1, err := s.CreateToken(ctx, store.Token{AccountID: alice.ID, Name: "laptop", Hash: store.HashSecret("t1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if t1.ID == 0 || t1.CreatedAt.IsZero() {
+		t.Fatalf("CreateToken: got %+v, want ID and CreatedAt set", t1)
+	}
+	t2, err := s.CreateToken(ctx, store.Token{AccountID: alice.ID, Name: "ci", Hash: store.HashSecret("t2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateToken(ctx, store.Token{AccountID: bob.ID, Name: "bob", Hash: store.HashSecret("t3")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.TokenAccount(ctx, store.HashSecret("t2"))
+	if err != nil || got.ID != alice.ID {
+		t.Fatalf("TokenAccount(t2): got %+v, %v; want account %d", got, err, alice.ID)
+	}
+	_, err = s.TokenAccount(ctx, store.HashSecret("nope"))
+	wantErr(t, "TokenAccount(unknown)", err, store.ErrNotFound)
+
+	ts, err := s.Tokens(ctx, alice.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 2 || ts[0].ID != t1.ID || ts[1].ID != t2.ID || ts[0].Name != "laptop" || ts[0].Hash != store.HashSecret("t1") {
+		t.Fatalf("Tokens(alice): got %+v, want laptop then ci", ts)
+	}
+	wantErr(t, "DeleteToken(bob, alice's)", s.DeleteToken(ctx, bob.ID, t1.ID), store.ErrNotFound)
+	if err := s.DeleteToken(ctx, alice.ID, t1.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.TokenAccount(ctx, store.HashSecret("t1"))
+	wantErr(t, "TokenAccount(deleted)", err, store.ErrNotFound)
+	wantErr(t, "DeleteToken(deleted)", s.DeleteToken(ctx, alice.ID, t1.ID), store.ErrNotFound)
+}
+
+func testNodes(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := account(t, s, "alice")
+	n, err := s.CreateNode(ctx, store.Node{AccountID: a.ID, Name: "demo", Port: 4001, Status: store.StatusStarting}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.ID == 0 || n.CreatedAt.IsZero() || n.Name != "demo" || n.Port != 4001 || n.Status != store.StatusStarting {
+		t.Fatalf("CreateNode: got %+v", n)
+	}
+	if err := s.SetNodeStatus(ctx, n.ID, store.StatusFailed, "port in use"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Node(ctx, a.ID, n.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := n
+	want.Status, want.Reason = store.StatusFailed, "port in use"
+	if got != want {
+		t.Fatalf("Node: got %+v, want %+v", got, want)
+	}
+	wantErr(t, "SetNodeStatus(unknown)", s.SetNodeStatus(ctx, 1<<40, store.StatusRunning, ""), store.ErrNotFound)
+
+	n2, err := s.CreateNode(ctx, store.Node{AccountID: a.ID, Name: "second", Port: 4002, Status: store.StatusRunning}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, list := range map[string]func() ([]store.Node, error){
+		"Nodes":    func() ([]store.Node, error) { return s.Nodes(ctx, a.ID) },
+		"AllNodes": func() ([]store.Node, error) { return s.AllNodes(ctx) },
+	} {
+		ns, err := list()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ns) != 2 || ns[0].ID != n.ID || ns[1].ID != n2.ID {
+			t.Fatalf("%s: got %+v, want demo then second", name, ns)
+		}
+	}
+	if err := s.DeleteNode(ctx, a.ID, n.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Node(ctx, a.ID, n.ID)
+	wantErr(t, "Node(deleted)", err, store.ErrNotFound)
+	wantErr(t, "DeleteNode(deleted)", s.DeleteNode(ctx, a.ID, n.ID), store.ErrNotFound)
+	// A deleted node's name and port are free again, and IDs are not reused.
+	n3, err := s.CreateNode(ctx, store.Node{AccountID: a.ID, Name: "demo", Port: 4001, Status: store.StatusStarting}, 0)
+	if err != nil {
+		t.Fatalf("CreateNode with a deleted node's name and port: %v", err)
+	}
+	if n3.ID == n.ID || n3.ID == n2.ID {
+		t.Fatalf("CreateNode reused ID %d", n3.ID)
+	}
+}
+
+func testNodeUniqueness(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	alice, bob := account(t, s, "alice"), account(t, s, "bob")
+	if _, err := s.CreateNode(ctx, store.Node{AccountID: alice.ID, Name: "demo", Port: 4001, Status: store.StatusRunning}, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.CreateNode(ctx, store.Node{AccountID: alice.ID, Name: "demo", Port: 4002, Status: store.StatusRunning}, 0)
+	wantErr(t, "same name, same account", err, store.ErrNameTaken)
+	_, err = s.CreateNode(ctx, store.Node{AccountID: bob.ID, Name: "demo", Port: 4002, Status: store.StatusRunning}, 0)
+	wantErr(t, "same name, other account", err, store.ErrNameTaken)
+	_, err = s.CreateNode(ctx, store.Node{AccountID: bob.ID, Name: "other", Port: 4001, Status: store.StatusRunning}, 0)
+	wantErr(t, "same port", err, store.ErrPortTaken)
+	ns, err := s.AllNodes(ctx)
+	if err != nil || len(ns) != 1 {
+		t.Fatalf("AllNodes after refused creates: got %d nodes, %v; want 1", len(ns), err)
+	}
+}
+
+func testNodeLimit(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	alice, bob := account(t, s, "alice"), account(t, s, "bob")
+	for i := range 2 {
+		if _, err := s.CreateNode(ctx, store.Node{AccountID: alice.ID, Name: fmt.Sprintf("a%d", i), Port: 4001 + i, Status: store.StatusRunning}, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := s.CreateNode(ctx, store.Node{AccountID: alice.ID, Name: "a2", Port: 4010, Status: store.StatusRunning}, 2)
+	wantErr(t, "third node with limit 2", err, store.ErrNodeLimit)
+	if _, err := s.CreateNode(ctx, store.Node{AccountID: bob.ID, Name: "b0", Port: 4011, Status: store.StatusRunning}, 2); err != nil {
+		t.Fatalf("bob's first node: %v (the limit is per account)", err)
+	}
+}
+
+func testNodeLimitConcurrent(t *testing.T, s store.Store) {
+	ctx := context.WithoutCancel(t.Context())
+	a := account(t, s, "alice")
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = s.CreateNode(ctx, store.Node{AccountID: a.ID, Name: fmt.Sprintf("n%d", i), Port: 5000 + i, Status: store.StatusStarting}, 1)
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, store.ErrNodeLimit):
+		default:
+			t.Errorf("create %d: %v", i, err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d concurrent creates with limit 1 succeeded, want 1", ok)
+	}
+}
+
+func testNodeIsolation(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	alice, bob := account(t, s, "alice"), account(t, s, "bob")
+	n, err := s.CreateNode(ctx, store.Node{AccountID: alice.ID, Name: "demo", Port: 4001, Status: store.StatusRunning}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Node(ctx, bob.ID, n.ID)
+	wantErr(t, "Node(bob, alice's)", err, store.ErrNotFound)
+	wantErr(t, "DeleteNode(bob, alice's)", s.DeleteNode(ctx, bob.ID, n.ID), store.ErrNotFound)
+	ns, err := s.Nodes(ctx, bob.ID)
+	if err != nil || len(ns) != 0 {
+		t.Fatalf("Nodes(bob): got %+v, %v; want none", ns, err)
+	}
+	if _, err := s.Node(ctx, alice.ID, n.ID); err != nil {
+		t.Fatalf("alice's node after bob's delete: %v", err)
+	}
+}

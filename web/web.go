@@ -1,0 +1,201 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ockamhub/ockamhub/githubauth"
+	"github.com/ockamhub/ockamhub/provision"
+	"github.com/ockamhub/ockamhub/store"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// DefaultSessionTTL is how long a sign-in lasts.
+const DefaultSessionTTL = 30 * 24 * time.Hour
+
+// Config configures a Handler.
+type Config struct {
+	// Store keeps accounts, sessions and tokens. Required.
+	Store store.Store
+	// Provisioner runs the nodes. Required.
+	Provisioner provision.Provisioner
+	// GitHub enables "Sign in with GitHub"; nil disables it.
+	GitHub *githubauth.Client
+	// LocalSignIn enables the development sign-in by user name, without a
+	// password. Enable it only where everyone who can reach the server may
+	// act as anyone: on loopback, or on a trusted network.
+	LocalSignIn bool
+	// SecureCookies marks cookies Secure (with the __Host- prefix) even on
+	// plain-HTTP requests: set it when a proxy terminates TLS. Requests
+	// that arrive over TLS get Secure cookies regardless.
+	SecureCookies bool
+	// TrustedOrigins are origins ("https://hub.example.com") whose
+	// state-changing requests are accepted even when they do not match the
+	// request's Host, as behind a proxy that rewrites Host.
+	TrustedOrigins []string
+	// SessionTTL is how long a sign-in lasts; 0 means DefaultSessionTTL.
+	SessionTTL time.Duration
+	// Logger receives request errors; nil discards.
+	Logger *slog.Logger
+}
+
+// Handler is the control plane's http.Handler. It is safe for concurrent
+// use.
+type Handler struct {
+	cfg     Config
+	log     *slog.Logger
+	pages   map[string]*template.Template
+	handler http.Handler
+}
+
+// New returns the handler for cfg, with cross-origin protection applied.
+// It fails only on a malformed trusted origin.
+func New(cfg Config) (*Handler, error) {
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger, pages: parsePages()}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	static, _ := fs.Sub(staticFS, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /{$}", h.signInPage)
+	mux.HandleFunc("GET /signin", h.signInPage)
+	mux.HandleFunc("GET /auth/github", h.githubStart)
+	mux.HandleFunc("GET /auth/github/callback", h.githubCallback)
+	mux.HandleFunc("POST /auth/local", h.localSignIn)
+	mux.HandleFunc("POST /auth/logout", h.signOut)
+	mux.HandleFunc("GET /dashboard", h.signedIn(h.dashboard))
+	mux.HandleFunc("POST /nodes", h.signedIn(h.createNode))
+	mux.HandleFunc("GET /nodes/{id}", h.signedIn(h.nodePage))
+	mux.HandleFunc("GET /nodes/{id}/main.go", h.signedIn(h.nodeProgram))
+	mux.HandleFunc("POST /nodes/{id}/delete", h.signedIn(h.deleteNode))
+	mux.HandleFunc("GET /settings", h.signedIn(h.settings))
+	mux.HandleFunc("POST /settings/tokens", h.signedIn(h.createToken))
+	mux.HandleFunc("POST /settings/tokens/{id}/delete", h.signedIn(h.deleteToken))
+	mux.HandleFunc("GET /api/v1/nodes", h.api(h.apiListNodes))
+	mux.HandleFunc("POST /api/v1/nodes", h.api(h.apiCreateNode))
+	mux.HandleFunc("GET /api/v1/nodes/{id}", h.api(h.apiGetNode))
+	mux.HandleFunc("DELETE /api/v1/nodes/{id}", h.api(h.apiDeleteNode))
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		h.errorPage(w, r, http.StatusNotFound, "There is no page at "+r.URL.Path+".")
+	})
+	cop := http.NewCrossOriginProtection()
+	for _, o := range cfg.TrustedOrigins {
+		if err := cop.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("web: trusted origin: %w", err)
+		}
+	}
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			writeJSONError(w, http.StatusForbidden, "cross-origin request refused")
+			return
+		}
+		h.errorPage(w, r, http.StatusForbidden, "This request came from another site, so it was refused. Go back to the page and try again.")
+	}))
+	h.handler = cop.Handler(mux)
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hdr := w.Header()
+	hdr.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Referrer-Policy", "same-origin")
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			h.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+		}
+	}()
+	h.handler.ServeHTTP(w, r)
+}
+
+// ctxKey keys the signed-in account in a request's context.
+type ctxKey struct{}
+
+func accountOf(r *http.Request) store.Account {
+	a, _ := r.Context().Value(ctxKey{}).(store.Account)
+	return a
+}
+
+func contextWithAccount(r *http.Request, a store.Account) context.Context {
+	return context.WithValue(r.Context(), ctxKey{}, a)
+}
+
+// signedIn runs next for a signed-in browser and sends others to the
+// sign-in page.
+func (h *Handler) signedIn(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		a, ok := h.sessionAccount(w, r)
+		if !ok {
+			http.Redirect(w, r, "/signin", http.StatusSeeOther)
+			return
+		}
+		next(w, r.WithContext(contextWithAccount(r, a)))
+	}
+}
+
+// newSecret returns a random secret with a prefix naming its kind.
+func newSecret(prefix string) string { return prefix + rand.Text() }
+
+// pathID parses the {id} path value; ok is false for anything but a
+// positive decimal number.
+func pathID(r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	return id, err == nil && id > 0
+}
+
+// userError maps an error from the provisioner or store to a status and
+// a message for the user.
+func (h *Handler) userError(r *http.Request, err error) (int, string) {
+	if ne, ok := errors.AsType[*store.NameError](err); ok {
+		return http.StatusBadRequest, fmt.Sprintf("Invalid %s %q: use %s.", ne.What, ne.Name, ne.Rule)
+	}
+	if le, ok := errors.AsType[*provision.LimitError](err); ok {
+		return http.StatusConflict, fmt.Sprintf("You have reached the limit of %d %s per user: delete one to create another.", le.Limit, plural(le.Limit, "node", "nodes"))
+	}
+	switch {
+	case errors.Is(err, store.ErrNameTaken):
+		return http.StatusConflict, "That node name is taken: choose another."
+	case errors.Is(err, provision.ErrNoPorts):
+		return http.StatusServiceUnavailable, "No port is free for a new node right now: every port of this server's node range is in use. Try again later, or ask the operator to widen --node-ports."
+	case errors.Is(err, provision.ErrClosed):
+		return http.StatusServiceUnavailable, "The server is shutting down: try again in a moment."
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, "No such node."
+	}
+	h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	return http.StatusInternalServerError, "Something went wrong on our side; it has been logged."
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
