@@ -132,6 +132,7 @@ type Local struct {
 }
 
 type running struct {
+	name string
 	h    *hub.Hub
 	ln   net.Listener
 	done chan struct{} // closed when Serve has returned
@@ -244,7 +245,7 @@ func (p *Local) start(ctx context.Context, n *store.Node, ln net.Listener) {
 		p.setStatus(ctx, n, store.StatusFailed, err.Error())
 		return
 	}
-	r := &running{h: h, ln: ln, done: make(chan struct{})}
+	r := &running{name: n.Name, h: h, ln: ln, done: make(chan struct{})}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -395,6 +396,22 @@ func (p *Local) view(n store.Node) Node {
 		Dropped:              s.TCP.Unroutable + s.TCP.NoConnection + s.TCP.QueueFull + s.TCP.TooLarge,
 	}
 	return v
+}
+
+// Stats returns the counters of every running node, by node name (node
+// names are unique). The metrics endpoint reads them, as the dashboard does.
+func (p *Local) Stats() map[string]hub.Stats {
+	p.mu.Lock()
+	hubs := make(map[string]*hub.Hub, len(p.running))
+	for _, r := range p.running {
+		hubs[r.name] = r.h
+	}
+	p.mu.Unlock()
+	out := make(map[string]hub.Stats, len(hubs))
+	for name, h := range hubs {
+		out[name] = h.Stats()
+	}
+	return out
 }
 
 func (p *Local) isClosed() bool {

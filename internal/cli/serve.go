@@ -56,6 +56,7 @@ The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.`)
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this certificate file (with --tls-key)")
 	tlsKey := fs.String("tls-key", "", "private key file for --tls-cert")
 	hf := hubFlags(fs)
+	metricsAddr := metricsFlag(fs)
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -187,6 +188,18 @@ The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.`)
 			served <- srv.Serve(ln)
 		}
 	}()
+	stopMetrics, err := startMetrics(e, *metricsAddr, prov.Stats, func() error {
+		if ctx.Err() != nil {
+			return errors.New("shutting down")
+		}
+		return nil
+	})
+	if err != nil {
+		srv.Close()
+		prov.Shutdown(context.Background())
+		return err
+	}
+	defer stopMetrics()
 	fmt.Fprintf(e.stdout, "listening on %s://%s\n", scheme, ln.Addr())
 	e.log.Info("serving", "addr", ln.Addr().String(), "public_url", pub.String(),
 		"github_signin", gh != nil, "local_signin", localSignIn,

@@ -198,7 +198,13 @@ func serveEcho(t *testing.T, addr string) {
 // TestServe signs in, creates a node through the API, echoes through it
 // and stops serve with its context.
 func TestServe(t *testing.T) {
-	p := startServe(t, t.TempDir(), serveNodePorts())
+	ml, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := ml.Addr().String()
+	ml.Close()
+	p := startServe(t, t.TempDir(), serveNodePorts(), "--metrics", metrics)
 	c := serveClient()
 	serveSignIn(t, c, p.url, "alice")
 	var n serveNode
@@ -209,6 +215,16 @@ func TestServe(t *testing.T) {
 		t.Fatalf("created node %+v, want running on 127.0.0.1", n)
 	}
 	serveEcho(t, fmt.Sprintf("127.0.0.1:%d", n.Port))
+	// The metrics endpoint shows the node's counters, labelled by name.
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `ockamhub_frames_total{direction="in",node="demo"} 1`) {
+		t.Errorf("metrics lack the node's frame count:\n%s", body)
+	}
 	p.stop(t)
 	if !strings.Contains(p.stderr.String(), "stopped") {
 		t.Errorf("no clean stop in the log:\n%s", p.stderr)
