@@ -536,3 +536,53 @@ func TestConnectionFlood(t *testing.T) {
 		t.Fatalf("refused %d, frame timeouts %d: want every offender accounted for", s.Refused, s.FrameTimeouts)
 	}
 }
+
+// TestNeverSendsEmptyOnwardRoute: messages that would reach a peer with an
+// empty onward route (which kills a 2021 Rust reader) are dropped.
+func TestNeverSendsEmptyOnwardRoute(t *testing.T) {
+	h, addr := startHub(t, hub.Config{})
+	// The echo of a message whose return route is only the sender's
+	// connection alias would reach the sender with nothing to route by.
+	c := dialRaw(t, addr)
+	before := h.Stats().TCP.Unroutable
+	// onward [echo_service], return [] -> echo replies to [alias_c] only.
+	c.write(hexBytes("00 12 01 01 00 0c 65 63 68 6f 5f 73 65 72 76 69 63 65 00 00"))
+	// A normal message still arrives afterwards.
+	c.write(frames(t, "frame-echo-request")[0])
+	if got := c.readFrame(); !bytes.Equal(got, frames(t, "frame-echo-reply")[0]) {
+		t.Fatalf("got %x", got)
+	}
+	if h.Stats().TCP.Unroutable != before+1 {
+		t.Fatalf("unroutable %d, want %d", h.Stats().TCP.Unroutable, before+1)
+	}
+}
+
+func TestGoClientRefusesRouteEndingAtHop(t *testing.T) {
+	_, addr := startHub(t, hub.Config{})
+	c := newGoClient(t, addr)
+	err := c.node.Send(t.Context(), routing.Route{c.hub}, "x")
+	if !errors.Is(err, tcp.ErrNothingAfterHop) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestSendQueueByteBound(t *testing.T) {
+	h, addr := startHub(t, hub.Config{TCP: tcp.Config{SendQueueBytes: 256 << 10, QueueFullWait: 50 * time.Millisecond}})
+	// A peer that sends large echo requests and never reads.
+	c := dialRaw(t, addr)
+	m := routing.TransportMessage{Onward: routing.MustParseRoute("echo_service"), Return: routing.MustParseRoute("app"), Payload: make([]byte, 60000)}
+	frame, err := tcp.AppendFrame(nil, &m, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 200 {
+		c.write(frame)
+	}
+	// The hub holds a bounded amount for it and drops the rest.
+	waitFor(t, 10*time.Second, "queue-full drops", func() bool { return h.Stats().TCP.QueueFull > 0 })
+	// Others are unaffected.
+	good := newGoClient(t, addr)
+	if got, err := good.echo(t.Context(), "fine"); err != nil || got != "fine" {
+		t.Fatalf("good client: %q, %v", got, err)
+	}
+}

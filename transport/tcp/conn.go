@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -38,6 +39,8 @@ type conn struct {
 	done  chan struct{}
 	once  sync.Once
 
+	lastWrite atomic.Int64 // unix nanoseconds of the last write, for IdleTimeout
+
 	hooksMu sync.Mutex
 	hooks   map[int]func() // run once the connection has closed
 	nextID  int
@@ -58,7 +61,7 @@ func (t *Transport) add(nc net.Conn, name string, accepted bool) (*conn, error) 
 		nc:    nc,
 		name:  name,
 		addr:  routing.TCPAddress(name),
-		queue: newSendQueue(t.cfg.SendQueueSize),
+		queue: newSendQueue(t.cfg.SendQueueSize, t.cfg.SendQueueBytes),
 		done:  make(chan struct{}),
 	}
 	if accepted && t.cfg.MaxConnsPerIP > 0 {
@@ -81,19 +84,35 @@ func (t *Transport) add(nc net.Conn, name string, accepted bool) (*conn, error) 
 			return nil, &ConnError{Peer: name, Err: err}
 		}
 	}
-	if old, loaded := t.conns.Swap(c.addr, c); loaded {
+	// Publish the connection and start its goroutines under t.mu, so that
+	// Close, which marks the transport closed under the same lock before it
+	// closes every connection, either sees this one or refuses it here.
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		c.releaseIP()
+		if c.addr.Type == routing.Local {
+			t.node.StopWorker(context.Background(), c.addr.Value)
+		}
+		nc.Close()
+		return nil, ErrClosed
+	}
+	old, loaded := t.conns.Swap(c.addr, c)
+	t.nconns.Add(1)
+	t.wg.Add(2)
+	t.mu.Unlock()
+	if loaded {
 		// A new connection under the same name replaces the old one.
 		old.(*conn).close(errors.New("replaced by a new connection"))
 	}
-	t.nconns.Add(1)
 	if accepted {
 		t.stats.accepted.Add(1)
 	} else {
 		t.stats.dialled.Add(1)
 	}
 	t.log.Debug("connection open", "peer", name, "accepted", accepted)
-	t.wg.Go(c.readLoop)
-	t.wg.Go(c.writeLoop)
+	go func() { defer t.wg.Done(); c.readLoop() }()
+	go func() { defer t.wg.Done(); c.writeLoop() }()
 	return c, nil
 }
 
@@ -174,19 +193,26 @@ func (w aliasWorker) HandleMessage(ctx context.Context, _ node.Sender, m *node.M
 	for len(tm.Onward) > 0 && tm.Onward[0] == w.c.addr {
 		tm.Onward = tm.Onward[1:]
 	}
+	if len(tm.Onward) == 0 {
+		// Nothing left for the peer to route by: a 2021 Rust peer's
+		// reader dies on such a frame (protocol.md §13.8). Drop it.
+		w.c.t.stats.unroutable.Add(1)
+		return fmt.Errorf("tcp: dropped a message for %s with nothing after its alias", w.c.name)
+	}
 	return w.c.send(ctx, tm)
 }
 
 // send checks m's size and queues it.
 func (c *conn) send(ctx context.Context, m routing.TransportMessage) error {
-	if n := m.EncodedLen(); n > c.t.cfg.MaxFrameSize {
+	n := m.EncodedLen()
+	if n > c.t.cfg.MaxFrameSize {
 		c.t.stats.tooLarge.Add(1)
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, c.t.cfg.MaxFrameSize)
 	}
-	return c.enqueue(ctx, m)
+	return c.enqueue(ctx, queued{m, n + FrameHeaderSize})
 }
 
-func (c *conn) enqueue(ctx context.Context, m routing.TransportMessage) error {
+func (c *conn) enqueue(ctx context.Context, m queued) error {
 	if c.isClosed() {
 		return &ConnError{Peer: c.name, Err: ErrClosed}
 	}
@@ -238,6 +264,11 @@ func (c *conn) readLoop() {
 			}
 			c.nc.SetReadDeadline(dl)
 			if _, err := br.Peek(1); err != nil {
+				// Idle means idle both ways: a peer that only receives
+				// (a forwarder's registrant) is alive while we write to it.
+				if errors.Is(err, os.ErrDeadlineExceeded) && time.Since(time.Unix(0, c.lastWrite.Load())) < t.cfg.IdleTimeout {
+					continue
+				}
 				c.close(readErr(err, "idle timeout"))
 				return
 			}
@@ -345,6 +376,7 @@ func (c *conn) writeQueued() error {
 		if _, err := c.nc.Write(buf); err != nil {
 			return err
 		}
+		c.lastWrite.Store(time.Now().UnixNano())
 		t.stats.framesOut.Add(uint64(frames))
 		t.stats.bytesOut.Add(uint64(len(buf)))
 		buf, frames = buf[:0], 0
@@ -352,7 +384,7 @@ func (c *conn) writeQueued() error {
 	}
 	for i := range batch {
 		var err error
-		if buf, err = AppendFrame(buf, &batch[i], t.cfg.MaxFrameSize); err != nil {
+		if buf, err = AppendFrame(buf, &batch[i].m, t.cfg.MaxFrameSize); err != nil {
 			// Sizes are checked before queueing; only an invalid address
 			// type can get here. Drop the message, keep the connection.
 			t.stats.tooLarge.Add(1)

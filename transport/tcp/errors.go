@@ -18,6 +18,10 @@ var (
 	// ErrNoConnection means a route named a type-1 address with no open
 	// connection. The transport never dials on a route's behalf.
 	ErrNoConnection = errors.New("tcp: no connection to address")
+	// ErrNothingAfterHop means a route ended at a TCP hop: the peer would
+	// receive a message with an empty onward route, which 2021 Rust nodes
+	// cannot handle. Name a worker on the peer after the hop.
+	ErrNothingAfterHop = errors.New("tcp: nothing to route to after the TCP hop")
 	// ErrQueueFull means a connection's send queue was full.
 	ErrQueueFull = errors.New("tcp: send queue full")
 	// ErrTooManyConns means the connection limit was reached.

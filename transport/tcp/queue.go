@@ -13,16 +13,24 @@ import (
 // cost per message is one short critical section, and a burst becomes one
 // batch (one write system call) however many senders there are.
 type sendQueue struct {
-	mu    sync.Mutex
-	msgs  []routing.TransportMessage
-	spare []routing.TransportMessage // the writer's last batch, for reuse
-	limit int
-	ready chan struct{} // signalled when msgs becomes non-empty
-	space chan struct{} // signalled when the writer has made room
+	mu       sync.Mutex
+	msgs     []queued
+	spare    []queued      // the writer's last batch, for reuse
+	limit    int           // messages
+	maxBytes int           // encoded bytes
+	bytes    int           // encoded bytes queued now
+	ready    chan struct{} // signalled when msgs becomes non-empty
+	space    chan struct{} // signalled when the writer has made room
 }
 
-func newSendQueue(limit int) *sendQueue {
-	return &sendQueue{limit: limit, ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+// queued is a message with its encoded size (frame header included).
+type queued struct {
+	m    routing.TransportMessage
+	size int
+}
+
+func newSendQueue(limit, maxBytes int) *sendQueue {
+	return &sendQueue{limit: limit, maxBytes: maxBytes, ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
 }
 
 func signal(ch chan struct{}) {
@@ -33,16 +41,19 @@ func signal(ch chan struct{}) {
 }
 
 // tryPush queues m unless the queue is full.
-func (q *sendQueue) tryPush(m routing.TransportMessage) bool {
+// A message larger than the byte bound is accepted into an empty queue, so
+// that any frame can be sent.
+func (q *sendQueue) tryPush(m queued) bool {
 	q.mu.Lock()
-	if len(q.msgs) >= q.limit {
+	if len(q.msgs) >= q.limit || (len(q.msgs) > 0 && q.bytes+m.size > q.maxBytes) {
 		q.mu.Unlock()
 		return false
 	}
 	if q.msgs == nil {
-		q.msgs = make([]routing.TransportMessage, 0, min(q.limit, 64))
+		q.msgs = make([]queued, 0, min(q.limit, 64))
 	}
 	q.msgs = append(q.msgs, m)
+	q.bytes += m.size
 	first := len(q.msgs) == 1
 	q.mu.Unlock()
 	if first {
@@ -53,7 +64,7 @@ func (q *sendQueue) tryPush(m routing.TransportMessage) bool {
 
 // push queues m, waiting for room until done is closed, ctx ends or wait
 // passes (wait 0 = no time limit). It reports why it gave up.
-func (q *sendQueue) push(ctx context.Context, m routing.TransportMessage, done <-chan struct{}, wait time.Duration) error {
+func (q *sendQueue) push(ctx context.Context, m queued, done <-chan struct{}, wait time.Duration) error {
 	if q.tryPush(m) {
 		return nil
 	}
@@ -82,11 +93,12 @@ func (q *sendQueue) push(ctx context.Context, m routing.TransportMessage, done <
 
 // take returns everything queued and empties the queue. The caller gives the
 // slice back with release once it has written the messages.
-func (q *sendQueue) take() []routing.TransportMessage {
+func (q *sendQueue) take() []queued {
 	q.mu.Lock()
 	batch := q.msgs
 	q.msgs = q.spare
 	q.spare = nil
+	q.bytes = 0
 	q.mu.Unlock()
 	if len(batch) > 0 {
 		signal(q.space)
@@ -95,7 +107,7 @@ func (q *sendQueue) take() []routing.TransportMessage {
 }
 
 // release returns a written batch for reuse, dropping its references.
-func (q *sendQueue) release(batch []routing.TransportMessage) {
+func (q *sendQueue) release(batch []queued) {
 	clear(batch)
 	q.mu.Lock()
 	if q.spare == nil && cap(batch) <= 4*q.limit {

@@ -18,9 +18,10 @@ import (
 
 // Defaults for Config fields left zero.
 const (
-	DefaultSendQueueSize = 1024
-	DefaultFrameTimeout  = 10 * time.Second
-	DefaultWriteTimeout  = 30 * time.Second
+	DefaultSendQueueSize  = 1024
+	DefaultSendQueueBytes = 1 << 20
+	DefaultFrameTimeout   = 10 * time.Second
+	DefaultWriteTimeout   = 30 * time.Second
 )
 
 // Config configures a Transport. The zero value is usable: full-size frames,
@@ -36,6 +37,10 @@ type Config struct {
 	// SendQueueSize bounds the messages waiting to be written on each
 	// connection; 0 means DefaultSendQueueSize.
 	SendQueueSize int
+	// SendQueueBytes bounds the encoded bytes waiting on each connection,
+	// so that a peer that stops reading holds at most this much memory;
+	// 0 means DefaultSendQueueBytes.
+	SendQueueBytes int
 	// QueueFullWait chooses what happens when a connection's send queue is
 	// full. Zero makes the sender wait for room for as long as its context
 	// allows (back pressure: right for client programs). A positive
@@ -48,7 +53,8 @@ type Config struct {
 	// FrameTimeout bounds how long a frame may take to arrive once its first
 	// byte has (slow-loris protection); 0 means DefaultFrameTimeout.
 	FrameTimeout time.Duration
-	// IdleTimeout closes a connection that receives nothing for this long;
+	// IdleTimeout closes a connection that neither receives nor sends
+	// anything for this long;
 	// 0 means never.
 	IdleTimeout time.Duration
 	// WriteTimeout bounds one write to the socket; 0 means
@@ -135,6 +141,9 @@ func New(n *node.Node, cfg Config) (*Transport, error) {
 	}
 	if cfg.SendQueueSize <= 0 {
 		cfg.SendQueueSize = DefaultSendQueueSize
+	}
+	if cfg.SendQueueBytes <= 0 {
+		cfg.SendQueueBytes = DefaultSendQueueBytes
 	}
 	if cfg.FrameTimeout <= 0 {
 		cfg.FrameTimeout = DefaultFrameTimeout
@@ -334,6 +343,13 @@ func (t *Transport) RouteMessage(ctx context.Context, m routing.TransportMessage
 		return &node.RouteError{Addr: hop, Err: ErrNoConnection}
 	}
 	m.Onward = m.Onward[1:]
+	if len(m.Onward) == 0 && !(len(m.Payload) == 1 && m.Payload[0] == 0) {
+		// The peer would have nothing to route by; a 2021 Rust peer's
+		// reader dies on such a frame (protocol.md §13.8). Only the Elixir
+		// control ping (payload 00) is sent that way, on purpose.
+		t.stats.unroutable.Add(1)
+		return &node.RouteError{Addr: hop, Err: ErrNothingAfterHop}
+	}
 	return v.(*conn).send(ctx, m)
 }
 
