@@ -26,14 +26,15 @@ func (n *Node) OpenMailbox(addr string) (*Mailbox, error) {
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	if err := n.register(e); err != nil {
+	if err := n.register(e, true); err != nil {
 		return nil, err
 	}
-	n.wg.Go(func() {
+	go func() {
+		defer n.wg.Done()
 		<-e.quit
 		n.unregister(e)
 		close(e.done)
-	})
+	}()
 	return &Mailbox{e: e}, nil
 }
 

@@ -159,10 +159,17 @@ func (n *Node) StartWorkerConfig(ctx context.Context, w Worker, cfg WorkerConfig
 		size = n.cfg.MailboxSize
 	}
 	e := &entry{node: n, worker: w, addrs: addrs, inline: cfg.Inline, quit: make(chan struct{}), done: make(chan struct{})}
+	var wctx context.Context
 	if !cfg.Inline {
 		e.mailbox = make(chan *Message, size)
+		// The worker's context exists before the entry is published, so
+		// that a concurrent stop always finds its cancel function.
+		wctx, e.cancel = context.WithCancel(context.Background())
 	}
-	if err := n.register(e); err != nil {
+	if err := n.register(e, !cfg.Inline); err != nil {
+		if e.cancel != nil {
+			e.cancel()
+		}
 		return nil, err
 	}
 	if cfg.Inline {
@@ -176,9 +183,7 @@ func (n *Node) StartWorkerConfig(ctx context.Context, w Worker, cfg WorkerConfig
 		return addrs, nil
 	}
 	started := make(chan error, 1)
-	wctx, cancel := context.WithCancel(context.Background())
-	e.cancel = cancel
-	n.wg.Go(func() { e.run(wctx, started) })
+	go func() { defer n.wg.Done(); e.run(wctx, started) }()
 	select {
 	case err := <-started:
 		if err != nil {
@@ -193,7 +198,10 @@ func (n *Node) StartWorkerConfig(ctx context.Context, w Worker, cfg WorkerConfig
 	return addrs, nil
 }
 
-func (n *Node) register(e *entry) error {
+// register publishes e at its addresses. With goroutine set it also counts
+// the goroutine the caller will start for e (which must call n.wg.Done), under
+// the same lock as the closed check, so that Close's Wait never races an Add.
+func (n *Node) register(e *entry, goroutine bool) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -206,6 +214,9 @@ func (n *Node) register(e *entry) error {
 	}
 	for _, a := range e.addrs {
 		n.workers[a] = e
+	}
+	if goroutine {
+		n.wg.Add(1)
 	}
 	return nil
 }
@@ -364,13 +375,11 @@ func (e *entry) stop() {
 		if e.inline {
 			e.node.unregister(e)
 			if sd, ok := e.worker.(Shutdowner); ok {
-				e.node.wg.Go(func() {
-					defer close(e.done)
-					if err := sd.Shutdown(context.Background()); err != nil {
-						e.node.logWorkerError(e.addrs[0], err)
-					}
-				})
-				return
+				// Run the hook here, in the stopping goroutine: inline
+				// workers' hooks must not block.
+				if err := sd.Shutdown(context.Background()); err != nil {
+					e.node.logWorkerError(e.addrs[0], err)
+				}
 			}
 			close(e.done)
 		}

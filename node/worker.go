@@ -7,8 +7,9 @@ import (
 )
 
 // Worker handles the messages delivered to its addresses. HandleMessage is
-// called from the worker's own goroutine, one message at a time; s sends
-// from the worker's primary address. A returned error is logged and the
+// called from the worker's own goroutine, one message at a time (or, for a
+// worker started with WorkerConfig.Inline, in each sender's goroutine,
+// possibly concurrently); s sends from the worker's primary address. A returned error is logged and the
 // worker carries on with its next message (as Rust workers do).
 type Worker interface {
 	HandleMessage(ctx context.Context, s Sender, m *Message) error
@@ -31,7 +32,9 @@ type Initializer interface {
 
 // Shutdowner is implemented by workers with a stop hook. Shutdown runs in
 // the worker's goroutine after its last message, when the worker is stopped
-// or the node closes.
+// or the node closes. For an Inline worker it runs in the goroutine that
+// stops it, possibly while a sender is still in HandleMessage; it must not
+// block.
 type Shutdowner interface {
 	Shutdown(ctx context.Context) error
 }
