@@ -8,8 +8,9 @@
 //
 // The hub never decodes the payloads it relays, never dials out because of
 // a route (a message for a TCP address with no open connection is dropped and
-// counted), drops rather than waits when a peer's send queue is full (so one
-// slow peer cannot stall the others), and removes each forwarder when the
+// counted), bounds each peer's send queue in messages and bytes (a message
+// waits at most Config.TCP.QueueFullWait for room, slowing only its sender,
+// then is dropped and counted), and removes each forwarder when the
 // connection it was registered over closes.
 package hub
 
@@ -36,7 +37,9 @@ type Config struct {
 	// TCP configures the transport. Aliases is always set (a hub names
 	// connections by alias); QueueFullWait defaults to DefaultQueueFullWait.
 	TCP tcp.Config
-	// MaxForwardersPerConn limits forwarders per connection; 0 = no limit.
+	// MaxForwardersPerConn limits the forwarders (random and named) one
+	// connection may hold; 0 means DefaultMaxForwardersPerConn, negative
+	// means no limit.
 	MaxForwardersPerConn int
 	// ForwarderIdleTimeout removes forwarders that relay nothing for this
 	// long; 0 = never (they still go when their connection closes).
@@ -96,6 +99,12 @@ func New(cfg Config) (*Hub, error) {
 		n.Close()
 		return nil, err
 	}
+	switch {
+	case cfg.MaxForwardersPerConn == 0:
+		cfg.MaxForwardersPerConn = DefaultMaxForwardersPerConn
+	case cfg.MaxForwardersPerConn < 0:
+		cfg.MaxForwardersPerConn = 0 // no limit, in the services' terms
+	}
 	fwd, err := forwarding.Start(ctx, n, forwarding.Config{
 		AfterClose:       tr.AfterClose,
 		MaxPerConnection: cfg.MaxForwardersPerConn,
@@ -109,9 +118,10 @@ func New(cfg Config) (*Hub, error) {
 	h := &Hub{node: n, tcp: tr, fwd: fwd}
 	if cfg.StaticForwarding {
 		h.static, err = forwarding.StartStatic(ctx, n, forwarding.StaticConfig{
-			AfterClose: tr.AfterClose,
-			Token:      cfg.ForwarderToken,
-			Tokens:     cfg.ForwarderTokens,
+			AfterClose:       tr.AfterClose,
+			Token:            cfg.ForwarderToken,
+			Tokens:           cfg.ForwarderTokens,
+			MaxPerConnection: cfg.MaxForwardersPerConn,
 		})
 		if err != nil {
 			h.Close()
@@ -168,6 +178,10 @@ func (h *Hub) Close() error {
 	h.fwd.Close()
 	return h.node.Close()
 }
+
+// DefaultMaxForwardersPerConn bounds the forwarders one connection may
+// register: a node registers one per worker it exposes.
+const DefaultMaxForwardersPerConn = 64
 
 // DefaultQueueFullWait is how long a hub lets a message wait for room in
 // the destination connection's full send queue before dropping it.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"os"
@@ -24,7 +25,7 @@ func hubFlags(fs *flag.FlagSet) *hubLimits {
 	return &hubLimits{
 		maxConns:      fs.Int("max-conns", 0, "maximum open connections (0 = no limit)"),
 		maxConnsPerIP: fs.Int("max-conns-per-ip", 0, "maximum connections from one source IP (0 = no limit)"),
-		maxFwdPerConn: fs.Int("max-forwarders-per-conn", 0, "maximum forwarders registered over one connection (0 = no limit)"),
+		maxFwdPerConn: fs.Int("max-forwarders-per-conn", hub.DefaultMaxForwardersPerConn, "maximum forwarders (random and named) one connection may hold (0 = no limit)"),
 		sendQueue:     fs.Int("send-queue", tcp.DefaultSendQueueSize, "messages queued per connection; when full, senders wait up to --queue-full-wait, then messages are dropped and counted"),
 		maxFrame:      fs.Int("max-frame", tcp.MaxFrameSize, "largest frame body accepted or sent, in bytes (at most 65535)"),
 		queueWait:     fs.Duration("queue-full-wait", hub.DefaultQueueFullWait, "how long a message waits for room in a full send queue (slowing its sender) before it is dropped and counted"),
@@ -99,7 +100,7 @@ func (l *hubLimits) config() (hub.Config, error) {
 			QueueFullWait: *l.queueWait,
 			MessageBurst:  int(*l.msgRate),
 		},
-		MaxForwardersPerConn: *l.maxFwdPerConn,
+		MaxForwardersPerConn: cmp.Or(*l.maxFwdPerConn, -1), // 0 on the command line: no limit
 		ForwarderIdleTimeout: *l.fwdIdle,
 	}, nil
 }

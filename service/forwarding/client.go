@@ -20,10 +20,6 @@ const RegisterPayload = "register"
 // static name: unauthorised, or an invalid name).
 var ErrRefused = errors.New("forwarding: registration refused")
 
-// ErrInvalidResponse means the hub's registration reply was not the echoed
-// "register" string, or carried no forwarding address.
-var ErrInvalidResponse = errors.New("forwarding: invalid hub response")
-
 // RemoteForwarder is a registration with a hub's forwarding service: the
 // Go counterpart of Rust's RemoteForwarder. Messages sent to its forwarding
 // route reach the hub, then this node, which delivers them to a local
@@ -116,23 +112,34 @@ func (rf *RemoteForwarder) handle(ctx context.Context, s node.Sender, m *node.Me
 	select {
 	case <-rf.ready:
 	default:
-		// The first message is the hub's reply to the registration.
-		rf.once.Do(func() {
-			defer close(rf.ready)
-			body, err := node.Body[string](m)
-			switch {
-			case err == nil && strings.HasPrefix(body, "error: "):
-				rf.err = fmt.Errorf("%w: the hub says %q", ErrRefused, strings.TrimPrefix(body, "error: "))
-				return
-			case err != nil || body != rf.payload || len(m.Return()) < 2:
-				rf.err = fmt.Errorf("%w: return route %v", ErrInvalidResponse, m.Return())
-				return
-			}
-			rf.route = m.Return()
-		})
-		return nil
+		if rf.acceptReply(m) {
+			return nil
+		}
+		// Not the hub's reply: a message already on its way to a name
+		// that has just moved here. Deliver it.
 	}
 	tm := m.Transport()
 	tm.Onward = routing.Route{rf.destination}
 	return s.Forward(ctx, tm)
+}
+
+// acceptReply takes m as the hub's registration reply if it is one: the
+// payload echoed back, or "error: REASON" from the service.
+func (rf *RemoteForwarder) acceptReply(m *node.Message) bool {
+	body, err := node.Body[string](m)
+	switch {
+	case err == nil && body == rf.payload && len(m.Return()) >= 2:
+		rf.once.Do(func() {
+			rf.route = m.Return()
+			close(rf.ready)
+		})
+		return true
+	case err == nil && strings.HasPrefix(body, "error: "):
+		rf.once.Do(func() {
+			rf.err = fmt.Errorf("%w: the hub says %q", ErrRefused, strings.TrimPrefix(body, "error: "))
+			close(rf.ready)
+		})
+		return true
+	}
+	return false
 }

@@ -48,7 +48,9 @@ type MaintainConfig struct {
 // Maintain keeps a forwarder registered at the hub for as long as ctx
 // lasts: it connects, registers, and after losing the connection (the hub
 // restarted, the network dropped) reconnects with jittered exponential
-// backoff and registers again. It returns ctx's error when ctx ends.
+// backoff and registers again. It returns ctx's error when ctx ends, and an
+// error wrapping ErrRefused at once if the hub refuses the registration (an
+// unauthorised or invalid name).
 func Maintain(ctx context.Context, n *node.Node, c Connector, cfg MaintainConfig) error {
 	if cfg.RegisterTimeout <= 0 {
 		cfg.RegisterTimeout = 10 * time.Second
@@ -64,6 +66,9 @@ func Maintain(ctx context.Context, n *node.Node, c Connector, cfg MaintainConfig
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if errors.Is(err, ErrRefused) {
+				return err // the hub said no: retrying will not change that
 			}
 			report(err)
 			if err := cfg.Backoff.Wait(ctx, attempt); err != nil {

@@ -15,9 +15,23 @@ import (
 // ServiceAddress is the well-known address of the forwarding service.
 const ServiceAddress = "forwarding_service"
 
+// ErrRouteTooLong means a registration's return route is longer than a
+// forwarder may keep.
+var ErrRouteTooLong = errors.New("forwarding: registration route too long")
+
 // ErrTooManyForwarders means a connection has registered as many forwarders
 // as Config.MaxPerConnection allows.
 var ErrTooManyForwarders = errors.New("forwarding: too many forwarders for this connection")
+
+// DefaultMaxRouteBytes bounds the route a forwarder keeps: a real
+// registrant's is a connection alias and a worker address, some 50 bytes.
+const DefaultMaxRouteBytes = 1024
+
+// routeBytes returns the encoded size of r.
+func routeBytes(r routing.Route) int {
+	m := routing.TransportMessage{Onward: r}
+	return m.EncodedLen()
+}
 
 // Config configures a Service. The zero value is usable: forwarders live
 // until the service stops.
@@ -32,6 +46,10 @@ type Config struct {
 	// MaxPerConnection limits the forwarders registered over one connection;
 	// 0 means no limit.
 	MaxPerConnection int
+	// MaxRouteBytes refuses registrations whose return route (which each
+	// forwarder keeps) encodes to more than this; 0 means
+	// DefaultMaxRouteBytes.
+	MaxRouteBytes int
 	// IdleTimeout removes a forwarder that has relayed nothing for this
 	// long (counting from its registration); 0 means never.
 	IdleTimeout time.Duration
@@ -59,7 +77,14 @@ func Start(ctx context.Context, n *node.Node, cfg Config) (*Service, error) {
 		cfg.Address = ServiceAddress
 	}
 	s := &Service{cfg: cfg, node: n, perCon: make(map[routing.Address]int), stop: make(chan struct{})}
-	if _, err := n.StartWorkerConfig(ctx, node.HandlerFunc(s.register), node.WorkerConfig{Addresses: []string{cfg.Address}}); err != nil {
+	if cfg.MaxRouteBytes <= 0 {
+		cfg.MaxRouteBytes = DefaultMaxRouteBytes
+	}
+	s.cfg = cfg
+	// Registrations are handled inline, in the registrant's own connection
+	// reader: a registrant that does not read its replies then slows down
+	// only itself, never the service for everyone else.
+	if _, err := n.StartWorkerConfig(ctx, node.HandlerFunc(s.register), node.WorkerConfig{Addresses: []string{cfg.Address}, Inline: true}); err != nil {
 		return nil, err
 	}
 	if cfg.IdleTimeout > 0 {
@@ -115,6 +140,9 @@ func (s *Service) register(ctx context.Context, _ node.Sender, m *node.Message) 
 	route := m.Return()
 	if len(route) == 0 {
 		return errors.New("forwarding: registration without a return route")
+	}
+	if routeBytes(route) > s.cfg.MaxRouteBytes {
+		return fmt.Errorf("%w: return route of %d bytes (limit %d)", ErrRouteTooLong, routeBytes(route), s.cfg.MaxRouteBytes)
 	}
 	conn := route[0]
 	if s.cfg.MaxPerConnection > 0 {

@@ -34,6 +34,11 @@ type StaticConfig struct {
 	// Tokens, when set, gives each name its own token; a name missing from
 	// it can be claimed only with Token (if set), or not at all.
 	Tokens map[string]string
+	// MaxPerConnection limits the names one connection holds; 0 means no
+	// limit.
+	MaxPerConnection int
+	// MaxRouteBytes is as in Config; 0 means DefaultMaxRouteBytes.
+	MaxRouteBytes int
 }
 
 // StaticService serves named forwarders. Registration: send the BARE string
@@ -48,15 +53,20 @@ type StaticService struct {
 	cfg  StaticConfig
 	node *node.Node
 
-	mu    sync.Mutex
-	names map[string]*staticForwarder
-	count atomic.Int64
+	mu     sync.Mutex
+	names  map[string]*staticForwarder
+	perCon map[routing.Address]int // names held per connection
+	count  atomic.Int64
 }
 
 // StartStatic starts the static forwarding service on n.
 func StartStatic(ctx context.Context, n *node.Node, cfg StaticConfig) (*StaticService, error) {
-	s := &StaticService{cfg: cfg, node: n, names: make(map[string]*staticForwarder)}
-	if _, err := n.StartWorkerConfig(ctx, node.HandlerFunc(s.register), node.WorkerConfig{Addresses: []string{StaticServiceAddress}}); err != nil {
+	if cfg.MaxRouteBytes <= 0 {
+		cfg.MaxRouteBytes = DefaultMaxRouteBytes
+	}
+	s := &StaticService{cfg: cfg, node: n, names: make(map[string]*staticForwarder), perCon: make(map[routing.Address]int)}
+	// Inline, like forwarding_service: a slow registrant slows only itself.
+	if _, err := n.StartWorkerConfig(ctx, node.HandlerFunc(s.register), node.WorkerConfig{Addresses: []string{StaticServiceAddress}, Inline: true}); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -107,21 +117,44 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 	if err := s.authorize(name, token); err != nil {
 		return refuse(err.Error())
 	}
+	if routeBytes(route) > s.cfg.MaxRouteBytes {
+		return refuse("return route too long")
+	}
 	addr := routing.LocalAddress(StaticPrefix + name)
+	conn := route[0]
 	s.mu.Lock()
 	f := s.names[name]
-	if f == nil {
+	full := s.cfg.MaxPerConnection > 0 && (f == nil || f.conn != conn) && s.perCon[conn] >= s.cfg.MaxPerConnection
+	s.mu.Unlock()
+	if full {
+		return refuse("too many names for this connection")
+	}
+	// Reply first, then publish the new route: the reply is then queued on
+	// the registrant's connection ahead of any message forwarded to it, so
+	// the registrant always sees the reply first. (Not under s.mu: the
+	// reply may wait for room in the registrant's queue.)
+	err = s.node.Route(ctx, routing.TransportMessage{
+		Version: routing.Version, Onward: route, Return: routing.Route{addr}, Payload: m.Payload(),
+	})
+	if err != nil {
+		return fmt.Errorf("forwarding: replying to %s: %w", route, err)
+	}
+	s.mu.Lock()
+	if f = s.names[name]; f == nil {
 		f = &staticForwarder{}
 		f.route.Store(&route)
 		if _, err := s.node.StartWorkerConfig(ctx, f, node.WorkerConfig{Addresses: []string{addr.Value}, Inline: true}); err != nil {
 			s.mu.Unlock()
-			return refuse("cannot start the forwarder")
+			return fmt.Errorf("forwarding: starting %s: %w", addr, err)
 		}
 		s.names[name] = f
 		s.count.Add(1)
 	} else {
 		f.route.Store(&route) // moved
+		s.releaseConn(f.conn)
 	}
+	f.conn = conn
+	s.perCon[conn]++
 	f.gen++
 	gen := f.gen
 	if f.cancelWatch != nil {
@@ -129,12 +162,17 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 		f.cancelWatch = nil
 	}
 	if s.cfg.AfterClose != nil {
-		f.cancelWatch = s.cfg.AfterClose(route[0], func() { go s.expire(name, gen) })
+		f.cancelWatch = s.cfg.AfterClose(conn, func() { go s.expire(name, gen) })
 	}
 	s.mu.Unlock()
-	return s.node.Route(ctx, routing.TransportMessage{
-		Version: routing.Version, Onward: route, Return: routing.Route{addr}, Payload: m.Payload(),
-	})
+	return nil
+}
+
+// releaseConn forgets one name held by conn; s.mu is held.
+func (s *StaticService) releaseConn(conn routing.Address) {
+	if s.perCon[conn]--; s.perCon[conn] <= 0 {
+		delete(s.perCon, conn)
+	}
 }
 
 // expire removes name's forwarder if it has not moved since generation gen.
@@ -146,6 +184,7 @@ func (s *StaticService) expire(name string, gen uint64) {
 		return
 	}
 	delete(s.names, name)
+	s.releaseConn(f.conn)
 	s.count.Add(-1)
 	s.mu.Unlock()
 	s.node.StopWorker(context.Background(), StaticPrefix+name)
@@ -154,6 +193,7 @@ func (s *StaticService) expire(name string, gen uint64) {
 type staticForwarder struct {
 	route atomic.Pointer[routing.Route]
 	// guarded by StaticService.mu:
+	conn        routing.Address // the registrant's connection
 	gen         uint64
 	cancelWatch func() bool
 }
