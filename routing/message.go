@@ -17,7 +17,7 @@ const Version = 1
 // A TransportMessage is a plain value; it is not safe to mutate one that
 // another goroutine is reading.
 type TransportMessage struct {
-	Version uint8 // 0 is encoded as 1
+	Version uint8 // as received; always encoded as 1
 	Onward  Route // head = next hop
 	Return  Route // head = most recent hop
 	Payload []byte
@@ -37,18 +37,14 @@ func routeLen(r Route) int {
 	return n
 }
 
-// AppendBinary appends the BARE encoding of m to b. It fails only for an
-// address type or version of 128 and above, which no peer could read back.
+// AppendBinary appends the BARE encoding of m to b, with version 1. It
+// fails only for an address type of 128 and above, which no peer could read
+// back.
 // The output uses minimal varints and has no trailing bytes.
 func (m *TransportMessage) AppendBinary(b []byte) ([]byte, error) {
-	v := m.Version
-	if v == 0 {
-		v = Version
-	}
-	if v > 127 {
-		return b, fmt.Errorf("routing: encoding version %d: %w", v, ErrType)
-	}
-	b = append(b, v)
+	// The wire version is always 1 (protocol.md §5.2), whatever a relayed
+	// message arrived with.
+	b = append(b, Version)
 	var err error
 	if b, err = appendRoute(b, m.Onward, "onward_route"); err != nil {
 		return b, err

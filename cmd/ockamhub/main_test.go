@@ -179,6 +179,8 @@ func TestSendErrors(t *testing.T) {
 		{"local first hop", []string{"send", "--route", "echo_service", "x"}, 2, "must start with a TCP address"},
 		{"refused", []string{"send", "--route", "1#127.0.0.1:1 => echo_service", "x"}, 1, "refused"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
+		{"unknown flag", []string{"send", "--bogus"}, 2, "flag provided but not defined: -bogus"},
+		{"route ending at the hop", []string{"send", "--route", "1#127.0.0.1:1", "x"}, 2, "name a worker after"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -186,7 +188,7 @@ func TestSendErrors(t *testing.T) {
 			if code != tc.code || !strings.Contains(errs, tc.msg) {
 				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, errs, tc.code, tc.msg)
 			}
-			if tc.code == 1 && strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+			if lines := strings.Count(strings.TrimSpace(errs), "\n") + 1; tc.code == 1 && lines != 1 || tc.code == 2 && lines > 2 {
 				t.Fatalf("error is not one line: %q", errs)
 			}
 		})

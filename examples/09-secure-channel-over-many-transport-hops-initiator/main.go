@@ -50,7 +50,8 @@ func run(middle, responder string) error {
 	defer n.Close()
 
 	// Initialize the TCP transport.
-	tr, err := tcp.New(n, tcp.Config{})
+	// ConnectSettle: the responder may be a 2021 Rust node (protocol.md §7.1).
+	tr, err := tcp.New(n, tcp.Config{ConnectSettle: tcp.DefaultConnectSettle})
 	if err != nil {
 		return err
 	}

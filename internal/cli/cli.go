@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -83,7 +84,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "ockamhub %s: %v\nRun 'ockamhub %s --help' for usage.\n", c.name, err, c.name)
 			return exitUsage
 		default:
-			fmt.Fprintf(stderr, "ockamhub %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "ockamhub %s: %s\n", c.name, oneLine(err))
 			return exitError
 		}
 	}
@@ -117,11 +118,14 @@ Examples:
 // flagSet returns a FlagSet for command c whose usage text is complete.
 func (e *env) flagSet(name, usage, about string) *flag.FlagSet {
 	fs := flag.NewFlagSet("ockamhub "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
+	// The flag package prints its error and the whole usage on a bad flag;
+	// parse prints one line instead, and the usage only for --help.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	usages.Store(fs, func() {
 		fmt.Fprintf(e.stderr, "Usage: ockamhub %s %s\n\n%s\n\nFlags:\n", name, usage, about)
 		printFlags(e.stderr, fs)
-	}
+	})
 	return fs
 }
 
@@ -173,6 +177,9 @@ func isTerminal(f *os.File) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
+// usages holds each FlagSet's real usage printer (see flagSet).
+var usages sync.Map // *flag.FlagSet -> func()
+
 // parse parses args with fs, allowing flags after positional arguments
 // ("send hello --route X" as well as "send --route X hello").
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
@@ -180,6 +187,9 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				if u, ok := usages.Load(fs); ok {
+					u.(func())()
+				}
 				return nil, err
 			}
 			return nil, &usageError{err.Error()}

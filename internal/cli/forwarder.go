@@ -40,7 +40,7 @@ jittered exponential backoff, registers again and prints the new
 		return usagef("bad --hub %q: want HOST:PORT", *hubAddr)
 	}
 	setupLog()
-	c, err := newClient(e)
+	c, err := newClient(e, 0) // it only connects to a hub
 	if err != nil {
 		return err
 	}

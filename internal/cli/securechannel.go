@@ -69,7 +69,7 @@ new on every run; the key in use is logged.`)
 			return err
 		}
 	}
-	c, err := newClient(e)
+	c, err := newClient(e, 0) // it only connects to a hub
 	if err != nil {
 		return err
 	}

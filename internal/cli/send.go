@@ -17,9 +17,11 @@ type client struct {
 	tcp  *tcp.Transport
 }
 
-func newClient(e *env) (*client, error) {
+// newClient returns a client whose connections settle for settle after
+// dialling (see tcp.Config.ConnectSettle).
+func newClient(e *env, settle time.Duration) (*client, error) {
 	n := node.New(node.Config{Logger: e.log})
-	tr, err := tcp.New(n, tcp.Config{Logger: e.log})
+	tr, err := tcp.New(n, tcp.Config{Logger: e.log, ConnectSettle: settle})
 	if err != nil {
 		n.Close()
 		return nil, err
@@ -82,22 +84,19 @@ Examples:
 	if route[0].Type != routing.TCP {
 		return usagef("the route must start with a TCP address (1#HOST:PORT), not %s", route[0])
 	}
+	if len(route) < 2 {
+		return usagef("the route ends at the TCP hop %s: name a worker after it, e.g. \"%s => echo_service\"", route[0], route[0])
+	}
 	setupLog()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	c, err := newClient(e)
+	c, err := newClient(e, *settle)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	if err := c.connectFirstHop(ctx, route); err != nil {
 		return timeoutErr(err, *timeout)
-	}
-	if *settle > 0 {
-		select {
-		case <-time.After(*settle):
-		case <-ctx.Done():
-		}
 	}
 	dest, err := secure.route(ctx, e, c, route, to)
 	if err != nil {

@@ -22,6 +22,7 @@ const (
 	DefaultSendQueueBytes = 1 << 20
 	DefaultFrameTimeout   = 10 * time.Second
 	DefaultWriteTimeout   = 30 * time.Second
+	DefaultConnectSettle  = 10 * time.Millisecond
 )
 
 // Config configures a Transport. The zero value is usable: full-size frames,
@@ -66,6 +67,14 @@ type Config struct {
 	// MaxConnsPerIP limits accepted connections from one source IP; 0 means
 	// no limit.
 	MaxConnsPerIP int
+	// ConnectSettle makes Connect wait this long after dialling before it
+	// returns, so that the first message is not sent the instant the
+	// connection opens: a 2021 Rust listener registers a new connection
+	// with its router only after starting to read from it, and a reply sent
+	// in that window is lost (protocol.md §7.1, 1-4% of first exchanges).
+	// 0 means no wait; DefaultConnectSettle suits programs that talk to
+	// Rust nodes.
+	ConnectSettle time.Duration
 	// MessageRate limits the messages read from each connection per
 	// second (a token bucket of MessageBurst); 0 means no limit. A peer
 	// over the limit is not cut off: the transport stops reading from it
@@ -262,6 +271,15 @@ func (t *Transport) Connect(ctx context.Context, hostport string) (routing.Addre
 	c, err := t.add(nc, hostport, false)
 	if err != nil {
 		return routing.Address{}, err
+	}
+	if t.cfg.ConnectSettle > 0 {
+		timer := time.NewTimer(t.cfg.ConnectSettle)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			return routing.Address{}, ctx.Err()
+		}
 	}
 	return c.addr, nil
 }
