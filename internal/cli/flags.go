@@ -15,6 +15,7 @@ import (
 // hubLimits are the flags shared by commands that run hub nodes.
 type hubLimits struct {
 	maxConns, maxConnsPerIP, maxFwdPerConn, sendQueue, maxFrame *int
+	sendQueueBytes                                              *int
 	frameTimeout, idleTimeout, fwdIdle, queueWait               *time.Duration
 	static                                                      *bool
 	msgRate                                                     *float64
@@ -23,19 +24,20 @@ type hubLimits struct {
 
 func hubFlags(fs *flag.FlagSet) *hubLimits {
 	return &hubLimits{
-		maxConns:      fs.Int("max-conns", 0, "maximum open connections (0 = no limit)"),
-		maxConnsPerIP: fs.Int("max-conns-per-ip", 0, "maximum connections from one source IP (0 = no limit)"),
-		maxFwdPerConn: fs.Int("max-forwarders-per-conn", hub.DefaultMaxForwardersPerConn, "maximum forwarders (random and named) one connection may hold (0 = no limit)"),
-		sendQueue:     fs.Int("send-queue", tcp.DefaultSendQueueSize, "messages queued per connection; when full, senders wait up to --queue-full-wait, then messages are dropped and counted"),
-		maxFrame:      fs.Int("max-frame", tcp.MaxFrameSize, "largest frame body accepted or sent, in bytes (at most 65535)"),
-		queueWait:     fs.Duration("queue-full-wait", hub.DefaultQueueFullWait, "how long a message waits for room in a full send queue (slowing its sender) before it is dropped and counted"),
-		frameTimeout:  fs.Duration("frame-timeout", tcp.DefaultFrameTimeout, "time a started frame may take to arrive in full"),
-		idleTimeout:   fs.Duration("idle-timeout", 0, "close connections that receive nothing for this long (0 = never)"),
-		msgRate:       fs.Float64("max-msg-rate", 0, "messages per second read from one connection (token bucket, burst = one second's worth); a faster peer is slowed down, not cut off (0 = no limit)"),
-		static:        fs.Bool("static-forwarding", false, "enable static_forwarding_service: named forwarders at forward_to_NAME, moved by re-registering"),
-		token:         fs.String("forwarder-token", "", "token required to claim a forwarder name (with --static-forwarding)"),
-		tokensFile:    fs.String("forwarder-tokens", "", "file of \"NAME TOKEN\" lines: per-name tokens (with --static-forwarding)"),
-		fwdIdle:       fs.Duration("forwarder-idle-timeout", 0, "remove forwarders that relay nothing for this long (0 = never; they always go when their connection closes)"),
+		maxConns:       fs.Int("max-conns", 0, "maximum open connections (0 = no limit)"),
+		maxConnsPerIP:  fs.Int("max-conns-per-ip", 0, "maximum connections from one source IP (0 = no limit)"),
+		maxFwdPerConn:  fs.Int("max-forwarders-per-conn", hub.DefaultMaxForwardersPerConn, "maximum forwarders (random and named) one connection may hold (0 = no limit)"),
+		sendQueue:      fs.Int("send-queue", tcp.DefaultSendQueueSize, "messages queued per connection; when full, senders wait up to --queue-full-wait, then messages are dropped and counted"),
+		sendQueueBytes: fs.Int("send-queue-bytes", tcp.DefaultSendQueueBytes, "bytes queued per connection (a peer that stops reading holds at most this much memory)"),
+		maxFrame:       fs.Int("max-frame", tcp.MaxFrameSize, "largest frame body accepted or sent, in bytes (at most 65535)"),
+		queueWait:      fs.Duration("queue-full-wait", hub.DefaultQueueFullWait, "how long a message waits for room in a full send queue (slowing its sender) before it is dropped and counted"),
+		frameTimeout:   fs.Duration("frame-timeout", tcp.DefaultFrameTimeout, "time a started frame may take to arrive in full"),
+		idleTimeout:    fs.Duration("idle-timeout", 0, "close connections that receive nothing for this long (0 = never)"),
+		msgRate:        fs.Float64("max-msg-rate", 0, "messages per second read from one connection (token bucket, burst = one second's worth); a faster peer is slowed down, not cut off (0 = no limit)"),
+		static:         fs.Bool("static-forwarding", false, "enable static_forwarding_service: named forwarders at forward_to_NAME, moved by re-registering"),
+		token:          fs.String("forwarder-token", "", "token required to claim a forwarder name (with --static-forwarding)"),
+		tokensFile:     fs.String("forwarder-tokens", "", "file of \"NAME TOKEN\" lines: per-name tokens (with --static-forwarding)"),
+		fwdIdle:        fs.Duration("forwarder-idle-timeout", 0, "remove forwarders that relay nothing for this long (0 = never; they always go when their connection closes)"),
 	}
 }
 
@@ -55,6 +57,9 @@ func (l *hubLimits) config() (hub.Config, error) {
 			StaticForwarding: *l.static,
 			ForwarderToken:   *l.token,
 			ForwarderTokens:  tokens}, usagef("--max-frame must be between 16 and %d", tcp.MaxFrameSize)
+	}
+	if *l.sendQueueBytes < tcp.MaxFrameSize+tcp.FrameHeaderSize {
+		return hub.Config{}, usagef("--send-queue-bytes must be at least one frame (%d)", tcp.MaxFrameSize+tcp.FrameHeaderSize)
 	}
 	if *l.queueWait <= 0 {
 		return hub.Config{}, usagef("--queue-full-wait must be positive")
@@ -90,15 +95,16 @@ func (l *hubLimits) config() (hub.Config, error) {
 		ForwarderToken:   *l.token,
 		ForwarderTokens:  tokens,
 		TCP: tcp.Config{
-			MaxFrameSize:  *l.maxFrame,
-			SendQueueSize: *l.sendQueue,
-			FrameTimeout:  *l.frameTimeout,
-			IdleTimeout:   *l.idleTimeout,
-			MaxConns:      *l.maxConns,
-			MaxConnsPerIP: *l.maxConnsPerIP,
-			MessageRate:   *l.msgRate,
-			QueueFullWait: *l.queueWait,
-			MessageBurst:  int(*l.msgRate),
+			MaxFrameSize:   *l.maxFrame,
+			SendQueueSize:  *l.sendQueue,
+			SendQueueBytes: *l.sendQueueBytes,
+			FrameTimeout:   *l.frameTimeout,
+			IdleTimeout:    *l.idleTimeout,
+			MaxConns:       *l.maxConns,
+			MaxConnsPerIP:  *l.maxConnsPerIP,
+			MessageRate:    *l.msgRate,
+			QueueFullWait:  *l.queueWait,
+			MessageBurst:   int(*l.msgRate),
 		},
 		MaxForwardersPerConn: cmp.Or(*l.maxFwdPerConn, -1), // 0 on the command line: no limit
 		ForwarderIdleTimeout: *l.fwdIdle,
