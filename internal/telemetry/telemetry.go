@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/transport/tcp"
 )
 
 // Source returns the current counters of every hub node in the process,
@@ -72,6 +73,7 @@ var (
 	bytesDesc   = d("bytes_total", "Bytes received (in) and sent (out), frame headers included.", "direction")
 	dropsDesc   = d("dropped_total", "Messages dropped, by reason.", "reason")
 	decodeDesc  = d("decode_errors_total", "Bad frames that closed their connection, by kind.", "kind")
+	latencyDesc = d("relay_latency_seconds", "Time from a message being handed to a connection (by the echo service, a forwarder, a worker) until it is written to the socket; one message in 16 is sampled.")
 	plainGauges = []metric{
 		{d("connections", "Open TCP connections."), prometheus.GaugeValue, func(s *hub.Stats) float64 { return float64(s.TCP.Conns) }},
 		{d("forwarders", "Live forwarders (random and named)."), prometheus.GaugeValue, func(s *hub.Stats) float64 { return float64(s.Forwarders) }},
@@ -95,6 +97,7 @@ func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- bytesDesc
 	ch <- dropsDesc
 	ch <- decodeDesc
+	ch <- latencyDesc
 }
 
 func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
@@ -117,5 +120,19 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(decodeDesc, s.TCP.EmptyFrames, "empty_frame")
 		counter(decodeDesc, s.TCP.Oversized, "oversized_frame")
 		counter(decodeDesc, s.TCP.FrameTimeouts, "frame_timeout")
+		h := s.TCP.RelayLatency
+		buckets := make(map[float64]uint64, len(tcp.LatencyBuckets))
+		var cum uint64
+		for i, le := range tcp.LatencyBuckets {
+			if i < len(h.Counts) {
+				cum += h.Counts[i]
+			}
+			buckets[le.Seconds()] = cum
+		}
+		total := cum
+		if len(h.Counts) > len(tcp.LatencyBuckets) {
+			total += h.Counts[len(tcp.LatencyBuckets)]
+		}
+		ch <- prometheus.MustNewConstHistogram(latencyDesc, total, h.Sum.Seconds(), buckets, name)
 	}
 }

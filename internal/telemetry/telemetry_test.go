@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ockamhub/ockamhub/hub"
 	"github.com/ockamhub/ockamhub/internal/telemetry"
@@ -22,7 +23,9 @@ func get(t *testing.T, h http.Handler, path string) (int, string) {
 }
 
 func TestHandler(t *testing.T) {
-	stats := hub.Stats{Forwarders: 3, TCP: tcp.Stats{Conns: 2, FramesIn: 10, Malformed: 1, QueueFull: 4}}
+	lat := tcp.Histogram{Counts: make([]uint64, len(tcp.LatencyBuckets)+1), Sum: 3 * time.Millisecond}
+	lat.Counts[0], lat.Counts[len(tcp.LatencyBuckets)] = 2, 1
+	stats := hub.Stats{Forwarders: 3, TCP: tcp.Stats{Conns: 2, FramesIn: 10, Malformed: 1, QueueFull: 4, RelayLatency: lat}}
 	var notReady error = errors.New("starting")
 	h := telemetry.Handler(telemetry.NewRegistry(func() map[string]hub.Stats {
 		return map[string]hub.Stats{"main": stats}
@@ -39,6 +42,8 @@ func TestHandler(t *testing.T) {
 		`ockamhub_decode_errors_total{kind="malformed",node="main"} 1`,
 		`ockamhub_dropped_total{node="main",reason="queue_full"} 4`,
 		`go_goroutines`,
+		`ockamhub_relay_latency_seconds_bucket{node="main",le="1e-05"} 2`,
+		`ockamhub_relay_latency_seconds_count{node="main"} 3`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -39,7 +39,8 @@ type conn struct {
 	done  chan struct{}
 	once  sync.Once
 
-	lastWrite atomic.Int64 // unix nanoseconds of the last write, for IdleTimeout
+	lastWrite atomic.Int64  // unix nanoseconds of the last write, for IdleTimeout
+	sample    atomic.Uint32 // counts sends, to time one in latencySampleEvery
 
 	hooksMu sync.Mutex
 	hooks   map[int]func() // run once the connection has closed
@@ -209,7 +210,11 @@ func (c *conn) send(ctx context.Context, m routing.TransportMessage) error {
 		c.t.stats.tooLarge.Add(1)
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, c.t.cfg.MaxFrameSize)
 	}
-	return c.enqueue(ctx, queued{m, n + FrameHeaderSize})
+	q := queued{m: m, size: n + FrameHeaderSize}
+	if c.sample.Add(1)%latencySampleEvery == 0 {
+		q.at = time.Now().UnixNano()
+	}
+	return c.enqueue(ctx, q)
 }
 
 func (c *conn) enqueue(ctx context.Context, m queued) error {
@@ -368,6 +373,7 @@ func (c *conn) writeQueued() error {
 	buf := (*bp)[:0]
 	defer func() { *bp = buf[:0]; batchPool.Put(bp) }()
 	frames := 0
+	written, next := 0, 0 // batch[written:next] are in buf
 	flush := func() error {
 		if len(buf) == 0 {
 			return nil
@@ -376,13 +382,21 @@ func (c *conn) writeQueued() error {
 		if _, err := c.nc.Write(buf); err != nil {
 			return err
 		}
-		c.lastWrite.Store(time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		c.lastWrite.Store(now)
+		for _, q := range batch[written:next] {
+			if q.at != 0 {
+				t.latency.observe(time.Duration(now - q.at))
+			}
+		}
+		written = next
 		t.stats.framesOut.Add(uint64(frames))
 		t.stats.bytesOut.Add(uint64(len(buf)))
 		buf, frames = buf[:0], 0
 		return nil
 	}
 	for i := range batch {
+		next = i + 1
 		var err error
 		if buf, err = AppendFrame(buf, &batch[i].m, t.cfg.MaxFrameSize); err != nil {
 			// Sizes are checked before queueing; only an invalid address

@@ -27,6 +27,7 @@ type sendQueue struct {
 type queued struct {
 	m    routing.TransportMessage
 	size int
+	at   int64 // unix nanoseconds when queued, for sampled latency; 0 = not sampled
 }
 
 func newSendQueue(limit, maxBytes int) *sendQueue {

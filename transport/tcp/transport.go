@@ -111,6 +111,10 @@ type Stats struct {
 	TooLarge      uint64 // messages refused for exceeding the frame size
 	FrameTimeouts uint64 // connections closed for a partial frame timing out
 	Throttled     uint64 // reads delayed by the per-connection message rate
+	// RelayLatency samples one message in 16: the time from being handed
+	// to a connection (by a worker, a forwarder, the echo service) until
+	// written to its socket, queueing included.
+	RelayLatency Histogram
 }
 
 // Transport is the TCP transport of one node. It registers itself with the
@@ -141,6 +145,7 @@ type Transport struct {
 		malformed, empty, oversized, unroutable, noConn, queueFull, tooLarge, timeouts, throttled atomic.Uint64
 	}
 	sometimes rate.Sometimes
+	latency   histogram
 }
 
 // New returns a transport for n and registers it for address type 1.
@@ -386,7 +391,8 @@ func (t *Transport) Stats() Stats {
 		FramesIn: s.framesIn.Load(), FramesOut: s.framesOut.Load(), BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
 		DecodeErrors: s.malformed.Load() + s.empty.Load() + s.oversized.Load(), Unroutable: s.unroutable.Load(), NoConnection: s.noConn.Load(),
 		QueueFull: s.queueFull.Load(), TooLarge: s.tooLarge.Load(), FrameTimeouts: s.timeouts.Load(),
-		Throttled: s.throttled.Load(),
+		Throttled:    s.throttled.Load(),
+		RelayLatency: t.latency.snapshot(),
 	}
 }
 
