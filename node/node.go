@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,10 +59,15 @@ type Node struct {
 	cfg Config
 	log *slog.Logger
 
-	mu         sync.RWMutex
-	workers    map[routing.Address]*entry
-	transports map[routing.Type]Transport
+	// The registries are read on every message by every connection, so
+	// reads take no lock: workers is a sync.Map, transports an immutable map
+	// replaced whole. mu serialises writers and guards closed.
+	mu         sync.Mutex
+	workers    sync.Map // routing.Address -> *entry
+	nworkers   int      // guarded by mu
+	transports atomic.Pointer[map[routing.Type]Transport]
 	closed     bool
+	isClosed   atomic.Bool
 
 	app *Mailbox
 	wg  sync.WaitGroup
@@ -80,11 +86,9 @@ func New(cfg Config) *Node {
 		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{
-		cfg:        cfg,
-		log:        log,
-		workers:    make(map[routing.Address]*entry),
-		transports: make(map[routing.Type]Transport),
-		errLog:     rate.Sometimes{First: 10, Interval: time.Second},
+		cfg:    cfg,
+		log:    log,
+		errLog: rate.Sometimes{First: 10, Interval: time.Second},
 	}
 	if !cfg.NoApp {
 		mb, err := n.OpenMailbox(AppAddress)
@@ -108,6 +112,22 @@ func RandomAddress(nbytes int) string {
 	return hex.EncodeToString(b)
 }
 
+// lookup returns the worker at a, or nil.
+func (n *Node) lookup(a routing.Address) *entry {
+	if v, ok := n.workers.Load(a); ok {
+		return v.(*entry)
+	}
+	return nil
+}
+
+// transportMap returns the current transports (never to be modified).
+func (n *Node) transportMap() map[routing.Type]Transport {
+	if m := n.transports.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
 // RegisterTransport makes t carry messages whose next hop has type typ.
 func (n *Node) RegisterTransport(typ routing.Type, t Transport) error {
 	if typ == routing.Local {
@@ -118,17 +138,25 @@ func (n *Node) RegisterTransport(typ routing.Type, t Transport) error {
 	if n.closed {
 		return ErrClosed
 	}
-	if _, ok := n.transports[typ]; ok {
+	old := n.transportMap()
+	if _, ok := old[typ]; ok {
 		return fmt.Errorf("node: transport type %d: %w", typ, ErrAddressInUse)
 	}
-	n.transports[typ] = t
+	m := maps.Clone(old)
+	if m == nil {
+		m = make(map[routing.Type]Transport)
+	}
+	m[typ] = t
+	n.transports.Store(&m)
 	return nil
 }
 
 // UnregisterTransport removes the transport for typ, if any.
 func (n *Node) UnregisterTransport(typ routing.Type) {
 	n.mu.Lock()
-	delete(n.transports, typ)
+	m := maps.Clone(n.transportMap())
+	delete(m, typ)
+	n.transports.Store(&m)
 	n.mu.Unlock()
 }
 
@@ -208,13 +236,14 @@ func (n *Node) register(e *entry, goroutine bool) error {
 		return ErrClosed
 	}
 	for _, a := range e.addrs {
-		if _, ok := n.workers[a]; ok {
+		if _, ok := n.workers.Load(a); ok {
 			return fmt.Errorf("node: starting worker at %s: %w", a, ErrAddressInUse)
 		}
 	}
 	for _, a := range e.addrs {
-		n.workers[a] = e
+		n.workers.Store(a, e)
 	}
+	n.nworkers++
 	if goroutine {
 		n.wg.Add(1)
 	}
@@ -223,10 +252,12 @@ func (n *Node) register(e *entry, goroutine bool) error {
 
 func (n *Node) unregister(e *entry) {
 	n.mu.Lock()
+	removed := false
 	for _, a := range e.addrs {
-		if n.workers[a] == e {
-			delete(n.workers, a)
-		}
+		removed = n.workers.CompareAndDelete(a, e) || removed
+	}
+	if removed {
+		n.nworkers--
 	}
 	n.mu.Unlock()
 }
@@ -234,9 +265,7 @@ func (n *Node) unregister(e *entry) {
 // StopWorker stops the worker at addr (any of its addresses) and waits until
 // its Shutdown hook has run. Messages still in its mailbox are dropped.
 func (n *Node) StopWorker(ctx context.Context, addr string) error {
-	n.mu.RLock()
-	e := n.workers[routing.LocalAddress(addr)]
-	n.mu.RUnlock()
+	e := n.lookup(routing.LocalAddress(addr))
 	if e == nil {
 		return &RouteError{Addr: routing.LocalAddress(addr), Err: ErrUnknownAddress}
 	}
@@ -251,9 +280,7 @@ func (n *Node) StopWorker(ctx context.Context, addr string) error {
 
 // HasWorker reports whether a worker or mailbox is registered at addr.
 func (n *Node) HasWorker(addr string) bool {
-	n.mu.RLock()
-	_, ok := n.workers[routing.LocalAddress(addr)]
-	n.mu.RUnlock()
+	_, ok := n.workers.Load(routing.LocalAddress(addr))
 	return ok
 }
 
@@ -288,11 +315,8 @@ func (n *Node) Route(ctx context.Context, m routing.TransportMessage) error {
 		return ErrEmptyRoute
 	}
 	if next.Type != routing.Local {
-		n.mu.RLock()
-		t, ok := n.transports[next.Type]
-		closed := n.closed
-		n.mu.RUnlock()
-		if closed {
+		t, ok := n.transportMap()[next.Type]
+		if n.isClosed.Load() {
 			return ErrClosed
 		}
 		if !ok {
@@ -302,9 +326,7 @@ func (n *Node) Route(ctx context.Context, m routing.TransportMessage) error {
 		n.routed.Add(1)
 		return t.RouteMessage(ctx, m)
 	}
-	n.mu.RLock()
-	e := n.workers[next]
-	n.mu.RUnlock()
+	e := n.lookup(next)
 	if e == nil {
 		n.unroutable.Add(1)
 		return &RouteError{Addr: next, Err: ErrUnknownAddress}
@@ -315,17 +337,14 @@ func (n *Node) Route(ctx context.Context, m routing.TransportMessage) error {
 
 // Stats returns a snapshot of the node's counters.
 func (n *Node) Stats() Stats {
-	n.mu.RLock()
-	seen := make(map[*entry]bool, len(n.workers))
-	for _, e := range n.workers {
-		seen[e] = true
-	}
-	n.mu.RUnlock()
+	n.mu.Lock()
+	workers := n.nworkers
+	n.mu.Unlock()
 	return Stats{
 		Routed:       n.routed.Load(),
 		Unroutable:   n.unroutable.Load(),
 		WorkerErrors: n.workerErrors.Load(),
-		Workers:      len(seen),
+		Workers:      workers,
 	}
 }
 
@@ -334,10 +353,12 @@ func (n *Node) Stats() Stats {
 func (n *Node) Close() error {
 	n.mu.Lock()
 	n.closed = true
-	entries := make(map[*entry]bool, len(n.workers))
-	for _, e := range n.workers {
-		entries[e] = true
-	}
+	n.isClosed.Store(true)
+	entries := make(map[*entry]bool, n.nworkers)
+	n.workers.Range(func(_, v any) bool {
+		entries[v.(*entry)] = true
+		return true
+	})
 	n.mu.Unlock()
 	for e := range entries {
 		e.stop()
