@@ -91,8 +91,8 @@ type Config struct {
 	Target Target
 	// Hub is the hub's HOST:PORT, for TargetHub.
 	Hub string
-	// Client is the client path; "" means Raw, except for Secure, which
-	// always uses Library.
+	// Client is the client path; "" means Raw. Secure always uses Library
+	// against the hub, and Raw against its baselines (Echo's).
 	Client ClientPath
 	// Clients is the number of clients (connections, or sender and
 	// receiver pairs); default 1.
@@ -194,11 +194,11 @@ func (c Config) withDefaults() Config {
 	if c.Target == "" {
 		c.Target = TargetHub
 	}
-	if c.Client == "" || c.Scenario == Secure {
-		c.Client = Raw
-		if c.Scenario == Secure {
-			c.Client = Library
-		}
+	switch {
+	case c.Scenario == Secure && c.Target == TargetHub:
+		c.Client = Library
+	case c.Scenario == Secure, c.Client == "":
+		c.Client = Raw // the baselines of Secure are Echo's
 	}
 	if c.Clients == 0 {
 		c.Clients = 1
@@ -265,7 +265,7 @@ func (c Config) Check() error {
 		if c.Scenario == Idle {
 			return fmt.Errorf("the idle scenario has no baseline")
 		}
-		if c.Client != Raw && c.Scenario != Secure {
+		if c.Client != Raw {
 			return fmt.Errorf("baselines use the raw client only")
 		}
 	default:
