@@ -123,7 +123,7 @@ func (rep *Report) WriteChart(w io.Writer) error {
 		v := math.Pow(10, d)
 		y := ly(v)
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`+"\n", rightPanel, y, rightPanel+panelW, y)
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", rightPanel-6, y+4, us(v))
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", rightPanel-6, y+4, decade(v))
 	}
 	for _, t := range targets {
 		var p50, p99 []string
@@ -139,7 +139,7 @@ func (rep *Report) WriteChart(w io.Writer) error {
 	// Legend.
 	for i, t := range targets {
 		x := 20 + i*chartLegendWidth
-		y := chartH - 18
+		y := chartH - 8
 		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"/>`+"\n", x, y-4, x+24, y-4, seriesColors[t])
 		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", x+30, y, html.EscapeString(t))
 	}
@@ -197,6 +197,19 @@ func niceTicks(lo, hi float64, n int) []float64 {
 		}
 	}
 	return ticks
+}
+
+// decade formats a power of ten of microseconds: 10µs, 1ms, 10s.
+func decade(us float64) string {
+	switch {
+	case us >= 1e6:
+		return fmt.Sprintf("%gs", us/1e6)
+	case us >= 1e3:
+		return fmt.Sprintf("%gms", us/1e3)
+	case us >= 1:
+		return fmt.Sprintf("%gµs", us)
+	}
+	return fmt.Sprintf("%gns", us*1e3)
 }
 
 // shortNumber formats v as 1.2M, 350k or 12.
