@@ -83,7 +83,8 @@ const (
 	Library ClientPath = "node"
 )
 
-// Config configures a run. Zero fields take the defaults given.
+// Config configures a run. Zero fields take the defaults given; Scenario
+// (and Hub, for TargetHub) must be set. Run only reads a Config.
 type Config struct {
 	// Scenario is what to run (required).
 	Scenario Scenario

@@ -17,8 +17,10 @@ import (
 // is killed.
 const childStopDelay = 3 * time.Second
 
-// Child is a hub running as a child process (`ockamhub node`), so that its
-// CPU time and memory can be read apart from the load generator's.
+// Child is a hub (`ockamhub node`) or a baseline server (`ockamhub bench
+// --serve-baseline`) running as a child process, so that its CPU time and
+// memory can be read apart from the load generator's. Create one with
+// StartChild; its methods are safe for concurrent use.
 type Child struct {
 	// Addr is the HOST:PORT the child printed in its "listening on" line.
 	Addr string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"syscall"
 	"testing"
 	"time"
@@ -85,5 +86,59 @@ func TestSelfProcess(t *testing.T) {
 	}
 	if m := loadgen.ThisMachine(); m.NumCPU < 1 || m.GoVersion == "" {
 		t.Errorf("ThisMachine = %+v", m)
+	}
+}
+
+// TestHelperBaseline is not a test: run by TestRunSpawnedBaselines as a
+// child, it serves the baseline server named by LOADGEN_HELPER_BASELINE as
+// `ockamhub bench --serve-baseline` does.
+func TestHelperBaseline(t *testing.T) {
+	kind := os.Getenv("LOADGEN_HELPER_BASELINE")
+	if kind == "" {
+		t.Skip("helper process")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		os.Exit(1)
+	}
+	fmt.Printf("listening on %s\n", ln.Addr())
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer cancel()
+	loadgen.ServeBaseline(ctx, loadgen.ServerKind(kind), ln)
+	os.Exit(0)
+}
+
+// TestRunSpawnedBaselines runs the baselines' servers as child processes,
+// as `ockamhub bench --spawn --baseline` does, and checks that their CPU
+// and memory are reported.
+func TestRunSpawnedBaselines(t *testing.T) {
+	start := func(ctx context.Context, kind loadgen.ServerKind) (*loadgen.Child, error) {
+		os.Setenv("LOADGEN_HELPER_BASELINE", string(kind))
+		defer os.Unsetenv("LOADGEN_HELPER_BASELINE")
+		// Under -race a process waits a second before it exits.
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+		defer os.Unsetenv("GORACE")
+		return loadgen.StartChild(ctx, nil, os.Args[0], "-test.run=^TestHelperBaseline$")
+	}
+	for _, sc := range []loadgen.Scenario{loadgen.Echo, loadgen.Forward} {
+		for _, target := range []loadgen.Target{loadgen.TargetRelay, loadgen.TargetDirect} {
+			t.Run(string(sc)+"/"+string(target), func(t *testing.T) {
+				res, err := loadgen.Run(t.Context(), loadgen.Config{
+					Scenario: sc, Target: target, Clients: 2, Inflight: 4,
+					Duration: 150 * time.Millisecond, StartServer: start,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Msgs == 0 || res.Errors != 0 {
+					t.Errorf("msgs %d, errors %d", res.Msgs, res.Errors)
+				}
+				// Direct forward has no server: sender and receiver meet.
+				hasServer := sc == loadgen.Echo || target == loadgen.TargetRelay
+				if got := res.ServerRSSBytes != nil && res.ServerCPUPercent != nil; got != hasServer {
+					t.Errorf("server figures reported: %v, want %v", got, hasServer)
+				}
+			})
+		}
 	}
 }
