@@ -7,7 +7,6 @@ package examples_test
 import (
 	"bufio"
 	"context"
-	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -18,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ockamhub/ockamhub/hub"
 	"github.com/ockamhub/ockamhub/routing"
 )
 
@@ -184,29 +182,6 @@ func (s *scServer) waitListening(t *testing.T) string {
 	return addr
 }
 
-// scStartHub runs an in-process hub on 127.0.0.1 and returns its address.
-func scStartHub(t *testing.T) string {
-	t.Helper()
-	h, err := hub.New(hub.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		h.Close()
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- h.Serve(ln) }()
-	t.Cleanup(func() {
-		h.Close()
-		if err := <-served; !errors.Is(err, hub.ErrClosed) {
-			t.Errorf("hub Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
-}
-
 func scExpectLast(t *testing.T, name string, got []string, want string) {
 	t.Helper()
 	if len(got) == 0 || got[len(got)-1] != want {
@@ -254,7 +229,7 @@ func TestSecureChannelExamples(t *testing.T) {
 	})
 
 	t.Run("12-secure-channel-hub-forwarding", func(t *testing.T) {
-		hubAddr := scStartHub(t)
+		hubAddr := startHub(t)
 		keyFile := filepath.Join(t.TempDir(), "responder.key")
 		responder := scStart(t, dir, "12-secure-channel-hub-forwarding-responder", "-hub", hubAddr, "-key", keyFile)
 		key := responder.waitFor(t, "Listener static key: ")
