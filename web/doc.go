@@ -39,5 +39,7 @@
 //
 // API errors are {"error": "message"} with 400 (bad name or body), 401 (no
 // or bad credentials), 404 (unknown, or another account's), 409 (limit
-// reached, name taken) or 503 (no free port, shutting down).
+// reached, name taken) or 503 (no free port, shutting down, or the
+// database unavailable: web.UnavailableMessage, then the pages answer 503
+// too and no one is signed out).
 package web
