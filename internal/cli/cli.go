@@ -46,6 +46,7 @@ func init() {
 		{"secure-channel", "run a secure channel listener reachable through a hub", "listen --hub HOST:PORT [flags]", runSecureChannel},
 		{"bench", "measure a hub under load (echo, forward, bulk, secure, idle), against baselines", "SCENARIO [flags]", runBench},
 		{"serve", "run the Hub service: web sign-in, JSON API, and users' hub nodes", "[flags]", runServe},
+		{"db", "apply or list the Hub service's database migrations", "migrate|status [flags]", runDB},
 	}
 }
 

@@ -10,13 +10,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/ockamhub/ockamhub/githubauth"
 	"github.com/ockamhub/ockamhub/provision"
-	"github.com/ockamhub/ockamhub/store/sqlstore"
 	"github.com/ockamhub/ockamhub/web"
 )
 
@@ -26,12 +24,18 @@ const (
 	envGitHubClientSecret = "OCKAMHUB_GITHUB_CLIENT_SECRET"
 )
 
+// readyPingTimeout bounds /readyz's check of the database.
+const readyPingTimeout = 2 * time.Second
+
 func runServe(ctx context.Context, e *env, args []string) error {
 	fs := e.flagSet("serve", "[flags]", `Runs the Ockam Hub service: web pages and a JSON API over HTTP where people
 sign in (GitHub, or a development sign-in by user name) and create hub nodes,
 and the hub nodes themselves, each on its own TCP port. Accounts and nodes
-are kept in SQLite under --data; on restart every node comes back on the
-same port. Prints "listening on http://IP:PORT" once it serves. SIGINT or
+are kept in SQLite under --data, or in PostgreSQL with --db postgres://…;
+on restart every node comes back on the same port. Pending schema
+migrations are applied at start-up (see 'ockamhub db'). While PostgreSQL
+is unreachable, requests that need it get 503, /readyz reports not ready
+and running nodes keep relaying; it recovers by itself. Prints "listening on http://IP:PORT" once it serves. SIGINT or
 SIGTERM shut it down gracefully (HTTP first, then every node, within 10 s).
 
 The development sign-in (no password) is enabled only when --http is a
@@ -42,7 +46,8 @@ as the OAuth app's callback URL.
 
 The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.`)
 	httpAddr := fs.String("http", "127.0.0.1:8080", "address to serve HTTP on; port 0 picks a free port")
-	dataDir := fs.String("data", "./ockamhub-data", "directory for the SQLite database")
+	dataDir := fs.String("data", "./ockamhub-data", "directory for the SQLite database when --db is not given")
+	dbURL := fs.String("db", "", dbFlagUsage)
 	publicURL := fs.String("public-url", "", "URL people reach the web pages at (default http://IP:PORT of --http); an https URL makes cookies Secure")
 	nodesListen := fs.String("nodes-listen", "", "IP address hub nodes listen on (default: the host of --http)")
 	nodesDomain := fs.String("nodes-domain", "", "domain of node host names: an IP address is shown as is, a name as NODE.DOMAIN (default: the host of --public-url)")
@@ -105,14 +110,16 @@ The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.`)
 		*nodesListen = httpHost
 	}
 
-	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
+	db, err := parseDB(*dbURL, *dataDir)
+	if err != nil {
+		return err
 	}
-	st, err := sqlstore.Open(ctx, filepath.Join(*dataDir, "ockamhub.db"))
+	st, err := db.open(ctx, *dataDir, *dbURL == "")
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	e.log.Info("database", "db", db.String())
 
 	ln, err := net.Listen("tcp", *httpAddr)
 	if err != nil {
@@ -191,6 +198,11 @@ The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.`)
 	stopMetrics, err := startMetrics(e, *metricsAddr, prov.Stats, func() error {
 		if ctx.Err() != nil {
 			return errors.New("shutting down")
+		}
+		pctx, cancel := context.WithTimeout(ctx, readyPingTimeout)
+		defer cancel()
+		if err := st.Ping(pctx); err != nil {
+			return errors.New("database unavailable")
 		}
 		return nil
 	})

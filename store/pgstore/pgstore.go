@@ -245,7 +245,7 @@ func unavailable(err error) bool {
 		switch {
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
 			strings.HasPrefix(pe.Code, "57P"), // admin shutdown, crash shutdown, cannot connect now
-			pe.Code == "53300":               // too many connections
+			pe.Code == "53300":                // too many connections
 			return true
 		}
 		return false
