@@ -35,8 +35,26 @@ const Env = "OCKAMHUB_TEST_POSTGRES"
 // RequireAllEnv names the variable that turns skips into failures.
 const RequireAllEnv = "OCKAMHUB_REQUIRE_ALL"
 
-// BinDir is where Debian's postgresql package puts the server programs.
+// BinDir is where Debian's postgresql package (15 on bookworm) puts the
+// server programs; StartCluster uses the newest /usr/lib/postgresql/*/bin
+// when there is another version.
 const BinDir = "/usr/lib/postgresql/15/bin"
+
+// binDir returns the directory of initdb and pg_ctl, or "".
+func binDir() string {
+	if _, err := os.Stat(filepath.Join(BinDir, "initdb")); err == nil {
+		return BinDir
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	best, bestV := "", -1
+	for _, d := range dirs {
+		v, err := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(d))))
+		if err == nil && v > bestV {
+			best, bestV = filepath.Dir(d), v
+		}
+	}
+	return best
+}
 
 const howTo = `start PostgreSQL and set ` + Env + `, e.g.
   runuser -u postgres -- ` + BinDir + `/initdb -D /tmp/pg -A trust -U postgres --no-sync
@@ -108,6 +126,7 @@ func newDatabase(t testing.TB, base string) string {
 // Cluster is a PostgreSQL server of the test's own, which it may stop and
 // start.
 type Cluster struct {
+	bin  string // server programs
 	dir  string // data directory and socket directory
 	port int
 	log  string
@@ -120,7 +139,8 @@ type Cluster struct {
 // OCKAMHUB_REQUIRE_ALL=1).
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(BinDir, "initdb")); err != nil {
+	bin := binDir()
+	if bin == "" {
 		skip(t, "this test starts and stops its own PostgreSQL cluster and needs the server programs in "+BinDir+" (apt-get install -y postgresql)")
 	}
 	if os.Geteuid() == 0 {
@@ -132,7 +152,7 @@ func StartCluster(t testing.TB) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{dir: dir, port: freePort(t), log: filepath.Join(dir, "server.log")}
+	c := &Cluster{bin: bin, dir: dir, port: freePort(t), log: filepath.Join(dir, "server.log")}
 	t.Cleanup(func() {
 		c.pgctl("stop", "-m", "immediate")
 		os.RemoveAll(dir)
@@ -142,7 +162,7 @@ func StartCluster(t testing.TB) *Cluster {
 			t.Fatalf("pgtest: chown postgres %s: %v\n%s", dir, err, out)
 		}
 	}
-	if out, err := c.command(filepath.Join(BinDir, "initdb"), "-D", c.data(), "-A", "trust", "-U", "postgres", "--no-sync").CombinedOutput(); err != nil {
+	if out, err := c.command(filepath.Join(c.bin, "initdb"), "-D", c.data(), "-A", "trust", "-U", "postgres", "--no-sync").CombinedOutput(); err != nil {
 		t.Fatalf("pgtest: initdb: %v\n%s", err, out)
 	}
 	c.Start(t)
@@ -160,7 +180,7 @@ func (c *Cluster) command(name string, args ...string) *exec.Cmd {
 
 func (c *Cluster) pgctl(args ...string) ([]byte, error) {
 	args = append([]string{"-D", c.data(), "-w", "-l", c.log}, args...)
-	return c.command(filepath.Join(BinDir, "pg_ctl"), args...).CombinedOutput()
+	return c.command(filepath.Join(c.bin, "pg_ctl"), args...).CombinedOutput()
 }
 
 // Start starts the cluster (again) and waits until it accepts connections.
