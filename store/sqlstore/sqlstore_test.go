@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/ockamhub/ockamhub/store"
@@ -46,7 +47,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != n {
+	if !reflect.DeepEqual(got, n) {
 		t.Fatalf("node after reopen: got %+v, want %+v", got, n)
 	}
 }
