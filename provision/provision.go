@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +26,11 @@ var (
 	ErrNoPorts = errors.New("provision: no free port left in the node port range")
 	// ErrClosed is returned by Create after Shutdown.
 	ErrClosed = errors.New("provision: shut down")
+	// ErrBadToken is returned by SetForwarderToken for a token shorter
+	// than MinForwarderTokenLen or longer than 256 bytes.
+	ErrBadToken = errors.New("provision: a forwarder token has 16 to 256 characters")
+	// ErrRateLimited is wrapped by *RateError.
+	ErrRateLimited = errors.New("provision: too many node creations")
 )
 
 // LimitError is returned by Create when the account already has Limit
@@ -37,15 +44,35 @@ func (e *LimitError) Error() string {
 // Unwrap returns store.ErrNodeLimit.
 func (e *LimitError) Unwrap() error { return store.ErrNodeLimit }
 
+// AllowError is returned by SetAllow for an allow-list it cannot take.
+type AllowError struct{ Reason string }
+
+func (e *AllowError) Error() string { return "provision: allow-list: " + e.Reason }
+
+// RateError is returned by Create when the account has created
+// Config.MaxCreatesPerHour nodes in the last hour. It wraps ErrRateLimited.
+type RateError struct {
+	Limit      int           // creations allowed per hour
+	RetryAfter time.Duration // until the next creation is allowed
+}
+
+func (e *RateError) Error() string {
+	return fmt.Sprintf("provision: %d node creations per hour reached; try again in %s", e.Limit, e.RetryAfter.Round(time.Second))
+}
+
+// Unwrap returns ErrRateLimited.
+func (e *RateError) Unwrap() error { return ErrRateLimited }
+
 // Provisioner creates, lists and deletes an account's hub nodes. Methods
 // that take an account return store.ErrNotFound for another account's node.
 type Provisioner interface {
 	// Create validates name (store.CheckNodeName), then creates and starts
 	// a node. Errors: *store.NameError, store.ErrNameTaken, *LimitError,
-	// ErrNoPorts, ErrClosed. A node that could not start is returned with
+	// *RateError, ErrNoPorts, ErrClosed. A node that could not start is returned with
 	// StatusFailed and no error.
 	Create(ctx context.Context, accountID int64, name string) (Node, error)
 	// Delete stops the node and forgets it, freeing its name and port.
+	// Errors: store.ErrNotFound, ErrClosed.
 	Delete(ctx context.Context, accountID, id int64) error
 	// Node returns one of the account's nodes with its counters.
 	Node(ctx context.Context, accountID, id int64) (Node, error)
@@ -53,6 +80,19 @@ type Provisioner interface {
 	Nodes(ctx context.Context, accountID int64) ([]Node, error)
 	// Limit is the most nodes an account may have; 0 means no limit.
 	Limit() int
+	// SetAllow replaces the allow-list of one of the account's nodes
+	// (empty: open to everyone) and applies it to the running node: new
+	// connections from elsewhere are refused, existing ones closed.
+	SetAllow(ctx context.Context, accountID, id int64, allow []netip.Prefix) (Node, error)
+	// SetNamedForwarding turns the node's named forwarding
+	// (static_forwarding_service) on or off and applies it.
+	SetNamedForwarding(ctx context.Context, accountID, id int64, enabled bool) (Node, error)
+	// SetForwarderToken sets the token that registrations of forwarder
+	// name on the node must carry (store.CheckForwarderName; the store
+	// keeps its hash) and applies it.
+	SetForwarderToken(ctx context.Context, accountID, id int64, name, token string) (Node, error)
+	// DeleteForwarderToken removes the token of forwarder name and applies it.
+	DeleteForwarderToken(ctx context.Context, accountID, id int64, name string) (Node, error)
 }
 
 // Node is a hub node as its owner sees it.
@@ -64,6 +104,10 @@ type Node struct {
 	Services []string
 	// Stats are the node's counters; zero unless it is running.
 	Stats store.NodeStats
+	// ForwarderNames are the forwarder names that have a token, sorted.
+	ForwarderNames []string
+	// NextRetry is when a failed node will next be tried; zero otherwise.
+	NextRetry time.Time
 }
 
 // Address is host:port to connect to, as a route's TCP hop takes it.
@@ -115,20 +159,52 @@ type Config struct {
 	Ports PortRange
 	// MaxNodesPerAccount limits each account's nodes; 0 means no limit.
 	MaxNodesPerAccount int
+	// MaxCreatesPerHour limits the nodes one account may create in any
+	// hour (deleted ones count); 0 means DefaultMaxCreatesPerHour,
+	// negative means no limit.
+	MaxCreatesPerHour int
+	// RetryMin and RetryMax bound the backoff between attempts to start a
+	// node that failed (its port taken): the first retry comes after
+	// RetryMin, each next one after twice as long, at most RetryMax.
+	// Zero means DefaultRetryMin and DefaultRetryMax.
+	RetryMin, RetryMax time.Duration
 	// Logger receives the provisioner's logs; nil discards.
 	Logger *slog.Logger
 }
 
+// Defaults of Config.
+const (
+	DefaultMaxCreatesPerHour = 10
+	DefaultRetryMin          = 2 * time.Second
+	DefaultRetryMax          = 2 * time.Minute
+)
+
 // Local runs hub nodes in this process. It is safe for concurrent use.
+//
+// Every change to the set of nodes (Create, Delete, Restore, a retry of a
+// failed node, a settings change, Shutdown) holds opMu while it changes the
+// store and the running set together, so that whenever opMu is free the
+// running nodes are exactly the stored nodes that are not failed. Stopping
+// a deleted node (which may wait for its connections to drain) happens
+// after opMu is released: the node is already gone from both sets, and its
+// port is still bound until it has stopped, so no other node can take it
+// meanwhile.
 type Local struct {
 	cfg Config
 	log *slog.Logger
 
-	createMu sync.Mutex // serializes port choice and insertion
+	opMu sync.Mutex // serialises changes to the store and the running set
 
-	mu      sync.Mutex
-	closed  bool
-	running map[int64]*running // by node ID
+	mu       sync.Mutex // guards the fields below; never held while blocking
+	closed   bool
+	running  map[int64]*running // by node ID
+	failed   map[int64]*retry   // stored nodes that could not start, by ID
+	creates  map[int64][]time.Time
+	retrying bool          // the retry loop runs
+	kick     chan struct{} // wakes the retry loop
+
+	stops     sync.WaitGroup // stops of deleted nodes in flight, and the retry loop
+	stopRetry chan struct{}  // closed by Shutdown
 }
 
 type running struct {
@@ -136,6 +212,13 @@ type running struct {
 	h    *hub.Hub
 	ln   net.Listener
 	done chan struct{} // closed when Serve has returned
+}
+
+// retry is a failed node waiting for its next attempt.
+type retry struct {
+	node    store.Node
+	next    time.Time
+	backoff time.Duration // wait after the next failure
 }
 
 var _ Provisioner = (*Local)(nil)
@@ -155,11 +238,25 @@ func New(cfg Config) (*Local, error) {
 			cfg.Domain = "127.0.0.1"
 		}
 	}
+	if cfg.MaxCreatesPerHour == 0 {
+		cfg.MaxCreatesPerHour = DefaultMaxCreatesPerHour
+	}
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = DefaultRetryMin
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = DefaultRetryMax
+	}
+	cfg.RetryMax = max(cfg.RetryMax, cfg.RetryMin)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Local{cfg: cfg, log: log, running: make(map[int64]*running)}, nil
+	return &Local{
+		cfg: cfg, log: log,
+		running: make(map[int64]*running), failed: make(map[int64]*retry), creates: make(map[int64][]time.Time),
+		kick: make(chan struct{}, 1), stopRetry: make(chan struct{}),
+	}, nil
 }
 
 // Limit implements Provisioner.
@@ -169,13 +266,43 @@ func (p *Local) addr(port int) string {
 	return net.JoinHostPort(p.cfg.ListenHost, strconv.Itoa(port))
 }
 
+// checkRate returns a *RateError if accountID has used its creations of
+// the last hour.
+func (p *Local) checkRate(accountID int64, now time.Time) error {
+	lim := p.cfg.MaxCreatesPerHour
+	if lim < 0 {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ts := p.creates[accountID]
+	for len(ts) > 0 && now.Sub(ts[0]) >= time.Hour {
+		ts = ts[1:]
+	}
+	if len(ts) == 0 {
+		delete(p.creates, accountID)
+	} else {
+		p.creates[accountID] = ts
+	}
+	if len(ts) >= lim {
+		return &RateError{Limit: lim, RetryAfter: ts[0].Add(time.Hour).Sub(now)}
+	}
+	return nil
+}
+
+func (p *Local) noteCreate(accountID int64, now time.Time) {
+	p.mu.Lock()
+	p.creates[accountID] = append(p.creates[accountID], now)
+	p.mu.Unlock()
+}
+
 // Create implements Provisioner.
 func (p *Local) Create(ctx context.Context, accountID int64, name string) (Node, error) {
 	if err := store.CheckNodeName(name); err != nil {
 		return Node{}, err
 	}
-	p.createMu.Lock()
-	defer p.createMu.Unlock()
+	p.opMu.Lock()
+	defer p.opMu.Unlock()
 	if p.isClosed() {
 		return Node{}, ErrClosed
 	}
@@ -187,6 +314,10 @@ func (p *Local) Create(ctx context.Context, accountID int64, name string) (Node,
 	}
 	if lim := p.cfg.MaxNodesPerAccount; lim > 0 && len(mine) >= lim {
 		return Node{}, &LimitError{lim}
+	}
+	now := time.Now()
+	if err := p.checkRate(accountID, now); err != nil {
+		return Node{}, err
 	}
 	all, err := p.cfg.Store.AllNodes(ctx)
 	if err != nil {
@@ -211,8 +342,9 @@ func (p *Local) Create(ctx context.Context, accountID int64, name string) (Node,
 		}
 		return Node{}, err
 	}
-	p.start(ctx, &sn, ln)
-	return p.view(sn), nil
+	p.noteCreate(accountID, now)
+	p.start(ctx, &sn, ln, nil)
+	return p.view(ctx, sn), nil
 }
 
 // listenFree binds the lowest port of the range that is not in used and
@@ -235,16 +367,26 @@ func (p *Local) listenFree(used map[int]bool) (net.Listener, int, error) {
 }
 
 // start runs a hub for n on ln and records the outcome in n and the store.
-func (p *Local) start(ctx context.Context, n *store.Node, ln net.Listener) {
+// The caller holds opMu. prev is the node's retry state when this is a
+// retry, nil otherwise.
+func (p *Local) start(ctx context.Context, n *store.Node, ln net.Listener, prev *retry) {
 	log := p.log.With("node", n.Name, "id", n.ID, "port", n.Port)
-	cfg := p.cfg.Hub
-	cfg.Logger = log
-	h, err := hub.New(cfg)
-	if err != nil {
-		ln.Close()
-		p.setStatus(ctx, n, store.StatusFailed, err.Error())
-		return
+	cfg, err := p.hubConfig(ctx, *n)
+	if err == nil {
+		cfg.Logger = log
+		var h *hub.Hub
+		h, err = hub.New(cfg)
+		if err == nil {
+			p.run(ctx, n, ln, h, log)
+			return
+		}
 	}
+	ln.Close()
+	log.Error("starting hub node", "err", err)
+	p.fail(ctx, *n, err.Error(), prev)
+}
+
+func (p *Local) run(ctx context.Context, n *store.Node, ln net.Listener, h *hub.Hub, log *slog.Logger) {
 	r := &running{name: n.Name, h: h, ln: ln, done: make(chan struct{})}
 	p.mu.Lock()
 	if p.closed {
@@ -254,6 +396,7 @@ func (p *Local) start(ctx context.Context, n *store.Node, ln net.Listener) {
 		return
 	}
 	p.running[n.ID] = r
+	delete(p.failed, n.ID)
 	p.mu.Unlock()
 	snap := *n
 	go func() {
@@ -266,6 +409,8 @@ func (p *Local) start(ctx context.Context, n *store.Node, ln net.Listener) {
 		// The listener failed on its own: the node is down.
 		log.Error("hub node stopped", "err", err)
 		h.Close()
+		p.opMu.Lock()
+		defer p.opMu.Unlock()
 		p.mu.Lock()
 		stillOurs := p.running[snap.ID] == r
 		if stillOurs {
@@ -273,11 +418,105 @@ func (p *Local) start(ctx context.Context, n *store.Node, ln net.Listener) {
 		}
 		p.mu.Unlock()
 		if stillOurs {
-			p.setStatus(context.Background(), &snap, store.StatusFailed, "serve: "+err.Error())
+			p.fail(context.Background(), snap, "serve: "+err.Error(), nil)
 		}
 	}()
 	log.Info("hub node running", "addr", ln.Addr().String())
 	p.setStatus(ctx, n, store.StatusRunning, "")
+}
+
+// fail records n as failed for reason and schedules its next attempt.
+// The caller holds opMu.
+func (p *Local) fail(ctx context.Context, n store.Node, reason string, prev *retry) {
+	p.setStatus(ctx, &n, store.StatusFailed, reason)
+	backoff := p.cfg.RetryMin
+	if prev != nil {
+		backoff = min(prev.backoff*2, p.cfg.RetryMax)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.failed[n.ID] = &retry{node: n, next: time.Now().Add(backoff), backoff: backoff}
+	if !p.retrying {
+		p.retrying = true
+		p.stops.Go(p.retryLoop)
+	}
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// retryLoop tries each failed node again when its time comes, until
+// Shutdown.
+func (p *Local) retryLoop() {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		p.mu.Lock()
+		var due []int64
+		next := time.Now().Add(time.Hour)
+		now := time.Now()
+		for id, r := range p.failed {
+			if !r.next.After(now) {
+				due = append(due, id)
+			} else if r.next.Before(next) {
+				next = r.next
+			}
+		}
+		p.mu.Unlock()
+		for _, id := range due {
+			p.retry(id)
+		}
+		if len(due) > 0 {
+			continue // recompute: the retries rescheduled themselves
+		}
+		t.Reset(time.Until(next))
+		select {
+		case <-p.stopRetry:
+			return
+		case <-p.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// retry tries to start failed node id again on its port.
+func (p *Local) retry(id int64) {
+	p.opMu.Lock()
+	defer p.opMu.Unlock()
+	p.mu.Lock()
+	r := p.failed[id]
+	delete(p.failed, id)
+	closed := p.closed
+	_, up := p.running[id]
+	p.mu.Unlock()
+	if r == nil || closed || up {
+		return
+	}
+	ctx := context.Background()
+	// The node may have been deleted, or changed, since it failed.
+	n, err := p.cfg.Store.Node(ctx, r.node.AccountID, id)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			p.log.Error("retrying hub node", "node", r.node.Name, "err", err)
+			p.mu.Lock()
+			r.next = time.Now().Add(r.backoff)
+			p.failed[id] = r
+			p.mu.Unlock()
+		}
+		return
+	}
+	ln, err := net.Listen("tcp", p.addr(n.Port))
+	if err != nil {
+		p.log.Warn("hub node still cannot start", "node", n.Name, "port", n.Port, "err", err, "next_retry", min(r.backoff*2, p.cfg.RetryMax))
+		p.fail(ctx, n, err.Error(), r)
+		return
+	}
+	p.log.Info("hub node port free again", "node", n.Name, "port", n.Port)
+	p.start(ctx, &n, ln, r)
 }
 
 func (p *Local) setStatus(ctx context.Context, n *store.Node, s store.Status, reason string) {
@@ -288,9 +527,15 @@ func (p *Local) setStatus(ctx context.Context, n *store.Node, s store.Status, re
 }
 
 // Restore starts every recorded node on its recorded port. A node that
-// cannot listen there is recorded as failed with the reason; Restore
-// returns an error only if the store fails.
+// cannot listen there is recorded as failed with the reason, and retried
+// with backoff (Config.RetryMin, RetryMax) until it starts or is deleted;
+// Restore returns an error only if the store fails.
 func (p *Local) Restore(ctx context.Context) error {
+	p.opMu.Lock()
+	defer p.opMu.Unlock()
+	if p.isClosed() {
+		return ErrClosed
+	}
 	nodes, err := p.cfg.Store.AllNodes(ctx)
 	if err != nil {
 		return fmt.Errorf("provision: restore: %w", err)
@@ -306,27 +551,41 @@ func (p *Local) Restore(ctx context.Context) error {
 		ln, err := net.Listen("tcp", p.addr(n.Port))
 		if err != nil {
 			p.log.Error("restoring hub node", "node", n.Name, "port", n.Port, "err", err)
-			p.setStatus(ctx, &n, store.StatusFailed, err.Error())
+			p.fail(ctx, n, err.Error(), nil)
 			continue
 		}
-		p.start(ctx, &n, ln)
+		p.start(ctx, &n, ln, nil)
 	}
 	return nil
 }
 
-// Delete implements Provisioner.
+// Delete implements Provisioner. The node is gone from the store and the
+// running set at once; Delete then waits for it to stop, so its port is
+// free when Delete returns.
 func (p *Local) Delete(ctx context.Context, accountID, id int64) error {
-	if _, err := p.cfg.Store.Node(ctx, accountID, id); err != nil {
+	p.opMu.Lock()
+	if p.isClosed() {
+		p.opMu.Unlock()
+		return ErrClosed
+	}
+	if err := p.cfg.Store.DeleteNode(ctx, accountID, id); err != nil {
+		p.opMu.Unlock()
 		return err
 	}
 	p.mu.Lock()
 	r := p.running[id]
 	delete(p.running, id)
-	p.mu.Unlock()
+	delete(p.failed, id)
 	if r != nil {
+		p.stops.Add(1)
+	}
+	p.mu.Unlock()
+	p.opMu.Unlock()
+	if r != nil {
+		defer p.stops.Done()
 		p.stop(ctx, r)
 	}
-	return p.cfg.Store.DeleteNode(ctx, accountID, id)
+	return nil
 }
 
 // stopBudget bounds how long Delete waits for a node to drain.
@@ -350,7 +609,7 @@ func (p *Local) Node(ctx context.Context, accountID, id int64) (Node, error) {
 	if err != nil {
 		return Node{}, err
 	}
-	return p.view(n), nil
+	return p.view(ctx, n), nil
 }
 
 // Nodes implements Provisioner.
@@ -361,7 +620,7 @@ func (p *Local) Nodes(ctx context.Context, accountID int64) ([]Node, error) {
 	}
 	out := make([]Node, len(ns))
 	for i, n := range ns {
-		out[i] = p.view(n)
+		out[i] = p.view(ctx, n)
 	}
 	return out, nil
 }
@@ -369,11 +628,21 @@ func (p *Local) Nodes(ctx context.Context, accountID int64) ([]Node, error) {
 // serviceAddrs are the services a hub may run, in the order shown.
 var serviceAddrs = []string{"echo_service", "forwarding_service", "static_forwarding_service"}
 
-// view adds the host name, services and counters to a stored node.
-func (p *Local) view(n store.Node) Node {
+// view adds the host name, services, counters, forwarder names and retry
+// time to a stored node.
+func (p *Local) view(ctx context.Context, n store.Node) Node {
 	v := Node{Node: n, Hostname: Hostname(n.Name, p.cfg.Domain)}
+	if toks, err := p.cfg.Store.NodeForwarderTokens(ctx, n.ID); err == nil {
+		for name := range toks {
+			v.ForwarderNames = append(v.ForwarderNames, name)
+		}
+		slices.Sort(v.ForwarderNames)
+	}
 	p.mu.Lock()
 	r := p.running[n.ID]
+	if f := p.failed[n.ID]; f != nil {
+		v.NextRetry = f.next
+	}
 	p.mu.Unlock()
 	if r == nil {
 		return v
@@ -414,6 +683,19 @@ func (p *Local) Stats() map[string]hub.Stats {
 	return out
 }
 
+// Running returns the IDs of the running nodes, sorted. With Stats it lets
+// tests and operators compare what runs with what is stored.
+func (p *Local) Running() []int64 {
+	p.mu.Lock()
+	ids := make([]int64, 0, len(p.running))
+	for id := range p.running {
+		ids = append(ids, id)
+	}
+	p.mu.Unlock()
+	slices.Sort(ids)
+	return ids
+}
+
 func (p *Local) isClosed() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -421,17 +703,24 @@ func (p *Local) isClosed() bool {
 }
 
 // Shutdown stops every node gracefully, in parallel, within ctx; nodes
-// still busy when ctx ends are closed at once. Later Creates fail with
+// still busy when ctx ends are closed at once. It waits for deletions in
+// flight and stops retrying failed nodes. Later Creates fail with
 // ErrClosed. The records are kept for the next Restore.
 func (p *Local) Shutdown(ctx context.Context) error {
+	p.opMu.Lock()
 	p.mu.Lock()
+	if !p.closed {
+		close(p.stopRetry)
+	}
 	p.closed = true
 	rs := make([]*running, 0, len(p.running))
 	for id, r := range p.running {
 		rs = append(rs, r)
 		delete(p.running, id)
 	}
+	clear(p.failed)
 	p.mu.Unlock()
+	p.opMu.Unlock()
 	var wg sync.WaitGroup
 	var errs []error
 	var emu sync.Mutex
@@ -448,6 +737,7 @@ func (p *Local) Shutdown(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	p.stops.Wait()
 	if len(errs) > 0 {
 		return fmt.Errorf("provision: shutdown: %w", errors.Join(errs...))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -66,6 +67,13 @@ type Node struct {
 	Status    Status
 	Reason    string // why the node failed; empty otherwise
 	CreatedAt time.Time
+	// Allow lists the source networks the node admits; empty admits
+	// everyone (the 2021 behaviour). Set with SetNodeAllow.
+	Allow []netip.Prefix
+	// NamedForwarding is whether the node runs static_forwarding_service
+	// (forward_to_NAME). Set with SetNodeNamedForwarding; the names'
+	// tokens are kept apart (NodeForwarderTokens).
+	NamedForwarding bool
 }
 
 // NodeStats are a running node's counters.
@@ -127,6 +135,27 @@ type Store interface {
 	SetNodeStatus(ctx context.Context, id int64, s Status, reason string) error
 	// DeleteNode deletes an account's node.
 	DeleteNode(ctx context.Context, accountID, id int64) error
+
+	// SetNodeAllow replaces an account's node's allow-list (nil or empty:
+	// open to everyone). Prefixes are stored masked (Prefix.Masked).
+	SetNodeAllow(ctx context.Context, accountID, id int64, allow []netip.Prefix) error
+	// SetNodeNamedForwarding turns an account's node's named forwarding
+	// (static_forwarding_service) on or off; its tokens are kept.
+	SetNodeNamedForwarding(ctx context.Context, accountID, id int64, enabled bool) error
+	// SetNodeForwarderToken sets (or replaces) the hash of the token that
+	// registrations of forwarder name on an account's node must carry.
+	SetNodeForwarderToken(ctx context.Context, accountID, id int64, name string, h Hash) error
+	// DeleteNodeForwarderToken removes the token of forwarder name on an
+	// account's node; ErrNotFound if the node or the token does not exist.
+	DeleteNodeForwarderToken(ctx context.Context, accountID, id int64, name string) error
+	// NodeForwarderTokens returns the token hashes of a node's forwarder
+	// names, by name (empty, not nil, when there are none). It takes the
+	// node ID alone: the provisioner applies them to the running node.
+	NodeForwarderTokens(ctx context.Context, id int64) (map[string]Hash, error)
+
+	// TrimSessions ends the oldest of an account's sessions live at now
+	// so that at most keep remain, and returns how many it ended.
+	TrimSessions(ctx context.Context, accountID int64, keep int, now time.Time) (int, error)
 }
 
 // MaxNodeNameLen is the longest node name.
@@ -141,6 +170,27 @@ const NodeNameRule = "1 to 32 characters: lowercase letters, digits and hyphens,
 func CheckNodeName(name string) error {
 	if !isLabel(name, MaxNodeNameLen, false) {
 		return &NameError{What: "node name", Name: name, Rule: NodeNameRule}
+	}
+	return nil
+}
+
+// MaxForwarderNameLen is the longest named-forwarder name a node owner
+// may give a token to.
+const MaxForwarderNameLen = 64
+
+// ForwarderNameRule says in words which names CheckForwarderName accepts.
+const ForwarderNameRule = "1 to 64 characters: letters, digits, hyphens, underscores and dots"
+
+// CheckForwarderName reports whether name may name a forwarder whose
+// token an owner sets (forward_to_NAME). The error is a *NameError.
+func CheckForwarderName(name string) error {
+	ok := len(name) > 0 && len(name) <= MaxForwarderNameLen
+	for i := 0; ok && i < len(name); i++ {
+		c := name[i]
+		ok = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.'
+	}
+	if !ok {
+		return &NameError{What: "forwarder name", Name: name, Rule: ForwarderNameRule}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -391,17 +392,30 @@ func (s *Store) deleteOwned(ctx context.Context, table string, accountID, id int
 	return nil
 }
 
-const nodeCols = `id, account_id, name, port, status, reason, created_at`
+const nodeCols = `id, account_id, name, port, status, reason, created_at, allow_cidrs, named_forwarding`
 
 func scanNode(row pgx.Row) (store.Node, error) {
 	var n store.Node
 	var status string
-	if err := row.Scan(&n.ID, &n.AccountID, &n.Name, &n.Port, &status, &n.Reason, &n.CreatedAt); err != nil {
+	if err := row.Scan(&n.ID, &n.AccountID, &n.Name, &n.Port, &status, &n.Reason, &n.CreatedAt, &n.Allow, &n.NamedForwarding); err != nil {
 		return store.Node{}, err
 	}
 	n.Status = store.Status(status)
 	n.CreatedAt = n.CreatedAt.UTC()
+	if len(n.Allow) == 0 {
+		n.Allow = nil
+	}
 	return n, nil
+}
+
+// masked returns allow with every prefix masked, never nil (the column is
+// NOT NULL).
+func masked(allow []netip.Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, len(allow))
+	for i, p := range allow {
+		out[i] = p.Masked()
+	}
+	return out
 }
 
 // CreateNode implements store.Store. The account's row is locked for the
@@ -424,9 +438,9 @@ func (s *Store) CreateNode(ctx context.Context, n store.Node, limit int) (store.
 				return store.ErrNodeLimit
 			}
 		}
-		return tx.QueryRow(ctx, `INSERT INTO nodes (account_id, name, port, status, reason, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-			n.AccountID, n.Name, n.Port, string(n.Status), n.Reason, n.CreatedAt).Scan(&n.ID)
+		return tx.QueryRow(ctx, `INSERT INTO nodes (account_id, name, port, status, reason, created_at, allow_cidrs, named_forwarding)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+			n.AccountID, n.Name, n.Port, string(n.Status), n.Reason, n.CreatedAt, masked(n.Allow), n.NamedForwarding).Scan(&n.ID)
 	})
 	if err == nil {
 		return n, nil
@@ -496,4 +510,87 @@ func (s *Store) SetNodeStatus(ctx context.Context, id int64, st store.Status, re
 // DeleteNode implements store.Store.
 func (s *Store) DeleteNode(ctx context.Context, accountID, id int64) error {
 	return s.deleteOwned(ctx, "nodes", accountID, id)
+}
+
+// updateOwned runs an UPDATE of an account's node; ErrNotFound when no
+// row matched.
+func (s *Store) updateOwned(ctx context.Context, op, set string, accountID, id int64, arg any) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE nodes SET `+set+` = $1 WHERE id = $2 AND account_id = $3`, arg, id, accountID)
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// SetNodeAllow implements store.Store.
+func (s *Store) SetNodeAllow(ctx context.Context, accountID, id int64, allow []netip.Prefix) error {
+	return s.updateOwned(ctx, "set node allow-list", "allow_cidrs", accountID, id, masked(allow))
+}
+
+// SetNodeNamedForwarding implements store.Store.
+func (s *Store) SetNodeNamedForwarding(ctx context.Context, accountID, id int64, enabled bool) error {
+	return s.updateOwned(ctx, "set node named forwarding", "named_forwarding", accountID, id, enabled)
+}
+
+// SetNodeForwarderToken implements store.Store.
+func (s *Store) SetNodeForwarderToken(ctx context.Context, accountID, id int64, name string, h store.Hash) error {
+	tag, err := s.pool.Exec(ctx, `INSERT INTO node_forwarder_tokens (node_id, name, hash)
+		SELECT id, $1, $2 FROM nodes WHERE id = $3 AND account_id = $4
+		ON CONFLICT (node_id, name) DO UPDATE SET hash = excluded.hash`, name, h[:], id, accountID)
+	if err != nil {
+		return s.wrap("set forwarder token", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// DeleteNodeForwarderToken implements store.Store.
+func (s *Store) DeleteNodeForwarderToken(ctx context.Context, accountID, id int64, name string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM node_forwarder_tokens
+		WHERE name = $1 AND node_id IN (SELECT id FROM nodes WHERE id = $2 AND account_id = $3)`, name, id, accountID)
+	if err != nil {
+		return s.wrap("delete forwarder token", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// NodeForwarderTokens implements store.Store.
+func (s *Store) NodeForwarderTokens(ctx context.Context, id int64) (map[string]store.Hash, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name, hash FROM node_forwarder_tokens WHERE node_id = $1`, id)
+	if err != nil {
+		return nil, s.wrap("forwarder tokens", err)
+	}
+	out := map[string]store.Hash{}
+	for rows.Next() {
+		var name string
+		var h []byte
+		if err := rows.Scan(&name, &h); err != nil {
+			rows.Close()
+			return nil, s.wrap("forwarder tokens", err)
+		}
+		var hh store.Hash
+		copy(hh[:], h)
+		out[name] = hh
+	}
+	return out, s.wrap("forwarder tokens", rows.Err())
+}
+
+// TrimSessions implements store.Store.
+func (s *Store) TrimSessions(ctx context.Context, accountID int64, keep int, now time.Time) (int, error) {
+	keep = max(keep, 0)
+	tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE account_id = $1 AND expires_at > $2 AND hash NOT IN (
+		SELECT hash FROM sessions WHERE account_id = $1 AND expires_at > $2
+		ORDER BY created_at DESC, seq DESC LIMIT $3)`, accountID, msTime(now), keep)
+	if err != nil {
+		return 0, s.wrap("trim sessions", err)
+	}
+	return int(tag.RowsAffected()), nil
 }

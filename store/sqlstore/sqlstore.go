@@ -6,6 +6,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -324,16 +325,32 @@ func (s *Store) deleteOwned(ctx context.Context, table string, accountID, id int
 	return nil
 }
 
-const nodeCols = `id, account_id, name, port, status, reason, created_at`
+const nodeCols = `id, account_id, name, port, status, reason, created_at, allow_cidrs, named_forwarding`
 
 func scanNode(row interface{ Scan(...any) error }) (store.Node, error) {
 	var n store.Node
 	var created int64
-	if err := row.Scan(&n.ID, &n.AccountID, &n.Name, &n.Port, &n.Status, &n.Reason, &created); err != nil {
+	var allow string
+	if err := row.Scan(&n.ID, &n.AccountID, &n.Name, &n.Port, &n.Status, &n.Reason, &created, &allow, &n.NamedForwarding); err != nil {
 		return store.Node{}, notFound(err)
 	}
 	n.CreatedAt = fromMS(created)
+	for _, f := range strings.Fields(allow) {
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return store.Node{}, fmt.Errorf("sqlstore: node %d: stored allow-list: %w", n.ID, err)
+		}
+		n.Allow = append(n.Allow, p)
+	}
 	return n, nil
+}
+
+func formatAllow(allow []netip.Prefix) string {
+	fs := make([]string, len(allow))
+	for i, p := range allow {
+		fs[i] = p.Masked().String()
+	}
+	return strings.Join(fs, " ")
 }
 
 // CreateNode implements store.Store.
@@ -349,9 +366,9 @@ func (s *Store) CreateNode(ctx context.Context, n store.Node, limit int) (store.
 				return store.ErrNodeLimit
 			}
 		}
-		return tx.QueryRowContext(ctx, `INSERT INTO nodes (account_id, name, port, status, reason, created_at)
-			VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
-			n.AccountID, n.Name, n.Port, string(n.Status), n.Reason, ms(n.CreatedAt)).Scan(&n.ID)
+		return tx.QueryRowContext(ctx, `INSERT INTO nodes (account_id, name, port, status, reason, created_at, allow_cidrs, named_forwarding)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			n.AccountID, n.Name, n.Port, string(n.Status), n.Reason, ms(n.CreatedAt), formatAllow(n.Allow), n.NamedForwarding).Scan(&n.ID)
 	})
 	switch {
 	case err == nil:
@@ -415,4 +432,96 @@ func (s *Store) SetNodeStatus(ctx context.Context, id int64, st store.Status, re
 // DeleteNode implements store.Store.
 func (s *Store) DeleteNode(ctx context.Context, accountID, id int64) error {
 	return s.deleteOwned(ctx, "nodes", accountID, id)
+}
+
+// updateOwned runs an UPDATE of an account's node; ErrNotFound when no
+// row matched.
+func (s *Store) updateOwned(ctx context.Context, set string, accountID, id int64, args ...any) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE nodes SET `+set+` WHERE id = ? AND account_id = ?`, append(args, id, accountID)...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// SetNodeAllow implements store.Store.
+func (s *Store) SetNodeAllow(ctx context.Context, accountID, id int64, allow []netip.Prefix) error {
+	return s.updateOwned(ctx, `allow_cidrs = ?`, accountID, id, formatAllow(allow))
+}
+
+// SetNodeNamedForwarding implements store.Store.
+func (s *Store) SetNodeNamedForwarding(ctx context.Context, accountID, id int64, enabled bool) error {
+	return s.updateOwned(ctx, `named_forwarding = ?`, accountID, id, enabled)
+}
+
+// SetNodeForwarderToken implements store.Store.
+func (s *Store) SetNodeForwarderToken(ctx context.Context, accountID, id int64, name string, h store.Hash) error {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO node_forwarder_tokens (node_id, name, hash)
+		SELECT id, ?, ? FROM nodes WHERE id = ? AND account_id = ?
+		ON CONFLICT (node_id, name) DO UPDATE SET hash = excluded.hash`, name, h[:], id, accountID)
+	if err != nil {
+		return fmt.Errorf("sqlstore: set forwarder token: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// DeleteNodeForwarderToken implements store.Store.
+func (s *Store) DeleteNodeForwarderToken(ctx context.Context, accountID, id int64, name string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM node_forwarder_tokens
+		WHERE name = ? AND node_id IN (SELECT id FROM nodes WHERE id = ? AND account_id = ?)`, name, id, accountID)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// NodeForwarderTokens implements store.Store.
+func (s *Store) NodeForwarderTokens(ctx context.Context, id int64) (map[string]store.Hash, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, hash FROM node_forwarder_tokens WHERE node_id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]store.Hash{}
+	for rows.Next() {
+		var name string
+		var h []byte
+		if err := rows.Scan(&name, &h); err != nil {
+			return nil, err
+		}
+		var hh store.Hash
+		copy(hh[:], h)
+		out[name] = hh
+	}
+	return out, rows.Err()
+}
+
+// TrimSessions implements store.Store.
+func (s *Store) TrimSessions(ctx context.Context, accountID int64, keep int, now time.Time) (int, error) {
+	if keep < 0 {
+		keep = 0
+	}
+	res, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE account_id = ? AND expires_at > ? AND hash NOT IN (
+		SELECT hash FROM sessions WHERE account_id = ? AND expires_at > ?
+		ORDER BY created_at DESC, rowid DESC LIMIT ?)`, accountID, ms(now), accountID, ms(now), keep)
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: trim sessions: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }

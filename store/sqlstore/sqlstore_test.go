@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -52,7 +53,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != n {
+	if !reflect.DeepEqual(got, n) {
 		t.Fatalf("node after reopen: got %+v, want %+v", got, n)
 	}
 }
@@ -107,7 +108,7 @@ func TestUpgradeInPlace(t *testing.T) {
 		t.Fatalf("nodes of the old database: got %+v, want %+v", ns, want)
 	}
 	for i := range want {
-		if ns[i] != want[i] {
+		if !reflect.DeepEqual(ns[i], want[i]) {
 			t.Errorf("node %d of the old database: got %+v, want %+v", i, ns[i], want[i])
 		}
 	}

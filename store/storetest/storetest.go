@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -35,6 +37,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"NodeLimit", testNodeLimit},
 		{"NodeLimitConcurrent", testNodeLimitConcurrent},
 		{"NodeIsolation", testNodeIsolation},
+		{"NodeAllow", testNodeAllow},
+		{"NodeNamedForwarding", testNodeNamedForwarding},
+		{"TrimSessions", testTrimSessions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.f(t, open(t)) })
@@ -190,7 +195,7 @@ func testNodes(t *testing.T, s store.Store) {
 	}
 	want := n
 	want.Status, want.Reason = store.StatusFailed, "port in use"
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Node: got %+v, want %+v", got, want)
 	}
 	wantErr(t, "SetNodeStatus(unknown)", s.SetNodeStatus(ctx, 1<<40, store.StatusRunning, ""), store.ErrNotFound)
@@ -303,5 +308,139 @@ func testNodeIsolation(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Node(ctx, alice.ID, n.ID); err != nil {
 		t.Fatalf("alice's node after bob's delete: %v", err)
+	}
+}
+
+func testNodeAllow(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a, b := account(t, s, "alice"), account(t, s, "bob")
+	n, err := s.CreateNode(ctx, store.Node{AccountID: a.ID, Name: "demo", Port: 4001, Status: store.StatusRunning}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(n.Allow) != 0 {
+		t.Fatalf("new node: Allow = %v, want empty (open)", n.Allow)
+	}
+	allow := []netip.Prefix{netip.MustParsePrefix("203.0.113.7/24"), netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("127.0.0.1/32")}
+	if err := s.SetNodeAllow(ctx, a.ID, n.ID, allow); err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("127.0.0.1/32")}
+	for name, get := range map[string]func() (store.Node, error){
+		"Node": func() (store.Node, error) { return s.Node(ctx, a.ID, n.ID) },
+		"AllNodes": func() (store.Node, error) {
+			ns, err := s.AllNodes(ctx)
+			if err != nil || len(ns) != 1 {
+				return store.Node{}, fmt.Errorf("AllNodes: %v, %v", ns, err)
+			}
+			return ns[0], nil
+		},
+	} {
+		got, err := get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got.Allow, want) {
+			t.Fatalf("%s after SetNodeAllow: Allow = %v, want %v (masked, in order)", name, got.Allow, want)
+		}
+	}
+	wantErr(t, "SetNodeAllow(another account's node)", s.SetNodeAllow(ctx, b.ID, n.ID, nil), store.ErrNotFound)
+	if err := s.SetNodeAllow(ctx, a.ID, n.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Node(ctx, a.ID, n.ID); len(got.Allow) != 0 {
+		t.Fatalf("after SetNodeAllow(nil): Allow = %v, want empty", got.Allow)
+	}
+}
+
+func testNodeNamedForwarding(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a, b := account(t, s, "alice"), account(t, s, "bob")
+	n, err := s.CreateNode(ctx, store.Node{AccountID: a.ID, Name: "demo", Port: 4001, Status: store.StatusRunning}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.NamedForwarding {
+		t.Fatal("new node has named forwarding on")
+	}
+	if err := s.SetNodeNamedForwarding(ctx, a.ID, n.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Node(ctx, a.ID, n.ID); !got.NamedForwarding {
+		t.Fatal("SetNodeNamedForwarding(true) not stored")
+	}
+	wantErr(t, "SetNodeNamedForwarding(another account's node)", s.SetNodeNamedForwarding(ctx, b.ID, n.ID, false), store.ErrNotFound)
+	h1, h2 := store.HashSecret("one"), store.HashSecret("two")
+	if err := s.SetNodeForwarderToken(ctx, a.ID, n.ID, "printer", h1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetNodeForwarderToken(ctx, a.ID, n.ID, "scanner", h1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetNodeForwarderToken(ctx, a.ID, n.ID, "printer", h2); err != nil {
+		t.Fatalf("replacing a token: %v", err)
+	}
+	wantErr(t, "SetNodeForwarderToken(another account's node)", s.SetNodeForwarderToken(ctx, b.ID, n.ID, "evil", h1), store.ErrNotFound)
+	got, err := s.NodeForwarderTokens(ctx, n.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]store.Hash{"printer": h2, "scanner": h1}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("NodeForwarderTokens = %v, want %v", got, want)
+	}
+	wantErr(t, "DeleteNodeForwarderToken(another account's node)", s.DeleteNodeForwarderToken(ctx, b.ID, n.ID, "printer"), store.ErrNotFound)
+	if err := s.DeleteNodeForwarderToken(ctx, a.ID, n.ID, "printer"); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "DeleteNodeForwarderToken(deleted)", s.DeleteNodeForwarderToken(ctx, a.ID, n.ID, "printer"), store.ErrNotFound)
+	if got, _ := s.NodeForwarderTokens(ctx, n.ID); len(got) != 1 {
+		t.Fatalf("after delete: tokens %v, want scanner only", got)
+	}
+	// Deleting the node deletes its tokens: a new node with its ID
+	// would not inherit them (IDs are not reused, but the rows must go).
+	if err := s.DeleteNode(ctx, a.ID, n.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.NodeForwarderTokens(ctx, n.ID); err != nil || len(got) != 0 {
+		t.Fatalf("tokens of a deleted node: %v, %v; want none", got, err)
+	}
+}
+
+func testTrimSessions(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a, b := account(t, s, "alice"), account(t, s, "bob")
+	now := time.Now()
+	var hs []store.Hash
+	for i := range 5 {
+		h := store.HashSecret(fmt.Sprint("session", i))
+		hs = append(hs, h)
+		if err := s.CreateSession(ctx, store.Session{Hash: h, AccountID: a.ID, CreatedAt: now.Add(time.Duration(i) * time.Second), ExpiresAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hb := store.HashSecret("bob's")
+	if err := s.CreateSession(ctx, store.Session{Hash: hb, AccountID: b.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.TrimSessions(ctx, a.ID, 2, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Fatalf("TrimSessions(keep 2 of 5) ended %d, want 3", n)
+	}
+	for i, h := range hs {
+		_, err := s.SessionAccount(ctx, h, now)
+		if i < 3 {
+			wantErr(t, fmt.Sprintf("old session %d after trim", i), err, store.ErrNotFound)
+		} else if err != nil {
+			t.Fatalf("newest session %d after trim: %v", i, err)
+		}
+	}
+	if _, err := s.SessionAccount(ctx, hb, now); err != nil {
+		t.Fatalf("another account's session was trimmed: %v", err)
+	}
+	if n, err := s.TrimSessions(ctx, a.ID, 2, now); err != nil || n != 0 {
+		t.Fatalf("second TrimSessions: %d, %v; want 0", n, err)
 	}
 }

@@ -19,7 +19,6 @@ CREATE TABLE sessions (
 	expires_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX sessions_expires_at ON sessions (expires_at);
-CREATE INDEX sessions_account_id ON sessions (account_id);
 
 CREATE TABLE tokens (
 	id         BIGINT      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
