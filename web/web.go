@@ -17,6 +17,7 @@ import (
 	"github.com/ockamhub/ockamhub/githubauth"
 	"github.com/ockamhub/ockamhub/provision"
 	"github.com/ockamhub/ockamhub/store"
+	"golang.org/x/time/rate"
 )
 
 //go:embed templates/*.html
@@ -61,6 +62,9 @@ type Handler struct {
 	log     *slog.Logger
 	pages   map[string]*template.Template
 	handler http.Handler
+	// unavailableLog rate-limits the warning logged for each request
+	// refused while the database is unreachable.
+	unavailableLog rate.Sometimes
 }
 
 // New returns the handler for cfg, with cross-origin protection applied.
@@ -69,7 +73,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = DefaultSessionTTL
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, pages: parsePages()}
+	h := &Handler{cfg: cfg, log: cfg.Logger, pages: parsePages(), unavailableLog: rate.Sometimes{First: 3, Interval: 10 * time.Second}}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -190,7 +194,9 @@ func (h *Handler) userError(r *http.Request, err error) (int, string) {
 	}
 	switch {
 	case errors.Is(err, store.ErrUnavailable):
-		h.log.Warn("database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		h.unavailableLog.Do(func() {
+			h.log.Warn("database unavailable: answering 503", "method", r.Method, "path", r.URL.Path, "err", err)
+		})
 		return http.StatusServiceUnavailable, UnavailableMessage
 	case errors.Is(err, store.ErrNameTaken):
 		return http.StatusConflict, "That node name is taken: choose another."
