@@ -5,9 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/ockamhub/ockamhub/internal/pgtest"
 	"github.com/ockamhub/ockamhub/store"
@@ -188,5 +193,77 @@ func TestIsURL(t *testing.T) {
 		if got := pgstore.IsURL(in); got != want {
 			t.Errorf("IsURL(%q) = %v, want %v", in, got, want)
 		}
+	}
+}
+
+// TestUpgradeFromFirstSchema makes a database as the first pgstore did
+// (migration 0001 only, with data), then opens it: the later migrations
+// are applied in place and nothing is lost.
+func TestUpgradeFromFirstSchema(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	ctx := t.Context()
+	first, err := os.ReadFile("migrations/postgres/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	for _, q := range []string{
+		string(first),
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)`,
+		`INSERT INTO schema_migrations VALUES (1, '0001_init', now())`,
+		`INSERT INTO accounts (provider, provider_id, login, created_at) VALUES ('github', '583231', 'octocat', '2026-11-30T12:00:00Z')`,
+		`INSERT INTO sessions VALUES ('\x01` + strings.Repeat("00", 31) + `', 1, '2026-11-30T12:00:00Z', '2036-11-30T12:00:00Z')`,
+		`INSERT INTO nodes (account_id, name, port, status, reason, created_at) VALUES (1, 'demo', 4001, 'running', '', '2026-11-30T12:00:00Z')`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	s := open(t, dsn)
+	ms, err := pgstore.Status(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) < 2 {
+		t.Fatalf("Status: %+v, want at least 2 migrations", ms)
+	}
+	for _, m := range ms {
+		if !m.Applied() {
+			t.Errorf("after Open: %s pending", m.Name)
+		}
+	}
+	var h store.Hash
+	h[0] = 1
+	a, err := s.SessionAccount(ctx, h, at)
+	if err != nil || a.Login != "octocat" {
+		t.Fatalf("session of the old database: %+v, %v", a, err)
+	}
+	ns, err := s.AllNodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.Node{ID: 1, AccountID: a.ID, Name: "demo", Port: 4001, Status: store.StatusRunning, CreatedAt: at}
+	if len(ns) != 1 || !reflect.DeepEqual(ns[0], want) {
+		t.Fatalf("nodes of the old database: %+v, want %+v", ns, want)
+	}
+	// Two sessions in one millisecond: the one created last is kept.
+	for _, b := range []byte{2, 3} {
+		var hb store.Hash
+		hb[0] = b
+		if err := s.CreateSession(ctx, store.Session{Hash: hb, AccountID: a.ID, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.TrimSessions(ctx, a.ID, 1, at); err != nil || n != 2 {
+		t.Fatalf("TrimSessions(keep 1): %d, %v; want 2 ended", n, err)
+	}
+	h[0] = 3
+	if _, err := s.SessionAccount(ctx, h, at); err != nil {
+		t.Fatalf("the newest session was trimmed: %v", err)
 	}
 }
