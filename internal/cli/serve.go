@@ -35,8 +35,9 @@ are kept in SQLite under --data, or in PostgreSQL with --db postgres://…;
 on restart every node comes back on the same port. Pending schema
 migrations are applied at start-up (see 'ockamhub db'). While PostgreSQL
 is unreachable, requests that need it get 503, /readyz reports not ready
-and running nodes keep relaying; it recovers by itself. Prints "listening on http://IP:PORT" once it serves. SIGINT or
-SIGTERM shut it down gracefully (HTTP first, then every node, within 10 s).
+and running nodes keep relaying; it recovers by itself. Prints
+"listening on http://IP:PORT" once it serves. SIGINT or SIGTERM shut it
+down gracefully (HTTP first, then every node, within 10 s).
 
 The development sign-in (no password) is enabled only when --http is a
 loopback address, or with --allow-local-signin. GitHub sign-in is enabled
