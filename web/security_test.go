@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,9 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ockamhub/ockamhub/githubauth"
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/store"
+	"github.com/ockamhub/ockamhub/transport/tcp"
 )
 
 // withHost sets the request's Host header (what a browser sends for a
@@ -374,5 +379,50 @@ func TestNodeSettingsPage(t *testing.T) {
 	got := decode[apiNode](t, do(t, c, "GET", s.URL+"/api/v1/nodes/"+strconv.FormatInt(n.ID, 10), nil))
 	if !got.Named || len(got.Allow) != 2 {
 		t.Fatalf("API after page edits: %+v", got)
+	}
+}
+
+// echoErr dials the hub node at addr and echoes once, within a second.
+func echoErr(t *testing.T, addr string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	n := node.New(node.Config{})
+	defer n.Close()
+	tr, err := tcp.New(n, tcp.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	hub, err := tr.Connect(ctx, addr)
+	if err != nil {
+		return err
+	}
+	if err := n.Send(ctx, routing.Route{hub, routing.LocalAddress("echo_service")}, "hello"); err != nil {
+		return err
+	}
+	_, err = n.Receive(ctx)
+	return err
+}
+
+// TestAllowListAPIEndToEnd: PATCH /api/v1/nodes/{id} {"allow": [...]}
+// refuses a real connection from 127.0.0.1 at once, and emptying it opens
+// the node again.
+func TestAllowListAPIEndToEnd(t *testing.T) {
+	s := newServer(t, options{})
+	c := s.client(t)
+	s.signIn(t, c, "alice")
+	n := decode[apiNode](t, s.apiCreate(t, c, "demo"))
+	if err := echoErr(t, n.Address); err != nil {
+		t.Fatalf("open node: %v", err)
+	}
+	u := s.URL + "/api/v1/nodes/" + strconv.FormatInt(n.ID, 10)
+	wantStatus(t, "PATCH allow", do(t, c, "PATCH", u, strings.NewReader(`{"allow":["203.0.113.0/24"]}`), "Content-Type", "application/json"), http.StatusOK)
+	if err := echoErr(t, n.Address); err == nil {
+		t.Fatal("a connection from 127.0.0.1 was served after the owner allowed only 203.0.113.0/24")
+	}
+	wantStatus(t, "PATCH allow 127.0.0.1", do(t, c, "PATCH", u, strings.NewReader(`{"allow":["127.0.0.1/32"]}`), "Content-Type", "application/json"), http.StatusOK)
+	if err := echoErr(t, n.Address); err != nil {
+		t.Fatalf("allowed again: %v", err)
 	}
 }
