@@ -32,8 +32,13 @@ type Store struct {
 var _ store.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the SQLite database in file and brings
-// its schema up to date.
+// its schema up to date. The file and its -wal and -shm companions are
+// made FileMode first (see SecureFiles; call it yourself to learn which
+// were wider).
 func Open(ctx context.Context, file string) (*Store, error) {
+	if _, err := SecureFiles(file); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "busy_timeout(5000)")
