@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -424,5 +426,43 @@ func TestAllowListAPIEndToEnd(t *testing.T) {
 	wantStatus(t, "PATCH allow 127.0.0.1", do(t, c, "PATCH", u, strings.NewReader(`{"allow":["127.0.0.1/32"]}`), "Content-Type", "application/json"), http.StatusOK)
 	if err := echoErr(t, n.Address); err != nil {
 		t.Fatalf("allowed again: %v", err)
+	}
+}
+
+// TestFailedNodeShown: a node that could not start (its port taken while
+// the server was down) is shown failed, with the reason and the next
+// retry time, on its page and in the API (finding 9).
+func TestFailedNodeShown(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "ockamhub.db")
+	pr := portRange(3)
+	first := newServer(t, options{dataFile: file, portRange: pr})
+	c := first.client(t)
+	first.signIn(t, c, "alice")
+	n := decode[apiNode](t, first.apiCreate(t, c, "demo"))
+	first.Close()
+	if err := first.prov.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	first.st.Close()
+	squat, err := net.Listen("tcp", n.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer squat.Close()
+	s := newServer(t, options{dataFile: file, portRange: pr})
+	c = s.client(t)
+	s.signIn(t, c, "alice")
+	r := do(t, c, "GET", s.URL+"/api/v1/nodes/"+strconv.FormatInt(n.ID, 10), nil)
+	got := decode[struct {
+		Status    string     `json:"status"`
+		Reason    string     `json:"reason"`
+		NextRetry *time.Time `json:"next_retry"`
+	}](t, r)
+	if got.Status != "failed" || !strings.Contains(got.Reason, "address already in use") || got.NextRetry == nil {
+		t.Fatalf("API for a node whose port is taken: %s", r.body)
+	}
+	page := do(t, c, "GET", s.URL+"/nodes/"+strconv.FormatInt(n.ID, 10), nil)
+	if !strings.Contains(element(t, page.body, "reason"), "address already in use") || !strings.Contains(element(t, page.body, "next-retry"), "next try at") {
+		t.Fatalf("node page does not show the reason and next retry:\n%s", page.body)
 	}
 }
