@@ -17,6 +17,7 @@ import (
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/service/forwarding"
+	"github.com/ockamhub/ockamhub/transport/tcp"
 )
 
 // dialFrom dials addr from the local IP src (127.0.0.x).
@@ -377,5 +378,125 @@ func TestRefusedRegistrationsCounted(t *testing.T) {
 	}
 	if logs.count("named forwarder registration refused") != 1 {
 		t.Fatal("the refused name was not logged")
+	}
+}
+
+// TestExactBytesHeartbeat: the December 2021 Rust heartbeat, frame
+// 00 04 01 00 00 00, is dropped silently by the hub: counted as a
+// heartbeat, neither unroutable nor a probe, nothing sent back, and the
+// connection carries on byte for byte as before.
+func TestExactBytesHeartbeat(t *testing.T) {
+	logs := &logCounter{}
+	h, addr := startHub(t, hub.Config{Logger: slog.New(logs)})
+	hb := frames(t, "heartbeat")[0]
+	if !bytes.Equal(hb, []byte{0x00, 0x04, 0x01, 0x00, 0x00, 0x00}) {
+		t.Fatalf("vector %x", hb)
+	}
+	c := dialRaw(t, addr)
+	for range 3 {
+		c.write(hb)
+	}
+	c.write(frames(t, "frame-echo-request")[0])
+	if got, want := c.readFrame(), frames(t, "frame-echo-reply")[0]; !bytes.Equal(got, want) {
+		t.Fatalf("first frame after heartbeats\n%x\nwant the echo reply\n%x", got, want)
+	}
+	s := h.Stats()
+	if s.TCP.Heartbeats != 3 || s.TCP.Unroutable != 0 || s.Node.Unroutable != 0 || s.TCP.ProbeDelayed != 0 || s.TCP.DecodeErrors != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	for msg, n := range logs.counts {
+		if msg != "connection open" && msg != "connection closed" {
+			t.Errorf("logged %q %d times", msg, n)
+		}
+	}
+}
+
+// probeFrame is a frame for a random 64-bit address, as a prober sends.
+func probeFrame() []byte {
+	m := routing.TransportMessage{Version: 1, Onward: routing.Route{routing.LocalAddress(node.RandomAddress(8)), routing.LocalAddress("x")}, Return: routing.Route{routing.LocalAddress("p")}, Payload: []byte{0}}
+	body, _ := m.AppendBinary(nil) // local addresses always encode
+	return append([]byte{byte(len(body) >> 8), byte(len(body))}, body...)
+}
+
+// expectClosedWithin asserts that the hub closes the connection within d,
+// discarding what it reads meanwhile.
+func (c *rawConn) expectClosedWithin(d time.Duration) {
+	c.t.Helper()
+	c.SetReadDeadline(time.Now().Add(d))
+	_, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.t.Fatalf("connection not closed within %v", d)
+	}
+}
+
+// TestProbeDampingDefaults reproduces issue 10, finding 5 (1.6 M probes/s
+// to random aliases found a victim in 8.7 s) with the hub's defaults: the
+// prober is slowed, then closed, and counted, after a few hundred probes
+// of a 2^64 space; the victim's forwarder and a client that sends to a
+// stale address now and then are not affected.
+func TestProbeDampingDefaults(t *testing.T) {
+	h, addr := startHub(t, hub.Config{})
+	victim := dialRaw(t, addr)
+	victim.write(frames(t, "capture-gs-11-responder-to-hub")[0])
+	fwd := decode(t, victim.readFrame()).Return[0].Value
+	if !hex16.MatchString(fwd) {
+		t.Fatalf("forwarder address %q has not 64 random bits", fwd)
+	}
+
+	honest := dialRaw(t, addr)
+	prober := dialRaw(t, addr)
+	start := time.Now()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := prober.Write(probeFrame()); err != nil {
+				return
+			}
+		}
+	}()
+	// Meanwhile, the honest client sends to a forwarder that has gone now
+	// and then, and keeps using the hub.
+	stale := subAddr(frames(t, "capture-gs-11-initiator-to-hub")[0], "9d7cda36", "00112233445566aa")
+	for i := range 30 {
+		if i%3 == 0 {
+			honest.write(stale)
+		}
+		honest.write(frames(t, "frame-echo-request")[0])
+		if got, want := honest.readFrame(), frames(t, "frame-echo-reply")[0]; !bytes.Equal(got, want) {
+			t.Fatalf("honest echo %d: %x", i, got)
+		}
+	}
+	prober.expectClosedWithin(30 * time.Second)
+	took := time.Since(start)
+	s := h.Stats().TCP
+	if s.ProbeClosed != 1 || s.ProbeDelayed != tcp.DefaultProbeStrikes {
+		t.Fatalf("probe closed %d, delayed %d; want 1 and %d", s.ProbeClosed, s.ProbeDelayed, tcp.DefaultProbeStrikes)
+	}
+	if took < tcp.DefaultProbeStrikes*tcp.DefaultProbeDelay {
+		t.Fatalf("closed after %v: not slowed first", took)
+	}
+	// Burst, what refilled meanwhile, the delayed ones, the honest
+	// client's 10 stale messages.
+	if limit := uint64(tcp.DefaultProbeBurst + tcp.DefaultProbeRate*took.Seconds() + tcp.DefaultProbeStrikes + 10 + 5); s.Unroutable > limit {
+		t.Fatalf("%d messages to nonexistent addresses handled in %v, want at most %d", s.Unroutable, took, limit)
+	}
+	t.Logf("prober closed after %v and %d misses", took, s.Unroutable)
+	// The victim's forwarder still works.
+	init := dialRaw(t, addr)
+	init.write(subAddr(frames(t, "capture-gs-11-initiator-to-hub")[0], "9d7cda36", fwd))
+	if m := decode(t, victim.readFrame()); len(m.Return) != 2 {
+		t.Fatalf("forwarded %v", m)
+	}
+	if got := h.Stats().TCP.ProbeClosed; got != 1 {
+		t.Fatalf("the honest client was closed too (%d)", got)
 	}
 }
