@@ -35,8 +35,46 @@ const (
 	DefaultAPIURL = "https://api.github.com"
 )
 
-// ErrNotConfigured is returned by New without a client id or secret.
-var ErrNotConfigured = errors.New("githubauth: client id and secret are required")
+// Errors of SignIn, besides *RefusedError.
+var (
+	// ErrNotConfigured is returned by New without a client id or secret.
+	ErrNotConfigured = errors.New("githubauth: client id and secret are required")
+	// ErrBadLogin is returned by SignIn when GitHub's reply names a login
+	// that is not a GitHub login (1 to MaxLoginLen letters, digits and
+	// hyphens): it is never stored.
+	ErrBadLogin = errors.New("githubauth: the reply's login is not a valid GitHub login")
+)
+
+// MaxLoginLen is the longest GitHub login.
+const MaxLoginLen = 39
+
+// RefusedError is GitHub refusing the token exchange. Code is its OAuth
+// error code ("bad_verification_code"); Description is its free text,
+// for logs only: it is the provider's words, and showing them to users
+// would let anyone who can craft a callback URL put text on our pages.
+type RefusedError struct {
+	Code        string
+	Description string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("githubauth: token exchange refused: %s (%s)", e.Code, e.Description)
+}
+
+// ValidLogin reports whether login is a GitHub login: 1 to 39 letters,
+// digits and single hyphens, not starting or ending with a hyphen.
+func ValidLogin(login string) bool {
+	if len(login) == 0 || len(login) > MaxLoginLen || login[0] == '-' || login[len(login)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(login); i++ {
+		c := login[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Config configures a Client.
 type Config struct {
@@ -119,7 +157,7 @@ func (c *Client) SignIn(ctx context.Context, code, verifier string) (User, error
 	tok, err := c.oauth.Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok && re.ErrorCode != "" {
-			return User{}, fmt.Errorf("githubauth: token exchange refused: %s", cmp.Or(re.ErrorDescription, re.ErrorCode))
+			return User{}, &RefusedError{Code: re.ErrorCode, Description: re.ErrorDescription}
 		}
 		return User{}, fmt.Errorf("githubauth: token exchange: %w", err)
 	}
@@ -148,6 +186,9 @@ func (c *Client) SignIn(ctx context.Context, code, verifier string) (User, error
 	}
 	if u.ID == 0 || u.Login == "" {
 		return User{}, errors.New("githubauth: GET /user: no id or login in the reply")
+	}
+	if !ValidLogin(u.Login) {
+		return User{}, fmt.Errorf("%w (%d bytes)", ErrBadLogin, len(u.Login))
 	}
 	return u, nil
 }

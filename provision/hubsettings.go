@@ -6,23 +6,22 @@ import (
 	"github.com/ockamhub/ockamhub/hub"
 )
 
-// namedSettings mirrors hub.NamedForwarding.
-type namedSettings struct {
-	Enabled     bool
-	TokenHashes map[string][32]byte
-}
+// namedSettings are a node's named forwarding settings as the hub takes them.
+type namedSettings = hub.NamedForwarding
 
 // setHubSettings puts a node's allow-list and named forwarding into cfg,
-// before the hub is built.
+// before the hub is built. The operator's static forwarding and tokens are
+// cleared: in serve, named forwarding and its tokens belong to each node's
+// owner, and no operator-wide token opens every user's names.
 func setHubSettings(cfg *hub.Config, allow []netip.Prefix, nf namedSettings) {
-	cfg.StaticForwarding = nf.Enabled
-	cfg.ForwarderToken, cfg.ForwarderTokens = "", nil
+	cfg.StaticForwarding, cfg.ForwarderToken, cfg.ForwarderTokens = false, "", nil
+	cfg.Allow = allow
+	cfg.NamedForwarding = nf
 }
 
 // applyHubSettings applies a node's allow-list and named forwarding to
 // its running hub.
 func applyHubSettings(h *hub.Hub, allow []netip.Prefix, nf namedSettings) {
-	if s, ok := any(h).(interface{ SetAllow([]netip.Prefix) }); ok {
-		s.SetAllow(allow)
-	}
+	h.SetAllow(allow)
+	h.SetNamedForwarding(nf)
 }

@@ -89,6 +89,15 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, a store.A
 	if err := h.cfg.Store.DeleteExpiredSessions(r.Context(), now); err != nil {
 		h.log.Warn("deleting expired sessions", "err", err)
 	}
+	if lim := h.cfg.MaxSessionsPerAccount; lim > 0 {
+		// The oldest sign-ins end, so that one account cannot pile up
+		// live sessions.
+		if n, err := h.cfg.Store.TrimSessions(r.Context(), a.ID, lim, now); err != nil {
+			h.log.Warn("ending old sessions", "account", a.ID, "err", err)
+		} else if n > 0 {
+			h.log.Info("ended old sessions over the limit", "account", a.ID, "ended", n, "limit", lim)
+		}
+	}
 	h.setCookie(w, r, sessionCookie, token, h.cfg.SessionTTL)
 	h.log.Info("signed in", "account", a.ID, "login", a.Login, "provider", a.Provider)
 	return nil
@@ -110,9 +119,40 @@ func (h *Handler) signInError(w http.ResponseWriter, r *http.Request, status int
 	h.render(w, r, status, "signin", d)
 }
 
+// signInAllowed takes a sign-in from the request's source address, or
+// answers 429 with Retry-After and a plain page and returns false.
+func (h *Handler) signInAllowed(w http.ResponseWriter, r *http.Request) bool {
+	ok, wait := h.signIns.allow(sourceIP(r), time.Now())
+	if ok {
+		return true
+	}
+	h.log.Warn("sign-in rate limit", "source", sourceIP(r))
+	w.Header().Set("Retry-After", retryAfter(wait))
+	h.signInError(w, r, http.StatusTooManyRequests, "Too many sign-ins from your address: please wait "+waitWords(wait)+" and try again.", nil)
+	return false
+}
+
+// oauthErrorCode returns code if it looks like an OAuth error code
+// (RFC 6749 §4.1.2.1: letters and underscores), "unknown" otherwise: even
+// the code is the caller's text.
+func oauthErrorCode(code string) string {
+	if len(code) == 0 || len(code) > 64 {
+		return "unknown"
+	}
+	for i := 0; i < len(code); i++ {
+		if c := code[i]; !('a' <= c && c <= 'z' || c == '_') {
+			return "unknown"
+		}
+	}
+	return code
+}
+
 func (h *Handler) localSignIn(w http.ResponseWriter, r *http.Request) {
 	if !h.cfg.LocalSignIn {
 		h.errorPage(w, r, http.StatusNotFound, "The development sign-in is not enabled on this server.")
+		return
+	}
+	if !h.signInAllowed(w, r) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
@@ -168,11 +208,13 @@ func (h *Handler) githubCallback(w http.ResponseWriter, r *http.Request) {
 	// The state cookie is single use, whatever happens next.
 	h.setCookie(w, r, oauthCookie, "", 0)
 	if e := q.Get("error"); e != "" {
-		msg := q.Get("error_description")
-		if msg == "" {
-			msg = e
-		}
-		h.signInError(w, r, http.StatusBadRequest, "GitHub did not sign you in: "+msg, nil)
+		// A fixed message and the error code, never error_description:
+		// anyone can send a browser here with any text in it ("Visit
+		// http://evil.example to re-verify").
+		h.signInError(w, r, http.StatusBadRequest, "GitHub did not sign you in (error code: "+oauthErrorCode(e)+"). Please sign in again.", nil)
+		return
+	}
+	if !h.signInAllowed(w, r) {
 		return
 	}
 	got := q.Get("state")
@@ -188,7 +230,13 @@ func (h *Handler) githubCallback(w http.ResponseWriter, r *http.Request) {
 	u, err := h.cfg.GitHub.SignIn(r.Context(), code, verifier)
 	if err != nil {
 		h.log.Warn("GitHub sign-in failed", "err", err)
-		h.signInError(w, r, http.StatusBadGateway, "Sign-in with GitHub failed: "+err.Error(), nil)
+		msg := "Sign-in with GitHub failed. Please sign in again."
+		if re, ok := errors.AsType[*githubauth.RefusedError](err); ok {
+			msg = "GitHub refused the sign-in (error code: " + oauthErrorCode(re.Code) + "). Please sign in again."
+		} else if errors.Is(err, githubauth.ErrBadLogin) {
+			msg = "Sign-in with GitHub failed: GitHub sent a user name that is not valid."
+		}
+		h.signInError(w, r, http.StatusBadGateway, msg, nil)
 		return
 	}
 	a, err := h.cfg.Store.UpsertAccount(r.Context(), store.ProviderGitHub, itoa(u.ID), u.Login)

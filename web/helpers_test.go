@@ -36,6 +36,13 @@ type options struct {
 	dataFile  string
 	portRange provision.PortRange
 	trusted   []string
+	// Issue 10 settings (0 = the defaults).
+	publicURL     string
+	loopbackHosts bool
+	signIns       int // per hour per address
+	sessions      int // per account
+	tokens        int // per account
+	creates       int // nodes per account per hour
 }
 
 type server struct {
@@ -71,6 +78,7 @@ func newServer(t *testing.T, o options) *server {
 	t.Cleanup(func() { st.Close() })
 	prov, err := provision.New(provision.Config{
 		Store: st, ListenHost: "127.0.0.1", Domain: o.domain, Ports: o.portRange, MaxNodesPerAccount: o.limit,
+		MaxCreatesPerHour: o.creates,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +89,8 @@ func newServer(t *testing.T, o options) *server {
 	t.Cleanup(func() { prov.Shutdown(context.Background()) })
 	s := &server{st: st, prov: prov}
 	ts := httptest.NewUnstartedServer(nil)
-	cfg := web.Config{Store: st, Provisioner: prov, LocalSignIn: !o.noLocal, SecureCookies: o.secure, TrustedOrigins: o.trusted}
+	cfg := web.Config{Store: st, Provisioner: prov, LocalSignIn: !o.noLocal, SecureCookies: o.secure, TrustedOrigins: o.trusted,
+		PublicURL: o.publicURL, LoopbackHosts: o.loopbackHosts, SignInsPerHour: o.signIns, MaxSessionsPerAccount: o.sessions, MaxTokensPerAccount: o.tokens}
 	if o.github != nil {
 		cfg.GitHub = o.github("http://" + ts.Listener.Addr().String() + "/auth/github/callback")
 	}
@@ -158,6 +167,9 @@ type apiNode struct {
 	Status   string   `json:"status"`
 	Reason   string   `json:"reason"`
 	Services []string `json:"services"`
+	Allow    []string `json:"allow"`
+	Named    bool     `json:"named_forwarding"`
+	FwdNames []string `json:"forwarder_names"`
 	Stats    struct {
 		Conns       int64  `json:"connections"`
 		MessagesIn  uint64 `json:"messages_in"`

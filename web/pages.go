@@ -34,6 +34,9 @@ type pageData struct {
 	// Settings.
 	Tokens   []store.Token
 	NewToken string
+
+	// Node page: a forwarder token just made, shown once.
+	NewForwarderName, NewForwarderToken string
 }
 
 var funcs = template.FuncMap{
@@ -81,6 +84,7 @@ func (h *Handler) errorPage(w http.ResponseWriter, r *http.Request, status int, 
 // nodeView is a node with what its pages show.
 type nodeView struct {
 	provision.Node
+	AllowText   string // the allow-list, one network a line
 	Route       string // to its echo service
 	SendCommand string
 	Forwarder   string // command to register a forwarder
@@ -90,8 +94,13 @@ type nodeView struct {
 
 func newNodeView(n provision.Node) nodeView {
 	addr := n.Address()
+	allow := make([]string, len(n.Allow))
+	for i, p := range n.Allow {
+		allow[i] = p.String()
+	}
 	v := nodeView{
 		Node:        n,
+		AllowText:   strings.Join(allow, "\n"),
 		Route:       "1#" + addr + " => echo_service",
 		SendCommand: fmt.Sprintf(`ockamhub send --route "1#%s => echo_service" hello`, addr),
 		Forwarder:   "ockamhub forwarder --hub " + addr,
@@ -168,12 +177,80 @@ func (h *Handler) nodePage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	h.renderNode(w, r, http.StatusOK, n, nil)
+}
+
+func (h *Handler) renderNode(w http.ResponseWriter, r *http.Request, status int, n provision.Node, d *pageData) {
 	v := newNodeView(n)
-	d := &pageData{Title: n.Name, Node: &v}
-	if n.Status == store.StatusStarting {
+	if d == nil {
+		d = &pageData{}
+	}
+	d.Title, d.Node = n.Name, &v
+	if n.Status == store.StatusStarting && d.Error == "" && d.NewForwarderToken == "" {
 		d.Refresh = 2
 	}
-	h.render(w, r, http.StatusOK, "node", d)
+	h.render(w, r, status, "node", d)
+}
+
+// nodeChange runs change on the page's node and shows the node page with
+// the outcome (and d's extras).
+func (h *Handler) nodeChange(w http.ResponseWriter, r *http.Request, change func(id int64) (provision.Node, error), d *pageData) {
+	n, ok := h.node(w, r)
+	if !ok {
+		return
+	}
+	got, err := change(n.ID)
+	if err != nil {
+		status, msg := h.userError(r, err)
+		if d == nil {
+			d = &pageData{}
+		}
+		d.Error, d.NewForwarderToken = msg, ""
+		h.renderNode(w, r, status, n, d)
+		return
+	}
+	if d == nil {
+		http.Redirect(w, r, fmt.Sprintf("/nodes/%d", n.ID), http.StatusSeeOther)
+		return
+	}
+	h.renderNode(w, r, http.StatusOK, got, d)
+}
+
+func (h *Handler) setAllow(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	text := r.PostFormValue("allow")
+	h.nodeChange(w, r, func(id int64) (provision.Node, error) {
+		allow, err := parseAllow(strings.FieldsFunc(text, func(c rune) bool { return c == '\n' || c == ',' || c == ' ' || c == '\r' || c == '\t' }))
+		if err != nil {
+			return provision.Node{}, err
+		}
+		return h.cfg.Provisioner.SetAllow(r.Context(), accountOf(r).ID, id, allow)
+	}, nil)
+}
+
+func (h *Handler) setForwarding(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	on := r.PostFormValue("named_forwarding") == "on"
+	h.nodeChange(w, r, func(id int64) (provision.Node, error) {
+		return h.cfg.Provisioner.SetNamedForwarding(r.Context(), accountOf(r).ID, id, on)
+	}, nil)
+}
+
+func (h *Handler) createForwarderToken(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	token := newSecret("ohf_")
+	// Shown once, in this response only: the store keeps its hash.
+	h.nodeChange(w, r, func(id int64) (provision.Node, error) {
+		return h.cfg.Provisioner.SetForwarderToken(r.Context(), accountOf(r).ID, id, name, token)
+	}, &pageData{NewForwarderName: name, NewForwarderToken: token})
+}
+
+func (h *Handler) deleteForwarderToken(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	h.nodeChange(w, r, func(id int64) (provision.Node, error) {
+		return h.cfg.Provisioner.DeleteForwarderToken(r.Context(), accountOf(r).ID, id, name)
+	}, nil)
 }
 
 func (h *Handler) nodeProgram(w http.ResponseWriter, r *http.Request) {
@@ -236,6 +313,23 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
 		d.Error = fmt.Sprintf("A token's name has at most %d characters.", maxTokenName)
 		h.render(w, r, http.StatusBadRequest, "settings", d)
 		return
+	}
+	// One token creation at a time, so that concurrent requests cannot
+	// pass the quota check together.
+	h.tokenMu.Lock()
+	defer h.tokenMu.Unlock()
+	if lim := h.cfg.MaxTokensPerAccount; lim > 0 {
+		d, err := h.settingsData(r)
+		if err != nil {
+			status, msg := h.userError(r, err)
+			h.errorPage(w, r, status, msg)
+			return
+		}
+		if len(d.Tokens) >= lim {
+			d.Error = fmt.Sprintf("You have %d API tokens, the most allowed: delete one to create another.", lim)
+			h.render(w, r, http.StatusTooManyRequests, "settings", d)
+			return
+		}
 	}
 	secret := newSecret("ohp_")
 	_, err := h.cfg.Store.CreateToken(r.Context(), store.Token{AccountID: accountOf(r).ID, Name: name, Hash: store.HashSecret(secret)})

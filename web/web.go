@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ockamhub/ockamhub/githubauth"
@@ -26,8 +27,14 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// DefaultSessionTTL is how long a sign-in lasts.
-const DefaultSessionTTL = 30 * 24 * time.Hour
+// Defaults of Config.
+const (
+	DefaultSessionTTL            = 30 * 24 * time.Hour // how long a sign-in lasts
+	DefaultSignInsPerHour        = 60                  // per source address
+	DefaultSignInBurst           = 10                  // sign-ins at once from one address
+	DefaultMaxSessionsPerAccount = 10
+	DefaultMaxTokensPerAccount   = 20
+)
 
 // Config configures a Handler.
 type Config struct {
@@ -51,6 +58,26 @@ type Config struct {
 	TrustedOrigins []string
 	// SessionTTL is how long a sign-in lasts; 0 means DefaultSessionTTL.
 	SessionTTL time.Duration
+	// PublicURL is the URL people reach the pages at. A request whose Host
+	// is not its host (a page on another site whose name was made to
+	// resolve here: DNS rebinding) gets 421 Misdirected Request, on every
+	// route. "" accepts loopback names only (localhost, 127.0.0.1, [::1]).
+	PublicURL string
+	// LoopbackHosts also accepts loopback names, on any port, besides
+	// PublicURL's host: set it only when the server listens on loopback
+	// and PublicURL is a loopback URL.
+	LoopbackHosts bool
+	// SignInsPerHour limits sign-ins (development and GitHub) from one
+	// source address, with bursts of DefaultSignInBurst; 0 means
+	// DefaultSignInsPerHour, negative means no limit.
+	SignInsPerHour int
+	// MaxSessionsPerAccount limits an account's live sessions: signing in
+	// once more ends the oldest. 0 means DefaultMaxSessionsPerAccount,
+	// negative means no limit.
+	MaxSessionsPerAccount int
+	// MaxTokensPerAccount limits an account's API tokens; 0 means
+	// DefaultMaxTokensPerAccount, negative means no limit.
+	MaxTokensPerAccount int
 	// Logger receives request errors; nil discards.
 	Logger *slog.Logger
 }
@@ -61,25 +88,46 @@ type Handler struct {
 	cfg     Config
 	log     *slog.Logger
 	pages   map[string]*template.Template
+	mux     *http.ServeMux
+	hosts   *hostCheck
+	signIns *limiter
+	tokenMu sync.Mutex // serialises API token creation (the quota check)
 	handler http.Handler
 	// unavailableLog rate-limits the warning logged for each request
 	// refused while the database is unreachable.
 	unavailableLog rate.Sometimes
 }
 
-// New returns the handler for cfg, with cross-origin protection applied.
-// It fails only on a malformed trusted origin.
+// New returns the handler for cfg, with the Host check and cross-origin
+// protection applied. It fails only on a malformed public URL or trusted
+// origin.
 func New(cfg Config) (*Handler, error) {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = DefaultSessionTTL
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, pages: parsePages(), unavailableLog: rate.Sometimes{First: 3, Interval: 10 * time.Second}}
+	if cfg.SignInsPerHour == 0 {
+		cfg.SignInsPerHour = DefaultSignInsPerHour
+	}
+	if cfg.MaxSessionsPerAccount == 0 {
+		cfg.MaxSessionsPerAccount = DefaultMaxSessionsPerAccount
+	}
+	if cfg.MaxTokensPerAccount == 0 {
+		cfg.MaxTokensPerAccount = DefaultMaxTokensPerAccount
+	}
+	hosts, err := newHostCheck(cfg.PublicURL, cfg.LoopbackHosts)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger, pages: parsePages(), hosts: hosts,
+		signIns:        newLimiter(cfg.SignInsPerHour, DefaultSignInBurst),
+		unavailableLog: rate.Sometimes{First: 3, Interval: 10 * time.Second}}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	mux := http.NewServeMux()
+	h.mux = mux
 	static, _ := fs.Sub(staticFS, "static")
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.Handle("GET /static/", http.StripPrefix("/static/", noListing(static)))
 	mux.HandleFunc("GET /{$}", h.signInPage)
 	mux.HandleFunc("GET /signin", h.signInPage)
 	mux.HandleFunc("GET /auth/github", h.githubStart)
@@ -98,10 +146,23 @@ func New(cfg Config) (*Handler, error) {
 	mux.HandleFunc("POST /api/v1/nodes", h.api(h.apiCreateNode))
 	mux.HandleFunc("GET /api/v1/nodes/{id}", h.api(h.apiGetNode))
 	mux.HandleFunc("DELETE /api/v1/nodes/{id}", h.api(h.apiDeleteNode))
+	mux.HandleFunc("PATCH /api/v1/nodes/{id}", h.api(h.apiPatchNode))
+	mux.HandleFunc("POST /api/v1/nodes/{id}/forwarder-tokens", h.api(h.apiCreateForwarderToken))
+	mux.HandleFunc("DELETE /api/v1/nodes/{id}/forwarder-tokens/{name}", h.api(h.apiDeleteForwarderToken))
+	mux.HandleFunc("POST /nodes/{id}/allow", h.signedIn(h.setAllow))
+	mux.HandleFunc("POST /nodes/{id}/forwarding", h.signedIn(h.setForwarding))
+	mux.HandleFunc("POST /nodes/{id}/forwarder-tokens", h.signedIn(h.createForwarderToken))
+	mux.HandleFunc("POST /nodes/{id}/forwarder-tokens/{name}/delete", h.signedIn(h.deleteForwarderToken))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		if h.methodNotAllowed(w, r) {
+			return
+		}
 		writeJSONError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if h.methodNotAllowed(w, r) {
+			return
+		}
 		h.errorPage(w, r, http.StatusNotFound, "There is no page at "+r.URL.Path+".")
 	})
 	cop := http.NewCrossOriginProtection()
@@ -127,6 +188,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Referrer-Policy", "same-origin")
+	if !h.hosts.ok(r.Host) {
+		// Before any route, sign-in included: a rebound name must not reach
+		// a page, and the body names no host it could use.
+		hdr.Set("Cache-Control", "no-store")
+		http.Error(w, "misdirected request: this server does not answer for that host name", http.StatusMisdirectedRequest)
+		return
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -206,6 +274,14 @@ func (h *Handler) userError(r *http.Request, err error) (int, string) {
 		return http.StatusServiceUnavailable, "The server is shutting down: try again in a moment."
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, "No such node."
+	case errors.Is(err, provision.ErrBadToken):
+		return http.StatusBadRequest, "A forwarder token has 16 to 256 characters."
+	}
+	if re, ok := errors.AsType[*provision.RateError](err); ok {
+		return http.StatusTooManyRequests, fmt.Sprintf("You have created %d nodes in the last hour, the most allowed: try again in %s.", re.Limit, waitWords(re.RetryAfter))
+	}
+	if ae, ok := errors.AsType[*provision.AllowError](err); ok {
+		return http.StatusBadRequest, "Invalid allow-list: " + ae.Reason + "."
 	}
 	h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	return http.StatusInternalServerError, "Something went wrong on our side; it has been logged."

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -62,8 +61,8 @@ func (d database) open(ctx context.Context, dataDir string, defaulted bool) (dbS
 		return pgstore.Open(ctx, d.dsn)
 	}
 	if defaulted {
-		if err := os.MkdirAll(dataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("data directory: %w", err)
+		if _, err := sqlstore.SecureDir(dataDir); err != nil {
+			return nil, err
 		}
 	}
 	return sqlstore.Open(ctx, d.dsn)
@@ -109,8 +108,8 @@ processes may start or migrate together.`)
 			applied, err = pgstore.Migrate(ctx, d.dsn)
 		} else {
 			if *db == "" {
-				if err := os.MkdirAll(*dataDir, 0o700); err != nil {
-					return fmt.Errorf("data directory: %w", err)
+				if _, err := sqlstore.SecureDir(*dataDir); err != nil {
+					return err
 				}
 			}
 			applied, err = sqlstore.Migrate(ctx, d.dsn)

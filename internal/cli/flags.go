@@ -22,8 +22,12 @@ type hubLimits struct {
 	token, tokensFile                                           *string
 }
 
-func hubFlags(fs *flag.FlagSet) *hubLimits {
-	return &hubLimits{
+// hubFlags defines the hub limit flags on fs. With perNodeForwarding (serve),
+// the operator-wide named forwarding flags (--static-forwarding,
+// --forwarder-token, --forwarder-tokens) are left out: each node's owner
+// sets named forwarding and its tokens for that node alone.
+func hubFlags(fs *flag.FlagSet, perNodeForwarding bool) *hubLimits {
+	l := &hubLimits{
 		maxConns:       fs.Int("max-conns", 0, "maximum open connections (0 = no limit)"),
 		maxConnsPerIP:  fs.Int("max-conns-per-ip", 0, "maximum connections from one source IP (0 = no limit)"),
 		maxFwdPerConn:  fs.Int("max-forwarders-per-conn", hub.DefaultMaxForwardersPerConn, "maximum forwarders (random and named) one connection may hold (0 = no limit)"),
@@ -34,11 +38,16 @@ func hubFlags(fs *flag.FlagSet) *hubLimits {
 		frameTimeout:   fs.Duration("frame-timeout", tcp.DefaultFrameTimeout, "time a started frame may take to arrive in full"),
 		idleTimeout:    fs.Duration("idle-timeout", 0, "close connections that receive nothing for this long (0 = never)"),
 		msgRate:        fs.Float64("max-msg-rate", 0, "messages per second read from one connection (token bucket, burst = one second's worth); a faster peer is slowed down, not cut off (0 = no limit)"),
-		static:         fs.Bool("static-forwarding", false, "enable static_forwarding_service: named forwarders at forward_to_NAME, moved by re-registering"),
-		token:          fs.String("forwarder-token", "", "token required to claim a forwarder name (with --static-forwarding)"),
-		tokensFile:     fs.String("forwarder-tokens", "", "file of \"NAME TOKEN\" lines: per-name tokens (with --static-forwarding)"),
 		fwdIdle:        fs.Duration("forwarder-idle-timeout", 0, "remove forwarders that relay nothing for this long (0 = never; they always go when their connection closes)"),
 	}
+	if perNodeForwarding {
+		l.static, l.token, l.tokensFile = new(bool), new(string), new(string)
+	} else {
+		l.static = fs.Bool("static-forwarding", false, "enable static_forwarding_service: named forwarders at forward_to_NAME, moved by re-registering")
+		l.token = fs.String("forwarder-token", "", "token required to claim a forwarder name (with --static-forwarding)")
+		l.tokensFile = fs.String("forwarder-tokens", "", "file of \"NAME TOKEN\" lines: per-name tokens (with --static-forwarding)")
+	}
+	return l
 }
 
 func (l *hubLimits) config() (hub.Config, error) {

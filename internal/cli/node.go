@@ -15,7 +15,7 @@ func runNode(ctx context.Context, e *env, args []string) error {
 compatible with the 2021 Rust Ockam nodes. Prints "listening on IP:PORT"
 once it accepts connections. SIGINT or SIGTERM shut it down gracefully.`)
 	listen := fs.String("listen", "127.0.0.1:4000", "address to listen on; 0.0.0.0:4000 or :4000 serves all interfaces, port 0 picks a free port")
-	hf := hubFlags(fs)
+	hf := hubFlags(fs, false)
 	metricsAddr := metricsFlag(fs)
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ockamhub/ockamhub/githubauth"
 	"github.com/ockamhub/ockamhub/provision"
+	"github.com/ockamhub/ockamhub/store/sqlstore"
 	"github.com/ockamhub/ockamhub/web"
 )
 
@@ -39,13 +40,18 @@ and running nodes keep relaying; it recovers by itself. Prints
 "listening on http://IP:PORT" once it serves. SIGINT or SIGTERM shut it
 down gracefully (HTTP first, then every node, within 10 s).
 
-The development sign-in (no password) is enabled only when --http is a
-loopback address, or with --allow-local-signin. GitHub sign-in is enabled
+The development sign-in (no password) is enabled only when both --http and
+--public-url are loopback (a reverse proxy on the same machine makes --http
+loopback while strangers reach --public-url), or with --allow-local-signin
+(a warning is logged when the public URL is not loopback). Requests whose
+Host is not --public-url's host get 421 (DNS rebinding). GitHub sign-in is enabled
 by --github-client-id and --github-client-secret (or $`+envGitHubClientID+`
 and $`+envGitHubClientSecret+`); register PUBLIC-URL/auth/github/callback
 as the OAuth app's callback URL.
 
-The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.`)
+The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.
+Named forwarding and its tokens, and each node's allow-list, are set by the
+node's owner on the node's page or through the API.`)
 	httpAddr := fs.String("http", "127.0.0.1:8080", "address to serve HTTP on; port 0 picks a free port")
 	dataDir := fs.String("data", "./ockamhub-data", "directory for the SQLite database when --db is not given")
 	dbURL := fs.String("db", "", dbFlagUsage)
@@ -54,14 +60,18 @@ The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.`)
 	nodesDomain := fs.String("nodes-domain", "", "domain of node host names: an IP address is shown as is, a name as NODE.DOMAIN (default: the host of --public-url)")
 	nodePorts := fs.String("node-ports", "4001-4999", "TCP port range for hub nodes, FIRST-LAST")
 	maxNodes := fs.Int("max-nodes-per-user", 1, "hub nodes one user may have (0 = no limit)")
-	allowLocal := fs.Bool("allow-local-signin", false, "enable the development sign-in (no password) even when --http is not a loopback address")
+	allowLocal := fs.Bool("allow-local-signin", false, "enable the development sign-in (no password) even when --http or --public-url is not loopback: anyone who reaches the server can then sign in as anyone")
+	signIns := fs.Int("signins-per-hour", web.DefaultSignInsPerHour, fmt.Sprintf("sign-ins allowed per source address per hour, in bursts of %d (0 = no limit)", web.DefaultSignInBurst))
+	maxSessions := fs.Int("max-sessions-per-user", web.DefaultMaxSessionsPerAccount, "live sign-in sessions per user; signing in once more ends the oldest (0 = no limit)")
+	maxTokens := fs.Int("max-tokens-per-user", web.DefaultMaxTokensPerAccount, "API tokens per user (0 = no limit)")
+	maxCreates := fs.Int("node-creations-per-hour", provision.DefaultMaxCreatesPerHour, "nodes one user may create per hour, deleted ones included (0 = no limit)")
 	ghID := fs.String("github-client-id", "", "GitHub OAuth app client id (default $"+envGitHubClientID+")")
 	ghSecret := fs.String("github-client-secret", "", "GitHub OAuth app client secret (default $"+envGitHubClientSecret+")")
 	ghURL := fs.String("github-url", githubauth.DefaultURL, "GitHub web URL (GitHub Enterprise: https://HOST)")
 	ghAPI := fs.String("github-api-url", githubauth.DefaultAPIURL, "GitHub API URL (GitHub Enterprise: https://HOST/api/v3)")
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this certificate file (with --tls-key)")
 	tlsKey := fs.String("tls-key", "", "private key file for --tls-cert")
-	hf := hubFlags(fs)
+	hf := hubFlags(fs, true)
 	metricsAddr := metricsFlag(fs)
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)
@@ -80,8 +90,8 @@ The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.`)
 	if err != nil {
 		return usagef("--node-ports: %v", strings.TrimPrefix(err.Error(), "provision: "))
 	}
-	if *maxNodes < 0 {
-		return usagef("--max-nodes-per-user must not be negative")
+	if *maxNodes < 0 || *signIns < 0 || *maxSessions < 0 || *maxTokens < 0 || *maxCreates < 0 {
+		return usagef("--max-nodes-per-user, --signins-per-hour, --max-sessions-per-user, --max-tokens-per-user and --node-creations-per-hour must not be negative")
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return usagef("--tls-cert and --tls-key go together")
@@ -114,6 +124,25 @@ The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.`)
 	db, err := parseDB(*dbURL, *dataDir)
 	if err != nil {
 		return err
+	}
+	if !db.postgres {
+		// The database holds accounts and secret hashes: only we may read
+		// it, even if the directory or files were made earlier with wider
+		// modes.
+		if *dbURL == "" {
+			if fixed, err := sqlstore.SecureDir(*dataDir); err != nil {
+				return err
+			} else if fixed {
+				e.log.Warn("data directory was readable by others: made it 0700", "dir", *dataDir)
+			}
+		}
+		fixed, err := sqlstore.SecureFiles(db.dsn)
+		if err != nil {
+			return err
+		}
+		for _, f := range fixed {
+			e.log.Warn("database file was readable by others: made it 0600", "file", f)
+		}
 	}
 	st, err := db.open(ctx, *dataDir, *dbURL == "")
 	if err != nil {
@@ -158,11 +187,12 @@ The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.`)
 			return usagef("%v", err)
 		}
 	}
-	localSignIn := bound.IP.IsLoopback() || *allowLocal
+	pubLoopback := isLoopbackHost(pub.Hostname())
+	localSignIn := bound.IP.IsLoopback() && pubLoopback || *allowLocal
 
 	prov, err := provision.New(provision.Config{
 		Store: st, Hub: hubCfg, ListenHost: *nodesListen, Domain: *nodesDomain,
-		Ports: ports, MaxNodesPerAccount: *maxNodes, Logger: e.log,
+		Ports: ports, MaxNodesPerAccount: *maxNodes, MaxCreatesPerHour: orNone(*maxCreates), Logger: e.log,
 	})
 	if err != nil {
 		return err
@@ -174,6 +204,8 @@ The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.`)
 		Store: st, Provisioner: prov, GitHub: gh, LocalSignIn: localSignIn,
 		SecureCookies: pub.Scheme == "https", Logger: e.log,
 		TrustedOrigins: []string{pub.Scheme + "://" + pub.Host},
+		PublicURL:      pub.String(), LoopbackHosts: bound.IP.IsLoopback() && pubLoopback,
+		SignInsPerHour: orNone(*signIns), MaxSessionsPerAccount: orNone(*maxSessions), MaxTokensPerAccount: orNone(*maxTokens),
 	})
 	if err != nil {
 		prov.Shutdown(context.Background())
@@ -217,6 +249,10 @@ The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.`)
 	e.log.Info("serving", "addr", ln.Addr().String(), "public_url", pub.String(),
 		"github_signin", gh != nil, "local_signin", localSignIn,
 		"nodes_listen", *nodesListen, "nodes_domain", *nodesDomain, "node_ports", ports.String())
+	if localSignIn && !(bound.IP.IsLoopback() && pubLoopback) {
+		e.log.Warn("the development sign-in is on and the server is not on loopback only: anyone who reaches it can sign in as anyone, without a password",
+			"public_url", pub.String(), "http", ln.Addr().String())
+	}
 	if gh == nil && !localSignIn {
 		e.log.Warn("no sign-in method is enabled: give --github-client-id and --github-client-secret, or --allow-local-signin")
 	}
@@ -246,4 +282,24 @@ The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.`)
 	}
 	e.log.Info("stopped")
 	return nil
+}
+
+// isLoopbackHost reports whether host (a URL's host name) names this
+// machine only: localhost, *.localhost, or a loopback address.
+func isLoopbackHost(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// orNone maps a flag's 0 ("no limit") to a library's negative "no limit"
+// (where 0 means the default).
+func orNone(v int) int {
+	if v == 0 {
+		return -1
+	}
+	return v
 }

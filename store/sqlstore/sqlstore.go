@@ -29,8 +29,13 @@ type Store struct {
 var _ store.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the SQLite database in file and brings
-// its schema up to date (see Migrate).
+// its schema up to date (see Migrate). The file and its -wal and -shm
+// companions are made FileMode first (see SecureFiles; call it yourself to
+// learn which were wider).
 func Open(ctx context.Context, file string) (*Store, error) {
+	if _, err := SecureFiles(file); err != nil {
+		return nil, err
+	}
 	s, err := open(file, false)
 	if err != nil {
 		return nil, err
@@ -67,9 +72,13 @@ func (s *Store) Close() error { return s.db.Close() }
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
-// Migrate opens (creating if needed) the SQLite database in file, applies
-// the migrations it lacks and returns those it applied. Open does the same.
+// Migrate opens (creating if needed, with FileMode) the SQLite database in
+// file, applies the migrations it lacks and returns those it applied. Open
+// does the same.
 func Migrate(ctx context.Context, file string) ([]store.Migration, error) {
+	if _, err := SecureFiles(file); err != nil {
+		return nil, err
+	}
 	s, err := open(file, false)
 	if err != nil {
 		return nil, err
