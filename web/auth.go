@@ -168,8 +168,8 @@ func (h *Handler) localSignIn(w http.ResponseWriter, r *http.Request) {
 		err = h.startSession(w, r, a)
 	}
 	if err != nil {
-		_, msg := h.userError(r, err)
-		h.signInError(w, r, http.StatusInternalServerError, msg, nil)
+		status, msg := h.userError(r, err) // 503 while the database is unavailable
+		h.signInError(w, r, status, msg, nil)
 		return
 	}
 	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
@@ -244,8 +244,8 @@ func (h *Handler) githubCallback(w http.ResponseWriter, r *http.Request) {
 		err = h.startSession(w, r, a)
 	}
 	if err != nil {
-		_, msg := h.userError(r, err)
-		h.signInError(w, r, http.StatusInternalServerError, msg, nil)
+		status, msg := h.userError(r, err) // 503 while the database is unavailable
+		h.signInError(w, r, status, msg, nil)
 		return
 	}
 	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,6 +38,13 @@ func (d *downStore) SessionAccount(ctx context.Context, h store.Hash, now time.T
 		return store.Account{}, err
 	}
 	return d.Store.SessionAccount(ctx, h, now)
+}
+
+func (d *downStore) UpsertAccount(ctx context.Context, provider, providerID, login string) (store.Account, error) {
+	if err := d.err(); err != nil {
+		return store.Account{}, err
+	}
+	return d.Store.UpsertAccount(ctx, provider, providerID, login)
 }
 
 func (d *downStore) TokenAccount(ctx context.Context, h store.Hash) (store.Account, error) {
@@ -119,6 +128,11 @@ func TestDatabaseUnavailable(t *testing.T) {
 		if ck.MaxAge < 0 {
 			t.Errorf("GET /dashboard while the database is down cleared cookie %s", ck.Name)
 		}
+	}
+	r = s.postForm(t, s.client(t), "/auth/local", url.Values{"username": {"bob"}})
+	wantStatus(t, "POST /auth/local", r, http.StatusServiceUnavailable)
+	if !strings.Contains(unescape(r.body), "database is unavailable") {
+		t.Errorf("sign-in page while the database is down does not say why:\n%s", r.body)
 	}
 	echo(t, n.Address) // the running node does not need the database
 
