@@ -10,6 +10,18 @@ import (
 	"time"
 )
 
+// Schema migrations are embedded, numbered SQL files per store
+// (store/sqlstore/migrations/sqlite, store/pgstore/migrations/postgres),
+// recorded in a schema_migrations table and applied forward only, each in
+// its own transaction, at start-up or by "ockamhub db migrate", under a
+// lock: a PostgreSQL advisory lock, SQLite's write lock. This is the
+// pattern sqlstore shipped with, kept rather than replaced by goose:
+// databases in use already record their versions in schema_migrations
+// (goose would need its own table and a bridge), the whole mechanism is
+// about a hundred lines with no dependency, and we want nothing goose adds
+// (down migrations, Go migrations): a bad release is rolled back by
+// restoring a backup, not by running schema changes backwards.
+
 // Migration is one versioned schema change of a store's database, as
 // listed by the stores' Status and Migrate functions.
 type Migration struct {
