@@ -437,7 +437,15 @@ func (c *conn) writeQueued() error {
 			return nil
 		}
 		c.nc.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
+		// Count before writing: once Write has handed the bytes to the
+		// kernel the peer can see them, and a counter read then (by a
+		// test, or the dashboard after a client saw its reply) must not
+		// lag behind. A failed write takes its count back.
+		t.stats.framesOut.Add(uint64(frames))
+		t.stats.bytesOut.Add(uint64(len(buf)))
 		if _, err := c.nc.Write(buf); err != nil {
+			t.stats.framesOut.Add(^uint64(frames - 1))
+			t.stats.bytesOut.Add(^uint64(len(buf) - 1))
 			return err
 		}
 		now := time.Now().UnixNano()
@@ -448,8 +456,6 @@ func (c *conn) writeQueued() error {
 			}
 		}
 		written = next
-		t.stats.framesOut.Add(uint64(frames))
-		t.stats.bytesOut.Add(uint64(len(buf)))
 		buf, frames = buf[:0], 0
 		return nil
 	}
