@@ -58,7 +58,7 @@ type Config struct {
 	// forwarding.StaticConfig).
 	ForwarderTokens map[string]string
 	// Allow lists the source networks admitted; empty admits everyone (the
-	// 2021 behaviour). It is TCP.Allow; both are admitted if both are set.
+	// 2021 behaviour). When set, it replaces TCP.Allow.
 	Allow []netip.Prefix
 	// NamedForwarding: per-node static forwarding settings (overrides
 	// StaticForwarding/ForwarderToken(s) when Enabled).
@@ -117,7 +117,9 @@ func New(cfg Config) (*Hub, error) {
 		tcfg.QueueFullWait = DefaultQueueFullWait
 	}
 	tcfg.Aliases = true
-	tcfg.Allow = append(append([]netip.Prefix(nil), tcfg.Allow...), cfg.Allow...)
+	if len(cfg.Allow) > 0 {
+		tcfg.Allow = cfg.Allow
+	}
 	switch {
 	case tcfg.ProbeBurst == 0:
 		tcfg.ProbeBurst = tcp.DefaultProbeBurst
@@ -163,9 +165,7 @@ func New(cfg Config) (*Hub, error) {
 // SetAllow replaces the allow-list: new connections are checked at accept;
 // existing connections from a network no longer allowed are closed. An
 // empty list admits everyone. Safe for concurrent use.
-func (h *Hub) SetAllow(allow []netip.Prefix) {
-	h.tcp.SetAllow(append(append([]netip.Prefix(nil), h.cfg.TCP.Allow...), allow...))
-}
+func (h *Hub) SetAllow(allow []netip.Prefix) { h.tcp.SetAllow(allow) }
 
 // SetNamedForwarding replaces the named-forwarding settings; they apply to
 // new registrations at once. Enabled starts static_forwarding_service (if
