@@ -12,6 +12,13 @@
 // waits at most Config.TCP.QueueFullWait for room, slowing only its sender,
 // then is dropped and counted), and removes each forwarder when the
 // connection it was registered over closes.
+//
+// Among strangers: forwarder and connection aliases carry 64 random bits;
+// a connection that keeps sending to addresses that do not exist is
+// slowed, then closed; a node admits only the networks of its allow-list
+// (empty: everyone); a named forwarder held by a live registration is never
+// given to another connection without its token; the Rust heartbeat frame
+// is dropped silently. Each refusal is counted in Stats.
 package hub
 
 import (
@@ -37,7 +44,10 @@ type Config struct {
 	// Logger receives the hub's logs; nil discards.
 	Logger *slog.Logger
 	// TCP configures the transport. Aliases is always set (a hub names
-	// connections by alias); QueueFullWait defaults to DefaultQueueFullWait.
+	// connections by alias); QueueFullWait defaults to DefaultQueueFullWait;
+	// probe damping is on (ProbeBurst 0 means tcp.DefaultProbeBurst and the
+	// other Probe defaults, negative turns it off). A Budget shared by the
+	// hubs of a process bounds their connections together.
 	TCP tcp.Config
 	// MaxForwardersPerConn limits the forwarders (random and named) one
 	// connection may hold; 0 means DefaultMaxForwardersPerConn, negative
