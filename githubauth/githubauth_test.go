@@ -1,6 +1,7 @@
 package githubauth_test
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -103,5 +104,53 @@ func TestNewChecksConfig(t *testing.T) {
 	_, err := githubauth.New(githubauth.Config{ClientID: "a", ClientSecret: "b", URL: "ftp://x", RedirectURL: callback})
 	if err == nil {
 		t.Fatal("New with an ftp URL: got nil error")
+	}
+}
+
+// TestRefusedError: a refused exchange is a *RefusedError with GitHub's
+// code; its description is kept apart, for logs.
+func TestRefusedError(t *testing.T) {
+	c, _ := newClient(t)
+	_, err := c.SignIn(t.Context(), "no-such-code", githubauth.NewVerifier())
+	re, ok := errors.AsType[*githubauth.RefusedError](err)
+	if !ok || re.Code != "bad_verification_code" || !strings.Contains(re.Description, "incorrect or expired") {
+		t.Fatalf("SignIn with an unknown code: got %#v", err)
+	}
+}
+
+// TestLoginBounded: a /user reply whose login is not a GitHub login (too
+// long, other characters) is refused, never returned.
+func TestLoginBounded(t *testing.T) {
+	for _, tt := range []struct {
+		login string
+		ok    bool
+	}{
+		{"octocat", true},
+		{"a-b-c", true},
+		{strings.Repeat("x", githubauth.MaxLoginLen), true},
+		{strings.Repeat("x", githubauth.MaxLoginLen+1), false},
+		{strings.Repeat("x", 20000), false},
+		{"-lead", false},
+		{"trail-", false},
+		{"<b>", false},
+		{"", false},
+	} {
+		if got := githubauth.ValidLogin(tt.login); got != tt.ok {
+			t.Errorf("ValidLogin(%.20q) = %v, want %v", tt.login, got, tt.ok)
+		}
+		if tt.login == "" {
+			continue
+		}
+		c, gh := newClient(t)
+		gh.SignInAs(tt.login, 7)
+		v := githubauth.NewVerifier()
+		code, _ := authorize(t, c, "s", v)
+		u, err := c.SignIn(t.Context(), code, v)
+		if tt.ok && (err != nil || u.Login != tt.login) {
+			t.Errorf("SignIn as %.20q: %v, %v", tt.login, u, err)
+		}
+		if !tt.ok && !errors.Is(err, githubauth.ErrBadLogin) {
+			t.Errorf("SignIn as %.20q (%d bytes): got %v, %v; want ErrBadLogin", tt.login, len(tt.login), u, err)
+		}
 	}
 }

@@ -353,14 +353,17 @@ func TestRefusedRegistrationsCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mb.Close()
+	start := time.Now()
 	for range 50 {
 		if err := mb.Send(ctx, routing.Route{c.hub, routing.LocalAddress(forwarding.ServiceAddress)}, forwarding.RegisterPayload); err != nil {
 			t.Fatal(err)
 		}
 	}
 	waitFor(t, 5*time.Second, "50 refusals counted", func() bool { return h.Stats().RefusedOverCap == 50 })
-	if n := logs.count("forwarder registration refused: connection at its limit"); n < 1 || n > 2 {
-		t.Fatalf("%d log lines for 50 refusals within a second, want 1 (or 2 across a second boundary)", n)
+	// One line a second at most: 1 for the 50 here, unless the machine is
+	// so slow that they spread over more seconds.
+	if n, most := logs.count("forwarder registration refused: connection at its limit"), 1+int(time.Since(start)/time.Second); n < 1 || n > most {
+		t.Fatalf("%d log lines for 50 refusals in %v, want 1 to %d", n, time.Since(start), most)
 	}
 	if got := h.Stats().Forwarders; got != 1 {
 		t.Fatalf("forwarders = %d, want 1", got)

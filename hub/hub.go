@@ -12,6 +12,13 @@
 // waits at most Config.TCP.QueueFullWait for room, slowing only its sender,
 // then is dropped and counted), and removes each forwarder when the
 // connection it was registered over closes.
+//
+// Among strangers: forwarder and connection aliases carry 64 random bits;
+// a connection that keeps sending to addresses that do not exist is
+// slowed, then closed; a node admits only the networks of its allow-list
+// (empty: everyone); a named forwarder held by a live registration is never
+// given to another connection without its token; the Rust heartbeat frame
+// is dropped silently. Each refusal is counted in Stats.
 package hub
 
 import (
@@ -37,7 +44,10 @@ type Config struct {
 	// Logger receives the hub's logs; nil discards.
 	Logger *slog.Logger
 	// TCP configures the transport. Aliases is always set (a hub names
-	// connections by alias); QueueFullWait defaults to DefaultQueueFullWait.
+	// connections by alias); QueueFullWait defaults to DefaultQueueFullWait;
+	// probe damping is on (ProbeBurst 0 means tcp.DefaultProbeBurst and the
+	// other Probe defaults, negative turns it off). A Budget shared by the
+	// hubs of a process bounds their connections together.
 	TCP tcp.Config
 	// MaxForwardersPerConn limits the forwarders (random and named) one
 	// connection may hold; 0 means DefaultMaxForwardersPerConn, negative
@@ -58,7 +68,7 @@ type Config struct {
 	// forwarding.StaticConfig).
 	ForwarderTokens map[string]string
 	// Allow lists the source networks admitted; empty admits everyone (the
-	// 2021 behaviour). It is TCP.Allow; both are admitted if both are set.
+	// 2021 behaviour). When set, it replaces TCP.Allow.
 	Allow []netip.Prefix
 	// NamedForwarding: per-node static forwarding settings (overrides
 	// StaticForwarding/ForwarderToken(s) when Enabled).
@@ -117,7 +127,9 @@ func New(cfg Config) (*Hub, error) {
 		tcfg.QueueFullWait = DefaultQueueFullWait
 	}
 	tcfg.Aliases = true
-	tcfg.Allow = append(append([]netip.Prefix(nil), tcfg.Allow...), cfg.Allow...)
+	if len(cfg.Allow) > 0 {
+		tcfg.Allow = cfg.Allow
+	}
 	switch {
 	case tcfg.ProbeBurst == 0:
 		tcfg.ProbeBurst = tcp.DefaultProbeBurst
@@ -163,9 +175,7 @@ func New(cfg Config) (*Hub, error) {
 // SetAllow replaces the allow-list: new connections are checked at accept;
 // existing connections from a network no longer allowed are closed. An
 // empty list admits everyone. Safe for concurrent use.
-func (h *Hub) SetAllow(allow []netip.Prefix) {
-	h.tcp.SetAllow(append(append([]netip.Prefix(nil), h.cfg.TCP.Allow...), allow...))
-}
+func (h *Hub) SetAllow(allow []netip.Prefix) { h.tcp.SetAllow(allow) }
 
 // SetNamedForwarding replaces the named-forwarding settings; they apply to
 // new registrations at once. Enabled starts static_forwarding_service (if

@@ -12,7 +12,17 @@
 //	         lets us bind; record the node (starting); Serve; record running
 //	Restore  at startup, every recorded node on its recorded port: running,
 //	         or failed with the reason (e.g. the port is in use)
-//	Delete   Shutdown the hub (which closes its listener), then forget it
+//	Retry    a failed node is tried again on its port with backoff
+//	         (Config.RetryMin doubling to RetryMax) until it starts or is deleted
+//	Delete   forget the node and take it out of the running set (at once,
+//	         together), then Shutdown its hub; its port is free on return
 //	Shutdown every hub, in parallel; the records keep their state, so the
 //	         next Restore brings the same nodes back
+//
+// Each of these holds one lock while it changes the store and the set of
+// running nodes, so that outside of them the running nodes are exactly the
+// stored nodes that are not failed: no node runs unrecorded (an "orphan"
+// nobody can see or delete). Each node's owner sets its allow-list and
+// named forwarding (SetAllow, SetNamedForwarding, SetForwarderToken); they
+// are stored and applied to the running hub at once.
 package provision

@@ -98,6 +98,26 @@ func TestBrowser(t *testing.T) {
 	}
 	shot("3-dashboard")
 
+	// The owner restricts who may connect, on the node's page: a real
+	// connection from 127.0.0.1 is then refused.
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`tr[data-node="demo"] a`),
+		chromedp.WaitVisible("#allow"),
+		chromedp.SendKeys("#allow", "203.0.113.0/24"),
+		chromedp.Click("#save-allow"),
+		// The reloaded page shows the saved list.
+		chromedp.WaitVisible(`#allow-state[data-restricted]`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if got := text("#allow-state"); got != "Only the networks listed may connect." {
+		t.Fatalf("after saving the allow-list the page says %q", got)
+	}
+	shot("3b-allow-list")
+	if err := echoErr(t, addr); err == nil {
+		t.Fatal("a connection from 127.0.0.1 was served after the owner allowed only 203.0.113.0/24")
+	}
+
 	// A form on another origin cannot make the signed-in browser create a
 	// node: cross-origin protection answers 403.
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

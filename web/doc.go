@@ -16,6 +16,14 @@
 // Secure and named with the __Host- prefix. An unknown or forged cookie is
 // treated as no cookie.
 //
+// Before any route, a request whose Host is not the public URL's host (or
+// a loopback name, when allowed) gets 421 Misdirected Request: this is
+// what stops DNS rebinding. Sign-ins are rate-limited per source address,
+// live sessions per account are bounded (the oldest end), and so are API
+// tokens per account; over a limit the API answers 429 with Retry-After
+// and pages say so. JSON bodies must use exact keys, each once. Wrong
+// methods get 405 with Allow. The threat model: docs/security.md.
+//
 // Routes:
 //
 //	GET  /                          the dashboard when signed in, else the sign-in page
@@ -29,6 +37,10 @@
 //	GET  /nodes/{id}                a node: address, route, ready-to-run programs
 //	GET  /nodes/{id}/main.go        the Go program alone
 //	POST /nodes/{id}/delete         delete a node
+//	POST /nodes/{id}/allow          set the allow-list (form field allow: networks)
+//	POST /nodes/{id}/forwarding     named forwarding on or off (named_forwarding=on)
+//	POST /nodes/{id}/forwarder-tokens              make a token for name (shown once)
+//	POST /nodes/{id}/forwarder-tokens/{name}/delete
 //	GET  /settings                  personal API tokens
 //	POST /settings/tokens           create one (shown once)
 //	POST /settings/tokens/{id}/delete
@@ -36,10 +48,14 @@
 //	POST /api/v1/nodes              {"name": "..."} → 201 and the node
 //	GET  /api/v1/nodes/{id}         the node
 //	DELETE /api/v1/nodes/{id}       204
+//	PATCH /api/v1/nodes/{id}        {"allow": [...], "named_forwarding": bool} → the node
+//	POST /api/v1/nodes/{id}/forwarder-tokens  {"name": "..."} → 201 {"name", "token", "node"}
+//	DELETE /api/v1/nodes/{id}/forwarder-tokens/{name}  204
 //
 // API errors are {"error": "message"} with 400 (bad name or body), 401 (no
-// or bad credentials), 404 (unknown, or another account's), 409 (limit
-// reached, name taken) or 503 (no free port, shutting down, or the
-// database unavailable: web.UnavailableMessage, then the pages answer 503
-// too and no one is signed out).
+// or bad credentials), 404 (unknown, or another account's), 405 (wrong
+// method), 409 (limit reached, name taken), 429 (rate limit, with
+// Retry-After) or 503 (no free port, shutting down, or the database
+// unavailable: web.UnavailableMessage; the pages answer 503 then too, and
+// no one is signed out).
 package web

@@ -466,3 +466,23 @@ func TestFailedNodeShown(t *testing.T) {
 		t.Fatalf("node page does not show the reason and next retry:\n%s", page.body)
 	}
 }
+
+// TestGitHubRefusalText: when GitHub refuses the code exchange, the page
+// gives a fixed sentence and the error code, not GitHub's description.
+func TestGitHubRefusalText(t *testing.T) {
+	s, _ := githubServer(t)
+	c := s.client(t)
+	// Start a sign-in so the state cookie is set, then come back with a
+	// code GitHub does not know.
+	start := do(t, c, "GET", s.URL+"/auth/github", nil)
+	auth, err := url.Parse(start.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := auth.Query().Get("state")
+	r := do(t, c, "GET", s.URL+"/auth/github/callback?code=forged&state="+url.QueryEscape(state), nil)
+	wantStatus(t, "callback with a forged code", r, http.StatusBadGateway)
+	if !strings.Contains(r.body, "error code: bad_verification_code") || strings.Contains(r.body, "incorrect or expired") {
+		t.Fatalf("refusal page shows the description or lacks the code:\n%s", r.body)
+	}
+}

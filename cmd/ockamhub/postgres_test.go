@@ -39,38 +39,38 @@ func withPassword(t *testing.T, dsn string) string {
 	return u.String()
 }
 
-// lockedBuffer collects a process's output safely.
-type lockedBuffer struct {
+// pgBuffer collects a process's output safely.
+type pgBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *pgBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *pgBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
 }
 
-// serveProcess is a running "ockamhub serve" binary.
-type serveProcess struct {
+// pgServeProc is a running "ockamhub serve" binary.
+type pgServeProc struct {
 	cmd    *exec.Cmd
 	url    string
-	output *lockedBuffer // stdout and stderr
+	output *pgBuffer // stdout and stderr
 	done   chan error
 }
 
-// startServeProcess runs the ockamhub binary's serve with args (after
+// startPGServe runs the ockamhub binary's serve with args (after
 // --http 127.0.0.1:0) and waits for its "listening on" line.
-func startServeProcess(t *testing.T, args ...string) *serveProcess {
+func startPGServe(t *testing.T, args ...string) *pgServeProc {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve", "--http", "127.0.0.1:0", "--log-format", "text", "--log-level", "debug"}, args...)...)
-	p := &serveProcess{cmd: cmd, output: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &pgServeProc{cmd: cmd, output: &pgBuffer{}, done: make(chan error, 1)}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +111,7 @@ func startServeProcess(t *testing.T, args ...string) *serveProcess {
 }
 
 // stop sends SIGTERM and checks that serve exits 0.
-func (p *serveProcess) stop(t *testing.T) {
+func (p *pgServeProc) stop(t *testing.T) {
 	t.Helper()
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -125,7 +125,7 @@ func (p *serveProcess) stop(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
+func pgFreeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -135,18 +135,18 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func nodePorts() string {
+func pgNodePorts() string {
 	first := 20000 + rand.IntN(10000)
 	return fmt.Sprintf("%d-%d", first, first+9)
 }
 
-func httpClient() *http.Client {
+func pgClient() *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 }
 
-// call makes a request and returns the status and body.
-func call(t *testing.T, c *http.Client, method, u, body string) (int, string) {
+// pgCall makes a request and returns the status and body.
+func pgCall(t *testing.T, c *http.Client, method, u, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, u, strings.NewReader(body))
 	if err != nil {
@@ -164,8 +164,8 @@ func call(t *testing.T, c *http.Client, method, u, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// signIn uses the development sign-in (serve listens on loopback).
-func signIn(t *testing.T, c *http.Client, base, user string) {
+// pgSignIn uses the development sign-in (serve listens on loopback).
+func pgSignIn(t *testing.T, c *http.Client, base, user string) {
 	t.Helper()
 	resp, err := c.PostForm(base+"/auth/local", url.Values{"username": {user}})
 	if err != nil {
@@ -177,7 +177,7 @@ func signIn(t *testing.T, c *http.Client, base, user string) {
 	}
 }
 
-type jsonNode struct {
+type pgNode struct {
 	ID      int64  `json:"id"`
 	Name    string `json:"name"`
 	Port    int    `json:"port"`
@@ -185,35 +185,35 @@ type jsonNode struct {
 	Status  string `json:"status"`
 }
 
-func createNode(t *testing.T, c *http.Client, base, name string) jsonNode {
+func pgCreateNode(t *testing.T, c *http.Client, base, name string) pgNode {
 	t.Helper()
-	code, body := call(t, c, "POST", base+"/api/v1/nodes", `{"name":"`+name+`"}`)
+	code, body := pgCall(t, c, "POST", base+"/api/v1/nodes", `{"name":"`+name+`"}`)
 	if code != http.StatusCreated {
 		t.Fatalf("create %s: got %d, want 201\n%s", name, code, body)
 	}
-	var n jsonNode
+	var n pgNode
 	if err := json.Unmarshal([]byte(body), &n); err != nil {
 		t.Fatal(err)
 	}
 	return n
 }
 
-func listNodes(t *testing.T, c *http.Client, base string) []jsonNode {
+func pgListNodes(t *testing.T, c *http.Client, base string) []pgNode {
 	t.Helper()
-	code, body := call(t, c, "GET", base+"/api/v1/nodes", "")
+	code, body := pgCall(t, c, "GET", base+"/api/v1/nodes", "")
 	if code != http.StatusOK {
 		t.Fatalf("list nodes: got %d, want 200\n%s", code, body)
 	}
-	var out struct{ Nodes []jsonNode }
+	var out struct{ Nodes []pgNode }
 	if err := json.Unmarshal([]byte(body), &out); err != nil {
 		t.Fatal(err)
 	}
 	return out.Nodes
 }
 
-// echoThrough sends hello to the echo_service of the node at addr and
+// pgEcho sends hello to the echo_service of the node at addr and
 // checks the reply.
-func echoThrough(t *testing.T, addr string) {
+func pgEcho(t *testing.T, addr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
@@ -240,8 +240,8 @@ func echoThrough(t *testing.T, addr string) {
 	}
 }
 
-// poll calls f every 100 ms until it returns true or the deadline passes.
-func poll(t *testing.T, what string, within time.Duration, f func() bool) {
+// pgPoll calls f every 100 ms until it returns true or the deadline passes.
+func pgPoll(t *testing.T, what string, within time.Duration, f func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !f() {
@@ -252,9 +252,9 @@ func poll(t *testing.T, what string, within time.Duration, f func() bool) {
 	}
 }
 
-func getBody(t *testing.T, u string) (int, string) {
+func pgGet(t *testing.T, u string) (int, string) {
 	t.Helper()
-	return call(t, httpClient(), "GET", u, "")
+	return pgCall(t, pgClient(), "GET", u, "")
 }
 
 // TestServePostgresRestart runs serve on PostgreSQL, signs in, creates a
@@ -263,30 +263,30 @@ func getBody(t *testing.T, u string) (int, string) {
 // output or /metrics.
 func TestServePostgresRestart(t *testing.T) {
 	dsn := withPassword(t, pgtest.NewDatabase(t))
-	ports, maddr := nodePorts(), freeAddr(t)
+	ports, maddr := pgNodePorts(), pgFreeAddr(t)
 	args := []string{"--db", dsn, "--node-ports", ports, "--metrics", maddr}
-	p := startServeProcess(t, args...)
-	c := httpClient()
-	signIn(t, c, p.url, "alice")
-	n := createNode(t, c, p.url, "demo")
-	poll(t, "node running", 10*time.Second, func() bool { return listNodes(t, c, p.url)[0].Status == "running" })
-	echoThrough(t, n.Address)
-	_, metrics := getBody(t, "http://"+maddr+"/metrics")
+	p := startPGServe(t, args...)
+	c := pgClient()
+	pgSignIn(t, c, p.url, "alice")
+	n := pgCreateNode(t, c, p.url, "demo")
+	pgPoll(t, "node running", 10*time.Second, func() bool { return pgListNodes(t, c, p.url)[0].Status == "running" })
+	pgEcho(t, n.Address)
+	_, metrics := pgGet(t, "http://"+maddr+"/metrics")
 	p.stop(t)
 
-	p2 := startServeProcess(t, args...)
-	c2 := httpClient()
-	signIn(t, c2, p2.url, "alice")
-	var ns []jsonNode
-	poll(t, "restored node running", 10*time.Second, func() bool {
-		ns = listNodes(t, c2, p2.url)
+	p2 := startPGServe(t, args...)
+	c2 := pgClient()
+	pgSignIn(t, c2, p2.url, "alice")
+	var ns []pgNode
+	pgPoll(t, "restored node running", 10*time.Second, func() bool {
+		ns = pgListNodes(t, c2, p2.url)
 		return len(ns) == 1 && ns[0].Status == "running"
 	})
 	if ns[0].ID != n.ID || ns[0].Port != n.Port || ns[0].Name != "demo" {
 		t.Fatalf("after restart: got %+v, want %+v", ns[0], n)
 	}
-	echoThrough(t, n.Address)
-	if code, body := getBody(t, "http://"+maddr+"/readyz"); code != http.StatusOK {
+	pgEcho(t, n.Address)
+	if code, body := pgGet(t, "http://"+maddr+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz: got %d %q, want 200", code, body)
 	}
 	p2.stop(t)
@@ -307,13 +307,13 @@ func TestServePostgresRestart(t *testing.T) {
 func TestServePostgresOutage(t *testing.T) {
 	cluster := pgtest.StartCluster(t)
 	dsn := withPassword(t, cluster.NewDatabase(t))
-	maddr := freeAddr(t)
-	p := startServeProcess(t, "--db", dsn, "--node-ports", nodePorts(), "--metrics", maddr, "--max-nodes-per-user", "2")
-	c := httpClient()
-	signIn(t, c, p.url, "alice")
-	n := createNode(t, c, p.url, "demo")
-	poll(t, "node running", 10*time.Second, func() bool { return listNodes(t, c, p.url)[0].Status == "running" })
-	echoThrough(t, n.Address)
+	maddr := pgFreeAddr(t)
+	p := startPGServe(t, "--db", dsn, "--node-ports", pgNodePorts(), "--metrics", maddr, "--max-nodes-per-user", "2")
+	c := pgClient()
+	pgSignIn(t, c, p.url, "alice")
+	n := pgCreateNode(t, c, p.url, "demo")
+	pgPoll(t, "node running", 10*time.Second, func() bool { return pgListNodes(t, c, p.url)[0].Status == "running" })
+	pgEcho(t, n.Address)
 
 	cluster.Stop(t)
 	for _, req := range []struct{ method, path, body string }{
@@ -321,22 +321,22 @@ func TestServePostgresOutage(t *testing.T) {
 		{"GET", fmt.Sprintf("/api/v1/nodes/%d", n.ID), ""},
 		{"POST", "/api/v1/nodes", `{"name":"second"}`},
 	} {
-		code, body := call(t, c, req.method, p.url+req.path, req.body)
+		code, body := pgCall(t, c, req.method, p.url+req.path, req.body)
 		var e struct{ Error string }
 		if code != http.StatusServiceUnavailable || json.Unmarshal([]byte(body), &e) != nil || !strings.Contains(e.Error, "database is unavailable") {
 			t.Errorf("%s %s with PostgreSQL stopped: got %d %q, want 503 with a JSON error about the database", req.method, req.path, code, body)
 		}
 	}
-	if code, body := call(t, c, "GET", p.url+"/dashboard", ""); code != http.StatusServiceUnavailable {
+	if code, body := pgCall(t, c, "GET", p.url+"/dashboard", ""); code != http.StatusServiceUnavailable {
 		t.Errorf("GET /dashboard with PostgreSQL stopped: got %d, want 503\n%s", code, body)
 	}
-	if code, body := getBody(t, "http://"+maddr+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "database unavailable") {
+	if code, body := pgGet(t, "http://"+maddr+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "database unavailable") {
 		t.Errorf("/readyz with PostgreSQL stopped: got %d %q, want 503 database unavailable", code, body)
 	}
-	if code, _ := getBody(t, "http://"+maddr+"/healthz"); code != http.StatusOK {
+	if code, _ := pgGet(t, "http://"+maddr+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz with PostgreSQL stopped: got %d, want 200", code)
 	}
-	echoThrough(t, n.Address)
+	pgEcho(t, n.Address)
 	select {
 	case err := <-p.done:
 		p.done <- err
@@ -345,25 +345,25 @@ func TestServePostgresOutage(t *testing.T) {
 	}
 
 	cluster.Start(t)
-	poll(t, "/readyz ready after PostgreSQL is back", 30*time.Second, func() bool {
-		code, _ := getBody(t, "http://"+maddr+"/readyz")
+	pgPoll(t, "/readyz ready after PostgreSQL is back", 30*time.Second, func() bool {
+		code, _ := pgGet(t, "http://"+maddr+"/readyz")
 		return code == http.StatusOK
 	})
-	poll(t, "API answers after PostgreSQL is back", 30*time.Second, func() bool {
-		code, _ := call(t, c, "GET", p.url+"/api/v1/nodes", "")
+	pgPoll(t, "API answers after PostgreSQL is back", 30*time.Second, func() bool {
+		code, _ := pgCall(t, c, "GET", p.url+"/api/v1/nodes", "")
 		return code == http.StatusOK
 	})
-	second := createNode(t, c, p.url, "second") // the same session cookie still works
-	poll(t, "second node running", 10*time.Second, func() bool {
-		for _, x := range listNodes(t, c, p.url) {
+	second := pgCreateNode(t, c, p.url, "second") // the same session cookie still works
+	pgPoll(t, "second node running", 10*time.Second, func() bool {
+		for _, x := range pgListNodes(t, c, p.url) {
 			if x.ID == second.ID && x.Status == "running" {
 				return true
 			}
 		}
 		return false
 	})
-	echoThrough(t, second.Address)
-	echoThrough(t, n.Address)
+	pgEcho(t, second.Address)
+	pgEcho(t, n.Address)
 	p.stop(t)
 	if strings.Contains(p.output.String(), testPassword) {
 		t.Errorf("the database password appears in serve's output")

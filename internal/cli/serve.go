@@ -50,6 +50,14 @@ and $`+envGitHubClientSecret+`); register PUBLIC-URL/auth/github/callback
 as the OAuth app's callback URL.
 
 The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.
+Connections are limited by default so that no node and no source address
+can take the process down: serve raises its file descriptor limit to the
+hard limit, keeps a reserve for HTTP and the database (1024 descriptors, or
+a tenth of the limit if more), and shares the rest (--max-conns-total) among
+the nodes; each node holds at most --max-conns (4096, and at most a quarter
+of the total unless given), of which --max-conns-per-ip (256) from one
+address. Connections over a limit are closed at once and counted.
+
 Named forwarding and its tokens, and each node's allow-list, are set by the
 node's owner on the node's page or through the API.`)
 	httpAddr := fs.String("http", "127.0.0.1:8080", "address to serve HTTP on; port 0 picks a free port")
@@ -72,6 +80,8 @@ node's owner on the node's page or through the API.`)
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this certificate file (with --tls-key)")
 	tlsKey := fs.String("tls-key", "", "private key file for --tls-cert")
 	hf := hubFlags(fs, true)
+	setServeDefaults(fs)
+	maxTotal := fs.Int("max-conns-total", 0, "connections all nodes together may hold (0 = the file descriptor limit minus a reserve for HTTP and the database)")
 	metricsAddr := metricsFlag(fs)
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)
@@ -86,6 +96,10 @@ node's owner on the node's page or through the API.`)
 	if err != nil {
 		return err
 	}
+	if *maxTotal < 0 {
+		return usagef("--max-conns-total must not be negative")
+	}
+	applyConnBudget(e.log, fs, *maxTotal, &hubCfg)
 	ports, err := provision.ParsePortRange(*nodePorts)
 	if err != nil {
 		return usagef("--node-ports: %v", strings.TrimPrefix(err.Error(), "provision: "))

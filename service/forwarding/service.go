@@ -23,7 +23,8 @@ const ServiceAddress = "forwarding_service"
 var ErrRouteTooLong = errors.New("forwarding: registration route too long")
 
 // ErrTooManyForwarders means a connection has registered as many forwarders
-// as Config.MaxPerConnection allows.
+// as Config.MaxPerConnection allows. The service logs it (rate-limited) and
+// counts it (Service.RefusedOverCap); it sends no reply, as in 2021.
 var ErrTooManyForwarders = errors.New("forwarding: too many forwarders for this connection")
 
 // AddressBytes is the randomness of a forwarder's address: 64 bits (16 hex
@@ -177,7 +178,7 @@ func (s *Service) register(ctx context.Context, _ node.Sender, m *node.Message) 
 			s.overCap.Add(1)
 			s.logRate.Do(func() {
 				s.log.Warn("forwarder registration refused: connection at its limit",
-					"conn", conn.String(), "limit", s.cfg.MaxPerConnection, "refused_total", s.overCap.Load())
+					"conn", conn.String(), "limit", s.cfg.MaxPerConnection, "refused_total", s.overCap.Load(), "err", ErrTooManyForwarders)
 			})
 			return nil
 		}
