@@ -165,8 +165,19 @@ func StartCluster(t testing.TB) *Cluster {
 	if out, err := c.command(filepath.Join(c.bin, "initdb"), "-D", c.data(), "-A", "trust", "-U", "postgres", "--no-sync").CombinedOutput(); err != nil {
 		t.Fatalf("pgtest: initdb: %v\n%s", err, out)
 	}
-	c.Start(t)
-	return c
+	// The free port may be taken between our check and the server's bind:
+	// try a few.
+	for try := 0; ; try++ {
+		err := c.start()
+		if err == nil {
+			return c
+		}
+		log, _ := os.ReadFile(c.log)
+		if try == 4 || !strings.Contains(string(log), "could not bind") {
+			t.Fatalf("pgtest: %v\n%s", err, log)
+		}
+		c.port = freePort(t)
+	}
 }
 
 func (c *Cluster) data() string { return filepath.Join(c.dir, "data") }
@@ -186,11 +197,19 @@ func (c *Cluster) pgctl(args ...string) ([]byte, error) {
 // Start starts the cluster (again) and waits until it accepts connections.
 func (c *Cluster) Start(t testing.TB) {
 	t.Helper()
+	if err := c.start(); err != nil {
+		log, _ := os.ReadFile(c.log)
+		t.Fatalf("pgtest: %v\n%s", err, log)
+	}
+}
+
+func (c *Cluster) start() error {
+	os.Remove(c.log)
 	opts := fmt.Sprintf("-k %s -c listen_addresses=127.0.0.1 -p %d -c fsync=off", c.dir, c.port)
 	if out, err := c.pgctl("-o", opts, "start"); err != nil {
-		log, _ := os.ReadFile(c.log)
-		t.Fatalf("pgtest: pg_ctl start: %v\n%s\n%s", err, out, log)
+		return fmt.Errorf("pg_ctl start: %w\n%s", err, out)
 	}
+	return nil
 }
 
 // Stop stops the cluster at once (mode "immediate"), dropping every
