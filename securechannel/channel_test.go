@@ -407,7 +407,8 @@ func TestBadFirstMessages(t *testing.T) {
 
 // TestHandshakeLimits: a responder whose initiator never sends M3 is stopped
 // after HandshakeTimeout, and while one is pending, a listener with
-// MaxPendingHandshakes 1 drops further first messages.
+// MaxPendingHandshakes 1 gives its slot to the next first message (the
+// oldest half-open handshake is dropped and counted as Overloaded).
 func TestHandshakeLimits(t *testing.T) {
 	n := newNode(t)
 	l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true, HandshakeTimeout: 100 * time.Millisecond, MaxPendingHandshakes: 1})
@@ -433,7 +434,7 @@ func TestHandshakeLimits(t *testing.T) {
 		t.Errorf("M2 payload is %d bytes, want 97", len(m.Payload()))
 	}
 	sendRaw(t, n, routing.Route{l.Address()}, first)
-	eventually(t, "the second first message to be refused", func() bool { return l.Stats().Overloaded == 1 })
+	eventually(t, "the first handshake to be displaced", func() bool { return l.Stats().Overloaded == 1 })
 	eventually(t, "the responder to time out", func() bool {
 		return l.Stats().HandshakeTimeouts == 1 && n.Stats().Workers == workers+2 // the two mailboxes
 	})
