@@ -19,12 +19,13 @@ const secureChannelUsage = `Usage: ockamhub secure-channel COMMAND [flags]
 
 Commands:
   listen    run a secure channel listener and echo_service behind a hub forwarder
+  identity  print this side's identity (the public key of --key), creating the key if missing
 
 Run 'ockamhub secure-channel COMMAND --help' for a command's flags.`
 
 func runSecureChannel(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return usagef("want a command: listen")
+		return usagef("want a command: listen or identity")
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
@@ -32,8 +33,34 @@ func runSecureChannel(ctx context.Context, e *env, args []string) error {
 		return flag.ErrHelp
 	case "listen":
 		return runSecureChannelListen(ctx, e, args[1:])
+	case "identity":
+		return runSecureChannelIdentity(e, args[1:])
 	}
-	return usagef("unknown command %q; want listen", args[0])
+	return usagef("unknown command %q; want listen or identity", args[0])
+}
+
+func runSecureChannelIdentity(e *env, args []string) error {
+	fs := e.flagSet("secure-channel identity", "[--key FILE]", `Prints the identity of the key in FILE (the default identity file without
+--key), creating the key first if the file does not exist:
+  identity: IDENTITY
+IDENTITY is what a listener's --allow admits, and what "send --secure" and
+portal inlets present with the same --key.`)
+	key := fs.String("key", "", "key file (default: "+defaultPathHelp(securechannel.DefaultKeyFile)+")")
+	setupLog := e.logFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	setupLog()
+	kp, err := loadKeyFlag(e, *key)
+	if err != nil {
+		return err
+	}
+	printIdentity(e, securechannel.IdentityOf(kp))
+	return nil
 }
 
 func runSecureChannelListen(ctx context.Context, e *env, args []string) error {
