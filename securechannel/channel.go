@@ -381,7 +381,7 @@ func (ep *endpoint) handshake(ctx context.Context, s node.Sender, m *node.Messag
 		ep.drop(statHandshakeFailures, m, "malformed handshake message", fmt.Errorf("%w: %w", ErrHandshakeMessage, err))
 		return nil
 	}
-	saved := *ep.hs // a HandshakeState is plain values: a copy is a snapshot
+	saved := *ep.hs       // a HandshakeState is plain values: a copy is a snapshot
 	defer saved.Destroy() // its secrets, once restored or no longer needed
 	if _, err := ep.hs.ReadMessage(nil, msg); err != nil {
 		ep.drop(statHandshakeFailures, m, "handshake message rejected", err)
