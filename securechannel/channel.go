@@ -103,7 +103,8 @@ type Channel struct {
 	log       *slog.Logger
 	stats     counters
 
-	authenticated bool // set before the worker starts
+	authenticated bool      // set before the worker starts
+	localStatic   noise.Key // set before the worker starts
 
 	// Set by the worker before done is closed; read-only afterwards.
 	done         chan struct{}
@@ -154,6 +155,10 @@ func (ch *Channel) IsInitiator() bool { return ch.initiator }
 // held by the peer) in the handshake. It identifies the peer only if the key
 // is known by other means: see the package doc.
 func (ch *Channel) PeerStatic() noise.Key { return ch.peer }
+
+// LocalStatic returns this end's static public key: its identity, as the
+// peer sees it.
+func (ch *Channel) LocalStatic() noise.Key { return ch.localStatic }
 
 // PeerIdentity returns PeerStatic as an Identity.
 func (ch *Channel) PeerIdentity() Identity { return Identity(ch.peer) }
@@ -233,6 +238,7 @@ func Create(ctx context.Context, n *node.Node, route routing.Route, cfg Config) 
 		return nil, fmt.Errorf("securechannel: %w", err)
 	}
 	ch := newChannel(n, true, cfg.Logger, nil)
+	ch.localStatic = static.Public
 	ch.authenticated = cfg.ExpectedPeerStatic != (noise.Key{}) || cfg.VerifyPeer != nil
 	ep := &endpoint{ch: ch, hs: hs, pin: cfg.ExpectedPeerStatic, verify: cfg.VerifyPeer}
 	if err := ep.start(ctx); err != nil {

@@ -388,6 +388,7 @@ func (l *Listener) logRefused(peer noise.Key, from routing.Route) {
 func (l *Listener) startResponder(ctx context.Context, src string) (*Channel, error) {
 	ch := newChannel(l.node, false, l.log, &l.stats)
 	ch.authenticated = l.cfg.Authorized != nil
+	ch.localStatic = l.static.Public
 	hs, err := noise.NewHandshake(noise.Config{StaticKeyPair: l.static, EphemeralKeyPair: l.cfg.ephemeral})
 	if err != nil {
 		return nil, fmt.Errorf("securechannel: %w", err)

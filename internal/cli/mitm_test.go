@@ -305,9 +305,9 @@ func TestSecureChannelCLIAllowList(t *testing.T) {
 			t.Errorf("allowed %s: exit %d, stdout %q, stderr %q", filepath.Base(k), code, out, errOut)
 		}
 	}
-	code, out, _ := send(t, "--secure", "--key", keyC, "--peer", identity, "--timeout", "1s", "--route", route, "stranger")
-	if code != 1 || out != "" {
-		t.Errorf("refused initiator: exit %d, stdout %q; want 1 and no reply", code, out)
+	code, out, errOut := send(t, "--secure", "--key", keyC, "--peer", identity, "--timeout", "1s", "--route", route, "stranger")
+	if code != 1 || out != "" || !strings.Contains(errOut, "--allow your identity "+ids[keyC]) {
+		t.Errorf("refused initiator: exit %d, stdout %q, stderr %q; want 1, no reply and a hint naming its identity", code, out, errOut)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(logs.String(), "refused an initiator") && time.Now().Before(deadline) {

@@ -145,6 +145,8 @@ type secureSendFlags struct {
 	secure *bool
 	to     *string
 	id     *initiatorFlags
+
+	ch *securechannel.Channel // once created
 }
 
 func addSecureSendFlags(fs *flag.FlagSet) *secureSendFlags {
@@ -193,5 +195,16 @@ func (f *secureSendFlags) route(ctx context.Context, e *env, c *client, route, t
 	if err != nil {
 		return nil, err
 	}
+	f.ch = ch
 	return routing.Route{ch.Address()}.Append(to...), nil
+}
+
+// noReplyHint explains a missing reply through an established channel: a
+// listener with an allow-list drops an unlisted initiator after the
+// handshake, which the initiator cannot see.
+func (f *secureSendFlags) noReplyHint() string {
+	if f.ch == nil {
+		return ""
+	}
+	return "if the listener admits only listed initiators, it must --allow your identity " + securechannel.IdentityFromKey(f.ch.LocalStatic()).String()
 }

@@ -113,7 +113,11 @@ anyone: encrypted, but not authenticated.`)
 	}
 	m, err := c.node.Receive(ctx)
 	if err != nil {
-		return timeoutErr(fmt.Errorf("waiting for a reply from %s: %w", route, err), *timeout)
+		err = fmt.Errorf("waiting for a reply from %s: %w", route, err)
+		if hint := secure.noReplyHint(); hint != "" {
+			err = fmt.Errorf("%w (%s)", err, hint)
+		}
+		return timeoutErr(err, *timeout)
 	}
 	reply, err := node.Body[string](m)
 	if err != nil {
