@@ -45,7 +45,7 @@ func runSecureChannelIdentity(e *env, args []string) error {
   identity: IDENTITY
 IDENTITY is what a listener's --allow admits, and what "send --secure" and
 portal inlets present with the same --key.`)
-	key := fs.String("key", "", "key file (default: "+defaultPathHelp(securechannel.DefaultKeyFile)+")")
+	key := fs.String("key", "", "key `file` (default: "+defaultPathHelp(securechannel.DefaultKeyFile)+")")
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
