@@ -513,12 +513,15 @@ func TestClose(t *testing.T) {
 // TestIdleTimeout: an established responder that carries nothing for
 // IdleTimeout is stopped; one in use is not.
 func TestIdleTimeout(t *testing.T) {
+	// Generous against a loaded machine: the busy channel must never go
+	// this long between round trips, the idle one must.
+	const idle = 600 * time.Millisecond
 	n := newNode(t)
-	l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true, IdleTimeout: 150 * time.Millisecond})
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true, IdleTimeout: idle})
 	busy := create(t, n, routing.Route{l.Address()}, securechannel.Config{InsecureAcceptAnyPeer: true})
 	workers := n.Stats().Workers
 	create(t, n, routing.Route{l.Address()}, securechannel.Config{InsecureAcceptAnyPeer: true}) // left idle
-	deadline := time.Now().Add(400 * time.Millisecond)
+	deadline := time.Now().Add(2 * idle)
 	for time.Now().Before(deadline) {
 		if got, _ := roundTrip(t, n, busy, "keepalive"); got != "keepalive" {
 			t.Fatalf("reply %q", got)
