@@ -53,6 +53,9 @@ func TestServeConnDefaults(t *testing.T) {
 			if cfg.TCP.Budget == nil || cfg.TCP.Budget.Limit() != tc.total || b.total != tc.total {
 				t.Errorf("budget %v, want %d", cfg.TCP.Budget, tc.total)
 			}
+			if cfg.TCP.IdleTimeout != 0 {
+				t.Errorf("idle timeout %v: quiet 2021 peers (no heartbeats) would be cut off", cfg.TCP.IdleTimeout)
+			}
 			if b.fdLimit <= 0 || b.reserve != fdReserve(b.fdLimit) {
 				t.Errorf("fd limit %d, reserve %d", b.fdLimit, b.reserve)
 			}
