@@ -37,7 +37,7 @@ func TestServeConnDefaults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-			hf := hubFlags(fs)
+			hf := hubFlags(fs, true)
 			setServeDefaults(fs)
 			if err := fs.Parse(tc.args); err != nil {
 				t.Fatal(err)
