@@ -30,6 +30,12 @@
 //
 //	go run ./cmd/ockamhub node --listen 127.0.0.1:4000
 //
+// Unlike the 2021 Rust examples, the secure channel examples check the
+// listener's identity: 05 and 06 pin the listener they start, and the 09 and
+// 12 initiators take the responder's "identity:" line with -peer (or,
+// explicitly, -insecure-accept-any-peer, which is what the Rust programs
+// did). See docs/secure-channels.md.
+//
 // The test in this directory builds every example and runs them against
 // each other, and against an in-process hub, on 127.0.0.1.
 package examples

@@ -11,7 +11,8 @@
 // plaintext side that local workers send to (Channel.Address), and
 // address_remote, the ciphertext side that the peer sends to.
 //
-//	ch, err := securechannel.Create(ctx, n, route /* …, secure_channel */, securechannel.Config{})
+//	id, _ := securechannel.ParseIdentity(listenerIdentity) // its "identity:" line
+//	ch, err := securechannel.Create(ctx, n, route /* …, secure_channel */, securechannel.Config{ExpectedPeerStatic: id.Key()})
 //	n.Send(ctx, routing.Route{ch.Address(), routing.LocalAddress("echo_service")}, "Hello Ockam!")
 //
 // Protocol flow (protocol.md §10.3–§10.6):
@@ -76,8 +77,12 @@
 //   - malformed, forged or replayed messages are dropped and counted in
 //     Stats, and the channel goes on carrying genuine ones;
 //   - listeners bound half-open handshakes (HandshakeTimeout,
-//     MaxPendingHandshakes) and may restrict initiators by key;
-//   - static keys may persist (LoadOrCreateKey) and be pinned.
+//     MaxPendingHandshakes, MaxPendingPerSource: a flooding source only
+//     displaces its own) and established channels (IdleTimeout,
+//     MaxChannels), and may restrict initiators by identity;
+//   - static keys persist (LoadOrCreateKey: no symbolic link, regular file
+//     of the current user, mode 0600) and are pinned or recorded
+//     (KnownPeers); handshake secrets are cleared when done.
 //
 // The package imports only noise, node, routing, bare and the standard
 // library; it never dials or listens.

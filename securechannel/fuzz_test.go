@@ -96,3 +96,35 @@ func FuzzDataMessage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzIdentityText gives arbitrary text to the identity decoders
+// (ParseIdentity and the allow-list / known-peers line reader). They must
+// never panic; an accepted identity must print as 64 lowercase hex digits
+// that parse back to itself; and an error must never repeat the input
+// (it may be a secret pasted by mistake). Seeds: testdata/fuzz/FuzzIdentityText/.
+func FuzzIdentityText(f *testing.F) {
+	f.Add("0f" + string(bytes.Repeat([]byte("ab"), 31)))
+	f.Add("# comment\n" + string(bytes.Repeat([]byte("1"), 64)) + " name\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := ParseIdentity(s)
+		if err == nil {
+			back, err := ParseIdentity(id.String())
+			if err != nil || back != id || len(id.String()) != 64 {
+				t.Fatalf("%q: accepted as %v but does not round-trip: %v", s, id, err)
+			}
+		} else if !errors.Is(err, ErrIdentity) {
+			t.Fatalf("%q: error %v does not wrap ErrIdentity", s, err)
+		} else if len(s) >= 8 && bytes.Contains([]byte(err.Error()), []byte(s)) {
+			t.Fatalf("error %q repeats the input", err)
+		}
+		ids, err := parseIdentityLines(bytes.NewReader([]byte(s)), "fuzz")
+		for _, id := range ids {
+			if id.IsZero() {
+				t.Fatalf("%q: a zero identity was accepted", s)
+			}
+		}
+		if err != nil && ids != nil {
+			t.Fatalf("%q: both identities and an error", s)
+		}
+	})
+}

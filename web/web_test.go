@@ -386,6 +386,9 @@ func TestFormFlow(t *testing.T) {
 		`let hub = "` + addr + `";`,
 		`Route::new().append_t(TCP, hub).append("echo_service")`,
 		`const hub = "` + addr + `"`,
+		// Secure channels: how to pin the listener's identity.
+		"ockamhub secure-channel listen --hub " + addr,
+		`ockamhub send --secure --peer IDENTITY --route "FORWARDING-ADDRESS => secure_channel" hello`,
 	} {
 		if !strings.Contains(unescape(page.body), want) {
 			t.Errorf("confirmation page lacks %q", want)

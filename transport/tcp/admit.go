@@ -78,6 +78,20 @@ func (l allowList) admits(ip netip.Addr) bool {
 	return false
 }
 
+// sourceKey names the source that MaxConnsPerIP counts: the IPv4 address,
+// or the /64 of an IPv6 address (one subscriber's network: an attacker has
+// 2^64 addresses in it), or the host part of name if ip is not valid.
+func sourceKey(ip netip.Addr, name string) string {
+	switch {
+	case ip.Is4():
+		return ip.String()
+	case ip.Is6():
+		return netip.PrefixFrom(ip, 64).Masked().String()
+	}
+	host, _, _ := net.SplitHostPort(name)
+	return host
+}
+
 // peerIP returns the IP address of nc's remote end, or the zero Addr.
 func peerIP(nc net.Conn) netip.Addr {
 	switch a := nc.RemoteAddr().(type) {

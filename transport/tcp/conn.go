@@ -94,7 +94,7 @@ func (t *Transport) add(nc net.Conn, name string, accepted bool) (*conn, error) 
 		peer:     ip,
 	}
 	if accepted && t.cfg.MaxConnsPerIP > 0 {
-		host, _, _ := net.SplitHostPort(name)
+		host := sourceKey(ip, name)
 		t.perIPMu.Lock()
 		if t.perIP[host] >= t.cfg.MaxConnsPerIP {
 			t.perIPMu.Unlock()

@@ -65,8 +65,8 @@ type Config struct {
 	// MaxConns limits open connections (accepted and dialled); 0 means no
 	// limit. Connections over the limit are closed at once and counted.
 	MaxConns int
-	// MaxConnsPerIP limits accepted connections from one source IP; 0 means
-	// no limit.
+	// MaxConnsPerIP limits accepted connections from one source IP (for
+	// IPv6, from one /64); 0 means no limit.
 	MaxConnsPerIP int
 	// ConnectSettle makes Connect wait this long after dialling before it
 	// returns, so that the first message is not sent the instant the
