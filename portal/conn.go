@@ -235,8 +235,11 @@ func (c *pconn) sendLocked(payload []byte, last bool, n int) error {
 }
 
 // sendDisconnect sends the G3 Disconnect once (with the total to an
-// extension peer); G2 has no close signal.
-func (c *pconn) sendDisconnect() {
+// extension peer, and the abort flag after an error); G2 has no close
+// signal.
+func (c *pconn) sendDisconnect() { c.sendClose(false) }
+
+func (c *pconn) sendClose(abort bool) {
 	c.smu.Lock()
 	defer c.smu.Unlock()
 	c.mu.Lock()
@@ -248,7 +251,11 @@ func (c *pconn) sendDisconnect() {
 		total = int64(c.sent)
 	}
 	c.mu.Unlock()
-	if err := c.sendLocked(AppendDisconnect(nil, total), true, 0); err != nil {
+	p := AppendDisconnect(nil, total)
+	if abort && total >= 0 {
+		p = AppendAbort(nil, uint64(total))
+	}
+	if err := c.sendLocked(p, true, 0); err != nil {
 		c.log.Debug("portal: sending Disconnect", "err", err)
 	}
 }
@@ -483,6 +490,10 @@ func (c *pconn) peerDisconnect(msg Message) {
 	c.mu.Lock()
 	recvd, ext := c.recvd, c.ext
 	c.mu.Unlock()
+	if msg.Abort {
+		c.fail(fmt.Errorf("%w: the peer closed on an error", ErrAborted))
+		return
+	}
 	if msg.HasTotal && msg.Offset != recvd {
 		c.fail(fmt.Errorf("%w: the peer sent %d bytes, %d arrived", ErrLost, msg.Offset, recvd))
 		return
@@ -521,7 +532,7 @@ func (c *pconn) closeLocal(reason error) {
 func (c *pconn) fail(err error) {
 	c.once.Do(func() {
 		c.reason = err
-		c.sendDisconnect()
+		c.sendClose(true)
 		c.q.abort()
 		if tc, ok := c.nc.(*net.TCPConn); ok {
 			tc.SetLinger(0)

@@ -20,6 +20,9 @@ var (
 	// ErrLost means a Go peer detected missing bytes (a gap in the stream
 	// offsets): the stream was closed rather than delivered corrupted.
 	ErrLost = errors.New("portal: bytes lost in transit")
+	// ErrAborted means the peer closed the portal because of an error on
+	// its side (extension peers say so in their Disconnect).
+	ErrAborted = errors.New("portal: aborted by the peer")
 	// ErrFlowControl means a peer sent more than the window it was granted.
 	ErrFlowControl = errors.New("portal: peer exceeded its flow-control window")
 	// ErrBudget means the secure channel carrying the portal has (almost)

@@ -38,7 +38,7 @@ type Tag uint8
 const (
 	TagPing       Tag = 0 // 00
 	TagPong       Tag = 1 // 01 [‖ extension offer, ockamhub outlets only]
-	TagDisconnect Tag = 2 // 02 [‖ uvarint(total bytes sent), extension peers only]
+	TagDisconnect Tag = 2 // 02 [‖ uvarint(total bytes sent) [‖ 01 aborted], extension peers only]
 	TagPayload    Tag = 3 // 03 ‖ uvarint(n) ‖ n bytes
 	TagCredit     Tag = 4 // 04 ‖ uvarint(limit): the sender may send stream bytes [0, limit) (extension)
 	TagData       Tag = 5 // 05 ‖ uvarint(offset) ‖ uvarint(n) ‖ n bytes (extension)
@@ -65,6 +65,9 @@ type Message struct {
 	Offset uint64
 	// HasTotal marks a Disconnect that carries the sender's total.
 	HasTotal bool
+	// Abort marks a Disconnect sent because of an error (extension peers):
+	// the receiver must treat its stream as failed, not complete.
+	Abort bool
 	// Ext is the extension offer of a Pong, when it carries one.
 	Ext *Extension
 }
@@ -101,6 +104,12 @@ func AppendDisconnect(b []byte, total int64) []byte {
 		b = bare.AppendUint(b, uint64(total))
 	}
 	return b
+}
+
+// AppendAbort appends an extension Disconnect that reports an error:
+// 02 ‖ uvarint(total) ‖ 01.
+func AppendAbort(b []byte, total uint64) []byte {
+	return append(bare.AppendUint(append(b, byte(TagDisconnect)), total), 1)
 }
 
 // AppendPayload appends a G3 Payload: 03 ‖ uvarint(len) ‖ data.
@@ -142,6 +151,9 @@ func DecodeG3(p []byte, ext bool) (Message, error) {
 				return Message{}, fmt.Errorf("%w: %w", ErrShort, err)
 			}
 			m.HasTotal = true
+			if f, err := r.U8("disconnect abort"); err == nil && f == 1 {
+				m.Abort = true
+			}
 		}
 	case tag == uint64(TagPayload):
 		if m.Data, err = r.Data("payload"); err != nil {

@@ -42,6 +42,7 @@ func TestEncodeVectors(t *testing.T) {
 		{"credit", portal.AppendCredit(nil, 512<<10), ext["credit"]},
 		{"data", portal.AppendData(nil, 5, []byte("hi")), ext["data"]},
 		{"disconnect-total", portal.AppendDisconnect(nil, 7), ext["disconnect-total"]},
+		{"abort", portal.AppendAbort(nil, 7), ext["abort"]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if len(tc.want) == 0 {
@@ -66,6 +67,7 @@ func TestDecodeG3(t *testing.T) {
 		{"ping non-canonical tag", []byte{0x80, 0x00}, false, portal.Message{Tag: portal.TagPing}, nil},
 		{"disconnect trailing ignored", []byte{2, 0x78, 0x79}, false, portal.Message{Tag: portal.TagDisconnect}, nil},
 		{"disconnect total", []byte{2, 7}, true, portal.Message{Tag: portal.TagDisconnect, Offset: 7, HasTotal: true}, nil},
+		{"abort", []byte{2, 7, 1}, true, portal.Message{Tag: portal.TagDisconnect, Offset: 7, HasTotal: true, Abort: true}, nil},
 		{"payload trailing ignored", []byte("\x03\x05helloEXTRA"), false, portal.Message{Tag: portal.TagPayload, Data: []byte("hello")}, nil},
 		{"payload short", []byte("\x03\x05hel"), false, portal.Message{}, portal.ErrShort},
 		{"empty", nil, false, portal.Message{}, portal.ErrShort},
@@ -85,7 +87,7 @@ func TestDecodeG3(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if got.Tag != tc.want.Tag || got.Offset != tc.want.Offset || got.HasTotal != tc.want.HasTotal || !bytes.Equal(got.Data, tc.want.Data) {
+			if got.Tag != tc.want.Tag || got.Offset != tc.want.Offset || got.HasTotal != tc.want.HasTotal || got.Abort != tc.want.Abort || !bytes.Equal(got.Data, tc.want.Data) {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
 		})
