@@ -220,10 +220,11 @@ func TestSecureChannelExamples(t *testing.T) {
 
 	t.Run("09-secure-channel-over-many-transport-hops", func(t *testing.T) {
 		responder := scStart(t, dir, "09-secure-channel-over-many-transport-hops-responder", "-listen", "127.0.0.1:0")
+		id := responder.waitFor(t, "identity: ")
 		rAddr := responder.waitListening(t)
 		middle := scStart(t, dir, "09-secure-channel-over-many-transport-hops-middle", "-listen", "127.0.0.1:0", "-responder", rAddr)
 		mAddr := middle.waitListening(t)
-		got := scRun(t, dir, "09-secure-channel-over-many-transport-hops-initiator", "-middle", mAddr, "-responder", rAddr)
+		got := scRun(t, dir, "09-secure-channel-over-many-transport-hops-initiator", "-middle", mAddr, "-responder", rAddr, "-peer", id)
 		scExpectLast(t, "09 initiator", got, "App Received: Hello Ockam!")
 		responder.waitFor(t, "Address: 0#echoer, Received: Hello Ockam!")
 	})
@@ -232,7 +233,7 @@ func TestSecureChannelExamples(t *testing.T) {
 		hubAddr := startHub(t)
 		keyFile := filepath.Join(t.TempDir(), "responder.key")
 		responder := scStart(t, dir, "12-secure-channel-hub-forwarding-responder", "-hub", hubAddr, "-key", keyFile)
-		key := responder.waitFor(t, "Listener static key: ")
+		key := responder.waitFor(t, "identity: ")
 		fwd := responder.waitFor(t, "forwarding address: ")
 		route, err := routing.ParseRoute(fwd)
 		if err != nil || len(route) != 2 || route[0] != routing.TCPAddress(hubAddr) || len(route[1].Value) != 8 {
@@ -240,7 +241,7 @@ func TestSecureChannelExamples(t *testing.T) {
 		}
 		alias := route[1].Value
 
-		got := scRun(t, dir, "12-secure-channel-hub-forwarding-initiator", "-hub", hubAddr, "-forwarder", alias, "-peer-key", key)
+		got := scRun(t, dir, "12-secure-channel-hub-forwarding-initiator", "-hub", hubAddr, "-forwarder", alias, "-peer", key)
 		scExpectLast(t, "12 initiator", got, "App Received: Hello Ockam!")
 		responder.waitFor(t, "Address: 0#echo_service, Received: Hello Ockam!")
 
@@ -248,7 +249,7 @@ func TestSecureChannelExamples(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), scRunTimeout)
 		defer cancel()
 		other := strings.Repeat("ab", 32)
-		cmd := exec.CommandContext(ctx, filepath.Join(dir, "12-secure-channel-hub-forwarding-initiator"), "-hub", hubAddr, "-forwarder", alias, "-peer-key", other, "-timeout", "500ms")
+		cmd := exec.CommandContext(ctx, filepath.Join(dir, "12-secure-channel-hub-forwarding-initiator"), "-hub", hubAddr, "-forwarder", alias, "-peer", other, "-timeout", "2s")
 		out, err := cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "not authorized") {
 			t.Errorf("initiator pinned to another key: %v\n%s", err, out)

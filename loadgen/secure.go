@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/noise"
 	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/securechannel"
 	"github.com/ockamhub/ockamhub/service/echo"
@@ -35,7 +36,7 @@ func secureSetup(ctx context.Context, r *run) error {
 	if err := echo.Start(ctx, ln.n, echo.Address, false); err != nil {
 		return err
 	}
-	l, err := securechannel.Listen(ctx, ln.n, secureListener, securechannel.ListenerConfig{Logger: r.cfg.Logger})
+	l, err := securechannel.Listen(ctx, ln.n, secureListener, securechannel.ListenerConfig{AcceptAnyInitiator: true, Logger: r.cfg.Logger})
 	if err != nil {
 		return err
 	}
@@ -51,19 +52,19 @@ func secureSetup(ctx context.Context, r *run) error {
 			return err
 		}
 		route := routing.Route{s.hub, routing.LocalAddress(rf.RemoteAddress()), routing.LocalAddress(secureListener)}
-		ch, err := securechannel.Create(ctx, s.n, route, securechannel.Config{Logger: r.cfg.Logger})
+		ch, err := securechannel.Create(ctx, s.n, route, securechannel.Config{ExpectedPeerStatic: l.StaticPublic(), Logger: r.cfg.Logger})
 		if err != nil {
 			return fmt.Errorf("loadgen: creating a secure channel: %w", err)
 		}
 		r.goroutine(func() { r.receiveLib(s.n.App(), c, false) })
-		r.sender(func() { r.sendSecure(s.n, c, route, ch) })
+		r.sender(func() { r.sendSecure(s.n, c, route, l.StaticPublic(), ch) })
 	}
 	return nil
 }
 
 // sendSecure is sendLib through a secure channel, replaced by a new one
 // (once the messages in flight are back) before its nonces run out.
-func (r *run) sendSecure(n *node.Node, c *client, route routing.Route, ch *securechannel.Channel) {
+func (r *run) sendSecure(n *node.Node, c *client, route routing.Route, pin noise.Key, ch *securechannel.Channel) {
 	// The last channel closes with the node, after the drain.
 	sent := 0
 	for {
@@ -73,7 +74,7 @@ func (r *run) sendSecure(n *node.Node, c *client, route routing.Route, ch *secur
 			}
 			ch.Close()
 			var err error
-			if ch, err = securechannel.Create(r.ctx, n, route, securechannel.Config{Logger: r.cfg.Logger}); err != nil {
+			if ch, err = securechannel.Create(r.ctx, n, route, securechannel.Config{ExpectedPeerStatic: pin, Logger: r.cfg.Logger}); err != nil {
 				r.fail("secure channel", err)
 				return
 			}

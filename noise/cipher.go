@@ -36,9 +36,16 @@ const (
 // [HandshakeState.Split] or [NewCipherState]. A CipherState is immutable after
 // construction and safe for concurrent use by multiple goroutines.
 type CipherState struct {
-	k    Key
+	k    Key         // kept only for the tests' Key (export_test.go)
 	aead cipher.AEAD // built once per key: no per-message cipher construction
 }
+
+// String describes c without its key.
+func (c *CipherState) String() string { return "noise.CipherState{key: REDACTED}" }
+
+// Format prints c as String does for every verb, so no formatting of a
+// CipherState prints its key.
+func (c *CipherState) Format(f fmt.State, verb rune) { fmt.Fprint(f, c.String()) }
 
 // NewCipherState returns a transport CipherState for key k. It fails only when
 // the runtime refuses AES-GCM with caller-chosen nonces (GODEBUG=fips140=only).
@@ -81,12 +88,6 @@ func (c *CipherState) Decrypt(out []byte, n uint16, ciphertext []byte) ([]byte, 
 		return nil, ErrAuthentication
 	}
 	return p, nil
-}
-
-// Key returns the AES-256 key of c. It exists for tests against vectors and
-// for diagnostics; never log it.
-func (c *CipherState) Key() Key {
-	return c.k
 }
 
 // noncePool holds 12-byte nonce buffers. A nonce handed to the cipher.AEAD

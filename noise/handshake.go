@@ -3,7 +3,9 @@ package noise
 import (
 	"crypto/ecdh"
 	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"log/slog"
 )
 
 // Key is a 32-byte X25519 private or public key, or an AES-256 key derived by
@@ -20,6 +22,33 @@ type KeyPair struct {
 	Private Key
 	Public  Key
 }
+
+// String returns the public key only, as "noise.KeyPair{public: HEX,
+// private: REDACTED}": a key pair never prints its private key.
+func (kp KeyPair) String() string {
+	return "noise.KeyPair{public: " + hex.EncodeToString(kp.Public[:]) + ", private: REDACTED}"
+}
+
+// GoString is String, for %#v.
+func (kp KeyPair) GoString() string { return kp.String() }
+
+// Format implements fmt.Formatter: every verb (%v, %+v, %#v, %s, %x, %q…)
+// prints String, so formatting a KeyPair, or a struct holding one, never
+// reveals the private key.
+func (kp KeyPair) Format(f fmt.State, verb rune) { fmt.Fprint(f, kp.String()) }
+
+// LogValue implements slog.LogValuer: only the public key is logged.
+func (kp KeyPair) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("public", hex.EncodeToString(kp.Public[:])), slog.String("private", "REDACTED"))
+}
+
+// MarshalText implements encoding.TextMarshaler with String, so encoders
+// (JSON, YAML) of structs holding a KeyPair print no secret either.
+func (kp KeyPair) MarshalText() ([]byte, error) { return []byte(kp.String()), nil }
+
+// Destroy overwrites the private key in place (best effort: copies made
+// earlier are not reached).
+func (kp *KeyPair) Destroy() { clear(kp.Private[:]) }
 
 // GenerateKeyPair returns a new random X25519 key pair from crypto/rand.
 func GenerateKeyPair() (KeyPair, error) {
@@ -285,6 +314,19 @@ func (hs *HandshakeState) mixDH(tok token) error {
 	return hs.ss.mixKey(shared)
 }
 
+// Destroy clears the handshake's secrets (chaining key, handshake cipher
+// key, remote keys) and drops its private keys, once Split has been called
+// or the handshake is abandoned. Best effort: Go cannot wipe the memory of
+// ecdh keys or of copies made earlier. After Destroy every method fails or
+// returns zero values.
+func (hs *HandshakeState) Destroy() {
+	clear(hs.ss.ck[:])
+	clear(hs.ss.k[:])
+	hs.ss.aead = nil
+	hs.s, hs.e = nil, nil
+	hs.msgIndex = len(patternXX) + 1 // out of turn for everything, and not Complete
+}
+
 // Complete reports whether all three messages have been written or read, so
 // that Split may be called.
 func (hs *HandshakeState) Complete() bool {
@@ -330,7 +372,8 @@ func (hs *HandshakeState) Split() (send, recv *CipherState, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	sendKey, recvKey := k1, k2 // responder
+	defer func() { clear(k1[:]); clear(k2[:]) }() // the CipherStates hold their own copies
+	sendKey, recvKey := k1, k2                    // responder
 	if hs.initiator {
 		sendKey, recvKey = k2, k1
 	}

@@ -14,10 +14,21 @@ import (
 	"github.com/ockamhub/ockamhub/routing"
 )
 
-// Config configures the initiator side of a channel, for Create. The zero
-// value is usable: a fresh static key pair for the channel, any responder
-// key accepted, and the April 2021 listener message that ockam 0.8.0 expects.
-// Create only reads a Config, so one may be shared.
+// Config configures the initiator side of a channel, for Create. Create
+// only reads a Config, so one may be shared.
+//
+// A Config must say which responder to accept, or Create fails with
+// ErrNoPeerPolicy: pin its identity (ExpectedPeerStatic), check it
+// (VerifyPeer, for example KnownPeers.Verifier for trust on first use), or,
+// for experiments and the 2021 behaviour, ask for an unauthenticated channel
+// with InsecureAcceptAnyPeer. The other fields' zero values are usable: a
+// fresh static key pair for the channel and the April 2021 listener message
+// that ockam 0.8.0 expects.
+//
+//	// pinned: the identity the listener printed
+//	id, _ := securechannel.ParseIdentity("5f2c…")
+//	kp, _ := securechannel.LoadOrCreateKey(keyPath) // our identity, for the listener's allow-list
+//	ch, err := securechannel.Create(ctx, n, route, securechannel.Config{StaticKeyPair: kp, ExpectedPeerStatic: id.Key()})
 type Config struct {
 	// StaticKeyPair is this side's long-term X25519 key pair, which the
 	// responder learns (encrypted) in M3. The zero value means a fresh key
@@ -27,12 +38,31 @@ type Config struct {
 	StaticKeyPair noise.KeyPair
 
 	// ExpectedPeerStatic, when not the zero Key, pins the responder's static
-	// public key. An M2 carrying another key is dropped and counted as
-	// Unauthorized, and the initiator keeps waiting for a genuine M2, so an
-	// attacker who injects M2 cannot end the handshake; if none comes before
-	// ctx ends, Create's error wraps ErrUnauthorizedPeer. Without a pin the
-	// channel is encrypted but not authenticated: see the package doc.
+	// public key (Identity.Key). An M2 carrying another key is dropped and
+	// counted as Unauthorized, and the initiator waits RefusedPeerWait for a
+	// genuine M2, so an attacker who injects M2 cannot end the handshake at
+	// once; if none comes, Create's error wraps ErrUnauthorizedPeer and
+	// names both identities.
 	ExpectedPeerStatic noise.Key
+
+	// VerifyPeer, when not nil, is called with the responder's identity
+	// once M2 proves it (after ExpectedPeerStatic, if both are set); a
+	// non-nil error refuses that M2 like a pin mismatch, and Create's error
+	// wraps it. KnownPeers.Verifier returns one. It runs on the channel's
+	// worker goroutine.
+	VerifyPeer func(Identity) error
+
+	// InsecureAcceptAnyPeer accepts whatever responder answers, as the 2021
+	// Rust programs did. The channel is encrypted but NOT authenticated:
+	// anyone on the route, the hub included, can sit in the middle and read
+	// everything. Only for experiments and tests; it is ignored when
+	// ExpectedPeerStatic or VerifyPeer is set.
+	InsecureAcceptAnyPeer bool
+
+	// RefusedPeerWait is how long Create keeps waiting for a genuine M2
+	// after refusing one (pin mismatch or VerifyPeer error) before it fails;
+	// 0 means DefaultRefusedPeerWait. It never extends ctx.
+	RefusedPeerWait time.Duration
 
 	// ListenerMessage is the wrapping of M1 for the listener: the zero value
 	// ListenerMessageEnum for ockam 0.8.0 (April 2021) peers,
@@ -47,6 +77,14 @@ type Config struct {
 	// ephemeral replaces the random ephemeral key pair, in tests only (see
 	// export_test.go): reusing an ephemeral key destroys forward secrecy.
 	ephemeral *noise.KeyPair
+}
+
+// DefaultRefusedPeerWait is Config.RefusedPeerWait's default.
+const DefaultRefusedPeerWait = time.Second
+
+// authenticated reports whether cfg says which responder to accept.
+func (cfg *Config) hasPeerPolicy() bool {
+	return cfg.ExpectedPeerStatic != (noise.Key{}) || cfg.VerifyPeer != nil || cfg.InsecureAcceptAnyPeer
 }
 
 // Channel is one end of an established secure channel: a worker on a node
@@ -65,6 +103,8 @@ type Channel struct {
 	log       *slog.Logger
 	stats     counters
 
+	authenticated bool // set before the worker starts
+
 	// Set by the worker before done is closed; read-only afterwards.
 	done         chan struct{}
 	doneOnce     sync.Once
@@ -72,7 +112,10 @@ type Channel struct {
 	peer         noise.Key
 	hash         [32]byte
 	complete     atomic.Bool
-	unauthorized atomic.Bool  // an M2 was refused for its static key (initiator)
+	unauthorized atomic.Bool   // an M2 was refused for its static key (initiator)
+	refused      chan struct{} // signalled (non-blocking) when an M2 is refused
+	refusedMu    sync.Mutex
+	refusedErr   error        // the last refusal's reason
 	lastActive   atomic.Int64 // UnixNano of the last data message either way
 
 	closeOnce sync.Once
@@ -89,6 +132,7 @@ func newChannel(n *node.Node, initiator bool, log *slog.Logger, parent *counters
 		initiator: initiator,
 		log:       log,
 		done:      make(chan struct{}),
+		refused:   make(chan struct{}, 1),
 	}
 	ch.stats.parent = parent
 	return ch
@@ -110,6 +154,14 @@ func (ch *Channel) IsInitiator() bool { return ch.initiator }
 // held by the peer) in the handshake. It identifies the peer only if the key
 // is known by other means: see the package doc.
 func (ch *Channel) PeerStatic() noise.Key { return ch.peer }
+
+// PeerIdentity returns PeerStatic as an Identity.
+func (ch *Channel) PeerIdentity() Identity { return Identity(ch.peer) }
+
+// Authenticated reports whether the peer's identity was checked: for an
+// initiator, pinned or verified (not InsecureAcceptAnyPeer); for a
+// responder, admitted by ListenerConfig.Authorized (not AcceptAnyInitiator).
+func (ch *Channel) Authenticated() bool { return ch.authenticated }
 
 // HandshakeHash returns the final Noise handshake hash h, equal on both ends
 // and unique to this channel; Rust called it auth_hash. Higher layers can
@@ -162,6 +214,9 @@ func Create(ctx context.Context, n *node.Node, route routing.Route, cfg Config) 
 	if cfg.ListenerMessage > ListenerMessageStruct {
 		return nil, fmt.Errorf("securechannel: create: unknown %v", cfg.ListenerMessage)
 	}
+	if !cfg.hasPeerPolicy() {
+		return nil, fmt.Errorf("securechannel: create: %w", ErrNoPeerPolicy)
+	}
 	static := cfg.StaticKeyPair
 	if static == (noise.KeyPair{}) {
 		var err error
@@ -178,7 +233,8 @@ func Create(ctx context.Context, n *node.Node, route routing.Route, cfg Config) 
 		return nil, fmt.Errorf("securechannel: %w", err)
 	}
 	ch := newChannel(n, true, cfg.Logger, nil)
-	ep := &endpoint{ch: ch, hs: hs, pin: cfg.ExpectedPeerStatic}
+	ch.authenticated = cfg.ExpectedPeerStatic != (noise.Key{}) || cfg.VerifyPeer != nil
+	ep := &endpoint{ch: ch, hs: hs, pin: cfg.ExpectedPeerStatic, verify: cfg.VerifyPeer}
 	if err := ep.start(ctx); err != nil {
 		return nil, err
 	}
@@ -194,20 +250,56 @@ func Create(ctx context.Context, n *node.Node, route routing.Route, cfg Config) 
 		ch.Close()
 		return nil, fmt.Errorf("securechannel: sending M1 to %s: %w", route, err)
 	}
-	select {
-	case <-ch.done:
-	case <-ctx.Done():
-		ch.Close()
-		if ch.unauthorized.Load() {
-			return nil, fmt.Errorf("securechannel: handshake with %s: %w (%w)", route, ErrUnauthorizedPeer, ctx.Err())
+	wait := cfg.RefusedPeerWait
+	if wait <= 0 {
+		wait = DefaultRefusedPeerWait
+	}
+	var grace <-chan time.Time
+	for waiting := true; waiting; {
+		select {
+		case <-ch.done:
+			waiting = false
+		case <-ch.refused:
+			if grace == nil {
+				t := time.NewTimer(wait)
+				defer t.Stop()
+				grace = t.C
+			}
+		case <-grace:
+			ch.Close()
+			return nil, fmt.Errorf("securechannel: handshake with %s: %w", route, ch.refusal())
+		case <-ctx.Done():
+			ch.Close()
+			if ch.unauthorized.Load() {
+				return nil, fmt.Errorf("securechannel: handshake with %s: %w (%w)", route, ch.refusal(), ctx.Err())
+			}
+			return nil, fmt.Errorf("securechannel: handshake with %s: %w", route, ctx.Err())
 		}
-		return nil, fmt.Errorf("securechannel: handshake with %s: %w", route, ctx.Err())
 	}
 	if ch.err != nil {
 		ch.Close()
 		return nil, fmt.Errorf("securechannel: handshake with %s: %w", route, ch.err)
 	}
 	return ch, nil
+}
+
+// refusal returns the reason the last M2 was refused.
+func (ch *Channel) refusal() error {
+	ch.refusedMu.Lock()
+	defer ch.refusedMu.Unlock()
+	return ch.refusedErr
+}
+
+// refuse records that an M2 was refused for err and wakes Create.
+func (ch *Channel) refuse(err error) {
+	ch.refusedMu.Lock()
+	ch.refusedErr = err
+	ch.refusedMu.Unlock()
+	ch.unauthorized.Store(true)
+	select {
+	case ch.refused <- struct{}{}:
+	default:
+	}
 }
 
 // endpoint is the worker behind a Channel, at both of its addresses. All of
@@ -218,6 +310,7 @@ type endpoint struct {
 
 	hs          *noise.HandshakeState // nil once the handshake is complete
 	pin         noise.Key             // initiator: the responder key required, or zero
+	verify      func(Identity) error  // initiator: Config.VerifyPeer, or nil
 	authorized  func(noise.Key) bool  // responder: nil accepts every key
 	remoteRoute routing.Route         // where handshake replies and data go
 	send, recv  *noise.CipherState
@@ -228,6 +321,7 @@ type endpoint struct {
 	// Responder hooks, set by the listener.
 	onComplete func()
 	onStop     func()
+	onRefused  func(peer noise.Key, from routing.Route)
 }
 
 // start registers the endpoint's worker at the channel's two addresses.
@@ -257,6 +351,10 @@ func (ep *endpoint) HandleMessage(ctx context.Context, s node.Sender, m *node.Me
 
 // Shutdown releases the listener's bookkeeping and wakes a waiting Create.
 func (ep *endpoint) Shutdown(context.Context) error {
+	if ep.hs != nil {
+		ep.hs.Destroy()
+		ep.hs = nil
+	}
 	ep.ch.finish(ErrClosed)
 	if ep.onStop != nil {
 		ep.onStop()
@@ -291,12 +389,23 @@ func (ep *endpoint) handshake(ctx context.Context, s node.Sender, m *node.Messag
 
 	if ep.ch.initiator {
 		// M2 read: the responder's static key is known.
-		if ep.pin != (noise.Key{}) && ep.hs.PeerStatic() != ep.pin {
-			// Anyone who saw M1 (which is in clear) can answer it with an
-			// M2 of their own: drop it and keep waiting for the genuine one.
+		// Anyone who saw M1 (which is in clear) can answer it with an M2 of
+		// their own: a refused M2 is dropped, and the initiator waits a
+		// little (Config.RefusedPeerWait) for the genuine one.
+		got := Identity(ep.hs.PeerStatic())
+		var refusal error
+		if ep.pin != (noise.Key{}) && got.Key() != ep.pin {
+			refusal = fmt.Errorf("the responder presented identity %s, not the pinned identity %s: %w",
+				got, Identity(ep.pin), ErrUnauthorizedPeer)
+		} else if ep.verify != nil {
+			if err := ep.verify(got); err != nil {
+				refusal = fmt.Errorf("%w (%w)", err, ErrUnauthorizedPeer)
+			}
+		}
+		if refusal != nil {
 			*ep.hs = saved
-			ep.ch.unauthorized.Store(true)
-			ep.drop(statUnauthorized, m, "responder static key is not the pinned one", ErrUnauthorizedPeer)
+			ep.ch.refuse(refusal)
+			ep.drop(statUnauthorized, m, "responder identity refused", refusal)
 			return nil
 		}
 		ep.remoteRoute = m.Return() // §10.3 step 4: leads to the responder's address_remote
@@ -329,6 +438,10 @@ func (ep *endpoint) handshake(ctx context.Context, s node.Sender, m *node.Messag
 	ep.remoteRoute = m.Return() // §10.3 step 6
 	if ep.authorized != nil && !ep.authorized(ep.hs.PeerStatic()) {
 		ep.drop(statUnauthorized, m, "initiator static key not authorized", ErrUnauthorizedPeer)
+		if ep.onRefused != nil {
+			ep.onRefused(ep.hs.PeerStatic(), m.Return())
+		}
+		ep.hs.Destroy()
 		ep.ch.finish(ErrUnauthorizedPeer)
 		ep.stopSoon()
 		return nil
@@ -349,6 +462,7 @@ func (ep *endpoint) complete() error {
 	ep.send, ep.recv = send, recv
 	ep.ch.peer = ep.hs.PeerStatic()
 	ep.ch.hash = ep.hs.HandshakeHash()
+	ep.hs.Destroy() // best effort: the chaining key and ephemeral key are no longer needed
 	ep.hs = nil
 	ep.ch.stats.inc(statHandshakes)
 	if ep.onComplete != nil {

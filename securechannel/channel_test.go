@@ -34,10 +34,10 @@ func TestVectorFrames(t *testing.T) {
 		t.Run(tc.form.String(), func(t *testing.T) {
 			n := newNode(t)
 			tp := startTap(t, n, "tap")
-			lcfg := securechannel.ListenerConfig{StaticKeyPair: keyPair(t, vector(t, hs1, "responder-static-private"))}
+			lcfg := securechannel.ListenerConfig{AcceptAnyInitiator: true, StaticKeyPair: keyPair(t, vector(t, hs1, "responder-static-private"))}
 			securechannel.SetListenerEphemeral(&lcfg, keyPair(t, vector(t, hs1, "responder-ephemeral-private")))
 			listen(t, n, listenerName, lcfg)
-			cfg := securechannel.Config{StaticKeyPair: keyPair(t, vector(t, hs1, "initiator-static-private")), ListenerMessage: tc.form}
+			cfg := securechannel.Config{InsecureAcceptAnyPeer: true, StaticKeyPair: keyPair(t, vector(t, hs1, "initiator-static-private")), ListenerMessage: tc.form}
 			securechannel.SetEphemeral(&cfg, keyPair(t, vector(t, hs1, "initiator-ephemeral-private")))
 			ch := create(t, n, routing.Route{tp.addr, routing.LocalAddress(listenerName)}, cfg)
 
@@ -87,7 +87,7 @@ func TestVectorFrames(t *testing.T) {
 // initiator on one node.
 func TestChannelOneNode(t *testing.T) {
 	n := newNode(t)
-	l := listen(t, n, listenerName, securechannel.ListenerConfig{})
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true})
 	ch := create(t, n, routing.Route{l.Address()}, securechannel.Config{ExpectedPeerStatic: l.StaticPublic()})
 	for i := range 20 {
 		msg := fmt.Sprintf("Hello Ockam! %d", i)
@@ -113,11 +113,11 @@ func TestManyHops(t *testing.T) {
 	for _, h := range []string{"h1", "h2", "h3"} {
 		startTap(t, n, h)
 	}
-	listen(t, n, listenerName, securechannel.ListenerConfig{})
+	listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true})
 	route := routing.MustParseRoute("h1 => h2 => h3 => " + listenerName)
 	chans := make([]*securechannel.Channel, 3)
 	for i := range chans {
-		chans[i] = create(t, n, route, securechannel.Config{})
+		chans[i] = create(t, n, route, securechannel.Config{InsecureAcceptAnyPeer: true})
 	}
 	for i, ch := range chans {
 		msg := fmt.Sprintf("Hello Ockam! %d", i)
@@ -131,7 +131,7 @@ func TestManyHops(t *testing.T) {
 // came through, and the initiator's static key, from its return route.
 func TestPeerLookup(t *testing.T) {
 	n := newNode(t)
-	l := listen(t, n, listenerName, securechannel.ListenerConfig{})
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true})
 	err := n.StartWorker(context.Background(), "whoami", node.HandlerFunc(func(ctx context.Context, s node.Sender, m *node.Message) error {
 		reply := "unknown"
 		if head, ok := m.Return().Next(); ok {
@@ -146,7 +146,7 @@ func TestPeerLookup(t *testing.T) {
 		t.Fatal(err)
 	}
 	kp := newKeyPair(t)
-	ch := create(t, n, routing.Route{l.Address()}, securechannel.Config{StaticKeyPair: kp})
+	ch := create(t, n, routing.Route{l.Address()}, securechannel.Config{InsecureAcceptAnyPeer: true, StaticKeyPair: kp})
 	ctx := t.Context()
 	if err := n.Send(ctx, routing.Route{ch.Address(), routing.LocalAddress("whoami")}, "?"); err != nil {
 		t.Fatal(err)
@@ -166,8 +166,8 @@ func TestPeerLookup(t *testing.T) {
 func TestTamperedAndReplayed(t *testing.T) {
 	n := newNode(t)
 	tp := startTap(t, n, "tap")
-	l := listen(t, n, listenerName, securechannel.ListenerConfig{})
-	ch := create(t, n, routing.Route{tp.addr, l.Address()}, securechannel.Config{})
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true})
+	ch := create(t, n, routing.Route{tp.addr, l.Address()}, securechannel.Config{InsecureAcceptAnyPeer: true})
 	toResponder := func(tm routing.TransportMessage) bool { return !tm.Onward.Equal(routing.Route{ch.RemoteAddress()}) }
 	ctx := t.Context()
 	// Create returns once M3 is sent; let it reach the responder before the
@@ -245,7 +245,7 @@ func TestMITM(t *testing.T) {
 	for _, pin := range []bool{false, true} {
 		t.Run(fmt.Sprintf("pinned=%v", pin), func(t *testing.T) {
 			n := newNode(t)
-			l := listen(t, n, listenerName, securechannel.ListenerConfig{})
+			l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true})
 			attacker := newKeyPair(t)
 			// The attacker's relay reads M1, sends a forged M2 to the
 			// initiator, then passes M1 on to the real listener. It ignores
@@ -279,6 +279,8 @@ func TestMITM(t *testing.T) {
 			var cfg securechannel.Config
 			if pin {
 				cfg.ExpectedPeerStatic = l.StaticPublic()
+			} else {
+				cfg.InsecureAcceptAnyPeer = true
 			}
 			ch := create(t, n, routing.MustParseRoute("evil => "+listenerName), cfg)
 			if pin {
@@ -302,7 +304,7 @@ func TestMITM(t *testing.T) {
 // and says why.
 func TestPinMismatch(t *testing.T) {
 	n := newNode(t)
-	l := listen(t, n, listenerName, securechannel.ListenerConfig{})
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true})
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	workers := n.Stats().Workers
@@ -324,14 +326,14 @@ func TestAuthorized(t *testing.T) {
 	allowed := newKeyPair(t)
 	l := listen(t, n, listenerName, securechannel.ListenerConfig{Authorized: securechannel.AllowKeys(allowed.Public)})
 
-	good := create(t, n, routing.Route{l.Address()}, securechannel.Config{StaticKeyPair: allowed})
+	good := create(t, n, routing.Route{l.Address()}, securechannel.Config{InsecureAcceptAnyPeer: true, StaticKeyPair: allowed})
 	if got, _ := roundTrip(t, n, good, "ok"); got != "ok" {
 		t.Fatalf("reply %q", got)
 	}
 
 	workers := n.Stats().Workers
 	// The initiator cannot tell: M3 is the last handshake message.
-	bad := create(t, n, routing.Route{l.Address()}, securechannel.Config{})
+	bad := create(t, n, routing.Route{l.Address()}, securechannel.Config{InsecureAcceptAnyPeer: true})
 	eventually(t, "the unauthorized responder to stop", func() bool {
 		return l.Stats().Unauthorized == 1 && n.Stats().Workers == workers+1 // + the initiator
 	})
@@ -370,7 +372,7 @@ func sendRaw(t *testing.T, n *node.Node, route routing.Route, payload []byte) *n
 // and counted by the listener, which creates no responder and keeps working.
 func TestBadFirstMessages(t *testing.T) {
 	n := newNode(t)
-	l := listen(t, n, listenerName, securechannel.ListenerConfig{})
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true})
 	route := routing.Route{l.Address()}
 	m1 := bytes.Repeat([]byte{9}, 32)
 	bad := [][]byte{
@@ -397,7 +399,7 @@ func TestBadFirstMessages(t *testing.T) {
 	eventually(t, "the responder to give up", func() bool {
 		return l.Stats().HandshakeFailures == uint64(len(bad)+1) && n.Stats().Workers == workers+len(bad)+1
 	})
-	ch := create(t, n, route, securechannel.Config{})
+	ch := create(t, n, route, securechannel.Config{InsecureAcceptAnyPeer: true})
 	if got, _ := roundTrip(t, n, ch, "hi"); got != "hi" {
 		t.Errorf("reply %q", got)
 	}
@@ -405,10 +407,11 @@ func TestBadFirstMessages(t *testing.T) {
 
 // TestHandshakeLimits: a responder whose initiator never sends M3 is stopped
 // after HandshakeTimeout, and while one is pending, a listener with
-// MaxPendingHandshakes 1 drops further first messages.
+// MaxPendingHandshakes 1 gives its slot to the next first message (the
+// oldest half-open handshake is dropped and counted as Overloaded).
 func TestHandshakeLimits(t *testing.T) {
 	n := newNode(t)
-	l := listen(t, n, listenerName, securechannel.ListenerConfig{HandshakeTimeout: 100 * time.Millisecond, MaxPendingHandshakes: 1})
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true, HandshakeTimeout: 100 * time.Millisecond, MaxPendingHandshakes: 1})
 	workers := n.Stats().Workers
 
 	hs, err := noise.NewHandshake(noise.Config{Initiator: true, StaticKeyPair: newKeyPair(t)})
@@ -431,12 +434,12 @@ func TestHandshakeLimits(t *testing.T) {
 		t.Errorf("M2 payload is %d bytes, want 97", len(m.Payload()))
 	}
 	sendRaw(t, n, routing.Route{l.Address()}, first)
-	eventually(t, "the second first message to be refused", func() bool { return l.Stats().Overloaded == 1 })
+	eventually(t, "the first handshake to be displaced", func() bool { return l.Stats().Overloaded == 1 })
 	eventually(t, "the responder to time out", func() bool {
 		return l.Stats().HandshakeTimeouts == 1 && n.Stats().Workers == workers+2 // the two mailboxes
 	})
 	// The slot is free again.
-	ch := create(t, n, routing.Route{l.Address()}, securechannel.Config{})
+	ch := create(t, n, routing.Route{l.Address()}, securechannel.Config{InsecureAcceptAnyPeer: true})
 	if got, _ := roundTrip(t, n, ch, "hi"); got != "hi" {
 		t.Errorf("reply %q", got)
 	}
@@ -453,16 +456,16 @@ func TestCreateNoListener(t *testing.T) {
 	workers := n.Stats().Workers
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := securechannel.Create(ctx, n, routing.Route{mb.Address()}, securechannel.Config{}); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := securechannel.Create(ctx, n, routing.Route{mb.Address()}, securechannel.Config{InsecureAcceptAnyPeer: true}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Create: %v, want DeadlineExceeded", err)
 	}
 	if got := n.Stats().Workers; got != workers {
 		t.Errorf("%d workers after Create failed, want %d", got, workers)
 	}
-	if _, err := securechannel.Create(t.Context(), n, routing.Route{routing.LocalAddress("nobody")}, securechannel.Config{}); !errors.Is(err, node.ErrUnknownAddress) {
+	if _, err := securechannel.Create(t.Context(), n, routing.Route{routing.LocalAddress("nobody")}, securechannel.Config{InsecureAcceptAnyPeer: true}); !errors.Is(err, node.ErrUnknownAddress) {
 		t.Errorf("Create to an unknown worker: %v, want ErrUnknownAddress", err)
 	}
-	if _, err := securechannel.Create(t.Context(), n, nil, securechannel.Config{}); !errors.Is(err, node.ErrEmptyRoute) {
+	if _, err := securechannel.Create(t.Context(), n, nil, securechannel.Config{InsecureAcceptAnyPeer: true}); !errors.Is(err, node.ErrEmptyRoute) {
 		t.Errorf("Create with no route: %v, want ErrEmptyRoute", err)
 	}
 }
@@ -472,11 +475,11 @@ func TestCreateNoListener(t *testing.T) {
 func TestClose(t *testing.T) {
 	n := newNode(t)
 	workers := n.Stats().Workers
-	l, err := securechannel.Listen(t.Context(), n, listenerName, securechannel.ListenerConfig{})
+	l, err := securechannel.Listen(t.Context(), n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch, err := securechannel.Create(t.Context(), n, routing.Route{l.Address()}, securechannel.Config{})
+	ch, err := securechannel.Create(t.Context(), n, routing.Route{l.Address()}, securechannel.Config{InsecureAcceptAnyPeer: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +497,7 @@ func TestClose(t *testing.T) {
 	if got := n.Stats().Workers; got != workers {
 		t.Errorf("%d workers after Close, want %d", got, workers)
 	}
-	if _, err := securechannel.Listen(t.Context(), n, listenerName, securechannel.ListenerConfig{}); err != nil {
+	if _, err := securechannel.Listen(t.Context(), n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true}); err != nil {
 		t.Errorf("the listener address is free again: %v", err)
 	}
 }
@@ -503,10 +506,10 @@ func TestClose(t *testing.T) {
 // IdleTimeout is stopped; one in use is not.
 func TestIdleTimeout(t *testing.T) {
 	n := newNode(t)
-	l := listen(t, n, listenerName, securechannel.ListenerConfig{IdleTimeout: 150 * time.Millisecond})
-	busy := create(t, n, routing.Route{l.Address()}, securechannel.Config{})
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true, IdleTimeout: 150 * time.Millisecond})
+	busy := create(t, n, routing.Route{l.Address()}, securechannel.Config{InsecureAcceptAnyPeer: true})
 	workers := n.Stats().Workers
-	create(t, n, routing.Route{l.Address()}, securechannel.Config{}) // left idle
+	create(t, n, routing.Route{l.Address()}, securechannel.Config{InsecureAcceptAnyPeer: true}) // left idle
 	deadline := time.Now().Add(400 * time.Millisecond)
 	for time.Now().Before(deadline) {
 		if got, _ := roundTrip(t, n, busy, "keepalive"); got != "keepalive" {

@@ -49,6 +49,24 @@ var (
 	// to use it.
 	ErrKeyPermissions = errors.New("securechannel: key file is accessible by group or others")
 
+	// ErrIdentity means a text identity (ParseIdentity, an allow-list or a
+	// known-peers line) is not 64 hex digits of a usable public key.
+	ErrIdentity = errors.New("securechannel: malformed identity")
+
+	// ErrPeerChanged means the responder presented another identity than
+	// the one a KnownPeers file recorded for the same route. The error
+	// (a *PeerChangedError) says both identities and how to accept the new
+	// one deliberately.
+	ErrPeerChanged = errors.New("securechannel: peer identity changed")
+
+	// ErrNoPeerPolicy means Create was called without saying which
+	// responder to accept (Config.ExpectedPeerStatic, Config.VerifyPeer or
+	// Config.InsecureAcceptAnyPeer), or Listen without saying which
+	// initiators to admit (ListenerConfig.Authorized or
+	// ListenerConfig.AcceptAnyInitiator). No API hands out an
+	// unauthenticated channel unless the caller asks for one.
+	ErrNoPeerPolicy = errors.New("securechannel: no peer policy: pin the peer's identity, verify it, or explicitly accept any peer")
+
 	// ErrKeyFile means a key file does not hold one hex-encoded 32-byte
 	// X25519 private key.
 	ErrKeyFile = errors.New("securechannel: malformed key file")

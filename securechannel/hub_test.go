@@ -139,7 +139,7 @@ func TestThroughHub(t *testing.T) {
 	if err := echo.Start(t.Context(), responder, "", false); err != nil {
 		t.Fatal(err)
 	}
-	l := listen(t, responder, "secure_channel", securechannel.ListenerConfig{})
+	l := listen(t, responder, "secure_channel", securechannel.ListenerConfig{AcceptAnyInitiator: true})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	rf, err := forwarding.Register(ctx, responder, routing.Route{hubR}, "secure_channel")

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/ockamhub/ockamhub/noise"
 )
@@ -21,15 +20,19 @@ const maxKeyFileSize = 128
 // LoadOrCreateKey returns the static key pair stored at path, creating it
 // first if the file does not exist. Beyond 2021: Rust's 2021 channels used a
 // fresh key per channel, so a peer could never be recognised; a persistent
-// key, whose public half a peer pins, is what lets a channel authenticate.
+// key, whose public half (IdentityOf) a peer pins, is what lets a channel
+// authenticate.
 //
 // The file holds the 32-byte X25519 private key as 64 hex digits and a
 // newline. A new file is written with mode 0600 and appears atomically, so
-// concurrent callers agree on one key. An existing file that group or others
-// may access (mode & 0o077 != 0) is refused with an error wrapping
-// ErrKeyPermissions, as ssh refuses such keys; a file that does not hold a
-// key gives ErrKeyFile. (The permission check is skipped on Windows, where
-// modes do not describe access.)
+// concurrent callers agree on one key. An existing file is opened without
+// following a symbolic link and without blocking (a FIFO cannot hang the
+// caller), and must be a regular file owned by the current user that group
+// and others cannot access (mode 0600 or 0400), as ssh requires of its keys:
+// otherwise the error wraps ErrKeyPermissions. A file that does not hold a
+// key gives ErrKeyFile. Errors name the file but never repeat its content.
+// (The owner and mode checks are skipped on Windows, where modes do not
+// describe access.)
 func LoadOrCreateKey(path string) (noise.KeyPair, error) {
 	kp, err := loadKey(path)
 	if !errors.Is(err, fs.ErrNotExist) {
@@ -48,43 +51,84 @@ func LoadOrCreateKey(path string) (noise.KeyPair, error) {
 	return kp, nil
 }
 
+// LoadKey is LoadOrCreateKey without the creation: a missing file is an
+// error wrapping fs.ErrNotExist.
+func LoadKey(path string) (noise.KeyPair, error) {
+	kp, err := loadKey(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return kp, fmt.Errorf("securechannel: key file %s: %w", path, err)
+	}
+	return kp, err
+}
+
 // loadKey reads and checks an existing key file.
 func loadKey(path string) (noise.KeyPair, error) {
-	f, err := os.Open(path)
+	f, err := openPrivate(path, true)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return noise.KeyPair{}, err
-		}
-		return noise.KeyPair{}, fmt.Errorf("securechannel: %w", err)
+		return noise.KeyPair{}, err
 	}
 	defer f.Close()
-	fi, err := f.Stat() // of the file opened, not of whatever path names now
-	if err != nil {
-		return noise.KeyPair{}, fmt.Errorf("securechannel: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return noise.KeyPair{}, fmt.Errorf("%w: %s is not a regular file", ErrKeyFile, path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
-		return noise.KeyPair{}, fmt.Errorf("%w: %s has mode %#o; run chmod 600 %s", ErrKeyPermissions, path, perm, path)
-	}
 	b, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
+	defer clear(b)
 	if err != nil {
 		return noise.KeyPair{}, fmt.Errorf("securechannel: reading %s: %w", path, err)
 	}
 	var priv noise.Key
+	defer clear(priv[:])
 	text := bytes.TrimSpace(b)
 	if len(b) > maxKeyFileSize || len(text) != hex.EncodedLen(len(priv)) {
 		return noise.KeyPair{}, fmt.Errorf("%w: %s does not hold 64 hex digits", ErrKeyFile, path)
 	}
 	if _, err := hex.Decode(priv[:], text); err != nil {
-		return noise.KeyPair{}, fmt.Errorf("%w: %s: %w", ErrKeyFile, path, err)
+		// Not %w: hex errors quote the offending byte of the secret.
+		return noise.KeyPair{}, fmt.Errorf("%w: %s does not hold 64 hex digits", ErrKeyFile, path)
 	}
 	kp, err := noise.NewKeyPair(priv)
 	if err != nil {
-		return noise.KeyPair{}, fmt.Errorf("%w: %s: %w", ErrKeyFile, path, err)
+		return noise.KeyPair{}, fmt.Errorf("%w: %s does not hold an X25519 private key", ErrKeyFile, path)
 	}
 	return kp, nil
+}
+
+// openPrivate opens path for reading with the rules of LoadOrCreateKey: no
+// symbolic link followed, no blocking open, a regular file owned by the
+// current user, and, when secret, no access for group or others (for a
+// non-secret file such as known peers: no write access for them). A missing
+// file gives an error wrapping fs.ErrNotExist.
+func openPrivate(path string, secret bool) (*os.File, error) {
+	f, err := openNoFollow(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		if isSymlinkErr(err) {
+			return nil, fmt.Errorf("%w: %s is a symbolic link; name the file itself", ErrKeyPermissions, path)
+		}
+		return nil, fmt.Errorf("securechannel: %w", err)
+	}
+	fi, err := f.Stat() // of the file opened, not of whatever path names now
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("securechannel: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is not a regular file", ErrKeyFile, path)
+	}
+	if err := checkOwner(path, fi); err != nil {
+		f.Close()
+		return nil, err
+	}
+	perm := fi.Mode().Perm()
+	if secret && perm&0o077 != 0 && checkModes {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s has mode %#o; run chmod 600 %s", ErrKeyPermissions, path, perm, path)
+	}
+	if !secret && perm&0o022 != 0 && checkModes {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s has mode %#o, writable by others; run chmod 600 %s", ErrKeyPermissions, path, perm, path)
+	}
+	return f, nil
 }
 
 // createKeyFile writes kp's private key to a temporary file of mode 0600 in
@@ -96,7 +140,8 @@ func createKeyFile(path string, kp noise.KeyPair) (err error) {
 		return fmt.Errorf("securechannel: creating key file: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	text := hex.AppendEncode(nil, kp.Private[:])
+	text := hex.AppendEncode(make([]byte, 0, 65), kp.Private[:])
+	defer clear(text)
 	_, err = tmp.Write(append(text, '\n'))
 	if err == nil {
 		err = tmp.Sync()

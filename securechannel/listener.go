@@ -14,48 +14,92 @@ import (
 
 // Defaults for ListenerConfig fields left zero.
 const (
-	DefaultHandshakeTimeout     = 20 * time.Second
+	// DefaultHandshakeTimeout is the time an initiator has to finish the
+	// handshake (M3) after its M1: short, so half-open handshakes go soon.
+	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultMaxPendingHandshakes bounds half-open handshakes in all.
 	DefaultMaxPendingHandshakes = 256
+	// DefaultMaxPendingPerSource bounds the half-open handshakes of one
+	// source (the M1's return route without its last address: one hub
+	// connection, or one TCP connection); a source over it loses its own
+	// oldest ones, never another source's.
+	DefaultMaxPendingPerSource = 16
+	// DefaultIdleTimeout stops an established channel that has carried no
+	// data message for this long; the 2021 protocol has no close message.
+	DefaultIdleTimeout = 15 * time.Minute
+	// DefaultMaxChannels bounds the established channels of a listener;
+	// when full, the least recently active one makes room for a new one.
+	DefaultMaxChannels = 4096
 )
 
-// ListenerConfig configures a Listener. The zero value is usable: one fresh
-// static key pair for the listener, every initiator accepted, and the
-// defaults above. Listen only reads it, so one may be shared.
+// ListenerConfig configures a Listener. Listen only reads it, so one may be
+// shared.
+//
+// A ListenerConfig must say which initiators to admit, or Listen fails with
+// ErrNoPeerPolicy: an allow-list (Authorized, for example
+// AllowIdentities(ids...) or AllowIdentities of ReadAllowFile), or
+// AcceptAnyInitiator, the 2021 behaviour that the 2021 Rust programs (which
+// use a fresh random key per channel) need. The other fields' zero values
+// are usable: one fresh static key pair for the listener and the defaults
+// above.
+//
+//	kp, _ := securechannel.LoadOrCreateKey(keyPath) // print securechannel.IdentityOf(kp)
+//	l, err := securechannel.Listen(ctx, n, "secure_channel", securechannel.ListenerConfig{
+//		StaticKeyPair: kp, Authorized: securechannel.AllowIdentities(allowed...)})
 type ListenerConfig struct {
 	// StaticKeyPair is the key pair every responder of this listener proves
-	// in M2; initiators can pin its public key (Config.ExpectedPeerStatic).
-	// The zero value means one fresh key pair for the listener's lifetime,
-	// see Listener.StaticPublic. (Rust's 2021 listener made a fresh key per
-	// channel; the wire is the same either way.) Use LoadOrCreateKey to keep
-	// it across restarts.
+	// in M2; initiators pin its public key (IdentityOf, or
+	// Listener.Identity). The zero value means one fresh key pair for the
+	// listener's lifetime, which no initiator can pin in advance. Use
+	// LoadOrCreateKey to keep it across restarts.
 	StaticKeyPair noise.KeyPair
 
 	// Authorized, when not nil, decides after M3 whether the initiator's
 	// static public key may use the listener. A refused initiator's
-	// responder is stopped and counted as Unauthorized; no data flows. It is
-	// called from the responder's worker goroutine and must be safe for
-	// concurrent use. AllowKeys builds one from a list.
+	// responder is stopped, counted as Unauthorized and logged (at most
+	// once a second); no data flows. It is called from the responder's
+	// worker goroutine and must be safe for concurrent use.
+	// AllowIdentities builds one from a list.
 	Authorized func(peer noise.Key) bool
+
+	// AcceptAnyInitiator admits every initiator when Authorized is nil: the
+	// channels are encrypted, but the listener does not know who is
+	// calling. It is what the 2021 Rust initiators need.
+	AcceptAnyInitiator bool
 
 	// HandshakeTimeout stops a responder whose initiator has not sent a
 	// valid M3 this long after M1, so half-open handshakes cannot pile up;
 	// 0 means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 
-	// IdleTimeout, when positive, stops an established responder channel
-	// that has carried no data message, in either direction, for this long,
-	// and counts it in IdleTimeouts. The 2021 protocol has no close message,
-	// so without it the responder of an initiator that went away lives as
-	// long as the listener. 0 means never, as in Rust.
+	// IdleTimeout stops an established responder channel that has carried
+	// no data message, in either direction, for this long, and counts it in
+	// IdleTimeouts. 0 means DefaultIdleTimeout; negative means never, as in
+	// Rust.
 	IdleTimeout time.Duration
 
-	// MaxPendingHandshakes bounds the responders waiting for M3; further
-	// first messages are dropped and counted as Overloaded. 0 means
+	// MaxChannels bounds the established responder channels: when a new
+	// one would exceed it, the least recently active one is closed and
+	// counted in Evicted. 0 means DefaultMaxChannels; negative means no
+	// limit.
+	MaxChannels int
+
+	// MaxPendingHandshakes bounds the responders waiting for M3. When full,
+	// a new first message takes the slot of the oldest pending handshake of
+	// the source holding the most, which is counted as Overloaded: junk first
+	// messages from one source cannot lock out another. 0 means
 	// DefaultMaxPendingHandshakes.
 	MaxPendingHandshakes int
 
-	// Logger receives debug logs of handshakes and dropped messages; nil
-	// uses the node's logger.
+	// MaxPendingPerSource bounds the responders waiting for M3 for one
+	// source (the first message's return route without its last address);
+	// a source at the bound loses its own oldest. 0 means
+	// DefaultMaxPendingPerSource.
+	MaxPendingPerSource int
+
+	// Logger receives debug logs of handshakes and dropped messages, and
+	// rate-limited warnings of refused initiators; nil uses the node's
+	// logger.
 	Logger *slog.Logger
 
 	// ephemeral replaces the responders' random ephemeral key pair, in
@@ -92,20 +136,37 @@ type Listener struct {
 	log    *slog.Logger
 	stats  counters
 
-	mu       sync.Mutex
-	channels map[*Channel]bool            // every live responder: true once established
-	byLocal  map[routing.Address]*Channel // established responders by address_local
-	pending  int                          // responders not yet established
-	closed   bool
+	mu         sync.Mutex
+	channels   map[*Channel]bool            // every live responder: true once established
+	byLocal    map[routing.Address]*Channel // established responders by address_local
+	pendingSrc map[*Channel]string          // responders not yet established, and their source
+	bySrc      map[string][]*Channel        // pending responders by source, oldest first
+	closed     bool
+
+	refusedMu      sync.Mutex
+	refusedLogged  time.Time // when a refusal was last logged
+	refusedSkipped int       // refusals not logged since
 }
 
 // Listen starts a listener at the local address addr on n.
 func Listen(ctx context.Context, n *node.Node, addr string, cfg ListenerConfig) (*Listener, error) {
+	if cfg.Authorized == nil && !cfg.AcceptAnyInitiator {
+		return nil, fmt.Errorf("securechannel: listen: %w", ErrNoPeerPolicy)
+	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if cfg.MaxPendingHandshakes <= 0 {
 		cfg.MaxPendingHandshakes = DefaultMaxPendingHandshakes
+	}
+	if cfg.MaxPendingPerSource <= 0 {
+		cfg.MaxPendingPerSource = DefaultMaxPendingPerSource
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxChannels == 0 {
+		cfg.MaxChannels = DefaultMaxChannels
 	}
 	static := cfg.StaticKeyPair
 	if static == (noise.KeyPair{}) {
@@ -121,12 +182,14 @@ func Listen(ctx context.Context, n *node.Node, addr string, cfg ListenerConfig) 
 		log = n.Logger()
 	}
 	l := &Listener{
-		node:     n,
-		cfg:      cfg,
-		static:   static,
-		log:      log,
-		channels: make(map[*Channel]bool),
-		byLocal:  make(map[routing.Address]*Channel),
+		node:       n,
+		cfg:        cfg,
+		static:     static,
+		log:        log,
+		channels:   make(map[*Channel]bool),
+		byLocal:    make(map[routing.Address]*Channel),
+		pendingSrc: make(map[*Channel]string),
+		bySrc:      make(map[string][]*Channel),
 	}
 	addrs, err := n.StartWorkerConfig(ctx, node.HandlerFunc(l.handle), node.WorkerConfig{Addresses: []string{addr}})
 	if err != nil {
@@ -144,9 +207,20 @@ func (l *Listener) Address() routing.Address { return l.addr }
 // prove, for initiators to pin.
 func (l *Listener) StaticPublic() noise.Key { return l.static.Public }
 
+// Identity returns StaticPublic as an Identity, to print for initiators.
+func (l *Listener) Identity() Identity { return Identity(l.static.Public) }
+
 // Stats returns the counters of the listener and of every responder it has
 // created, added up.
 func (l *Listener) Stats() Stats { return l.stats.snapshot() }
+
+// Counts returns the number of established and of pending (half-open)
+// responder channels.
+func (l *Listener) Counts() (established, pending int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.byLocal), len(l.pendingSrc)
+}
 
 // Channel returns the established responder channel whose address_local is
 // addr. A worker that receives a message through a channel finds that
@@ -179,6 +253,13 @@ func (l *Listener) Close() error {
 	return nil
 }
 
+// sourceOf is the source of a first message for the per-source quota: its
+// return route without the initiator's own (random, per channel) address.
+// Through a hub, that is the hub's alias of the initiator's connection.
+func sourceOf(ret routing.Route) string {
+	return ret[:len(ret)-1].String()
+}
+
 // handle is the listener worker: for each first handshake message it starts
 // a responder and hands M1 to it (protocol.md §10.3 step 2).
 func (l *Listener) handle(ctx context.Context, s node.Sender, m *node.Message) error {
@@ -196,18 +277,7 @@ func (l *Listener) handle(ctx context.Context, s node.Sender, m *node.Message) e
 		l.log.Debug("securechannel: dropped first message with no return route", "listener", l.addr.Value)
 		return nil
 	}
-
-	l.mu.Lock()
-	if l.closed || l.pending >= l.cfg.MaxPendingHandshakes {
-		l.mu.Unlock()
-		l.stats.inc(statOverloaded)
-		l.log.Debug("securechannel: too many pending handshakes", "listener", l.addr.Value, "from", m.Return().String())
-		return nil
-	}
-	l.pending++
-	l.mu.Unlock()
-
-	ch, err := l.startResponder(ctx) // releases the pending slot on failure
+	ch, err := l.startResponder(ctx, sourceOf(m.Return()))
 	if err != nil {
 		return err
 	}
@@ -221,29 +291,122 @@ func (l *Listener) handle(ctx context.Context, s node.Sender, m *node.Message) e
 	})
 }
 
-// startResponder starts a responder channel in a pending slot that the
-// caller has taken, with its handshake timer running. The slot is released
-// when the handshake completes or the responder stops, or at once on error.
-func (l *Listener) startResponder(ctx context.Context) (*Channel, error) {
-	ch := newChannel(l.node, false, l.log, &l.stats)
-	var once sync.Once // the pending slot is released exactly once
-	release := func(established bool) {
-		once.Do(func() {
-			l.mu.Lock()
-			l.pending--
-			if established && !l.closed {
-				l.channels[ch] = true
-				l.byLocal[ch.local] = ch
+// takePendingSlot registers ch as a pending responder of src, evicting
+// another pending responder if a quota is reached, and returns the one
+// evicted (to be closed by the caller, outside the lock) or nil.
+func (l *Listener) takePendingSlotLocked(ch *Channel, src string) *Channel {
+	var victim *Channel
+	if q := l.bySrc[src]; len(q) >= l.cfg.MaxPendingPerSource {
+		victim = q[0]
+	} else if len(l.pendingSrc) >= l.cfg.MaxPendingHandshakes {
+		// The source holding the most pending handshakes pays: a flood
+		// from one source never evicts a genuine initiator elsewhere.
+		var most []*Channel
+		for _, q := range l.bySrc {
+			if len(q) > len(most) {
+				most = q
 			}
-			l.mu.Unlock()
-		})
+		}
+		victim = most[0]
 	}
+	if victim != nil {
+		l.removePendingLocked(victim)
+	}
+	l.pendingSrc[ch] = src
+	l.bySrc[src] = append(l.bySrc[src], ch)
+	l.channels[ch] = false
+	return victim
+}
+
+// removePendingLocked forgets a pending responder; it reports whether ch
+// was pending.
+func (l *Listener) removePendingLocked(ch *Channel) bool {
+	src, ok := l.pendingSrc[ch]
+	if !ok {
+		return false
+	}
+	delete(l.pendingSrc, ch)
+	q := l.bySrc[src]
+	for i, c := range q {
+		if c == ch {
+			q = append(q[:i], q[i+1:]...)
+			break
+		}
+	}
+	if len(q) == 0 {
+		delete(l.bySrc, src)
+	} else {
+		l.bySrc[src] = q
+	}
+	return true
+}
+
+// establishLocked moves a pending responder to the established ones and
+// returns the least recently active established channel to close if
+// MaxChannels is exceeded. It returns ok == false when ch was evicted
+// meanwhile.
+func (l *Listener) establishLocked(ch *Channel) (victim *Channel, ok bool) {
+	if !l.removePendingLocked(ch) || l.closed {
+		return nil, false
+	}
+	if l.cfg.MaxChannels > 0 && len(l.byLocal) >= l.cfg.MaxChannels {
+		for _, c := range l.byLocal {
+			if victim == nil || c.lastActive.Load() < victim.lastActive.Load() {
+				victim = c
+			}
+		}
+		delete(l.byLocal, victim.local)
+		delete(l.channels, victim)
+	}
+	l.channels[ch] = true
+	l.byLocal[ch.local] = ch
+	return victim, true
+}
+
+// logRefused counts and logs, at most once a second, an initiator refused
+// by Authorized.
+func (l *Listener) logRefused(peer noise.Key, from routing.Route) {
+	l.refusedMu.Lock()
+	now := time.Now()
+	if now.Sub(l.refusedLogged) < time.Second {
+		l.refusedSkipped++
+		l.refusedMu.Unlock()
+		return
+	}
+	skipped := l.refusedSkipped
+	l.refusedLogged, l.refusedSkipped = now, 0
+	l.refusedMu.Unlock()
+	l.log.Warn("securechannel: refused an initiator not on the allow-list", "listener", l.addr.Value,
+		"identity", Identity(peer).String(), "from", from.String(), "refused_unlogged", skipped,
+		"refused_total", l.stats.v[statUnauthorized].Load())
+}
+
+// startResponder starts a responder channel for a first message from src,
+// in a pending slot, with its handshake timer running. The slot is
+// released when the handshake completes or the responder stops, or at once
+// on error.
+func (l *Listener) startResponder(ctx context.Context, src string) (*Channel, error) {
+	ch := newChannel(l.node, false, l.log, &l.stats)
+	ch.authenticated = l.cfg.Authorized != nil
 	hs, err := noise.NewHandshake(noise.Config{StaticKeyPair: l.static, EphemeralKeyPair: l.cfg.ephemeral})
 	if err != nil {
-		release(false)
 		return nil, fmt.Errorf("securechannel: %w", err)
 	}
-	ep := &endpoint{ch: ch, hs: hs, authorized: l.cfg.Authorized}
+	ep := &endpoint{ch: ch, hs: hs, authorized: l.cfg.Authorized, onRefused: l.logRefused}
+
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil, fmt.Errorf("securechannel: listener %s: %w", l.addr, ErrClosed)
+	}
+	victim := l.takePendingSlotLocked(ch, src)
+	l.mu.Unlock()
+	if victim != nil {
+		l.stats.inc(statOverloaded)
+		l.log.Debug("securechannel: too many pending handshakes; dropped the oldest", "listener", l.addr.Value, "source", src)
+		go victim.Close()
+	}
+
 	timer := time.AfterFunc(l.cfg.HandshakeTimeout, func() {
 		if !ch.complete.Load() {
 			ch.stats.inc(statHandshakeTimeouts)
@@ -253,7 +416,17 @@ func (l *Listener) startResponder(ctx context.Context) (*Channel, error) {
 	var idle idleWatch
 	ep.onComplete = func() {
 		timer.Stop()
-		release(true)
+		l.mu.Lock()
+		victim, ok := l.establishLocked(ch)
+		l.mu.Unlock()
+		if !ok {
+			go ch.Close() // evicted or closed while finishing its handshake
+			return
+		}
+		if victim != nil {
+			l.stats.inc(statEvicted)
+			go victim.Close()
+		}
 		if l.cfg.IdleTimeout > 0 {
 			idle.start(ch, l.cfg.IdleTimeout)
 		}
@@ -261,25 +434,13 @@ func (l *Listener) startResponder(ctx context.Context) (*Channel, error) {
 	ep.onStop = func() {
 		timer.Stop()
 		idle.stop()
-		release(false)
 		l.mu.Lock()
+		l.removePendingLocked(ch)
 		delete(l.channels, ch)
 		if l.byLocal[ch.local] == ch {
 			delete(l.byLocal, ch.local)
 		}
 		l.mu.Unlock()
-	}
-
-	l.mu.Lock()
-	closed := l.closed
-	if !closed {
-		l.channels[ch] = false
-	}
-	l.mu.Unlock()
-	if closed {
-		timer.Stop()
-		release(false)
-		return nil, fmt.Errorf("securechannel: listener %s: %w", l.addr, ErrClosed)
 	}
 	if err := ep.start(ctx); err != nil {
 		ep.onStop()

@@ -11,7 +11,8 @@ type Stats struct {
 	HandshakeFailures uint64 // handshake messages dropped: malformed, out of turn, or failing authentication
 	HandshakeTimeouts uint64 // responders stopped because the initiator did not finish in time (listener)
 	IdleTimeouts      uint64 // established responders stopped after ListenerConfig.IdleTimeout without traffic (listener)
-	Overloaded        uint64 // first messages dropped because too many handshakes were pending (listener)
+	Overloaded        uint64 // pending handshakes dropped to make room under MaxPendingHandshakes or MaxPendingPerSource (listener)
+	Evicted           uint64 // established responders closed to make room under MaxChannels (listener)
 	Unauthorized      uint64 // handshakes with a peer static key that was not pinned or authorized
 	Sent              uint64 // data messages encrypted and sent
 	Received          uint64 // data messages decrypted and routed on
@@ -28,6 +29,7 @@ const (
 	statHandshakeTimeouts
 	statIdleTimeouts
 	statOverloaded
+	statEvicted
 	statUnauthorized
 	statSent
 	statReceived
@@ -57,6 +59,7 @@ func (c *counters) snapshot() Stats {
 		HandshakeTimeouts: c.v[statHandshakeTimeouts].Load(),
 		IdleTimeouts:      c.v[statIdleTimeouts].Load(),
 		Overloaded:        c.v[statOverloaded].Load(),
+		Evicted:           c.v[statEvicted].Load(),
 		Unauthorized:      c.v[statUnauthorized].Load(),
 		Sent:              c.v[statSent].Load(),
 		Received:          c.v[statReceived].Load(),

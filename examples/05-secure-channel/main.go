@@ -50,12 +50,21 @@ func run() error {
 	}
 
 	// Create a secure channel listener at address "secure_channel_listener".
-	if _, err := securechannel.Listen(ctx, n, "secure_channel_listener", securechannel.ListenerConfig{}); err != nil {
+	// Any initiator may use it (the 2021 behaviour); list identities in
+	// Authorized to admit only those.
+	l, err := securechannel.Listen(ctx, n, "secure_channel_listener", securechannel.ListenerConfig{AcceptAnyInitiator: true})
+	if err != nil {
 		return err
 	}
+	defer l.Close()
 
 	// Connect to the secure channel listener and perform a handshake.
-	channel, err := securechannel.Create(ctx, n, routing.NewRoute(routing.LocalAddress("secure_channel_listener")), securechannel.Config{})
+	channel, err := securechannel.Create(ctx, n, routing.NewRoute(routing.LocalAddress("secure_channel_listener")), securechannel.Config{
+		// Pin the listener's identity: a channel to anyone else is refused.
+		// Across nodes, the identity is the "identity:" line a listener
+		// prints (securechannel.ParseIdentity reads it).
+		ExpectedPeerStatic: l.StaticPublic(),
+	})
 	if err != nil {
 		return err
 	}

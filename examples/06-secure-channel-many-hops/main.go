@@ -58,15 +58,24 @@ func run() error {
 	}
 
 	// Create a secure channel listener at address "secure_channel_listener".
-	if _, err := securechannel.Listen(ctx, n, "secure_channel_listener", securechannel.ListenerConfig{}); err != nil {
+	// Any initiator may use it (the 2021 behaviour); list identities in
+	// Authorized to admit only those.
+	l, err := securechannel.Listen(ctx, n, "secure_channel_listener", securechannel.ListenerConfig{AcceptAnyInitiator: true})
+	if err != nil {
 		return err
 	}
+	defer l.Close()
 
 	// Route to the secure channel listener, via "h1", "h2" and "h3".
 	route := routing.MustParseRoute("h1 => h2 => h3 => secure_channel_listener")
 
 	// Connect to the secure channel listener and perform a handshake.
-	channel, err := securechannel.Create(ctx, n, route, securechannel.Config{})
+	channel, err := securechannel.Create(ctx, n, route, securechannel.Config{
+		// Pin the listener's identity: a channel to anyone else is refused.
+		// Across nodes, the identity is the "identity:" line a listener
+		// prints (securechannel.ParseIdentity reads it).
+		ExpectedPeerStatic: l.StaticPublic(),
+	})
 	if err != nil {
 		return err
 	}

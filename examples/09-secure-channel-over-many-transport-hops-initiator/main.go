@@ -11,10 +11,14 @@
 // Start 09-secure-channel-over-many-transport-hops-responder, then
 // 09-secure-channel-over-many-transport-hops-middle, then:
 //
-//	go run ./examples/09-secure-channel-over-many-transport-hops-initiator -middle 127.0.0.1:4000 -responder 127.0.0.1:6000
+//	go run ./examples/09-secure-channel-over-many-transport-hops-initiator -middle 127.0.0.1:4000 -responder 127.0.0.1:6000 -peer IDENTITY
 //
-// The -responder address must be written exactly as the middle node's
-// -responder flag: it names the middle node's connection. It prints:
+// -peer is the "identity:" line the responder printed: the channel is
+// refused if anyone else answers, the middle node included. (Rust's 2021
+// example pinned nothing; -insecure-accept-any-peer does the same, and the
+// channel is then encrypted but not authenticated.) The -responder address
+// must be written exactly as the middle node's -responder flag: it names
+// the middle node's connection. It prints:
 //
 //	App Received: Hello Ockam!
 package main
@@ -35,14 +39,29 @@ import (
 func main() {
 	middle := flag.String("middle", "127.0.0.1:4000", "TCP address of the middle node")
 	responder := flag.String("responder", "127.0.0.1:6000", "TCP address of the responder node, as the middle node connected to it")
+	peer := flag.String("peer", "", "the responder's identity (its \"identity:\" line): refuse any other responder")
+	insecure := flag.Bool("insecure-accept-any-peer", false, "accept any responder: the channel is encrypted but NOT authenticated")
 	flag.Parse()
 	log.SetFlags(0)
-	if err := run(*middle, *responder); err != nil {
+	cfg := securechannel.Config{InsecureAcceptAnyPeer: *insecure}
+	switch {
+	case *peer != "":
+		id, err := securechannel.ParseIdentity(*peer)
+		if err != nil {
+			log.Fatalf("-peer: %v", err)
+		}
+		cfg.ExpectedPeerStatic = id.Key()
+	case *insecure:
+		log.Print("WARNING: -insecure-accept-any-peer: the channel is encrypted but NOT authenticated; anyone on the route could be the other end")
+	default:
+		log.Fatal("-peer IDENTITY is required (the responder's \"identity:\" line), or -insecure-accept-any-peer")
+	}
+	if err := run(*middle, *responder, cfg); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(middle, responder string) error {
+func run(middle, responder string, cfg securechannel.Config) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -66,7 +85,7 @@ func run(middle, responder string) error {
 	// Connect to a secure channel listener two TCP hops away and perform a
 	// handshake.
 	route := routing.NewRoute(middleAddr, routing.TCPAddress(responder), routing.LocalAddress("secure_channel_listener"))
-	channel, err := securechannel.Create(ctx, n, route, securechannel.Config{})
+	channel, err := securechannel.Create(ctx, n, route, cfg)
 	if err != nil {
 		return err
 	}

@@ -9,9 +9,15 @@
 //
 //	go run ./examples/09-secure-channel-over-many-transport-hops-responder -listen 127.0.0.1:6000
 //
-// It prints "listening on IP:PORT" once it accepts connections (with port 0
-// the system picks a free port), then one line per message the Echoer
-// receives. It runs until interrupted (SIGINT or SIGTERM).
+// It prints its identity, the static public key an initiator pins, and
+// "listening on IP:PORT" once it accepts connections (with port 0 the system
+// picks a free port), then one line per message the Echoer receives:
+//
+//	identity: 5f2c…(64 hex digits)
+//	listening on 127.0.0.1:6000
+//
+// With -key FILE the key is kept in FILE (mode 0600), so the identity stays
+// the same across runs. It runs until interrupted (SIGINT or SIGTERM).
 package main
 
 import (
@@ -32,14 +38,15 @@ import (
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:6000", "TCP address to listen on (port 0 picks a free port)")
+	keyFile := flag.String("key", "", "file holding the listener's static private key; created if missing (default: a new key every run)")
 	flag.Parse()
 	log.SetFlags(0)
-	if err := run(*listen); err != nil {
+	if err := run(*listen, *keyFile); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(listen string) error {
+func run(listen, keyFile string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -59,11 +66,20 @@ func run(listen string) error {
 	}
 
 	// Create a secure channel listener at address "secure_channel_listener".
-	l, err := securechannel.Listen(ctx, n, "secure_channel_listener", securechannel.ListenerConfig{})
+	// Any initiator may use it, as in 2021 (Rust initiators have a new key
+	// every run); set Authorized to admit only listed identities.
+	cfg := securechannel.ListenerConfig{AcceptAnyInitiator: true}
+	if keyFile != "" {
+		if cfg.StaticKeyPair, err = securechannel.LoadOrCreateKey(keyFile); err != nil {
+			return err
+		}
+	}
+	l, err := securechannel.Listen(ctx, n, "secure_channel_listener", cfg)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
+	fmt.Println("identity:", l.Identity())
 
 	// Create a TCP listener and wait for incoming connections.
 	ln, err := net.Listen("tcp", listen)

@@ -12,18 +12,18 @@
 // Start a hub and 12-secure-channel-hub-forwarding-responder, then run it
 // from the module root with the forwarding address the responder printed:
 //
-//	go run ./examples/12-secure-channel-hub-forwarding-initiator -hub 127.0.0.1:4000 -forwarder 1a840b9c
+//	go run ./examples/12-secure-channel-hub-forwarding-initiator -hub 127.0.0.1:4000 -forwarder 1a840b9c -peer IDENTITY
 //
-// Add -peer-key with the responder's "Listener static key" to refuse any
-// other responder: without it the channel is encrypted, but anyone on the
-// route, the hub included, could be the other end. It prints:
+// -peer is the responder's "identity:" line: any other responder, the hub
+// included, is refused. Rust's 2021 example pinned nothing; with
+// -insecure-accept-any-peer instead, the channel is encrypted, but anyone
+// on the route could be the other end. It prints:
 //
 //	App Received: Hello Ockam!
 package main
 
 import (
 	"context"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"log"
@@ -31,7 +31,6 @@ import (
 	"time"
 
 	"github.com/ockamhub/ockamhub/node"
-	"github.com/ockamhub/ockamhub/noise"
 	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/securechannel"
 	"github.com/ockamhub/ockamhub/transport/tcp"
@@ -40,7 +39,9 @@ import (
 func main() {
 	hub := flag.String("hub", "127.0.0.1:4000", "TCP address of the hub")
 	forwarder := flag.String("forwarder", "", "forwarding address of secure_channel on the hub, as printed by the responder (required)")
-	peerKey := flag.String("peer-key", "", "the responder's static public key in hex, to pin (optional)")
+	peer := flag.String("peer", "", "the responder's identity (its \"identity:\" line): refuse any other responder")
+	flag.StringVar(peer, "peer-key", "", "the same as -peer (the flag's former name)")
+	insecure := flag.Bool("insecure-accept-any-peer", false, "accept any responder: the channel is encrypted but NOT authenticated")
 	timeout := flag.Duration("timeout", 10*time.Second, "give up after this long")
 	flag.Parse()
 	log.SetFlags(0)
@@ -49,12 +50,20 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*hub, *forwarder, *peerKey, *timeout); err != nil {
+	if *peer == "" && !*insecure {
+		fmt.Fprintln(os.Stderr, "-peer IDENTITY is required (the responder's \"identity:\" line), or -insecure-accept-any-peer")
+		flag.Usage()
+		os.Exit(2)
+	}
+	if *peer == "" {
+		log.Print("WARNING: -insecure-accept-any-peer: the channel is encrypted but NOT authenticated; anyone on the route could be the other end")
+	}
+	if err := run(*hub, *forwarder, *peer, *timeout); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(hub, forwarder, peerKey string, timeout time.Duration) error {
+func run(hub, forwarder, peer string, timeout time.Duration) error {
 	// The forwarding address is a local address on the hub: "1a840b9c" or
 	// "0#1a840b9c".
 	fwdAddr, err := routing.ParseAddress(forwarder)
@@ -64,13 +73,13 @@ func run(hub, forwarder, peerKey string, timeout time.Duration) error {
 	if !fwdAddr.IsLocal() {
 		return fmt.Errorf("forwarding address %s: not a local address on the hub", fwdAddr)
 	}
-	var cfg securechannel.Config
-	if peerKey != "" {
-		b, err := hex.DecodeString(peerKey)
-		if err != nil || len(b) != len(noise.Key{}) {
-			return fmt.Errorf("-peer-key: want 64 hex digits, got %q", peerKey)
+	cfg := securechannel.Config{InsecureAcceptAnyPeer: peer == ""}
+	if peer != "" {
+		id, err := securechannel.ParseIdentity(peer)
+		if err != nil {
+			return fmt.Errorf("-peer: %w", err)
 		}
-		cfg.ExpectedPeerStatic = noise.Key(b)
+		cfg.ExpectedPeerStatic = id.Key()
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)

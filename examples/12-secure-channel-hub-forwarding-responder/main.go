@@ -15,11 +15,11 @@
 //	go run ./cmd/ockamhub node -listen 127.0.0.1:4000
 //	go run ./examples/12-secure-channel-hub-forwarding-responder -hub 127.0.0.1:4000
 //
-// It prints the listener's static public key (initiators may pin it), the
-// forwarder's address on the hub and the whole forwarding route, for
-// instance:
+// It prints the listener's identity (its static public key, which
+// initiators pin), the forwarder's address on the hub and the whole
+// forwarding route, for instance:
 //
-//	Listener static key: 0f3c…
+//	identity: 0f3c…(64 hex digits)
 //	Forwarding address for secure_channel: 1a840b9c
 //	forwarding address: 1#127.0.0.1:4000 => 0#1a840b9c
 //
@@ -31,7 +31,6 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -63,7 +62,9 @@ func run(hub, keyFile string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	var cfg securechannel.ListenerConfig
+	// Any initiator may use it, as in 2021 (Rust initiators have a new key
+	// every run); set Authorized to admit only listed identities.
+	cfg := securechannel.ListenerConfig{AcceptAnyInitiator: true}
 	if keyFile != "" {
 		var err error
 		if cfg.StaticKeyPair, err = securechannel.LoadOrCreateKey(keyFile); err != nil {
@@ -85,8 +86,7 @@ func run(hub, keyFile string) error {
 		return err
 	}
 	defer l.Close()
-	key := l.StaticPublic()
-	fmt.Println("Listener static key:", hex.EncodeToString(key[:]))
+	fmt.Println("identity:", l.Identity())
 
 	// Connect to the hub.
 	tr, err := tcp.New(n, tcp.Config{})

@@ -43,7 +43,7 @@ func init() {
 		{"node", "run a hub node (echo_service, forwarding_service)", "[flags]", runNode},
 		{"send", "send a string along a route and print the reply", "--route ROUTE [flags] MESSAGE", runSend},
 		{"forwarder", "register a forwarding address at a hub and echo what arrives", "--hub HOST:PORT [flags]", runForwarder},
-		{"secure-channel", "run a secure channel listener reachable through a hub", "listen --hub HOST:PORT [flags]", runSecureChannel},
+		{"secure-channel", "run a secure channel listener reachable through a hub; print an identity", "listen --hub HOST:PORT [flags] | identity [--key FILE]", runSecureChannel},
 		{"bench", "measure a hub under load (echo, forward, bulk, secure, idle), against baselines", "SCENARIO [flags]", runBench},
 		{"serve", "run the Hub service: web sign-in, JSON API, and users' hub nodes", "[flags]", runServe},
 	}
@@ -111,7 +111,7 @@ Examples:
   ockamhub send --route "1#127.0.0.1:4000 => echo_service" hello
   ockamhub forwarder --hub 127.0.0.1:4000
   ockamhub secure-channel listen --hub 127.0.0.1:4000
-  ockamhub send --secure --route "1#127.0.0.1:4000 => 0#ALIAS => secure_channel" hello
+  ockamhub send --secure --peer IDENTITY --route "1#127.0.0.1:4000 => 0#ALIAS => secure_channel" hello
 `)
 }
 

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"net"
@@ -20,12 +19,13 @@ const secureChannelUsage = `Usage: ockamhub secure-channel COMMAND [flags]
 
 Commands:
   listen    run a secure channel listener and echo_service behind a hub forwarder
+  identity  print this side's identity (the public key of --key), creating the key if missing
 
 Run 'ockamhub secure-channel COMMAND --help' for a command's flags.`
 
 func runSecureChannel(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return usagef("want a command: listen")
+		return usagef("want a command: listen or identity")
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
@@ -33,21 +33,53 @@ func runSecureChannel(ctx context.Context, e *env, args []string) error {
 		return flag.ErrHelp
 	case "listen":
 		return runSecureChannelListen(ctx, e, args[1:])
+	case "identity":
+		return runSecureChannelIdentity(e, args[1:])
 	}
-	return usagef("unknown command %q; want listen", args[0])
+	return usagef("unknown command %q; want listen or identity", args[0])
+}
+
+func runSecureChannelIdentity(e *env, args []string) error {
+	fs := e.flagSet("secure-channel identity", "[--key FILE]", `Prints the identity of the key in FILE (the default identity file without
+--key), creating the key first if the file does not exist:
+  identity: IDENTITY
+IDENTITY is what a listener's --allow admits, and what "send --secure" and
+portal inlets present with the same --key.`)
+	key := fs.String("key", "", "key file (default: "+defaultPathHelp(securechannel.DefaultKeyFile)+")")
+	setupLog := e.logFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	setupLog()
+	kp, err := loadKeyFlag(e, *key)
+	if err != nil {
+		return err
+	}
+	printIdentity(e, securechannel.IdentityOf(kp))
+	return nil
 }
 
 func runSecureChannelListen(ctx context.Context, e *env, args []string) error {
-	fs := e.flagSet("secure-channel listen", "--hub HOST:PORT [--key FILE] [flags]", `Runs a secure channel listener at "secure_channel" with an echo_service
+	fs := e.flagSet("secure-channel listen", "--hub HOST:PORT [--key FILE] [--allow IDENTITY]... [flags]", `Runs a secure channel listener at "secure_channel" with an echo_service
 behind it, on a node that connects to the hub and registers a forwarder for
 the listener with the hub's forwarding_service (protocol.md §10.6). Prints
+  identity: IDENTITY
   forwarding address: 1#HOST:PORT => 0#ALIAS
-then serves until stopped. Send through an end-to-end encrypted channel with:
-  ockamhub send --secure --route "1#HOST:PORT => 0#ALIAS => secure_channel" hi
-The hub relays only ciphertext. Without --key the listener's static key is
-new on every run; the key in use is logged.`)
+then serves until stopped. IDENTITY is the listener's static public key (64
+hex digits), kept in --key across restarts. Give it to the people who send,
+by a channel you trust, and have them pin it:
+  ockamhub send --secure --peer IDENTITY --route "1#HOST:PORT => 0#ALIAS => secure_channel" hi
+The hub then relays only ciphertext, and a hub or relay that answers in the
+listener's place is refused. Without --allow/--allow-file any initiator may
+open a channel (the 2021 Rust programs need this); with them only the listed
+identities (each initiator's own --key) are admitted, and refusals are
+counted and logged.`)
 	hubAddr := fs.String("hub", "", "the hub's HOST:PORT (required)")
-	keyFile := fs.String("key", "", "file holding the listener's static X25519 private key (hex), created with mode 0600 if missing; a file readable by others is refused")
+	lf := addListenerFlags(fs)
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -63,11 +95,9 @@ new on every run; the key in use is logged.`)
 		return usagef("bad --hub %q: want HOST:PORT", *hubAddr)
 	}
 	setupLog()
-	var cfg securechannel.ListenerConfig
-	if *keyFile != "" {
-		if cfg.StaticKeyPair, err = securechannel.LoadOrCreateKey(*keyFile); err != nil {
-			return err
-		}
+	cfg, err := lf.config(e)
+	if err != nil {
+		return err
 	}
 	c, err := newClient(e, 0) // it only connects to a hub
 	if err != nil {
@@ -79,7 +109,6 @@ new on every run; the key in use is logged.`)
 	if err := echo.Start(ctx, c.node, echo.Address, false); err != nil {
 		return err
 	}
-	cfg.Logger = e.log
 	l, err := securechannel.Listen(ctx, c.node, secureChannelListener, cfg)
 	if err != nil {
 		return err
@@ -94,9 +123,9 @@ new on every run; the key in use is logged.`)
 		return err
 	}
 	defer rf.Close()
-	key := l.StaticPublic()
 	e.log.Info("secure channel listener ready", "listener", secureChannelListener,
-		"forwarding_route", rf.Route().String(), "static_key", hex.EncodeToString(key[:]))
+		"forwarding_route", rf.Route().String(), "identity", l.Identity().String(), "admits", lf.allowing())
+	printIdentity(e, l.Identity())
 	fmt.Fprintf(e.stdout, "forwarding address: %s\n", rf.Route())
 	select {
 	case <-ctx.Done():
@@ -104,8 +133,9 @@ new on every run; the key in use is logged.`)
 		return fmt.Errorf("connection to the hub %s closed", *hubAddr)
 	}
 	st := l.Stats()
-	e.log.Info("stopped", "channels", st.Handshakes, "received", st.Received,
-		"handshake_failures", st.HandshakeFailures, "decrypt_failures", st.DecryptFailures, "replays", st.Replays)
+	e.log.Info("stopped", "channels", st.Handshakes, "received", st.Received, "refused", st.Unauthorized,
+		"handshake_failures", st.HandshakeFailures, "handshake_timeouts", st.HandshakeTimeouts, "overloaded", st.Overloaded,
+		"idle_timeouts", st.IdleTimeouts, "evicted", st.Evicted, "decrypt_failures", st.DecryptFailures, "replays", st.Replays)
 	return nil
 }
 
@@ -114,6 +144,7 @@ type secureSendFlags struct {
 	fs     *flag.FlagSet
 	secure *bool
 	to     *string
+	id     *initiatorFlags
 }
 
 func addSecureSendFlags(fs *flag.FlagSet) *secureSendFlags {
@@ -121,19 +152,28 @@ func addSecureSendFlags(fs *flag.FlagSet) *secureSendFlags {
 		fs:     fs,
 		secure: fs.Bool("secure", false, "create a secure channel to the listener at the end of ROUTE, e.g. \"1#HOST:PORT => 0#ALIAS => secure_channel\", and send MESSAGE through it to --to"),
 		to:     fs.String("to", echo.Address, "with --secure: the worker, or route, on the listener's node that MESSAGE goes to"),
+		id:     addInitiatorFlags(fs),
 	}
 }
 
 // destination checks the flags and returns the route beyond the channel,
 // or nil without --secure.
 func (f *secureSendFlags) destination() (routing.Route, error) {
-	toSet := false
-	f.fs.Visit(func(fl *flag.Flag) { toSet = toSet || fl.Name == "to" })
+	var set []string
+	f.fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "to", "key", "peer", "known-peers", "insecure-accept-any-peer":
+			set = append(set, "--"+fl.Name)
+		}
+	})
 	if !*f.secure {
-		if toSet {
-			return nil, usagef("--to needs --secure")
+		if len(set) > 0 {
+			return nil, usagef("%s needs --secure", set[0])
 		}
 		return nil, nil
+	}
+	if err := f.id.check(); err != nil {
+		return nil, err
 	}
 	to, err := routing.ParseRoute(*f.to)
 	if err != nil {
@@ -149,11 +189,9 @@ func (f *secureSendFlags) route(ctx context.Context, e *env, c *client, route, t
 	if !*f.secure {
 		return route, nil
 	}
-	ch, err := securechannel.Create(ctx, c.node, route, securechannel.Config{Logger: e.log})
+	ch, err := f.id.create(ctx, e, c, route)
 	if err != nil {
 		return nil, err
 	}
-	peer := ch.PeerStatic()
-	e.log.Debug("secure channel established", "address", ch.Address().String(), "peer_static", hex.EncodeToString(peer[:]))
 	return routing.Route{ch.Address()}.Append(to...), nil
 }

@@ -62,12 +62,16 @@ func scStartHub(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+var scIdentityLine = regexp.MustCompile(`^identity: ([0-9a-f]{64})$`)
+
 var scForwardingLine = regexp.MustCompile(`^forwarding address: (1#127\.0\.0\.1:\d+ => 0#[0-9a-f]{8})$`)
 
 // TestSecureChannelCLI runs "secure-channel listen" against an in-process
 // hub and "send --secure" through the forwarder it prints.
 func TestSecureChannelCLI(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs last, after the hub and listener stop
+	config := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", config) // the default key and known-peers files go here
 	hubAddr := scStartHub(t)
 	keyFile := filepath.Join(t.TempDir(), "listener.key")
 
@@ -95,6 +99,13 @@ func TestSecureChannelCLI(t *testing.T) {
 	if !lines.Scan() {
 		t.Fatalf("listen printed nothing; stderr:\n%s", listenErr.String())
 	}
+	idLine := scIdentityLine.FindStringSubmatch(lines.Text())
+	if idLine == nil {
+		t.Fatalf("listen printed %q, want identity: <64 hex digits>", lines.Text())
+	}
+	if !lines.Scan() {
+		t.Fatalf("listen printed only its identity; stderr:\n%s", listenErr.String())
+	}
 	m := scForwardingLine.FindStringSubmatch(lines.Text())
 	if m == nil {
 		t.Fatalf("listen printed %q, want forwarding address: 1#HOST:PORT => 0#ALIAS", lines.Text())
@@ -105,6 +116,17 @@ func TestSecureChannelCLI(t *testing.T) {
 	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("key file: %v, mode %v; want 0600", err, fi.Mode())
 	}
+	t.Cleanup(func() {
+		// send without --key used the default identity, and without --peer
+		// recorded the listener in the default known-peers file.
+		if fi, err := os.Stat(filepath.Join(config, "ockamhub", "identity.key")); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("default key file: %v; want one of mode 0600", err)
+		}
+		known, err := os.ReadFile(filepath.Join(config, "ockamhub", "known_peers"))
+		if want := idLine[1] + " " + fwd + " => 0#secure_channel\n"; err != nil || string(known) != want {
+			t.Errorf("known peers %q, %v; want %q", known, err, want)
+		}
+	})
 
 	for _, tc := range []struct {
 		name    string
@@ -119,6 +141,11 @@ func TestSecureChannelCLI(t *testing.T) {
 		// The hub's echo_service sends M1 back: not an M2, so it is dropped.
 		{"echo is no listener", []string{"send", "--secure", "--timeout", "500ms", "--route", "1#" + hubAddr + " => echo_service", "x"}, 1, "", "timed out"},
 		{"to without secure", []string{"send", "--to", "echoer", "--route", fwd, "x"}, 2, "", "--to needs --secure"},
+		{"peer without secure", []string{"send", "--peer", idLine[1], "--route", fwd, "x"}, 2, "", "--peer needs --secure"},
+		{"pinned", []string{"send", "--secure", "--peer", idLine[1], "--route", fwd + " => secure_channel", "pinned"}, 0, "pinned\n", ""},
+		{"pinned to another", []string{"send", "--secure", "--peer", strings.Repeat("ab", 32), "--route", fwd + " => secure_channel", "x"}, 1, "", "not the pinned identity " + strings.Repeat("ab", 32)},
+		{"bad peer", []string{"send", "--secure", "--peer", "abc", "--route", fwd + " => secure_channel", "x"}, 2, "", "bad --peer"},
+		{"peer and insecure", []string{"send", "--secure", "--peer", idLine[1], "--insecure-accept-any-peer", "--route", fwd + " => secure_channel", "x"}, 2, "", "contradict"},
 		{"bad to", []string{"send", "--secure", "--to", "1#a#b", "--route", fwd, "x"}, 2, "", "bad --to"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

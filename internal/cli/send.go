@@ -54,7 +54,13 @@ and 2 on bad usage.
 
 Examples:
   ockamhub send --route "1#127.0.0.1:4000 => echo_service" hello
-  ockamhub send --secure --route "1#127.0.0.1:4000 => 0#ALIAS => secure_channel" hello`)
+  ockamhub send --secure --peer IDENTITY --route "1#127.0.0.1:4000 => 0#ALIAS => secure_channel" hello
+
+With --secure, the responder must prove the identity given by --peer (the
+listener's "identity:" line). Without --peer, the identity first seen for
+the route is recorded in --known-peers and any later different identity is
+refused, as ssh does with known_hosts. --insecure-accept-any-peer accepts
+anyone: encrypted, but not authenticated.`)
 	routeText := fs.String("route", "", "route to send along, e.g. \"1#127.0.0.1:4000 => echo_service\" (required)")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
 	settle := fs.Duration("settle", 10*time.Millisecond, "pause after connecting, before sending: 2021 Rust listeners may drop a reply sent very soon after a connection opens (protocol.md §7.1)")

@@ -1,0 +1,391 @@
+package securechannel_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ockamhub/ockamhub/noise"
+	"github.com/ockamhub/ockamhub/routing"
+	"github.com/ockamhub/ockamhub/securechannel"
+)
+
+func TestParseIdentity(t *testing.T) {
+	kp := newKeyPair(t)
+	id := securechannel.IdentityOf(kp)
+	text := id.String()
+	if len(text) != 64 || strings.ToLower(text) != text {
+		t.Fatalf("String() = %q, want 64 lowercase hex digits", text)
+	}
+	for _, tc := range []struct {
+		in   string
+		want securechannel.Identity
+		err  bool
+	}{
+		{text, id, false},
+		{strings.ToUpper(text), id, false},
+		{"  " + text + "\n", id, false},
+		{text[:63], securechannel.Identity{}, true},
+		{text + "0", securechannel.Identity{}, true},
+		{"zz" + text[2:], securechannel.Identity{}, true},
+		{strings.Repeat("0", 64), securechannel.Identity{}, true},
+		{"", securechannel.Identity{}, true},
+	} {
+		got, err := securechannel.ParseIdentity(tc.in)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("ParseIdentity(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.err)
+		}
+		if err != nil && !errors.Is(err, securechannel.ErrIdentity) {
+			t.Errorf("ParseIdentity(%q): %v does not wrap ErrIdentity", tc.in, err)
+		}
+	}
+	var back securechannel.Identity
+	if b, _ := id.MarshalText(); back.UnmarshalText(b) != nil || back != id {
+		t.Error("text round trip failed")
+	}
+	if id.Key() != kp.Public || securechannel.IdentityFromKey(kp.Public) != id {
+		t.Error("Identity and key disagree")
+	}
+}
+
+func TestReadAllowFile(t *testing.T) {
+	a, b := securechannel.IdentityOf(newKeyPair(t)), securechannel.IdentityOf(newKeyPair(t))
+	dir := t.TempDir()
+	good := filepath.Join(dir, "allow")
+	os.WriteFile(good, []byte("# team\n"+a.String()+"  alice's laptop\n\n\t"+b.String()+"\n"), 0o644)
+	ids, err := securechannel.ReadAllowFile(good)
+	if err != nil || len(ids) != 2 || ids[0] != a || ids[1] != b {
+		t.Fatalf("ReadAllowFile = %v, %v; want [%v %v]", ids, err, a, b)
+	}
+	bad := filepath.Join(dir, "bad")
+	os.WriteFile(bad, []byte(a.String()+"\nnot-an-identity\n"), 0o644)
+	if _, err := securechannel.ReadAllowFile(bad); !errors.Is(err, securechannel.ErrIdentity) || !strings.Contains(err.Error(), bad+":2") {
+		t.Errorf("bad line: %v; want ErrIdentity naming %s:2", err, bad)
+	}
+	if _, err := securechannel.ReadAllowFile(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing allow file was accepted")
+	}
+}
+
+// TestKnownPeers: the first identity seen for a name is recorded, the same
+// one passes, a different one is refused with an error that says what
+// changed and how to accept it; deleting the line accepts the new one.
+func TestKnownPeers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known_peers")
+	kp := securechannel.OpenKnownPeers(path)
+	a, b := securechannel.IdentityOf(newKeyPair(t)), securechannel.IdentityOf(newKeyPair(t))
+	const route = "1#127.0.0.1:4000 => 0#abcd1234 => 0#secure_channel"
+
+	first, err := kp.Check(route, a)
+	if err != nil || !first {
+		t.Fatalf("first use: %v, %v; want recorded", first, err)
+	}
+	if fi, err := os.Stat(path); err != nil || (runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600) {
+		t.Errorf("known peers file: %v, want mode 0600", err)
+	}
+	if first, err := kp.Check(route, a); err != nil || first {
+		t.Errorf("same identity again: %v, %v; want accepted, not first", first, err)
+	}
+	if first, err := kp.Check("1#other:1 => 0#x", b); err != nil || !first {
+		t.Errorf("another route: %v, %v; want recorded", first, err)
+	}
+	_, err = kp.Check(route, b)
+	var changed *securechannel.PeerChangedError
+	if !errors.Is(err, securechannel.ErrPeerChanged) || !errors.As(err, &changed) {
+		t.Fatalf("changed identity: %v; want ErrPeerChanged", err)
+	}
+	if changed.Known != a || changed.Got != b || changed.Line != 1 || changed.File != path {
+		t.Errorf("PeerChangedError %+v", changed)
+	}
+	for _, want := range []string{a.String(), b.String(), route, path + ":1", "CHANGED", "delete line 1", "--peer " + b.String()} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	// Accept deliberately: delete the line.
+	data, _ := os.ReadFile(path)
+	lines := strings.SplitAfter(string(data), "\n")
+	os.WriteFile(path, []byte(strings.Join(lines[1:], "")), 0o600)
+	if first, err := kp.Check(route, b); err != nil || !first {
+		t.Errorf("after deleting the line: %v, %v; want recorded", first, err)
+	}
+	if id, line, ok, err := kp.Lookup(route); err != nil || !ok || id != b || line != 2 {
+		t.Errorf("Lookup = %v line %d, %v, %v; want %v on line 2", id, line, ok, err, b)
+	}
+
+	// A known-peers file others may write, or a link, is refused.
+	if runtime.GOOS != "windows" {
+		os.Chmod(path, 0o666)
+		if _, err := kp.Check(route, b); !errors.Is(err, securechannel.ErrKeyPermissions) {
+			t.Errorf("world-writable known peers: %v", err)
+		}
+		os.Chmod(path, 0o644) // readable is fine: no secret in it
+		if _, err := kp.Check(route, b); err != nil {
+			t.Errorf("mode 0644 known peers: %v", err)
+		}
+		link := filepath.Join(t.TempDir(), "link")
+		os.Symlink(path, link)
+		if _, err := securechannel.OpenKnownPeers(link).Check(route, b); !errors.Is(err, securechannel.ErrKeyPermissions) {
+			t.Errorf("known peers through a link: %v", err)
+		}
+	}
+}
+
+// TestPeerPolicyRequired: no API hands out an unauthenticated channel
+// without being asked (issue 13).
+func TestPeerPolicyRequired(t *testing.T) {
+	n := newNode(t)
+	if _, err := securechannel.Listen(t.Context(), n, "l1", securechannel.ListenerConfig{}); !errors.Is(err, securechannel.ErrNoPeerPolicy) {
+		t.Errorf("Listen without a policy: %v; want ErrNoPeerPolicy", err)
+	}
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true})
+	if _, err := securechannel.Create(t.Context(), n, routing.Route{l.Address()}, securechannel.Config{}); !errors.Is(err, securechannel.ErrNoPeerPolicy) {
+		t.Errorf("Create without a policy: %v; want ErrNoPeerPolicy", err)
+	}
+	pinned := create(t, n, routing.Route{l.Address()}, securechannel.Config{ExpectedPeerStatic: l.StaticPublic()})
+	any := create(t, n, routing.Route{l.Address()}, securechannel.Config{InsecureAcceptAnyPeer: true})
+	if !pinned.Authenticated() || any.Authenticated() {
+		t.Errorf("Authenticated: pinned %v, any %v; want true, false", pinned.Authenticated(), any.Authenticated())
+	}
+	if pinned.PeerIdentity() != l.Identity() {
+		t.Errorf("PeerIdentity %v, want %v", pinned.PeerIdentity(), l.Identity())
+	}
+}
+
+// TestVerifyPeerKnownPeers: trust on first use through Config.VerifyPeer:
+// the first listener is recorded, a listener with another key at the same
+// name is refused quickly (RefusedPeerWait), with the change in the error.
+func TestVerifyPeerKnownPeers(t *testing.T) {
+	n := newNode(t)
+	known := securechannel.OpenKnownPeers(filepath.Join(t.TempDir(), "known"))
+	l1 := listen(t, n, "first", securechannel.ListenerConfig{AcceptAnyInitiator: true})
+	cfg := securechannel.Config{VerifyPeer: known.Verifier("the-listener"), RefusedPeerWait: 100 * time.Millisecond}
+	ch := create(t, n, routing.Route{l1.Address()}, cfg)
+	if got, _ := roundTrip(t, n, ch, "first"); got != "first" {
+		t.Fatalf("reply %q", got)
+	}
+	create(t, n, routing.Route{l1.Address()}, cfg) // the same identity again
+
+	l2 := listen(t, n, "second", securechannel.ListenerConfig{AcceptAnyInitiator: true})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := securechannel.Create(ctx, n, routing.Route{l2.Address()}, cfg)
+	if !errors.Is(err, securechannel.ErrPeerChanged) || !errors.Is(err, securechannel.ErrUnauthorizedPeer) {
+		t.Fatalf("changed listener: %v; want ErrPeerChanged and ErrUnauthorizedPeer", err)
+	}
+	if !strings.Contains(err.Error(), l2.Identity().String()) || !strings.Contains(err.Error(), l1.Identity().String()) {
+		t.Errorf("error %q does not name both identities", err)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("Create waited for ctx (%v) instead of RefusedPeerWait", time.Since(start))
+	}
+}
+
+// TestAllowListRefusalLogged: initiators not on the allow-list are refused,
+// counted, and logged at most once a second, with the refused identity.
+func TestAllowListRefusalLogged(t *testing.T) {
+	n := newNode(t)
+	var logs syncBuffer
+	allowed := newKeyPair(t)
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{
+		Authorized: securechannel.AllowIdentities(securechannel.IdentityOf(allowed)),
+		Logger:     slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	stranger := newKeyPair(t)
+	const tries = 20
+	for range tries {
+		ch := create(t, n, routing.Route{l.Address()}, securechannel.Config{StaticKeyPair: stranger, ExpectedPeerStatic: l.StaticPublic()})
+		if ch.Authenticated() != true {
+			t.Fatal("pinned channel not authenticated")
+		}
+	}
+	eventually(t, "the refusals to be counted", func() bool { return l.Stats().Unauthorized == tries })
+	if est, _ := l.Counts(); est != 0 {
+		t.Errorf("%d refused channels established", est)
+	}
+	out := logs.String()
+	if c := strings.Count(out, "refused an initiator"); c < 1 || c > 3 {
+		t.Errorf("%d refusal log lines for %d refusals, want 1 (rate-limited):\n%s", c, tries, out)
+	}
+	if !strings.Contains(out, securechannel.IdentityOf(stranger).String()) {
+		t.Errorf("the log does not name the refused identity:\n%s", out)
+	}
+	good := create(t, n, routing.Route{l.Address()}, securechannel.Config{StaticKeyPair: allowed, ExpectedPeerStatic: l.StaticPublic()})
+	if got, _ := roundTrip(t, n, good, "ok"); got != "ok" {
+		t.Errorf("allowed initiator: reply %q", got)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// junkFirstMessage returns a well-formed listener message with a fresh
+// ephemeral key, as an attacker who never finishes the handshake sends.
+func junkFirstMessage(t *testing.T) []byte {
+	t.Helper()
+	hs, err := noise.NewHandshake(noise.Config{Initiator: true, StaticKeyPair: newKeyPair(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m1, err := hs.WriteMessage(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte{0, 32}, m1...)
+}
+
+// TestSlotExhaustion is the attack of issue 13: 256 first messages that are
+// never followed by M3 held every handshake slot of the listener for 20 s,
+// so a genuine initiator timed out. Now the flood's source only displaces
+// its own half-open handshakes, and a genuine initiator from elsewhere
+// completes at once, even while the flood goes on.
+func TestSlotExhaustion(t *testing.T) {
+	n := newNode(t)
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true, HandshakeTimeout: time.Minute})
+	// The attacker's messages all come through one hop (its connection);
+	// the genuine initiator's through another.
+	attackerHop := startTap(t, n, "attacker_conn")
+	genuineHop := startTap(t, n, "genuine_conn")
+	flood := func(count int) {
+		for range count {
+			sendRaw(t, n, routing.Route{attackerHop.addr, l.Address()}, junkFirstMessage(t))
+		}
+	}
+	flood(securechannel.DefaultMaxPendingHandshakes)
+	eventually(t, "the flood to be handled", func() bool {
+		st := l.Stats()
+		return st.Overloaded == uint64(securechannel.DefaultMaxPendingHandshakes-securechannel.DefaultMaxPendingPerSource)
+	})
+	if _, pending := l.Counts(); pending != securechannel.DefaultMaxPendingPerSource {
+		t.Errorf("%d pending handshakes, want the per-source quota %d", pending, securechannel.DefaultMaxPendingPerSource)
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { // the flood goes on during the genuine handshake
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				flood(1)
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	ch, err := securechannel.Create(ctx, n, routing.Route{genuineHop.addr, l.Address()}, securechannel.Config{ExpectedPeerStatic: l.StaticPublic()})
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("genuine initiator during the flood: %v", err)
+	}
+	defer ch.Close()
+	if got, _ := roundTrip(t, n, ch, "through"); got != "through" {
+		t.Errorf("reply %q", got)
+	}
+}
+
+// TestSlotExhaustionManySources: when many sources fill every slot, the
+// fullest source gives way, so a new genuine initiator still gets one.
+func TestSlotExhaustionManySources(t *testing.T) {
+	n := newNode(t)
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true, HandshakeTimeout: time.Minute, MaxPendingHandshakes: 32, MaxPendingPerSource: 8})
+	for i := range 4 {
+		hop := startTap(t, n, "attacker"+string(rune('a'+i)))
+		for range 8 {
+			sendRaw(t, n, routing.Route{hop.addr, l.Address()}, junkFirstMessage(t))
+		}
+	}
+	eventually(t, "every slot to be taken", func() bool { _, p := l.Counts(); return p == 32 })
+	genuine := startTap(t, n, "genuine")
+	ch := create(t, n, routing.Route{genuine.addr, l.Address()}, securechannel.Config{ExpectedPeerStatic: l.StaticPublic()})
+	if got, _ := roundTrip(t, n, ch, "in"); got != "in" {
+		t.Errorf("reply %q", got)
+	}
+	if st := l.Stats(); st.Overloaded != 1 {
+		t.Errorf("Overloaded %d, want 1 (one junk handshake displaced)", st.Overloaded)
+	}
+}
+
+// TestAbandonedChannelsReaped is the second resource attack of issue 13:
+// 2,000 channels opened and abandoned left 2,000 goroutines and workers on
+// the listener's node for ever. With an idle timeout they are all reaped.
+func TestAbandonedChannelsReaped(t *testing.T) {
+	const count = 2000
+	server := newNode(t)
+	l := listen(t, server, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true, IdleTimeout: 300 * time.Millisecond})
+	workersBefore := server.Stats().Workers
+	goroutinesBefore := runtime.NumGoroutine()
+	chans := make([]*securechannel.Channel, 0, count)
+	for range count {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		ch, err := securechannel.Create(ctx, server, routing.Route{l.Address()}, securechannel.Config{ExpectedPeerStatic: l.StaticPublic()})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		chans = append(chans, ch)
+	}
+	// The initiators go away without a word, as a 2021 peer does.
+	for _, ch := range chans {
+		ch.Close()
+	}
+	// Each responder ends idle, or, if the initiators ran more than
+	// MaxPendingPerSource handshakes ahead of it, displaced before its M3.
+	eventually(t, "every abandoned responder to be reaped", func() bool {
+		est, pending := l.Counts()
+		st := l.Stats()
+		return est == 0 && pending == 0 && st.IdleTimeouts+st.Overloaded == count
+	})
+	eventually(t, "the workers and goroutines to go", func() bool {
+		return server.Stats().Workers == workersBefore && runtime.NumGoroutine() <= goroutinesBefore+10
+	})
+}
+
+// TestMaxChannels: at the cap, a new channel displaces the least recently
+// active one, never a busy one.
+func TestMaxChannels(t *testing.T) {
+	n := newNode(t)
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true, MaxChannels: 3})
+	cfg := securechannel.Config{ExpectedPeerStatic: l.StaticPublic()}
+	idle := create(t, n, routing.Route{l.Address()}, cfg)
+	busy1 := create(t, n, routing.Route{l.Address()}, cfg)
+	busy2 := create(t, n, routing.Route{l.Address()}, cfg)
+	roundTrip(t, n, busy1, "a")
+	roundTrip(t, n, busy2, "b")
+	_ = idle
+	fresh := create(t, n, routing.Route{l.Address()}, cfg)
+	eventually(t, "the idle channel to be evicted", func() bool {
+		est, _ := l.Counts()
+		return l.Stats().Evicted == 1 && est == 3
+	})
+	for _, ch := range []*securechannel.Channel{busy1, busy2, fresh} {
+		if got, _ := roundTrip(t, n, ch, "still"); got != "still" {
+			t.Errorf("reply %q", got)
+		}
+	}
+}

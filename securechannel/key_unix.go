@@ -1,0 +1,43 @@
+//go:build unix
+
+package securechannel
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+const checkModes = true
+
+// openNoFollow opens path read-only without following a final symbolic
+// link (O_NOFOLLOW) and without blocking on a FIFO or device (O_NONBLOCK),
+// then puts the descriptor back in blocking mode for reading.
+func openNoFollow(path string) (*os.File, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	if err := syscall.SetNonblock(fd, false); err != nil {
+		syscall.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// isSymlinkErr reports whether err is O_NOFOLLOW's refusal of a link.
+func isSymlinkErr(err error) bool { return errors.Is(err, syscall.ELOOP) }
+
+// checkOwner refuses a file not owned by the current user.
+func checkOwner(path string, fi fs.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if uid := os.Getuid(); int(st.Uid) != uid {
+		return fmt.Errorf("%w: %s is owned by uid %d, not by the current user (uid %d)", ErrKeyPermissions, path, st.Uid, uid)
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+//go:build unix
+
+package securechannel_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ockamhub/ockamhub/securechannel"
+)
+
+// TestKeyFileSafeOpen covers each unsafe key file of issue 13: each is
+// refused, quickly (a FIFO must not hang the open), with an error that
+// names the file and never repeats its content.
+func TestKeyFileSafeOpen(t *testing.T) {
+	const secret = "5e" // the digits every planted key is made of
+	good := strings.Repeat(secret, 32) + "\n"
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, path string)
+		want  error
+	}{
+		{"fifo", func(t *testing.T, path string) {
+			if err := syscall.Mkfifo(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, securechannel.ErrKeyFile},
+		{"symlink to a good key", func(t *testing.T, path string) {
+			target := path + ".target"
+			if err := os.WriteFile(target, []byte(good), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, path); err != nil {
+				t.Fatal(err)
+			}
+		}, securechannel.ErrKeyPermissions},
+		{"dangling symlink", func(t *testing.T, path string) {
+			if err := os.Symlink(path+".nowhere", path); err != nil {
+				t.Fatal(err)
+			}
+		}, securechannel.ErrKeyPermissions},
+		{"wrong owner", func(t *testing.T, path string) {
+			if os.Getuid() != 0 {
+				t.Skip("only root can give a file to another user")
+			}
+			if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(path, 65534, 65534); err != nil {
+				t.Skipf("cannot chown: %v", err)
+			}
+		}, securechannel.ErrKeyPermissions},
+		{"mode 0644", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, securechannel.ErrKeyPermissions},
+		{"malformed: one bad digit", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, []byte(strings.Repeat(secret, 31)+"5g\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, securechannel.ErrKeyFile},
+		{"malformed: too short", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, []byte(strings.Repeat(secret, 20)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, securechannel.ErrKeyFile},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "key")
+			tc.setup(t, path)
+			done := make(chan error, 1)
+			go func() {
+				_, err := securechannel.LoadOrCreateKey(path)
+				done <- err
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(5 * time.Second):
+				// Unblock the open so the goroutine ends, then fail.
+				if f, oerr := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); oerr == nil {
+					f.Close()
+				}
+				<-done
+				t.Fatal("LoadOrCreateKey hung")
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err %v, want %v", err, tc.want)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, path) {
+				t.Errorf("error %q does not name the file", msg)
+			}
+			for _, leak := range []string{secret + secret, "'g'", `"g"`, "U+0067"} {
+				if strings.Contains(msg, leak) {
+					t.Errorf("error %q repeats the file's content (%q)", msg, leak)
+				}
+			}
+			if fmt.Sprint(err) != msg {
+				t.Error("inconsistent error text")
+			}
+		})
+	}
+}
