@@ -317,7 +317,7 @@ func TestSecureOutletRefusesPlainPing(t *testing.T) {
 	target := serveTCP(t, func(net.Conn) { dialed <- struct{}{} })
 	n := node.New(node.Config{})
 	defer n.Close()
-	l, err := securechannel.Listen(t.Context(), n, "secure_channel", securechannel.ListenerConfig{})
+	l, err := securechannel.Listen(t.Context(), n, "secure_channel", securechannel.ListenerConfig{AcceptAnyInitiator: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +372,7 @@ func TestBudget(t *testing.T) {
 		t.Run(side, func(t *testing.T) {
 			n := node.New(node.Config{})
 			defer n.Close()
-			l, err := securechannel.Listen(t.Context(), n, "secure_channel", securechannel.ListenerConfig{})
+			l, err := securechannel.Listen(t.Context(), n, "secure_channel", securechannel.ListenerConfig{AcceptAnyInitiator: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -389,7 +389,7 @@ func TestBudget(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer o.Close()
-			ch, err := securechannel.Create(t.Context(), n, routing.Route{l.Address()}, securechannel.Config{})
+			ch, err := securechannel.Create(t.Context(), n, routing.Route{l.Address()}, securechannel.Config{ExpectedPeerStatic: l.StaticPublic()})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -198,7 +198,7 @@ func securePair(t testing.TB, hubAddr, target string, ocfg portal.OutletConfig, 
 	t.Helper()
 	ocfg.Target = target
 	on, _, h := newNode(t, hubAddr)
-	l, err := securechannel.Listen(t.Context(), on, "secure_channel", securechannel.ListenerConfig{})
+	l, err := securechannel.Listen(t.Context(), on, "secure_channel", securechannel.ListenerConfig{AcceptAnyInitiator: true})
 	if err != nil {
 		t.Fatal(err)
 	}
