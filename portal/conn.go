@@ -226,9 +226,8 @@ func (c *pconn) sendLocked(payload []byte, last bool, n int) error {
 	c.sent += uint64(n)
 	c.mu.Unlock()
 	// The mailbox's address is the portal's only address on the wire.
-	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
-	defer cancel()
-	if err := c.mb.SendFrom(ctx, c.mb.Address(), c.route, node.Raw(payload)); err != nil {
+	// No timer per message: a blocked send ends with the portal's context.
+	if err := c.mb.SendFrom(c.ctx, c.mb.Address(), c.route, node.Raw(payload)); err != nil {
 		return fmt.Errorf("portal: sending to %s: %w", c.route, err)
 	}
 	return nil
