@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -366,4 +367,56 @@ func (rep *PortalReport) WriteText(w io.Writer) error {
 		p("%-14s %12v %12v %14.1f\n", t.Path, t.P50.Round(time.Microsecond), t.RTT.Round(time.Microsecond), t.ExtraRTT)
 	}
 	return errors.Join(errs...)
+}
+
+// WriteChart writes an SVG bar chart of the report: MB/s of each path for
+// each stream count, and each path's time to first byte.
+func (rep *PortalReport) WriteChart(w io.Writer) error {
+	const width, height, top, bottom, left = 720, 300, 30, 50, 60
+	colors := map[string]string{"relay": "#888888", "portal": "#1f77b4", "portal-secure": "#d62728", "direct": "#2ca02c"}
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height)
+	bars := func(x0, w0 float64, title, unit string, labels []string, values []float64, names []string) {
+		maxV := 0.0
+		for _, v := range values {
+			maxV = max(maxV, v)
+		}
+		if maxV == 0 {
+			maxV = 1
+		}
+		fmt.Fprintf(&b, `<text x="%.0f" y="18" font-weight="bold">%s</text>`+"\n", x0, title)
+		plotH := float64(height - top - bottom)
+		bw := w0 / float64(len(values)+1)
+		for i, v := range values {
+			h := v / maxV * plotH
+			x := x0 + bw*float64(i) + bw/4
+			y := float64(top) + plotH - h
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`+"\n", x, y, bw*0.8, h, colors[names[i]])
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%.0f%s</text>`+"\n", x+bw*0.4, y-3, v, unit)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="10">%s</text>`+"\n", x+bw*0.4, height-bottom+14, labels[i])
+		}
+	}
+	var labels, names []string
+	var values []float64
+	for _, r := range rep.Throughput {
+		labels = append(labels, fmt.Sprintf("%s×%d", r.Path, r.Streams))
+		names = append(names, r.Path)
+		values = append(values, r.MBps)
+	}
+	bars(left, 420, "download MB/s (higher is better)", "", labels, values, names)
+	labels, names, values = nil, nil, nil
+	for _, t := range rep.TTFB {
+		labels = append(labels, t.Path)
+		names = append(names, t.Path)
+		values = append(values, float64(t.P50.Microseconds()))
+	}
+	bars(left+440, 200, "time to first byte, µs", "", labels, values, names)
+	i := 0
+	for _, n := range []string{"direct", "relay", "portal", "portal-secure"} {
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n", left+i*150, height-18, colors[n], left+i*150+14, height-9, n)
+		i++
+	}
+	b.WriteString("</svg>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
 }

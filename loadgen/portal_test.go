@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -18,6 +19,10 @@ func TestRunPortal(t *testing.T) {
 		if r.MBps <= 0 {
 			t.Errorf("%s/%d: %v MB/s", r.Path, r.Streams, r.MBps)
 		}
+	}
+	var b strings.Builder
+	if err := rep.WriteChart(&b); err != nil || !strings.Contains(b.String(), "<svg") || strings.Count(b.String(), "<rect") < 10 {
+		t.Errorf("chart: %v\n%s", err, b.String())
 	}
 	for _, r := range rep.TTFB {
 		if r.P50 <= 0 || r.RTT <= 0 {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"strconv"
 	"strings"
 
@@ -23,6 +24,7 @@ docs/benchmarks.md, "Portals".`)
 	bytes := fs.Int64("bytes", 256<<20, "bytes downloaded per configuration, split between its streams")
 	samples := fs.Int("samples", 200, "connections timed for the time to first byte")
 	jsonOut := fs.Bool("json", false, "print JSON instead of tables")
+	chart := fs.String("chart", "", "also write an SVG chart of the results to this file")
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -46,6 +48,19 @@ docs/benchmarks.md, "Portals".`)
 	rep, err := loadgen.RunPortal(ctx, loadgen.PortalConfig{Streams: counts, Bytes: *bytes, Samples: *samples})
 	if err != nil {
 		return err
+	}
+	if *chart != "" {
+		f, err := os.Create(*chart)
+		if err != nil {
+			return err
+		}
+		err = rep.WriteChart(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
 	}
 	if *jsonOut {
 		enc := json.NewEncoder(e.stdout)
