@@ -46,6 +46,12 @@ func (b *Budget) take(last bool) bool {
 	}
 }
 
+// Take takes one message for a message sent into the channel by something
+// other than a portal (portals take their own), keeping back the reserve
+// for a portal's final Disconnect. It reports false when the budget is
+// spent.
+func (b *Budget) Take() bool { return b.take(false) }
+
 // Used returns the messages taken so far.
 func (b *Budget) Used() int { return int(b.used.Load()) }
 

@@ -354,7 +354,7 @@ func (r *inletRoute) get(ctx context.Context) (routing.Route, *portal.Budget, er
 	if !r.secure {
 		return r.route, nil, nil
 	}
-	if r.ch == nil || r.budget.Remaining() < portal.RustChannelMessages/2 {
+	if r.ch == nil || r.budget.Used() >= portal.RustChannelMessages/2 {
 		r.dropChannel()
 		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		ch, err := r.idf.create(cctx, r.e, r.c, r.route)
