@@ -60,6 +60,11 @@ type Options struct {
 	NoExtension bool
 	// CloseWait: see DefaultCloseWait; 0 means the default.
 	CloseWait time.Duration
+	// G2IdleTimeout closes a G2 portal that carried no byte either way for
+	// this long: G2 has no close signal, so a portal whose peer's socket
+	// has ended is otherwise kept until the local socket ends (portals.md
+	// §12.5). 0 means never.
+	G2IdleTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -135,6 +140,7 @@ type pconn struct {
 	written    uint64 // stream bytes written to the local socket
 	wake       chan struct{}
 
+	active  atomic.Int64 // UnixNano of the last byte either way (G2 idle timeout)
 	q       *writeQueue
 	cancel  context.CancelFunc
 	ctx     context.Context
@@ -181,6 +187,9 @@ func (c *pconn) run(ctx context.Context, ext *Extension) {
 	wg.Go(c.writer)
 	wg.Go(c.reader)
 	wg.Go(c.receiver)
+	if c.gen == G2 && c.opts.G2IdleTimeout > 0 {
+		wg.Go(c.idle)
+	}
 	<-c.ctx.Done()
 	wg.Wait()
 	c.mb.Close()
@@ -259,6 +268,24 @@ func (c *pconn) sendClose(abort bool) {
 	}
 }
 
+// idle closes a G2 portal after Options.G2IdleTimeout without traffic.
+func (c *pconn) idle() {
+	c.active.Store(time.Now().UnixNano())
+	t := time.NewTicker(c.opts.G2IdleTimeout / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case now := <-t.C:
+			if now.Sub(time.Unix(0, c.active.Load())) >= c.opts.G2IdleTimeout {
+				c.closeLocal(fmt.Errorf("portal: G2 portal idle for %v", c.opts.G2IdleTimeout))
+				return
+			}
+		}
+	}
+}
+
 // reader relays the local socket to the peer.
 func (c *pconn) reader() {
 	buf := make([]byte, max(c.opts.Chunk, c.opts.LegacyChunk))
@@ -316,6 +343,7 @@ func (c *pconn) sendData(b []byte) error {
 		p = AppendPayload(make([]byte, 0, len(b)+5), b)
 	}
 	c.stats.bytesIn.Add(uint64(len(b)))
+	c.active.Store(time.Now().UnixNano())
 	return c.sendLocked(p, false, len(b))
 }
 
@@ -476,6 +504,7 @@ func (c *pconn) deliver(d []byte, checked bool, off uint64) bool {
 	}
 	c.recvd += uint64(len(d))
 	c.mu.Unlock()
+	c.active.Store(time.Now().UnixNano())
 	if len(d) == 0 {
 		return true
 	}

@@ -425,3 +425,19 @@ func TestBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestG2IdleTimeout: G2 has no close signal, so when the target closes,
+// the inlet's client would wait forever; the idle timeout closes it.
+func TestG2IdleTimeout(t *testing.T) {
+	hubAddr, _ := startHub(t, hub.Config{}, nil)
+	target := serveTCP(t, func(c net.Conn) { c.Write([]byte("bye")) })
+	addr, in, _ := plainPair(t, hubAddr, target, portal.OutletConfig{Generation: portal.G2, Options: portal.Options{G2IdleTimeout: 200 * time.Millisecond}},
+		portal.InletConfig{Options: portal.Options{G2IdleTimeout: 200 * time.Millisecond}})
+	c := dial(t, addr)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "bye" {
+		t.Fatalf("read %q, %v; want bye, then the close", got, err)
+	}
+	waitFor(t, "the inlet's portal closed", func() bool { return in.Stats().Open == 0 })
+}

@@ -68,6 +68,7 @@ releases. Each portal's open and close are logged with its byte counts.`)
 	fwdName := fs.String("forwarder-name", "", "with --hub: register this name with the hub's static_forwarding_service, so that the route (1#HUB => 0#forward_to_NAME) stays the same when the outlet or the hub restarts; the hub must run with --static-forwarding")
 	token := fs.String("token", "", "token for --forwarder-name, when the hub restricts names")
 	maxConns := fs.Int("max-conns", 0, "most open portals (0 = no limit)")
+	g2Idle := fs.Duration("g2-idle-timeout", 0, "with --g2: close a portal that carried nothing either way for this long (G2 has no close signal; 0 = never)")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the hub to answer a registration")
 	lf := addListenerFlags(fs)
 	setupLog := e.logFlags(fs)
@@ -112,7 +113,10 @@ releases. Each portal's open and close are logged with its byte counts.`)
 		return err
 	}
 	defer c.Close()
-	cfg := portal.OutletConfig{Name: *name, Target: *target, MaxConns: *maxConns, Logger: e.log}
+	if *g2Idle < 0 || (*g2Idle > 0 && !*g2) {
+		return usagef("--g2-idle-timeout needs --g2 and must not be negative")
+	}
+	cfg := portal.OutletConfig{Name: *name, Target: *target, MaxConns: *maxConns, Logger: e.log, Options: portal.Options{G2IdleTimeout: *g2Idle}}
 	if *g2 {
 		cfg.Generation = portal.G2
 	}
@@ -240,6 +244,7 @@ Each portal's open and close are logged with its byte counts.`)
 	routeText := fs.String("route", "", "the outlet's route, starting with the hub's 1#HOST:PORT (required)")
 	secure := fs.Bool("secure", false, "reach the outlet inside an end-to-end secure channel created along ROUTE")
 	outletName := fs.String("outlet", portal.DefaultOutletName, "with --secure: the outlet's address inside the channel (the outlet's --name)")
+	g2Idle := fs.Duration("g2-idle-timeout", 0, "close a portal to a G2 outlet that carried nothing either way for this long (G2 has no close signal; 0 = never)")
 	idf := addInitiatorFlags(fs)
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)
@@ -253,6 +258,8 @@ Each portal's open and close are logged with its byte counts.`)
 		return usagef("--listen is required")
 	case *routeText == "":
 		return usagef("--route is required")
+	case *g2Idle < 0:
+		return usagef("--g2-idle-timeout must not be negative")
 	}
 	route, err := routing.ParseRoute(*routeText)
 	if err != nil {
@@ -284,7 +291,7 @@ Each portal's open and close are logged with its byte counts.`)
 	if _, _, err := ir.get(ctx); err != nil {
 		return err
 	}
-	in, err := portal.NewInlet(c.node, portal.InletConfig{RouteFunc: ir.get, Logger: e.log})
+	in, err := portal.NewInlet(c.node, portal.InletConfig{RouteFunc: ir.get, Logger: e.log, Options: portal.Options{G2IdleTimeout: *g2Idle}})
 	if err != nil {
 		return err
 	}
