@@ -442,3 +442,100 @@ func TestG2IdleTimeout(t *testing.T) {
 	}
 	waitFor(t, "the inlet's portal closed", func() bool { return in.Stats().Open == 0 })
 }
+
+// fakeInlet opens a mailbox on n and sends a Ping to the outlet at route.
+func fakeInlet(t *testing.T, n *node.Node, route routing.Route) (*node.Mailbox, routing.Route, portal.Message) {
+	t.Helper()
+	mb, err := n.OpenMailbox("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mb.Close() })
+	if err := mb.Send(t.Context(), route, node.Raw(portal.AppendPing(nil))); err != nil {
+		t.Fatal(err)
+	}
+	m := receive(t, mb)
+	msg, err := portal.DecodeG3(m.Payload(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mb, m.Return(), msg
+}
+
+func receive(t *testing.T, mb *node.Mailbox) *node.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	m, err := mb.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestWindowEnforced: a peer that sends beyond the window it was granted
+// cannot make the outlet buffer more; the portal is aborted.
+func TestWindowEnforced(t *testing.T) {
+	n := node.New(node.Config{})
+	defer n.Close()
+	hold := make(chan struct{})
+	defer close(hold)
+	o, err := portal.NewOutlet(n, portal.OutletConfig{Target: serveTCP(t, func(net.Conn) { <-hold }), Options: portal.Options{Window: 64 << 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	mb, route, pong := fakeInlet(t, n, routing.Route{o.Address()})
+	if pong.Tag != portal.TagPong || pong.Ext == nil || pong.Ext.Window != 64<<10 {
+		t.Fatalf("answer %+v, want a Pong offering 64 KiB", pong)
+	}
+	send := func(p []byte) {
+		if err := mb.Send(t.Context(), route, node.Raw(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(portal.AppendCredit(nil, 1<<20))
+	chunk := make([]byte, 48<<10)
+	send(portal.AppendData(nil, 0, chunk))
+	send(portal.AppendData(nil, 48<<10, chunk)) // 96 KiB > 64 KiB
+	m := receive(t, mb)
+	got, err := portal.DecodeG3(m.Payload(), true)
+	if err != nil || got.Tag != portal.TagDisconnect || !got.Abort {
+		t.Fatalf("got %+v, %v; want an Abort", got, err)
+	}
+	waitFor(t, "the outlet's portal closed", func() bool { return o.Stats().Open == 0 })
+	if o.Stats().Failed != 1 {
+		t.Errorf("outlet failures %d, want 1", o.Stats().Failed)
+	}
+}
+
+// TestMaxConns: Pings over the outlet's limit are answered as an
+// unreachable target would be (Pong, Disconnect), without connecting.
+func TestMaxConns(t *testing.T) {
+	n := node.New(node.Config{})
+	defer n.Close()
+	dialed := make(chan struct{}, 10)
+	hold := make(chan struct{})
+	defer close(hold)
+	o, err := portal.NewOutlet(n, portal.OutletConfig{Target: serveTCP(t, func(net.Conn) { dialed <- struct{}{}; <-hold }), MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if _, _, pong := fakeInlet(t, n, routing.Route{o.Address()}); pong.Tag != portal.TagPong {
+		t.Fatalf("first Ping: %+v", pong)
+	}
+	<-dialed
+	mb, _, pong := fakeInlet(t, n, routing.Route{o.Address()})
+	if pong.Tag != portal.TagPong || pong.Ext != nil {
+		t.Fatalf("second Ping: %+v, want a plain Pong", pong)
+	}
+	if got, err := portal.DecodeG3(receive(t, mb).Payload(), false); err != nil || got.Tag != portal.TagDisconnect {
+		t.Fatalf("then %+v, %v; want Disconnect", got, err)
+	}
+	select {
+	case <-dialed:
+		t.Fatal("the outlet connected over its limit")
+	default:
+	}
+}
