@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -286,9 +287,20 @@ func (c *pconn) idle() {
 	}
 }
 
-// reader relays the local socket to the peer.
+// headroom is the space kept in front of each read for the message
+// header: a tag and two uvarints.
+const headroom = 1 + 2*binary.MaxVarintLen64
+
+// smallRead is the size under which a read is copied out of the read
+// buffer (which is then reused) rather than sent in it.
+const smallRead = 4 << 10
+
+// reader relays the local socket to the peer. Each read lands after
+// headroom bytes of a fresh buffer, so the message is built around the
+// bytes without copying them.
 func (c *pconn) reader() {
-	buf := make([]byte, max(c.opts.Chunk, c.opts.LegacyChunk))
+	size := headroom + max(c.opts.Chunk, c.opts.LegacyChunk)
+	buf := make([]byte, size)
 	for {
 		c.mu.Lock()
 		n := c.opts.LegacyChunk
@@ -309,9 +321,15 @@ func (c *pconn) reader() {
 		if closed {
 			return
 		}
-		k, err := c.nc.Read(buf[:n])
+		k, err := c.nc.Read(buf[headroom : headroom+n])
 		if k > 0 {
-			if serr := c.sendData(buf[:k]); serr != nil {
+			out := buf[:headroom+k]
+			if k < smallRead {
+				out = append([]byte(nil), out...)
+			} else {
+				buf = make([]byte, size) // out now belongs to the message
+			}
+			if serr := c.sendData(out); serr != nil {
 				c.fail(serr)
 				return
 			}
@@ -326,25 +344,29 @@ func (c *pconn) reader() {
 	}
 }
 
-// sendData sends one chunk in the form the peer reads.
-func (c *pconn) sendData(b []byte) error {
+// sendData sends one chunk, msg[headroom:], in the form the peer reads,
+// writing the header into the headroom.
+func (c *pconn) sendData(msg []byte) error {
 	c.smu.Lock()
 	defer c.smu.Unlock()
 	c.mu.Lock()
 	off, ext := c.sent, c.ext
 	c.mu.Unlock()
-	var p []byte
+	k := len(msg) - headroom
+	var h []byte
 	switch {
 	case c.gen == G2:
-		p = AppendG2Data(make([]byte, 0, len(b)+4), b)
+		h = binary.AppendUvarint(make([]byte, 0, headroom), uint64(k))
 	case ext:
-		p = AppendData(make([]byte, 0, len(b)+12), off, b)
+		h = binary.AppendUvarint(binary.AppendUvarint(append(make([]byte, 0, headroom), byte(TagData)), off), uint64(k))
 	default:
-		p = AppendPayload(make([]byte, 0, len(b)+5), b)
+		h = binary.AppendUvarint(append(make([]byte, 0, headroom), byte(TagPayload)), uint64(k))
 	}
-	c.stats.bytesIn.Add(uint64(len(b)))
+	p := msg[headroom-len(h):]
+	copy(p, h)
+	c.stats.bytesIn.Add(uint64(k))
 	c.active.Store(time.Now().UnixNano())
-	return c.sendLocked(p, false, len(b))
+	return c.sendLocked(p, false, k)
 }
 
 // localEOF handles the end of the local socket's input: Disconnect, then
