@@ -67,6 +67,10 @@
 // portal inlet --secure` opens a new channel for new connections once the
 // current one has used half of its budget.
 //
+// Portals keep received payloads until written (mailboxes, write queues):
+// do not run them on a node whose TCP transport reuses message bodies
+// (tcp.Config.ReuseBodies, meant for hubs).
+//
 // Portals never send the heartbeat (an empty-route message): every message
 // has the peer's route.
 package portal
