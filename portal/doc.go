@@ -69,7 +69,7 @@
 //
 // Portals keep received payloads until written (mailboxes, write queues):
 // do not run them on a node whose TCP transport reuses message bodies
-// (tcp.Config.ReuseBodies, meant for hubs).
+// (an optimisation meant for hubs, whose relays keep nothing).
 //
 // Portals never send the heartbeat (an empty-route message): every message
 // has the peer's route.
