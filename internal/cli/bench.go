@@ -29,6 +29,7 @@ Scenarios:
   secure   echo through a secure channel to a listener behind a forwarder
   idle     --conns connections, each with a forwarder, held open: the hub's
            resident memory per connection
+  portal   TCP portals against a relay hop (own flags: bench portal --help)
 
 By default the hub runs in this process on 127.0.0.1:0; --spawn runs it as
 a child 'ockamhub node' process (so that its CPU and memory are measured
@@ -56,6 +57,9 @@ Examples:
 var benchDefaultSweep = []int{1, 2, 4, 8, 16, 32}
 
 func runBench(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 && args[0] == "portal" {
+		return runBenchPortal(ctx, e, args[1:])
+	}
 	fs := e.flagSet("bench", "SCENARIO [flags]", benchAbout)
 	clients := fs.Int("clients", 4, "clients: connections (echo, secure) or sender and receiver pairs (forward, bulk)")
 	inflight := fs.Int("inflight", 16, "messages in flight per client")

@@ -43,6 +43,7 @@ func init() {
 		{"node", "run a hub node (echo_service, forwarding_service)", "[flags]", runNode},
 		{"send", "send a string along a route and print the reply", "--route ROUTE [flags] MESSAGE", runSend},
 		{"forwarder", "register a forwarding address at a hub and echo what arrives", "--hub HOST:PORT [flags]", runForwarder},
+		{"portal", "reach a TCP service behind NAT: portal outlet and portal inlet", "outlet|inlet [flags]", runPortal},
 		{"secure-channel", "run a secure channel listener reachable through a hub; print an identity", "listen --hub HOST:PORT [flags] | identity [--key FILE]", runSecureChannel},
 		{"bench", "measure a hub under load (echo, forward, bulk, secure, idle), against baselines", "SCENARIO [flags]", runBench},
 		{"serve", "run the Hub service: web sign-in, JSON API, and users' hub nodes", "[flags]", runServe},

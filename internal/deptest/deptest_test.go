@@ -41,7 +41,7 @@ func TestImportRules(t *testing.T) {
 	pkgs := list(t)
 	// The protocol library: only the standard library, x/time, x/sync and
 	// lower packages of ours.
-	library := []string{"bare", "routing", "node", "transport/tcp", "noise", "securechannel", "service/echo", "service/forwarding", "hub", "internal/backoff"}
+	library := []string{"bare", "routing", "node", "transport/tcp", "noise", "securechannel", "service/echo", "service/forwarding", "hub", "internal/backoff", "portal"}
 	allowedExternal := []string{"golang.org/x/time/", "golang.org/x/sync/"}
 	testSupport := []string{"internal/vectorfile", "internal/faultnet", "internal/browsertest", "store/storetest", "githubauth/fakegithub", "internal/pgtest"}
 	rules := map[string][]string{ // package -> packages of ours it must not import (prefixes)
@@ -52,6 +52,7 @@ func TestImportRules(t *testing.T) {
 		"transport/tcp": {mod + "/hub", mod + "/service", mod + "/securechannel"},
 		"securechannel": {mod + "/transport", mod + "/hub"},
 		"service/echo":  {mod + "/transport", mod + "/hub"},
+		"portal":        {mod + "/transport", mod + "/hub", mod + "/securechannel", mod + "/service"},
 		"web":           {mod + "/transport", mod + "/node", mod + "/securechannel"},
 	}
 	for _, name := range library {

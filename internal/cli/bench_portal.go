@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/ockamhub/ockamhub/loadgen"
+)
+
+// runBenchPortal is `ockamhub bench portal`: TCP portals against a plain Go
+// TCP relay hop (loadgen.RunPortal).
+func runBenchPortal(ctx context.Context, e *env, args []string) error {
+	fs := e.flagSet("bench portal", "[flags]", `Measures TCP portals inlet -> hub -> outlet, all in this process on
+127.0.0.1, plain and inside a secure channel, against a plain Go TCP relay
+hop (io.Copy both ways) in the same run: download MB/s of each stream count,
+each path's ratio to the relay, and the time to first byte of a new
+connection (dial, one byte out, one byte back) with how many of the path's
+own round trips it costs more than a direct connection. See
+docs/benchmarks.md, "Portals".`)
+	streams := fs.String("streams", "1,16", "comma-separated numbers of concurrent streams")
+	bytes := fs.Int64("bytes", 256<<20, "bytes downloaded per configuration, split between its streams")
+	samples := fs.Int("samples", 200, "connections timed for the time to first byte")
+	jsonOut := fs.Bool("json", false, "print JSON instead of tables")
+	chart := fs.String("chart", "", "also write an SVG chart of the results to this file")
+	setupLog := e.logFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	var counts []int
+	for _, s := range strings.Split(*streams, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return usagef("bad --streams %q: want positive numbers separated by commas", *streams)
+		}
+		counts = append(counts, n)
+	}
+	if *bytes < int64(len(counts)) || *samples < 1 {
+		return usagef("--bytes and --samples must be positive")
+	}
+	setupLog()
+	rep, err := loadgen.RunPortal(ctx, loadgen.PortalConfig{Streams: counts, Bytes: *bytes, Samples: *samples})
+	if err != nil {
+		return err
+	}
+	if *chart != "" {
+		f, err := os.Create(*chart)
+		if err != nil {
+			return err
+		}
+		err = rep.WriteChart(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return rep.WriteText(e.stdout)
+}

@@ -1,0 +1,593 @@
+package portal
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
+)
+
+// Defaults of Options.
+const (
+	// DefaultWindow is the flow-control window each side grants an
+	// extension peer: the stream bytes it may send beyond what has been
+	// written to the local socket.
+	DefaultWindow = 512 << 10
+	// DefaultChunk is the largest Data message sent to an extension peer.
+	// With the routes and a secure channel's overhead (portals.md §9.4) it
+	// keeps every frame well under 65535 bytes, and 1 GiB takes 21846
+	// messages, a third of a channel's nonce budget.
+	DefaultChunk = 48 << 10
+	// DefaultLegacyChunk is the largest Payload sent to a 2021 Rust peer.
+	// Rust sends 256-byte chunks but accepts any size (portals.md §6.1);
+	// larger chunks stretch a Rust channel's 65535-message budget from
+	// 16 MiB to 1 GiB.
+	DefaultLegacyChunk = 16 << 10
+	// DefaultHandshakeTimeout bounds the wait for the outlet's answer.
+	DefaultHandshakeTimeout = 20 * time.Second
+	// DefaultCloseWait is how long a side that sent Disconnect keeps
+	// delivering bytes still in flight: until the extension peer's answering
+	// Disconnect, or this long for a 2021 Rust peer (which waits 1 s before
+	// stopping).
+	DefaultCloseWait = 5 * time.Second
+	// legacyCloseWait is the grace period towards a 2021 Rust peer, which
+	// gives no answer to a Disconnect.
+	legacyCloseWait = time.Second
+)
+
+// Options are the settings shared by inlets and outlets. The zero value
+// means the defaults.
+type Options struct {
+	// Window is the flow-control window granted to an extension peer;
+	// 0 means DefaultWindow.
+	Window int
+	// Chunk is the largest data message to an extension peer; 0 means
+	// DefaultChunk. At most 60 KiB.
+	Chunk int
+	// LegacyChunk is the largest Payload to a 2021 peer; 0 means
+	// DefaultLegacyChunk. 256 reproduces Rust's chunking exactly.
+	LegacyChunk int
+	// NoExtension disables the flow-control extension: the portal speaks
+	// exactly 2021 G3 to everyone.
+	NoExtension bool
+	// CloseWait: see DefaultCloseWait; 0 means the default.
+	CloseWait time.Duration
+	// G2IdleTimeout closes a G2 portal that carried no byte either way for
+	// this long: G2 has no close signal, so a portal whose peer's socket
+	// has ended is otherwise kept until the local socket ends (portals.md
+	// §12.5). 0 means never.
+	G2IdleTimeout time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Window <= 0 {
+		o.Window = DefaultWindow
+	}
+	if o.Chunk <= 0 {
+		o.Chunk = DefaultChunk
+	}
+	o.Chunk = min(o.Chunk, 60<<10)
+	if o.LegacyChunk <= 0 {
+		o.LegacyChunk = DefaultLegacyChunk
+	}
+	o.LegacyChunk = min(o.LegacyChunk, 60<<10)
+	if o.CloseWait <= 0 {
+		o.CloseWait = DefaultCloseWait
+	}
+	return o
+}
+
+// Stats are the counters of one side of portals, read with Stats.
+type Stats struct {
+	Open     int64  // portals open now
+	Opened   uint64 // portals opened
+	Failed   uint64 // portals that closed with an error (lost bytes, protocol, budget, unreachable)
+	BytesIn  uint64 // bytes from local sockets sent to peers
+	BytesOut uint64 // bytes from peers written to local sockets
+}
+
+type counters struct {
+	open              atomic.Int64
+	opened, failed    atomic.Uint64
+	bytesIn, bytesOut atomic.Uint64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{Open: c.open.Load(), Opened: c.opened.Load(), Failed: c.failed.Load(), BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load()}
+}
+
+// pconn is one portal: a local TCP connection relayed to the peer portal
+// worker at route, from the mailbox mb (a fresh random address). It owns nc
+// and mb.
+//
+// Three goroutines: reader (local socket → peer), writer (queue → local
+// socket), receiver (mailbox → queue; control messages). Every message to
+// the peer goes through send, which refuses anything after a Disconnect.
+type pconn struct {
+	node   *node.Node
+	mb     *node.Mailbox
+	nc     net.Conn
+	role   string
+	gen    Generation
+	route  routing.Route
+	budget *Budget
+	log    *slog.Logger
+	opts   Options
+	stats  *counters
+
+	// extOffered: this side (an outlet) offered the extension and waits to
+	// learn whether the inlet took it; ext: both sides speak it.
+	extOffered bool
+
+	// smu orders what goes to the peer: a data message's offset and its
+	// place in the stream, and the Disconnect's total, are taken under it.
+	smu        sync.Mutex
+	mu         sync.Mutex
+	ext        bool
+	sendClosed bool   // Disconnect sent (G3) or sending stopped (G2)
+	sendLimit  uint64 // ext: the peer lets us send stream bytes [0, sendLimit)
+	sent       uint64 // stream bytes sent
+	recvd      uint64 // stream bytes received and queued
+	granted    uint64 // ext: the limit we granted the peer
+	written    uint64 // stream bytes written to the local socket
+	wake       chan struct{}
+
+	active  atomic.Int64 // UnixNano of the last byte either way (G2 idle timeout)
+	q       *writeQueue
+	cancel  context.CancelFunc
+	ctx     context.Context
+	once    sync.Once
+	reason  error
+	peerEOF chan struct{} // closed when the peer's Disconnect arrived
+	peerEnd sync.Once
+	start   time.Time
+}
+
+func newPConn(n *node.Node, mb *node.Mailbox, nc net.Conn, role string, gen Generation, route routing.Route, budget *Budget, log *slog.Logger, opts Options, st *counters) *pconn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &pconn{
+		node: n, mb: mb, nc: nc, role: role, gen: gen, route: route, budget: budget,
+		log: log.With("portal", mb.Address().Value, "role", role), opts: opts, stats: st,
+		wake: make(chan struct{}, 1), q: newWriteQueue(max(opts.Window, 1<<20)),
+		ctx: ctx, cancel: cancel, peerEOF: make(chan struct{}), start: time.Now(),
+	}
+}
+
+// run relays until the portal closes, and logs its close. ext means the
+// extension is in force from the start (an inlet that got an offer, with
+// the peer's window).
+func (c *pconn) run(ctx context.Context, ext *Extension) {
+	c.stats.open.Add(1)
+	c.stats.opened.Add(1)
+	defer c.stats.open.Add(-1)
+	if ext != nil {
+		c.ext = true
+		c.sendLimit = ext.Window
+		c.granted = uint64(c.opts.Window)
+		// Tell the outlet we speak the extension, and grant its window.
+		if err := c.send(AppendCredit(nil, c.granted), false); err != nil {
+			c.fail(err)
+		}
+	}
+	c.log.Info("portal open", "peer", c.route.String(), "generation", c.gen.String(), "flow_control", ext != nil)
+	stop := context.AfterFunc(ctx, func() {
+		c.sendDisconnect()
+		c.closeLocal(fmt.Errorf("portal: shutting down: %w", ErrClosed))
+	})
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Go(c.writer)
+	wg.Go(c.reader)
+	wg.Go(c.receiver)
+	if c.gen == G2 && c.opts.G2IdleTimeout > 0 {
+		wg.Go(c.idle)
+	}
+	<-c.ctx.Done()
+	wg.Wait()
+	c.mb.Close()
+	c.mu.Lock()
+	in, out := c.sent, c.written
+	c.mu.Unlock()
+	args := []any{"bytes_to_peer", in, "bytes_from_peer", out, "duration", time.Since(c.start).Round(time.Millisecond)}
+	if c.reason != nil && !errors.Is(c.reason, io.EOF) && !errors.Is(c.reason, ErrClosed) {
+		c.stats.failed.Add(1)
+		c.log.Warn("portal closed", append(args, "reason", c.reason.Error())...)
+	} else {
+		reason := "closed"
+		if c.reason != nil {
+			reason = c.reason.Error()
+		}
+		c.log.Info("portal closed", append(args, "reason", reason)...)
+	}
+}
+
+// send sends one control message to the peer (Credit, or with last a
+// Disconnect, after which nothing more is sent).
+func (c *pconn) send(payload []byte, last bool) error {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	return c.sendLocked(payload, last, 0)
+}
+
+// sendLocked sends one message with smu held; n is the stream bytes it
+// carries.
+func (c *pconn) sendLocked(payload []byte, last bool, n int) error {
+	c.mu.Lock()
+	if c.sendClosed {
+		c.mu.Unlock()
+		return nil
+	}
+	if !c.budget.take(last) {
+		c.mu.Unlock()
+		return ErrBudget
+	}
+	if last {
+		c.sendClosed = true
+	}
+	c.sent += uint64(n)
+	c.mu.Unlock()
+	// The mailbox's address is the portal's only address on the wire.
+	// No timer per message: a blocked send ends with the portal's context.
+	if err := c.mb.SendFrom(c.ctx, c.mb.Address(), c.route, node.Raw(payload)); err != nil {
+		return fmt.Errorf("portal: sending to %s: %w", c.route, err)
+	}
+	return nil
+}
+
+// sendDisconnect sends the G3 Disconnect once (with the total to an
+// extension peer, and the abort flag after an error); G2 has no close
+// signal.
+func (c *pconn) sendDisconnect() { c.sendClose(false) }
+
+func (c *pconn) sendClose(abort bool) {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	c.mu.Lock()
+	if c.gen == G2 {
+		c.sendClosed = true
+	}
+	total := int64(-1)
+	if c.ext {
+		total = int64(c.sent)
+	}
+	c.mu.Unlock()
+	p := AppendDisconnect(nil, total)
+	if abort && total >= 0 {
+		p = AppendAbort(nil, uint64(total))
+	}
+	if err := c.sendLocked(p, true, 0); err != nil {
+		c.log.Debug("portal: sending Disconnect", "err", err)
+	}
+}
+
+// idle closes a G2 portal after Options.G2IdleTimeout without traffic.
+func (c *pconn) idle() {
+	c.active.Store(time.Now().UnixNano())
+	t := time.NewTicker(c.opts.G2IdleTimeout / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case now := <-t.C:
+			if now.Sub(time.Unix(0, c.active.Load())) >= c.opts.G2IdleTimeout {
+				c.closeLocal(fmt.Errorf("portal: G2 portal idle for %v", c.opts.G2IdleTimeout))
+				return
+			}
+		}
+	}
+}
+
+// headroom is the space kept in front of each read for the message
+// header: a tag and two uvarints.
+const headroom = 1 + 2*binary.MaxVarintLen64
+
+// smallRead is the size under which a read is copied out of the read
+// buffer (which is then reused) rather than sent in it.
+const smallRead = 4 << 10
+
+// reader relays the local socket to the peer. Each read lands after
+// headroom bytes of a fresh buffer, so the message is built around the
+// bytes without copying them.
+func (c *pconn) reader() {
+	size := headroom + max(c.opts.Chunk, c.opts.LegacyChunk)
+	buf := make([]byte, size)
+	for {
+		c.mu.Lock()
+		n := c.opts.LegacyChunk
+		for c.ext && c.sent >= c.sendLimit && !c.sendClosed {
+			c.mu.Unlock()
+			select {
+			case <-c.wake:
+			case <-c.ctx.Done():
+				return
+			}
+			c.mu.Lock()
+		}
+		if c.ext {
+			n = int(min(uint64(c.opts.Chunk), c.sendLimit-c.sent))
+		}
+		closed := c.sendClosed
+		c.mu.Unlock()
+		if closed {
+			return
+		}
+		k, err := c.nc.Read(buf[headroom : headroom+n])
+		if k > 0 {
+			out := buf[:headroom+k]
+			if k < smallRead {
+				out = append([]byte(nil), out...)
+			} else {
+				buf = make([]byte, size) // out now belongs to the message
+			}
+			if serr := c.sendData(out); serr != nil {
+				c.fail(serr)
+				return
+			}
+		}
+		if err != nil {
+			if c.ctx.Err() != nil {
+				return
+			}
+			c.localEOF(err)
+			return
+		}
+	}
+}
+
+// sendData sends one chunk, msg[headroom:], in the form the peer reads,
+// writing the header into the headroom.
+func (c *pconn) sendData(msg []byte) error {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	c.mu.Lock()
+	off, ext := c.sent, c.ext
+	c.mu.Unlock()
+	k := len(msg) - headroom
+	var h []byte
+	switch {
+	case c.gen == G2:
+		h = binary.AppendUvarint(make([]byte, 0, headroom), uint64(k))
+	case ext:
+		h = binary.AppendUvarint(binary.AppendUvarint(append(make([]byte, 0, headroom), byte(TagData)), off), uint64(k))
+	default:
+		h = binary.AppendUvarint(append(make([]byte, 0, headroom), byte(TagPayload)), uint64(k))
+	}
+	p := msg[headroom-len(h):]
+	copy(p, h)
+	c.stats.bytesIn.Add(uint64(k))
+	c.active.Store(time.Now().UnixNano())
+	return c.sendLocked(p, false, k)
+}
+
+// localEOF handles the end of the local socket's input: Disconnect, then
+// deliver what is still in flight for a while, then close.
+func (c *pconn) localEOF(err error) {
+	c.sendDisconnect()
+	if c.gen == G2 {
+		c.closeLocal(io.EOF)
+		return
+	}
+	c.mu.Lock()
+	ext := c.ext
+	c.mu.Unlock()
+	wait := legacyCloseWait
+	if ext {
+		wait = c.opts.CloseWait
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-c.peerEOF:
+		// The receiver has already checked the total and closes.
+	case <-t.C:
+		if ext {
+			c.closeLocal(fmt.Errorf("portal: the peer did not answer Disconnect within %v after local EOF (%v)", wait, err))
+			return
+		}
+		c.closeLocal(io.EOF)
+	case <-c.ctx.Done():
+	}
+}
+
+// writer writes what the peer sent to the local socket, and grants credit
+// as it goes.
+func (c *pconn) writer() {
+	for {
+		batch, ok := c.q.pop()
+		if !ok {
+			// Closed and drained, or aborted: the portal is over.
+			c.nc.Close()
+			c.cancel()
+			return
+		}
+		n := 0
+		for _, b := range batch {
+			n += len(b)
+		}
+		bufs := net.Buffers(batch)
+		_, err := bufs.WriteTo(c.nc)
+		c.q.done(n)
+		if err != nil {
+			c.fail(fmt.Errorf("portal: writing to the local connection: %w", err))
+			c.nc.Close()
+			c.cancel()
+			return
+		}
+		c.stats.bytesOut.Add(uint64(n))
+		c.mu.Lock()
+		c.written += uint64(n)
+		var grant uint64
+		if c.ext && !c.sendClosed && c.written+uint64(c.opts.Window)-c.granted >= uint64(c.opts.Window/4) {
+			c.granted = c.written + uint64(c.opts.Window)
+			grant = c.granted
+		}
+		c.mu.Unlock()
+		if grant > 0 {
+			if err := c.send(AppendCredit(nil, grant), false); err != nil {
+				c.fail(err)
+				return
+			}
+		}
+	}
+}
+
+// receiver handles the peer's messages until the portal closes.
+func (c *pconn) receiver() {
+	for {
+		m, err := c.mb.Receive(c.ctx)
+		if err != nil {
+			return
+		}
+		if !c.handle(m) {
+			return
+		}
+	}
+}
+
+// handle handles one message from the peer; false ends the receiver.
+func (c *pconn) handle(m *node.Message) bool {
+	if len(m.Onward()) != 1 {
+		// portals.md §3: nothing may follow the portal's own address.
+		c.log.Debug("portal: dropped a message routed past the portal", "onward", m.Onward().String())
+		return true
+	}
+	p := m.Payload()
+	if c.gen == G2 {
+		d, err := DecodeG2Data(p)
+		if err != nil {
+			c.fail(fmt.Errorf("portal: G2 message from %s: %w", m.Return(), err))
+			return false
+		}
+		return c.deliver(d, false, 0)
+	}
+	c.mu.Lock()
+	ext := c.ext || c.extOffered
+	c.mu.Unlock()
+	msg, err := DecodeG3(p, ext)
+	if err != nil {
+		c.fail(fmt.Errorf("portal: message from %s: %w", m.Return(), err))
+		return false
+	}
+	switch msg.Tag {
+	case TagPayload:
+		return c.deliver(msg.Data, false, 0)
+	case TagData:
+		return c.deliver(msg.Data, true, msg.Offset)
+	case TagCredit:
+		c.mu.Lock()
+		if !c.ext && c.extOffered {
+			// The inlet took our offer: from now on both ways are flow
+			// controlled, and our data carries offsets.
+			c.ext = true
+		}
+		if msg.Offset > c.sendLimit {
+			c.sendLimit = msg.Offset
+		}
+		c.mu.Unlock()
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+		return true
+	case TagDisconnect:
+		c.peerDisconnect(msg)
+		return false
+	default: // Ping, Pong after the handshake
+		c.fail(fmt.Errorf("portal: %w: tag %d after the handshake", ErrHandshake, msg.Tag))
+		return false
+	}
+}
+
+// deliver queues bytes for the local socket, checking the offset and the
+// window of an extension peer.
+func (c *pconn) deliver(d []byte, checked bool, off uint64) bool {
+	c.mu.Lock()
+	if checked {
+		if off != c.recvd {
+			c.mu.Unlock()
+			c.fail(fmt.Errorf("%w: data at offset %d, expected %d", ErrLost, off, c.recvd))
+			return false
+		}
+		if c.recvd+uint64(len(d)) > c.granted {
+			c.mu.Unlock()
+			c.fail(fmt.Errorf("%w: %d bytes past the limit %d", ErrFlowControl, c.recvd+uint64(len(d))-c.granted, c.granted))
+			return false
+		}
+	}
+	c.recvd += uint64(len(d))
+	c.mu.Unlock()
+	c.active.Store(time.Now().UnixNano())
+	if len(d) == 0 {
+		return true
+	}
+	// The payload aliases the frame, which the transport does not reuse.
+	return c.q.push(d)
+}
+
+// peerDisconnect handles the peer's Disconnect: check the total, answer an
+// extension peer with ours, deliver everything, close.
+func (c *pconn) peerDisconnect(msg Message) {
+	c.mu.Lock()
+	recvd, ext := c.recvd, c.ext
+	c.mu.Unlock()
+	if msg.Abort {
+		c.fail(fmt.Errorf("%w: the peer closed on an error", ErrAborted))
+		return
+	}
+	if msg.HasTotal && msg.Offset != recvd {
+		c.fail(fmt.Errorf("%w: the peer sent %d bytes, %d arrived", ErrLost, msg.Offset, recvd))
+		return
+	}
+	if ext {
+		// The answer tells the peer, which is waiting for it, how much we
+		// sent; it never goes to a 2021 Rust worker.
+		c.sendDisconnect()
+	} else {
+		c.mu.Lock()
+		c.sendClosed = true // portals.md §12.5: nothing after their Disconnect
+		c.mu.Unlock()
+	}
+	c.peerEnd.Do(func() { close(c.peerEOF) })
+	c.closeLocal(io.EOF)
+}
+
+// closeLocal ends the portal gracefully: the writer writes what is queued
+// (for at most CloseWait), then closes the local socket, which ends the
+// reader, and the context, which ends the receiver.
+func (c *pconn) closeLocal(reason error) {
+	c.once.Do(func() {
+		c.reason = reason
+		c.mu.Lock()
+		c.sendClosed = c.sendClosed || c.gen == G2
+		c.mu.Unlock()
+		c.nc.SetWriteDeadline(time.Now().Add(c.opts.CloseWait))
+		c.q.close()
+	})
+}
+
+// fail ends the portal on an error: Disconnect to the peer (so that both
+// ends close), and an abortive close of the local socket (RST), so that the
+// local application sees an error rather than a clean end of a stream that
+// is incomplete.
+func (c *pconn) fail(err error) {
+	c.once.Do(func() {
+		c.reason = err
+		c.sendClose(true)
+		c.q.abort()
+		if tc, ok := c.nc.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		c.nc.Close()
+		c.cancel()
+	})
+}

@@ -1,0 +1,76 @@
+// Package portal implements TCP portals, compatible with the 2021 Rust
+// Ockam TCP inlets and outlets (portals.md; docs/protocol.md, "Portals"):
+// an [Outlet] is a worker at a well-known address (e.g. "outlet") that, for
+// each portal an inlet opens, connects to a target HOST:PORT and relays;
+// an [Inlet] turns each TCP connection it accepts into a portal along a
+// route, e.g. [1#HUB, 0#FORWARDER] through a hub, or [0#CHANNEL, 0#outlet]
+// inside a secure channel.
+//
+// Two 2021 generations are spoken. G3 (ockam_transport_tcp 0.37.0,
+// December 2021) is the default: enum PortalMessage {Ping, Pong,
+// Disconnect, Payload(Vec<u8>)}, a BARE union. G2 (0.22.0–0.36.0) is
+// chosen per outlet (OutletConfig.Generation): a one-byte handshake 00 each
+// way, data as PortalMessage{binary}, and no close signal. An inlet
+// recognises the outlet's generation from its answer: 00 is G2, 01 G3.
+//
+// Protocol flow (G3, portals.md §5.1), per TCP connection C accepted by the
+// inlet; I and O are fresh random 32-hex addresses, one per connection:
+//
+//	inlet                                          outlet ("outlet")
+//	accept C; C is not read yet
+//	Ping 00 from I to route             ───────►   check it is a Ping, connect to the target first
+//	                                               (unreachable: Pong then Disconnect, from a fresh address)
+//	                                    ◄───────   Pong 01 [‖ "oh" 01 window] from O to the Ping's return route
+//	route to O := the Pong's return route          route to I := the Ping's return route
+//	read C → Payload 03 ‖ data / Data 05  ◄──────► target → Payload / Data
+//	EOF on C → Disconnect 02 [‖ total]  ───────►   flush, close the target, send nothing more
+//	                                               (an ockamhub peer answers with its own total)
+//
+// Routes are taken from the peer's first message only; a message whose
+// onward route continues past the portal's address is dropped. Every
+// message travels in one frame: chunks are at most 60 KiB, far under the
+// 65535-byte frame with routes and a secure channel's overhead.
+//
+// # Lossless or closed
+//
+// The 2021 protocol has no sequence numbers and no flow control: a message
+// lost on the way (a hub whose send queue stayed full) silently corrupts the
+// stream. Between two ockamhub peers the portal is lossless or closed:
+//
+//   - Flow control. An ockamhub outlet appends an offer to its Pong
+//     (01 ‖ "oh" ‖ uvarint(version 1) ‖ uvarint(window)); a 2021 Rust inlet
+//     reads a Pong and ignores the trailing bytes. An ockamhub inlet accepts
+//     by sending Credit (04 ‖ uvarint(limit)) at once. From then on each side
+//     sends stream bytes only below the limit the other granted (the bytes it
+//     has written to its socket plus Options.Window), so a slow target holds
+//     at most one window per portal in flight: nothing accumulates in a hub's
+//     queues, and the receiver's TCP reader never blocks on a portal.
+//   - Detection. Data messages (05 ‖ uvarint(offset) ‖ uvarint(n) ‖ bytes)
+//     carry their stream offset, and Disconnect its total (02 ‖
+//     uvarint(total)); a gap, an excess or a short total closes both ends,
+//     the local one with a TCP reset, and is logged, with a Disconnect
+//     flagged as an abort (02 ‖ uvarint(total) ‖ 01) so that the peer does
+//     the same. The answering Disconnect also lets bytes still in flight
+//     arrive before either side closes.
+//
+// With a 2021 Rust peer, which knows none of this, the portal speaks exact
+// 2021 G3 (or G2): no extension tag is ever sent to it.
+//
+// # Secure channels
+//
+// A 2021 Rust channel encrypts at most 65535 messages per direction and
+// never rekeys. A portal inside a channel counts its messages in the
+// channel's [Budget] (shared by all portals in that channel) and, when the
+// budget is spent, sends a Disconnect with the last message it kept back
+// and closes, so the channel never refuses a message nor wraps its nonce.
+// With 48 KiB chunks a channel carries about 3 GiB each way; `ockamhub
+// portal inlet --secure` opens a new channel for new connections once the
+// current one has used half of its budget.
+//
+// Portals keep received payloads until written (mailboxes, write queues):
+// do not run them on a node whose TCP transport reuses message bodies
+// (an optimisation meant for hubs, whose relays keep nothing).
+//
+// Portals never send the heartbeat (an empty-route message): every message
+// has the peer's route.
+package portal

@@ -1,0 +1,177 @@
+package portal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
+)
+
+// InletConfig configures an Inlet. Route or RouteFunc is required.
+type InletConfig struct {
+	// Route is the route to the outlet, e.g. [1#HUB, 0#ALIAS] (through a
+	// hub forwarder) or [0#CHANNEL, 0#outlet] (inside a secure channel).
+	Route routing.Route
+	// RouteFunc, when set, is called for each accepted connection and
+	// returns the route to use with the budget of the secure channel it
+	// starts with (nil for none). It lets a secure inlet renew its channel
+	// before the channel's message budget runs out.
+	RouteFunc func(ctx context.Context) (routing.Route, *Budget, error)
+	// HandshakeTimeout bounds the wait for the outlet's Pong; 0 means
+	// DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// Options are the settings shared with outlets.
+	Options Options
+	// Logger receives portal opens and closes; nil discards.
+	Logger *slog.Logger
+}
+
+// Inlet is the inlet side of TCP portals: each connection accepted by
+// Serve becomes a portal to the outlet at the end of the route. The
+// generation is recognised from the outlet's answer (00: G2, 01: G3).
+// Create one with NewInlet; it is safe for concurrent use.
+type Inlet struct {
+	cfg    InletConfig
+	node   *node.Node
+	log    *slog.Logger
+	stats  counters
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	lns    []net.Listener
+	closed bool
+}
+
+// NewInlet returns an inlet on n; it accepts nothing until Serve.
+func NewInlet(n *node.Node, cfg InletConfig) (*Inlet, error) {
+	if len(cfg.Route) == 0 && cfg.RouteFunc == nil {
+		return nil, fmt.Errorf("portal: inlet needs a route: %w", node.ErrEmptyRoute)
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	cfg.Options = cfg.Options.withDefaults()
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Inlet{cfg: cfg, node: n, log: log, ctx: ctx, cancel: cancel}, nil
+}
+
+// Stats returns the inlet's counters.
+func (in *Inlet) Stats() Stats { return in.stats.snapshot() }
+
+// Serve accepts connections on l until Close; it returns ErrClosed then.
+func (in *Inlet) Serve(l net.Listener) error {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return ErrClosed
+	}
+	in.lns = append(in.lns, l)
+	in.mu.Unlock()
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if in.ctx.Err() != nil {
+				return ErrClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("portal: accepting: %w", err)
+		}
+		in.wg.Go(func() { in.ServeConn(in.ctx, nc) })
+	}
+}
+
+// Close stops accepting, closes every open portal (each sends Disconnect)
+// and waits for them. It is idempotent.
+func (in *Inlet) Close() error {
+	in.cancel() // before the listeners close, so that Serve reports ErrClosed
+	in.mu.Lock()
+	in.closed = true
+	lns := in.lns
+	in.lns = nil
+	in.mu.Unlock()
+	for _, l := range lns {
+		l.Close()
+	}
+	in.wg.Wait()
+	return nil
+}
+
+// ServeConn opens a portal for nc, relays until it closes, and closes nc.
+func (in *Inlet) ServeConn(ctx context.Context, nc net.Conn) {
+	route, budget := in.cfg.Route, (*Budget)(nil)
+	if in.cfg.RouteFunc != nil {
+		var err error
+		if route, budget, err = in.cfg.RouteFunc(ctx); err != nil {
+			in.stats.failed.Add(1)
+			in.log.Warn("portal: no route to the outlet", "client", nc.RemoteAddr().String(), "err", err)
+			nc.Close()
+			return
+		}
+	}
+	mb, err := in.node.OpenMailbox("") // a fresh, unguessable address per connection
+	if err != nil {
+		nc.Close()
+		return
+	}
+	gen, peer, ext, err := in.handshake(ctx, mb, route, budget)
+	if err != nil {
+		in.stats.failed.Add(1)
+		in.log.Warn("portal: handshake failed", "client", nc.RemoteAddr().String(), "route", route.String(), "err", err)
+		mb.Close()
+		nc.Close()
+		return
+	}
+	c := newPConn(in.node, mb, nc, "inlet", gen, peer, budget, in.log, in.cfg.Options, &in.stats)
+	c.run(ctx, ext)
+}
+
+// handshake sends the Ping and waits for the answer (portals.md §5).
+func (in *Inlet) handshake(ctx context.Context, mb *node.Mailbox, route routing.Route, budget *Budget) (Generation, routing.Route, *Extension, error) {
+	if !budget.take(false) {
+		return 0, nil, nil, ErrBudget
+	}
+	hctx, cancel := context.WithTimeout(ctx, in.cfg.HandshakeTimeout)
+	defer cancel()
+	if err := mb.SendFrom(hctx, mb.Address(), route, node.Raw(AppendPing(nil))); err != nil {
+		return 0, nil, nil, fmt.Errorf("portal: sending Ping to %s: %w", route, err)
+	}
+	for {
+		m, err := mb.Receive(hctx)
+		if err != nil {
+			if ctx.Err() == nil && hctx.Err() != nil {
+				return 0, nil, nil, fmt.Errorf("%w: no answer from %s within %v", ErrTimeout, route, in.cfg.HandshakeTimeout)
+			}
+			return 0, nil, nil, err
+		}
+		if len(m.Onward()) != 1 || len(m.Return()) == 0 {
+			continue // not for us (portals.md §3)
+		}
+		p := m.Payload()
+		if len(p) == 1 && p[0] == 0 {
+			return G2, m.Return(), nil, nil
+		}
+		msg, err := DecodeG3(p, false)
+		if err != nil || msg.Tag != TagPong {
+			return 0, nil, nil, fmt.Errorf("%w: % x from %s", ErrHandshake, p[:min(len(p), 8)], m.Return())
+		}
+		ext := msg.Ext
+		if in.cfg.Options.NoExtension || (ext != nil && ext.Version != ExtensionVersion) {
+			ext = nil
+		}
+		return G3, m.Return(), ext, nil
+	}
+}

@@ -1,0 +1,248 @@
+package portal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
+)
+
+// DefaultOutletName is the outlet's well-known address, as in the 2021
+// examples (create_outlet("outlet", …)).
+const DefaultOutletName = "outlet"
+
+// DefaultDialTimeout bounds the outlet's connect to its target.
+const DefaultDialTimeout = 10 * time.Second
+
+// OutletConfig configures an Outlet. Target is required.
+type OutletConfig struct {
+	// Name is the outlet's well-known local address; "" means
+	// DefaultOutletName.
+	Name string
+	// Target is the HOST:PORT each portal connects to.
+	Target string
+	// Generation is the protocol the outlet answers in. G3 (the zero
+	// value) also serves 2021 G3 inlets; G2 serves G2 inlets only (the
+	// outlet must know before it answers: portals.md §4.4).
+	Generation Generation
+	// Dial connects to Target; nil uses a net.Dialer with DialTimeout.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// DialTimeout bounds the connect; 0 means DefaultDialTimeout.
+	DialTimeout time.Duration
+	// MaxConns bounds the open portals; a Ping over the limit is answered
+	// as an unreachable target would be. 0 means no limit.
+	MaxConns int
+	// Authorize, when set, admits a Ping only if it returns true; it sees
+	// the Ping as delivered (its return route starts with the hop it came
+	// through, e.g. a secure channel's address). A secure outlet uses it to
+	// refuse Pings that did not come through a channel.
+	Authorize func(m *node.Message) bool
+	// Budget, when set, returns the message budget of the secure channel a
+	// portal's route (the Ping's return route) starts with, or nil.
+	Budget func(route routing.Route) *Budget
+	// Options are the settings shared with inlets.
+	Options Options
+	// Logger receives portal opens and closes; nil discards.
+	Logger *slog.Logger
+}
+
+// Outlet is the outlet side of TCP portals: a worker at a well-known
+// address that, for each Ping, connects to the target and relays. Create
+// one with NewOutlet; it is safe for concurrent use.
+type Outlet struct {
+	cfg    OutletConfig
+	node   *node.Node
+	mb     *node.Mailbox
+	log    *slog.Logger
+	stats  counters
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	sem    chan struct{}
+	bad    rate.Sometimes
+	once   sync.Once
+}
+
+// NewOutlet starts an outlet on n at cfg.Name.
+func NewOutlet(n *node.Node, cfg OutletConfig) (*Outlet, error) {
+	if cfg.Target == "" {
+		return nil, errors.New("portal: outlet needs a target")
+	}
+	if cfg.Name == "" {
+		cfg.Name = DefaultOutletName
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.Dial == nil {
+		d := &net.Dialer{}
+		cfg.Dial = d.DialContext
+	}
+	cfg.Options = cfg.Options.withDefaults()
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	mb, err := n.OpenMailbox(cfg.Name)
+	if err != nil {
+		return nil, fmt.Errorf("portal: starting outlet %q: %w", cfg.Name, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	o := &Outlet{cfg: cfg, node: n, mb: mb, log: log.With("outlet", cfg.Name), ctx: ctx, cancel: cancel,
+		bad: rate.Sometimes{First: 5, Interval: 10 * time.Second}}
+	if cfg.MaxConns > 0 {
+		o.sem = make(chan struct{}, cfg.MaxConns)
+	}
+	o.wg.Go(o.listen)
+	return o, nil
+}
+
+// Address returns the outlet's local address.
+func (o *Outlet) Address() routing.Address { return o.mb.Address() }
+
+// Stats returns the outlet's counters.
+func (o *Outlet) Stats() Stats { return o.stats.snapshot() }
+
+// Close stops the outlet: no new portals; open ones send Disconnect and
+// close. It waits for them and is idempotent.
+func (o *Outlet) Close() error {
+	o.once.Do(func() {
+		o.mb.Close()
+		o.cancel()
+	})
+	o.wg.Wait()
+	return nil
+}
+
+func (o *Outlet) listen() {
+	for {
+		m, err := o.mb.Receive(o.ctx)
+		if err != nil {
+			return
+		}
+		o.ping(m)
+	}
+}
+
+func (o *Outlet) refuse(m *node.Message, why string) {
+	o.bad.Do(func() {
+		o.log.Warn("portal: refused a message at the outlet", "from", m.Return().String(), "reason", why)
+	})
+}
+
+// ping checks a handshake message and starts its portal.
+func (o *Outlet) ping(m *node.Message) {
+	if len(m.Onward()) != 1 || len(m.Return()) == 0 {
+		o.refuse(m, "route continues past the outlet, or no return route")
+		return
+	}
+	p := m.Payload()
+	if o.cfg.Generation == G2 {
+		if len(p) != 1 || p[0] != 0 {
+			o.refuse(m, "not a G2 handshake")
+			return
+		}
+	} else if msg, err := DecodeG3(p, false); err != nil || msg.Tag != TagPing {
+		// A Rust G3 listener ignores anything but a Ping (portals.md §6.3).
+		o.refuse(m, "not a Ping")
+		return
+	}
+	if o.cfg.Authorize != nil && !o.cfg.Authorize(m) {
+		o.refuse(m, "not authorized")
+		return
+	}
+	// The route to the inlet is the Ping's return route as received, taken
+	// once (portals.md §3).
+	route := m.Return()
+	if o.sem != nil {
+		select {
+		case o.sem <- struct{}{}:
+		default:
+			o.log.Warn("portal: refused a connection over the limit", "from", route.String(), "max", o.cfg.MaxConns)
+			o.wg.Go(func() { o.unreachable(route, ErrLimit) })
+			return
+		}
+	}
+	o.wg.Go(func() {
+		if o.sem != nil {
+			defer func() { <-o.sem }()
+		}
+		o.open(route)
+	})
+}
+
+// open connects to the target first, then answers (portals.md §12.4).
+func (o *Outlet) open(route routing.Route) {
+	dctx, cancel := context.WithTimeout(o.ctx, o.cfg.DialTimeout)
+	nc, err := o.cfg.Dial(dctx, "tcp", o.cfg.Target)
+	cancel()
+	if err != nil {
+		o.unreachable(route, err)
+		return
+	}
+	mb, err := o.node.OpenMailbox("")
+	if err != nil {
+		nc.Close()
+		return
+	}
+	var budget *Budget
+	if o.cfg.Budget != nil {
+		budget = o.cfg.Budget(route)
+	}
+	c := newPConn(o.node, mb, nc, "outlet", o.cfg.Generation, route, budget, o.log, o.cfg.Options, &o.stats)
+	var pong []byte
+	if o.cfg.Generation == G2 {
+		pong = G2Handshake
+	} else {
+		var ext *Extension
+		if !o.cfg.Options.NoExtension {
+			ext = &Extension{Version: ExtensionVersion, Window: uint64(o.cfg.Options.Window)}
+			c.extOffered = true
+			c.granted = ext.Window
+		}
+		pong = AppendPong(nil, ext)
+	}
+	if err := c.send(pong, false); err != nil {
+		o.log.Warn("portal: answering a Ping", "to", route.String(), "err", err)
+		nc.Close()
+		mb.Close()
+		return
+	}
+	c.run(o.ctx, nil)
+}
+
+// unreachable answers a Ping whose target cannot be reached: G3 Pong then
+// Disconnect, from a fresh address, the only sequence that makes a Rust G3
+// inlet close its client (portals.md §12.4); G2 has no way to say it.
+func (o *Outlet) unreachable(route routing.Route, err error) {
+	o.stats.failed.Add(1)
+	o.log.Warn("portal: target unreachable", "target", o.cfg.Target, "inlet", route.String(), "err", err)
+	if o.cfg.Generation == G2 {
+		return
+	}
+	mb, merr := o.node.OpenMailbox("")
+	if merr != nil {
+		return
+	}
+	defer mb.Close()
+	ctx, cancel := context.WithTimeout(o.ctx, 10*time.Second)
+	defer cancel()
+	var budget *Budget
+	if o.cfg.Budget != nil {
+		budget = o.cfg.Budget(route)
+	}
+	if !budget.take(false) || mb.SendFrom(ctx, mb.Address(), route, node.Raw(AppendPong(nil, nil))) != nil {
+		return
+	}
+	if budget.take(true) {
+		mb.SendFrom(ctx, mb.Address(), route, node.Raw(AppendDisconnect(nil, -1)))
+	}
+}

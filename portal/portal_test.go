@@ -1,0 +1,60 @@
+package portal_test
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/portal"
+)
+
+func TestEchoThroughHub(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		secure bool
+		gen    portal.Generation
+		noExt  bool
+	}{
+		{"G3", false, portal.G3, false},
+		{"G3-no-extension", false, portal.G3, true},
+		{"G2", false, portal.G2, false},
+		{"G3-secure", true, portal.G3, false},
+		{"G2-secure", true, portal.G2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hubAddr, _ := startHub(t, hub.Config{}, nil)
+			pair := plainPair
+			if tc.secure {
+				pair = securePair
+			}
+			addr, in, o := pair(t, hubAddr, echoTarget(t),
+				portal.OutletConfig{Generation: tc.gen, Options: portal.Options{NoExtension: tc.noExt}}, portal.InletConfig{})
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			msg := bytes.Repeat([]byte("hello portal "), 20000) // 260 KB
+			go c.Write(msg)
+			got := make([]byte, len(msg))
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			if _, err := io.ReadFull(c, got); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, msg) {
+				t.Fatal("echo differs")
+			}
+			c.Close()
+			if tc.gen == portal.G2 {
+				return // no close signal in G2
+			}
+			waitFor(t, "both portals closed", func() bool { return in.Stats().Open == 0 && o.Stats().Open == 0 })
+			if in.Stats().Failed != 0 || o.Stats().Failed != 0 {
+				t.Errorf("failed portals: inlet %d, outlet %d", in.Stats().Failed, o.Stats().Failed)
+			}
+		})
+	}
+}
