@@ -259,7 +259,6 @@ node's owner on the node's page or through the API.`)
 		return err
 	}
 	defer stopMetrics()
-	fmt.Fprintf(e.stdout, "listening on %s://%s\n", scheme, ln.Addr())
 	e.log.Info("serving", "addr", ln.Addr().String(), "public_url", pub.String(),
 		"github_signin", gh != nil, "local_signin", localSignIn,
 		"nodes_listen", *nodesListen, "nodes_domain", *nodesDomain, "node_ports", ports.String())
@@ -270,6 +269,9 @@ node's owner on the node's page or through the API.`)
 	if gh == nil && !localSignIn {
 		e.log.Warn("no sign-in method is enabled: give --github-client-id and --github-client-secret, or --allow-local-signin")
 	}
+	// Last: scripts and tests take this line as "ready", and the startup
+	// log above is complete by then.
+	fmt.Fprintf(e.stdout, "listening on %s://%s\n", scheme, ln.Addr())
 
 	var serveErr error
 	select {
