@@ -3,6 +3,7 @@ package securechannel_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"errors"
 	"log/slog"
 	"os"
@@ -387,5 +388,72 @@ func TestMaxChannels(t *testing.T) {
 		if got, _ := roundTrip(t, n, ch, "still"); got != "still" {
 			t.Errorf("reply %q", got)
 		}
+	}
+}
+
+// TestSlotExhaustionForgedSources: everything in a return route after the
+// hops that prepended themselves is chosen by the sender, so one attacker
+// behind one connection (one hub alias) can make every first message look
+// like a new source. Each then held one slot, the fullest "source" was a
+// tie, and the flood displaced the genuine initiator's half-open handshake
+// at random. Sources are now compared hop by hop from the listener's side:
+// the attacker's connection holds the most, so it pays.
+func TestSlotExhaustionForgedSources(t *testing.T) {
+	const slots = 32
+	n := newNode(t)
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true, HandshakeTimeout: time.Minute,
+		MaxPendingHandshakes: slots, MaxPendingPerSource: 8})
+	attackerHop := startTap(t, n, "attacker_conn")
+	genuineHop := startTap(t, n, "genuine_conn")
+	forged := 0
+	flood := func(count int) {
+		for range count {
+			forged++
+			fake := routing.LocalAddress(fmt.Sprintf("forged%d", forged))
+			err := n.Route(t.Context(), routing.TransportMessage{Version: routing.Version,
+				Onward: routing.Route{attackerHop.addr, l.Address()}, Return: routing.Route{fake, routing.LocalAddress("x")},
+				Payload: junkFirstMessage(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	flood(slots)
+	eventually(t, "every slot to be taken", func() bool { _, p := l.Counts(); return p == slots })
+
+	// The genuine initiator's M3 is held at its hop until the flood is over.
+	held := make(chan routing.TransportMessage, 1)
+	genuineHop.setEdit(func(i int, tm routing.TransportMessage) []routing.TransportMessage {
+		if i == 2 { // M1, M2, then M3
+			held <- tm
+			return nil
+		}
+		return []routing.TransportMessage{tm}
+	})
+	type result struct {
+		ch  *securechannel.Channel
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		ch, err := securechannel.Create(ctx, n, routing.Route{genuineHop.addr, l.Address()}, securechannel.Config{ExpectedPeerStatic: l.StaticPublic()})
+		done <- result{ch, err}
+	}()
+	m3 := <-held
+	before := l.Stats().Overloaded
+	flood(8 * slots)
+	eventually(t, "the flood to be handled", func() bool { return l.Stats().Overloaded == before+8*slots })
+	if err := n.Route(t.Context(), m3); err != nil {
+		t.Fatalf("the genuine responder was displaced by the flood: %v", err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("the genuine handshake did not survive the flood: %v", r.err)
+	}
+	defer r.ch.Close()
+	if got, _ := roundTrip(t, n, r.ch, "survived"); got != "survived" {
+		t.Errorf("reply %q", got)
 	}
 }

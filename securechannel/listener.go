@@ -87,7 +87,10 @@ type ListenerConfig struct {
 	// MaxPendingHandshakes bounds the responders waiting for M3. When full,
 	// a new first message takes the slot of the oldest pending handshake of
 	// the source holding the most, which is counted as Overloaded: junk first
-	// messages from one source cannot lock out another. 0 means
+	// messages from one source cannot lock out another. Sources are compared
+	// hop by hop from the listener (the connection, then a hub's alias of the
+	// sender's connection, …), so a sender that varies the hops it writes
+	// itself still competes as its connection. 0 means
 	// DefaultMaxPendingHandshakes.
 	MaxPendingHandshakes int
 
@@ -139,8 +142,9 @@ type Listener struct {
 	mu         sync.Mutex
 	channels   map[*Channel]bool            // every live responder: true once established
 	byLocal    map[routing.Address]*Channel // established responders by address_local
-	pendingSrc map[*Channel]string          // responders not yet established, and their source
+	pending    map[*Channel]*pendingInfo    // responders not yet established
 	bySrc      map[string][]*Channel        // pending responders by source, oldest first
+	seq        uint64                       // orders pending responders by arrival
 	closed     bool
 
 	refusedMu      sync.Mutex
@@ -188,7 +192,7 @@ func Listen(ctx context.Context, n *node.Node, addr string, cfg ListenerConfig) 
 		log:        log,
 		channels:   make(map[*Channel]bool),
 		byLocal:    make(map[routing.Address]*Channel),
-		pendingSrc: make(map[*Channel]string),
+		pending:    make(map[*Channel]*pendingInfo),
 		bySrc:      make(map[string][]*Channel),
 	}
 	addrs, err := n.StartWorkerConfig(ctx, node.HandlerFunc(l.handle), node.WorkerConfig{Addresses: []string{addr}})
@@ -219,7 +223,7 @@ func (l *Listener) Stats() Stats { return l.stats.snapshot() }
 func (l *Listener) Counts() (established, pending int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.byLocal), len(l.pendingSrc)
+	return len(l.byLocal), len(l.pending)
 }
 
 // Channel returns the established responder channel whose address_local is
@@ -253,11 +257,32 @@ func (l *Listener) Close() error {
 	return nil
 }
 
-// sourceOf is the source of a first message for the per-source quota: its
-// return route without the initiator's own (random, per channel) address.
-// Through a hub, that is the hub's alias of the initiator's connection.
-func sourceOf(ret routing.Route) string {
-	return ret[:len(ret)-1].String()
+// maxSourceDepth bounds how many hops of a return route make its source.
+// The hops beyond it are merged into one source, which only makes a sender
+// who varies them share its slots, and keeps the bookkeeping small however
+// long a route the sender writes.
+const maxSourceDepth = 8
+
+// pendingInfo is the bookkeeping of a pending responder.
+type pendingInfo struct {
+	src  string            // path as text: the key of bySrc
+	path []routing.Address // the source, hop by hop from the listener
+	seq  uint64            // arrival order
+}
+
+// sourceOf is the source of a first message for the pending quotas: its
+// return route without the initiator's own (random, per channel) address,
+// at most maxSourceDepth hops. Through a hub, it starts with the hub's
+// connection and the hub's alias of the initiator's connection; those hops
+// were prepended by the transports, but the rest is whatever the sender
+// wrote, so a source is only as trustworthy as its first hops: see
+// fullestLocked.
+func sourceOf(ret routing.Route) []routing.Address {
+	path := ret[:len(ret)-1]
+	if len(path) > maxSourceDepth {
+		path = path[:maxSourceDepth]
+	}
+	return append([]routing.Address(nil), path...)
 }
 
 // handle is the listener worker: for each first handshake message it starts
@@ -294,38 +319,99 @@ func (l *Listener) handle(ctx context.Context, s node.Sender, m *node.Message) e
 // takePendingSlot registers ch as a pending responder of src, evicting
 // another pending responder if a quota is reached, and returns the one
 // evicted (to be closed by the caller, outside the lock) or nil.
-func (l *Listener) takePendingSlotLocked(ch *Channel, src string) *Channel {
+func (l *Listener) takePendingSlotLocked(ch *Channel, path []routing.Address) *Channel {
+	src := routing.Route(path).String()
 	var victim *Channel
 	if q := l.bySrc[src]; len(q) >= l.cfg.MaxPendingPerSource {
 		victim = q[0]
-	} else if len(l.pendingSrc) >= l.cfg.MaxPendingHandshakes {
-		// The source holding the most pending handshakes pays: a flood
-		// from one source never evicts a genuine initiator elsewhere.
-		var most []*Channel
-		for _, q := range l.bySrc {
-			if len(q) > len(most) {
-				most = q
-			}
-		}
-		victim = most[0]
+	} else if len(l.pending) >= l.cfg.MaxPendingHandshakes {
+		victim = l.fullestLocked()
 	}
 	if victim != nil {
 		l.removePendingLocked(victim)
 	}
-	l.pendingSrc[ch] = src
+	l.seq++
+	l.pending[ch] = &pendingInfo{src: src, path: path, seq: l.seq}
 	l.bySrc[src] = append(l.bySrc[src], ch)
 	l.channels[ch] = false
+	return victim
+}
+
+// fullestLocked chooses the pending responder to displace when every slot
+// is taken: the source holding the most pending handshakes pays, so a flood
+// from one source never displaces a genuine initiator elsewhere.
+//
+// Sources are compared hop by hop from the listener's side, because only
+// the first hops of a return route were written by transports (the
+// connection, then a hub's alias of the initiator's connection); the rest
+// is the sender's choice, and one sender can make each of its messages
+// look like a new source. So, starting with every pending responder, keep
+// those that share the most common next hop, one hop at a time (a source
+// that ends here counts as one more group); a sender varying later hops
+// therefore shares the group of its connection. Among the last group, or a
+// tie, the oldest goes.
+func (l *Listener) fullestLocked() *Channel {
+	cands := make([]*Channel, 0, len(l.pending))
+	for ch := range l.pending {
+		cands = append(cands, ch)
+	}
+	type group struct {
+		members []*Channel
+		oldest  uint64
+	}
+	for depth := 0; len(cands) > 1 && depth <= maxSourceDepth; depth++ {
+		var ended group
+		groups := make(map[routing.Address]*group)
+		add := func(g *group, ch *Channel) {
+			seq := l.pending[ch].seq
+			if len(g.members) == 0 || seq < g.oldest {
+				g.oldest = seq
+			}
+			g.members = append(g.members, ch)
+		}
+		for _, ch := range cands {
+			path := l.pending[ch].path
+			if depth >= len(path) {
+				add(&ended, ch)
+				continue
+			}
+			g := groups[path[depth]]
+			if g == nil {
+				g = new(group)
+				groups[path[depth]] = g
+			}
+			add(g, ch)
+		}
+		best := &ended
+		for _, g := range groups {
+			if len(g.members) > len(best.members) || (len(g.members) == len(best.members) && g.oldest < best.oldest) {
+				best = g
+			}
+		}
+		if best == &ended {
+			cands = ended.members
+			break
+		}
+		cands = best.members
+	}
+	victim := cands[0]
+	for _, ch := range cands[1:] {
+		if l.pending[ch].seq < l.pending[victim].seq {
+			victim = ch
+		}
+	}
 	return victim
 }
 
 // removePendingLocked forgets a pending responder; it reports whether ch
 // was pending.
 func (l *Listener) removePendingLocked(ch *Channel) bool {
-	src, ok := l.pendingSrc[ch]
+	info, ok := l.pending[ch]
 	if !ok {
 		return false
 	}
-	delete(l.pendingSrc, ch)
+	src := info.src
+	delete(l.pending, ch)
 	q := l.bySrc[src]
 	for i, c := range q {
 		if c == ch {
@@ -385,7 +471,7 @@ func (l *Listener) logRefused(peer noise.Key, from routing.Route) {
 // in a pending slot, with its handshake timer running. The slot is
 // released when the handshake completes or the responder stops, or at once
 // on error.
-func (l *Listener) startResponder(ctx context.Context, src string) (*Channel, error) {
+func (l *Listener) startResponder(ctx context.Context, src []routing.Address) (*Channel, error) {
 	ch := newChannel(l.node, false, l.log, &l.stats)
 	ch.authenticated = l.cfg.Authorized != nil
 	ch.localStatic = l.static.Public
@@ -404,7 +490,7 @@ func (l *Listener) startResponder(ctx context.Context, src string) (*Channel, er
 	l.mu.Unlock()
 	if victim != nil {
 		l.stats.inc(statOverloaded)
-		l.log.Debug("securechannel: too many pending handshakes; dropped the oldest", "listener", l.addr.Value, "source", src)
+		l.log.Debug("securechannel: too many pending handshakes; dropped the oldest", "listener", l.addr.Value, "source", routing.Route(src).String())
 		go victim.Close()
 	}
 
