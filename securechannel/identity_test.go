@@ -3,14 +3,15 @@ package securechannel_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -455,5 +456,61 @@ func TestSlotExhaustionForgedSources(t *testing.T) {
 	defer r.ch.Close()
 	if got, _ := roundTrip(t, n, r.ch, "survived"); got != "survived" {
 		t.Errorf("reply %q", got)
+	}
+}
+
+// TestKnownPeersConcurrentFirstUse: several programs (here, separate
+// KnownPeers values, which share no lock) meet a route for the first time
+// at once, each seeing another identity, as when an attacker races the
+// genuine responder. The check and the record are one step under a file
+// lock: exactly one identity is recorded, and every other is refused as a
+// change, never also accepted as a "first use".
+func TestKnownPeersConcurrentFirstUse(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no file lock on Windows")
+	}
+	path := filepath.Join(t.TempDir(), "known_peers")
+	const route, writers = "1#127.0.0.1:4000 => 0#abcd => 0#secure_channel", 16
+	var firsts, changed atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range writers {
+		id := securechannel.IdentityOf(newKeyPair(t))
+		wg.Go(func() {
+			<-start
+			first, err := securechannel.OpenKnownPeers(path).Check(route, id)
+			switch {
+			case err == nil && first:
+				firsts.Add(1)
+			case errors.Is(err, securechannel.ErrPeerChanged):
+				changed.Add(1)
+			default:
+				t.Errorf("Check: first %v, err %v", first, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if firsts.Load() != 1 || changed.Load() != writers-1 || strings.Count(string(data), "\n") != 1 {
+		t.Errorf("%d first uses, %d changes, file %q; want 1, %d and one line", firsts.Load(), changed.Load(), data, writers-1)
+	}
+}
+
+// TestKnownPeersTabSeparated: a line written by hand with a tab between
+// the identity and the route still pins it; it was ignored, so the next
+// identity seen was accepted as a first use.
+func TestKnownPeersTabSeparated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known_peers")
+	a, b := securechannel.IdentityOf(newKeyPair(t)), securechannel.IdentityOf(newKeyPair(t))
+	const route = "1#127.0.0.1:4000 => 0#abcd => 0#secure_channel"
+	if err := os.WriteFile(path, []byte("# pinned by hand\n"+a.String()+"\t"+route+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := securechannel.OpenKnownPeers(path).Check(route, b); !errors.Is(err, securechannel.ErrPeerChanged) {
+		t.Errorf("another identity for a tab-separated record: %v; want ErrPeerChanged", err)
 	}
 }

@@ -27,6 +27,21 @@ func openNoFollow(path string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
+// openAppendNoFollow opens path for reading and appending, creating it
+// with mode 0600 if missing, without following a final symbolic link and
+// without blocking, then puts the descriptor back in blocking mode.
+func openAppendNoFollow(path string) (*os.File, error) {
+	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_APPEND|syscall.O_CREAT|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	if err := syscall.SetNonblock(fd, false); err != nil {
+		syscall.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
 // isSymlinkErr reports whether err is O_NOFOLLOW's refusal of a link.
 func isSymlinkErr(err error) bool { return errors.Is(err, syscall.ELOOP) }
 
