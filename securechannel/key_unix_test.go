@@ -112,3 +112,42 @@ func TestKeyFileSafeOpen(t *testing.T) {
 		})
 	}
 }
+
+// TestReadAllowFileUnsafe: whoever can write an allow-list admits
+// themselves, so a list others may write is refused; a FIFO is refused at
+// once instead of hanging the listener's start.
+func TestReadAllowFileUnsafe(t *testing.T) {
+	id := securechannel.IdentityOf(newKeyPair(t))
+	dir := t.TempDir()
+	writable := filepath.Join(dir, "writable")
+	if err := os.WriteFile(writable, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(writable, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := securechannel.ReadAllowFile(writable); !errors.Is(err, securechannel.ErrKeyPermissions) {
+		t.Errorf("world-writable allow file: %v; want ErrKeyPermissions", err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := securechannel.ReadAllowFile(fifo)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a FIFO allow file was accepted")
+		}
+	case <-time.After(5 * time.Second):
+		if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+		<-done
+		t.Fatal("ReadAllowFile hung on a FIFO")
+	}
+}

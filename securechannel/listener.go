@@ -139,13 +139,13 @@ type Listener struct {
 	log    *slog.Logger
 	stats  counters
 
-	mu         sync.Mutex
-	channels   map[*Channel]bool            // every live responder: true once established
-	byLocal    map[routing.Address]*Channel // established responders by address_local
-	pending    map[*Channel]*pendingInfo    // responders not yet established
-	bySrc      map[string][]*Channel        // pending responders by source, oldest first
-	seq        uint64                       // orders pending responders by arrival
-	closed     bool
+	mu       sync.Mutex
+	channels map[*Channel]bool            // every live responder: true once established
+	byLocal  map[routing.Address]*Channel // established responders by address_local
+	pending  map[*Channel]*pendingInfo    // responders not yet established
+	bySrc    map[string][]*Channel        // pending responders by source, oldest first
+	seq      uint64                       // orders pending responders by arrival
+	closed   bool
 
 	refusedMu      sync.Mutex
 	refusedLogged  time.Time // when a refusal was last logged
@@ -186,14 +186,14 @@ func Listen(ctx context.Context, n *node.Node, addr string, cfg ListenerConfig) 
 		log = n.Logger()
 	}
 	l := &Listener{
-		node:       n,
-		cfg:        cfg,
-		static:     static,
-		log:        log,
-		channels:   make(map[*Channel]bool),
-		byLocal:    make(map[routing.Address]*Channel),
-		pending:    make(map[*Channel]*pendingInfo),
-		bySrc:      make(map[string][]*Channel),
+		node:     n,
+		cfg:      cfg,
+		static:   static,
+		log:      log,
+		channels: make(map[*Channel]bool),
+		byLocal:  make(map[routing.Address]*Channel),
+		pending:  make(map[*Channel]*pendingInfo),
+		bySrc:    make(map[string][]*Channel),
 	}
 	addrs, err := n.StartWorkerConfig(ctx, node.HandlerFunc(l.handle), node.WorkerConfig{Addresses: []string{addr}})
 	if err != nil {
