@@ -103,8 +103,9 @@ type Channel struct {
 	log       *slog.Logger
 	stats     counters
 
-	authenticated bool      // set before the worker starts
-	localStatic   noise.Key // set before the worker starts
+	authenticated bool              // set before the worker starts
+	localStatic   noise.Key         // set before the worker starts
+	source        []routing.Address // responder: its first message's source; set under the listener's lock
 
 	// Set by the worker before done is closed; read-only afterwards.
 	done         chan struct{}

@@ -514,3 +514,34 @@ func TestKnownPeersTabSeparated(t *testing.T) {
 		t.Errorf("another identity for a tab-separated record: %v; want ErrPeerChanged", err)
 	}
 }
+
+// TestMaxChannelsFairEviction: at the cap, an initiator that opens channel
+// after channel through one connection displaced every idle channel of
+// everyone else (the least recently active went first). Now the source
+// holding the most channels gives way, hop by hop as for pending
+// handshakes, so it displaces only its own.
+func TestMaxChannelsFairEviction(t *testing.T) {
+	const limit = 4
+	n := newNode(t)
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true, MaxChannels: limit})
+	cfg := securechannel.Config{ExpectedPeerStatic: l.StaticPublic()}
+	genuineHop := startTap(t, n, "genuine_conn")
+	attackerHop := startTap(t, n, "attacker_conn")
+	genuine := create(t, n, routing.Route{genuineHop.addr, l.Address()}, cfg)
+	roundTrip(t, n, genuine, "before")
+	// The attacker's channels are all newer and busier than the genuine one.
+	for i := range 3 * limit {
+		ch := create(t, n, routing.Route{attackerHop.addr, l.Address()}, cfg)
+		roundTrip(t, n, ch, "busy")
+		eventually(t, "the cap to hold", func() bool {
+			est, _ := l.Counts()
+			return est == min(i+2, limit)
+		})
+	}
+	if got, _ := roundTrip(t, n, genuine, "after"); got != "after" {
+		t.Errorf("reply %q", got)
+	}
+	if ev := l.Stats().Evicted; ev != 2*limit+1 {
+		t.Errorf("Evicted %d, want %d (only the attacker's own channels)", ev, 2*limit+1)
+	}
+}

@@ -28,7 +28,8 @@ const (
 	// data message for this long; the 2021 protocol has no close message.
 	DefaultIdleTimeout = 15 * time.Minute
 	// DefaultMaxChannels bounds the established channels of a listener;
-	// when full, the least recently active one makes room for a new one.
+	// when full, the least recently active one of the source holding the
+	// most makes room for a new one.
 	DefaultMaxChannels = 4096
 )
 
@@ -79,9 +80,11 @@ type ListenerConfig struct {
 	IdleTimeout time.Duration
 
 	// MaxChannels bounds the established responder channels: when a new
-	// one would exceed it, the least recently active one is closed and
-	// counted in Evicted. 0 means DefaultMaxChannels; negative means no
-	// limit.
+	// one would exceed it, the least recently active one of the source
+	// holding the most (compared hop by hop, as for MaxPendingHandshakes:
+	// one initiator opening channel after channel displaces only its own)
+	// is closed and counted in Evicted. 0 means DefaultMaxChannels;
+	// negative means no limit.
 	MaxChannels int
 
 	// MaxPendingHandshakes bounds the responders waiting for M3. When full,
@@ -265,9 +268,8 @@ const maxSourceDepth = 8
 
 // pendingInfo is the bookkeeping of a pending responder.
 type pendingInfo struct {
-	src  string            // path as text: the key of bySrc
-	path []routing.Address // the source, hop by hop from the listener
-	seq  uint64            // arrival order
+	src string // Channel.source as text: the key of bySrc
+	seq uint64 // arrival order
 }
 
 // sourceOf is the source of a first message for the pending quotas: its
@@ -331,72 +333,77 @@ func (l *Listener) takePendingSlotLocked(ch *Channel, path []routing.Address) *C
 		l.removePendingLocked(victim)
 	}
 	l.seq++
-	l.pending[ch] = &pendingInfo{src: src, path: path, seq: l.seq}
+	ch.source = path
+	l.pending[ch] = &pendingInfo{src: src, seq: l.seq}
 	l.bySrc[src] = append(l.bySrc[src], ch)
 	l.channels[ch] = false
 	return victim
 }
 
 // fullestLocked chooses the pending responder to displace when every slot
-// is taken: the source holding the most pending handshakes pays, so a flood
-// from one source never displaces a genuine initiator elsewhere.
-//
-// Sources are compared hop by hop from the listener's side, because only
-// the first hops of a return route were written by transports (the
-// connection, then a hub's alias of the initiator's connection); the rest
-// is the sender's choice, and one sender can make each of its messages
-// look like a new source. So, starting with every pending responder, keep
-// those that share the most common next hop, one hop at a time (a source
-// that ends here counts as one more group); a sender varying later hops
-// therefore shares the group of its connection. Among the last group, or a
-// tie, the oldest goes.
+// is taken: see fairVictim; among equals, the oldest goes.
 func (l *Listener) fullestLocked() *Channel {
 	cands := make([]*Channel, 0, len(l.pending))
 	for ch := range l.pending {
 		cands = append(cands, ch)
 	}
+	return fairVictim(cands, func(a, b *Channel) bool { return l.pending[a].seq < l.pending[b].seq })
+}
+
+// fairVictim chooses which of cands (not empty) to displace: the source
+// holding the most pays, so a flood from one source never displaces a
+// genuine initiator elsewhere.
+//
+// Sources are compared hop by hop from the listener's side, because only
+// the first hops of a return route were written by transports (the
+// connection, then a hub's alias of the initiator's connection); the rest
+// is the sender's choice, and one sender can make each of its messages
+// look like a new source. So, starting with every candidate, keep those
+// that share the most common next hop, one hop at a time (sources that end
+// at this hop count as one more group); a sender varying later hops
+// therefore shares the group of its connection. A tie between groups goes
+// against the group holding the first candidate by before; within the last
+// group, the first by before goes.
+func fairVictim(cands []*Channel, before func(a, b *Channel) bool) *Channel {
 	type group struct {
 		members []*Channel
-		oldest  uint64
+		first   *Channel
+	}
+	add := func(g *group, ch *Channel) {
+		if g.first == nil || before(ch, g.first) {
+			g.first = ch
+		}
+		g.members = append(g.members, ch)
 	}
 	for depth := 0; len(cands) > 1 && depth <= maxSourceDepth; depth++ {
 		var ended group
 		groups := make(map[routing.Address]*group)
-		add := func(g *group, ch *Channel) {
-			seq := l.pending[ch].seq
-			if len(g.members) == 0 || seq < g.oldest {
-				g.oldest = seq
-			}
-			g.members = append(g.members, ch)
-		}
 		for _, ch := range cands {
-			path := l.pending[ch].path
-			if depth >= len(path) {
+			if depth >= len(ch.source) {
 				add(&ended, ch)
 				continue
 			}
-			g := groups[path[depth]]
+			g := groups[ch.source[depth]]
 			if g == nil {
 				g = new(group)
-				groups[path[depth]] = g
+				groups[ch.source[depth]] = g
 			}
 			add(g, ch)
 		}
 		best := &ended
 		for _, g := range groups {
-			if len(g.members) > len(best.members) || (len(g.members) == len(best.members) && g.oldest < best.oldest) {
+			if len(g.members) > len(best.members) || (len(g.members) == len(best.members) && before(g.first, best.first)) {
 				best = g
 			}
 		}
+		cands = best.members
 		if best == &ended {
-			cands = ended.members
 			break
 		}
-		cands = best.members
 	}
 	victim := cands[0]
 	for _, ch := range cands[1:] {
-		if l.pending[ch].seq < l.pending[victim].seq {
+		if before(ch, victim) {
 			victim = ch
 		}
 	}
@@ -428,7 +435,7 @@ func (l *Listener) removePendingLocked(ch *Channel) bool {
 }
 
 // establishLocked moves a pending responder to the established ones and
-// returns the least recently active established channel to close if
+// returns the established channel to close (see fairVictim) if
 // MaxChannels is exceeded. It returns ok == false when ch was evicted
 // meanwhile.
 func (l *Listener) establishLocked(ch *Channel) (victim *Channel, ok bool) {
@@ -436,11 +443,13 @@ func (l *Listener) establishLocked(ch *Channel) (victim *Channel, ok bool) {
 		return nil, false
 	}
 	if l.cfg.MaxChannels > 0 && len(l.byLocal) >= l.cfg.MaxChannels {
+		// As for pending handshakes, the source holding the most channels
+		// gives way (fairVictim), and within it the least recently active.
+		cands := make([]*Channel, 0, len(l.byLocal))
 		for _, c := range l.byLocal {
-			if victim == nil || c.lastActive.Load() < victim.lastActive.Load() {
-				victim = c
-			}
+			cands = append(cands, c)
 		}
+		victim = fairVictim(cands, func(a, b *Channel) bool { return a.lastActive.Load() < b.lastActive.Load() })
 		delete(l.byLocal, victim.local)
 		delete(l.channels, victim)
 	}
