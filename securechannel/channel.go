@@ -106,6 +106,7 @@ type Channel struct {
 	authenticated bool              // set before the worker starts
 	localStatic   noise.Key         // set before the worker starts
 	source        []routing.Address // responder: its first message's source; set under the listener's lock
+	seq           uint64            // responder: arrival order of its first message; set under the listener's lock
 
 	// Set by the worker before done is closed; read-only afterwards.
 	done         chan struct{}

@@ -269,7 +269,6 @@ const maxSourceDepth = 8
 // pendingInfo is the bookkeeping of a pending responder.
 type pendingInfo struct {
 	src string // Channel.source as text: the key of bySrc
-	seq uint64 // arrival order
 }
 
 // sourceOf is the source of a first message for the pending quotas: its
@@ -333,8 +332,8 @@ func (l *Listener) takePendingSlotLocked(ch *Channel, path []routing.Address) *C
 		l.removePendingLocked(victim)
 	}
 	l.seq++
-	ch.source = path
-	l.pending[ch] = &pendingInfo{src: src, seq: l.seq}
+	ch.source, ch.seq = path, l.seq
+	l.pending[ch] = &pendingInfo{src: src}
 	l.bySrc[src] = append(l.bySrc[src], ch)
 	l.channels[ch] = false
 	return victim
@@ -347,7 +346,7 @@ func (l *Listener) fullestLocked() *Channel {
 	for ch := range l.pending {
 		cands = append(cands, ch)
 	}
-	return fairVictim(cands, func(a, b *Channel) bool { return l.pending[a].seq < l.pending[b].seq })
+	return fairVictim(cands, func(a, b *Channel) bool { return a.seq < b.seq })
 }
 
 // fairVictim chooses which of cands (not empty) to displace: the source
@@ -376,6 +375,9 @@ func fairVictim(cands []*Channel, before func(a, b *Channel) bool) *Channel {
 		g.members = append(g.members, ch)
 	}
 	for depth := 0; len(cands) > 1 && depth <= maxSourceDepth; depth++ {
+		if sameHop(cands, depth) {
+			continue // one group: nothing to choose at this hop
+		}
 		var ended group
 		groups := make(map[routing.Address]*group)
 		for _, ch := range cands {
@@ -408,6 +410,21 @@ func fairVictim(cands []*Channel, before func(a, b *Channel) bool) *Channel {
 		}
 	}
 	return victim
+}
+
+// sameHop reports whether every candidate's source goes on with the same
+// hop at depth.
+func sameHop(cands []*Channel, depth int) bool {
+	if depth >= len(cands[0].source) {
+		return false
+	}
+	hop := cands[0].source[depth]
+	for _, ch := range cands[1:] {
+		if depth >= len(ch.source) || ch.source[depth] != hop {
+			return false
+		}
+	}
+	return true
 }
 
 // removePendingLocked forgets a pending responder; it reports whether ch
