@@ -3,6 +3,7 @@ package securechannel_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -543,5 +544,28 @@ func TestMaxChannelsFairEviction(t *testing.T) {
 	}
 	if ev := l.Stats().Evicted; ev != 2*limit+1 {
 		t.Errorf("Evicted %d, want %d (only the attacker's own channels)", ev, 2*limit+1)
+	}
+}
+
+// TestListenerPrintsNoSecret: a Listener keeps its static key pair in
+// unexported fields, which fmt prints field by field without asking the
+// key pair to redact itself: %+v of a listener printed its private key.
+func TestListenerPrintsNoSecret(t *testing.T) {
+	n := newNode(t)
+	kp := newKeyPair(t)
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{StaticKeyPair: kp, AcceptAnyInitiator: true})
+	ch := create(t, n, routing.Route{l.Address()}, securechannel.Config{StaticKeyPair: kp, ExpectedPeerStatic: l.StaticPublic()})
+	secretDec := strings.Trim(fmt.Sprint(kp.Private[:4]), "[]")
+	var logged bytes.Buffer
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("l", "listener", l, "channel", ch)
+	outputs := map[string]string{"slog": logged.String()}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%x", "%d"} {
+		outputs[verb] = fmt.Sprintf(verb, l)
+		outputs[verb+" channel"] = fmt.Sprintf(verb, ch)
+	}
+	for what, out := range outputs {
+		if strings.Contains(strings.ToLower(out), hex.EncodeToString(kp.Private[:])) || strings.Contains(out, secretDec) {
+			t.Errorf("%s of a listener or channel prints the private key: %.300s", what, out)
+		}
 	}
 }

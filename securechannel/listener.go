@@ -206,6 +206,23 @@ func Listen(ctx context.Context, n *node.Node, addr string, cfg ListenerConfig) 
 	return l, nil
 }
 
+// String describes l by its address and identity. A Listener holds its
+// private key in unexported fields, which fmt would print field by field
+// without asking the key pair to redact itself; Format and LogValue use
+// String, so no formatting of a Listener prints the key.
+func (l *Listener) String() string {
+	return "securechannel.Listener{address: " + l.addr.String() + ", identity: " + l.Identity().String() + "}"
+}
+
+// GoString is String, for %#v.
+func (l *Listener) GoString() string { return l.String() }
+
+// Format prints String for every verb.
+func (l *Listener) Format(f fmt.State, verb rune) { fmt.Fprint(f, l.String()) }
+
+// LogValue implements slog.LogValuer with String.
+func (l *Listener) LogValue() slog.Value { return slog.StringValue(l.String()) }
+
 // Address returns the listener's address; initiators create channels to a
 // route ending there.
 func (l *Listener) Address() routing.Address { return l.addr }
