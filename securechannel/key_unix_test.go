@@ -151,3 +151,28 @@ func TestReadAllowFileUnsafe(t *testing.T) {
 		t.Fatal("ReadAllowFile hung on a FIFO")
 	}
 }
+
+// TestKnownPeersReadOnly: a known-peers file its owner made read-only
+// still pins the identities it records (Check needs to write only for a
+// first use).
+func TestKnownPeersReadOnly(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root may write a read-only file")
+	}
+	path := filepath.Join(t.TempDir(), "known_peers")
+	a, b := securechannel.IdentityOf(newKeyPair(t)), securechannel.IdentityOf(newKeyPair(t))
+	const route = "1#127.0.0.1:4000 => 0#abcd => 0#secure_channel"
+	if err := os.WriteFile(path, []byte(a.String()+" "+route+"\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	kp := securechannel.OpenKnownPeers(path)
+	if first, err := kp.Check(route, a); err != nil || first {
+		t.Errorf("recorded identity: %v, %v; want accepted", first, err)
+	}
+	if _, err := kp.Check(route, b); !errors.Is(err, securechannel.ErrPeerChanged) {
+		t.Errorf("another identity: %v; want ErrPeerChanged", err)
+	}
+	if _, err := kp.Check("1#other:1 => 0#x", b); err == nil {
+		t.Error("a first use was accepted without being recorded")
+	}
+}

@@ -177,6 +177,20 @@ func (k *KnownPeers) Check(name string, id Identity) (first bool, err error) {
 	// programs meeting the route at once cannot both record (and accept)
 	// different identities.
 	f, err := k.openLocked()
+	if errors.Is(err, fs.ErrPermission) {
+		// A file made read-only by its owner still pins what it records;
+		// only a first use, which must be recorded, fails.
+		known, line, ok, lerr := k.lookup(name)
+		switch {
+		case lerr != nil:
+			return false, lerr
+		case !ok:
+			return false, err
+		case known != id:
+			return false, &PeerChangedError{Name: name, Known: known, Got: id, File: k.path, Line: line}
+		}
+		return false, nil
+	}
 	if err != nil {
 		return false, err
 	}
