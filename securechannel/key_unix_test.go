@@ -176,3 +176,31 @@ func TestKnownPeersReadOnly(t *testing.T) {
 		t.Error("a first use was accepted without being recorded")
 	}
 }
+
+// TestKnownPeersLockHeld: a program that holds the known-peers lock and
+// hangs delays a check by a bounded time, then the check fails; it never
+// blocks a channel's worker for ever.
+func TestKnownPeersLockHeld(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known_peers")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := securechannel.OpenKnownPeers(path).Check("1#a:1 => 0#b", securechannel.IdentityOf(newKeyPair(t)))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a check passed while another program held the lock")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the check blocked on the lock")
+	}
+}
