@@ -370,8 +370,8 @@ func injectingProxy(t *testing.T, ln net.Listener, to string, dataFrame int, for
 					}
 					if i == dataFrame {
 						fake := routing.TransportMessage{Version: routing.Version,
-							Onward: routing.Route{routing.LocalAddress(node.AppAddress)},
-							Return: routing.Route{routing.LocalAddress("forger")},
+							Onward:  routing.Route{routing.LocalAddress(node.AppAddress)},
+							Return:  routing.Route{routing.LocalAddress("forger")},
 							Payload: bare.AppendString(nil, forged)}
 						frame, err := tcp.AppendFrame(nil, &fake, 0)
 						if err != nil {
