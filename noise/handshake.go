@@ -183,6 +183,7 @@ func NewHandshake(cfg Config) (*HandshakeState, error) {
 		return nil, fmt.Errorf("static key: %w", err)
 	}
 	var ekp KeyPair
+	defer ekp.Destroy() // the ecdh key below holds the private key from here on
 	if cfg.EphemeralKeyPair != nil {
 		ekp = *cfg.EphemeralKeyPair
 	} else if ekp, err = GenerateKeyPair(); err != nil {

@@ -225,6 +225,7 @@ func Create(ctx context.Context, n *node.Node, route routing.Route, cfg Config) 
 		return nil, fmt.Errorf("securechannel: create: %w", ErrNoPeerPolicy)
 	}
 	static := cfg.StaticKeyPair
+	defer static.Destroy() // this copy; the handshake keeps what it needs
 	if static == (noise.KeyPair{}) {
 		var err error
 		if static, err = noise.GenerateKeyPair(); err != nil {
@@ -244,6 +245,7 @@ func Create(ctx context.Context, n *node.Node, route routing.Route, cfg Config) 
 	ch.authenticated = cfg.ExpectedPeerStatic != (noise.Key{}) || cfg.VerifyPeer != nil
 	ep := &endpoint{ch: ch, hs: hs, pin: cfg.ExpectedPeerStatic, verify: cfg.VerifyPeer}
 	if err := ep.start(ctx); err != nil {
+		hs.Destroy()
 		return nil, err
 	}
 	// M1 goes from address_remote, so that the responder's M2, and later its
