@@ -141,6 +141,26 @@ func newChannel(n *node.Node, initiator bool, log *slog.Logger, parent *counters
 	return ch
 }
 
+// String describes ch by its addresses and role, which never change: fmt
+// would otherwise print its fields by reflection, racing with the worker
+// that sets them (atomics included).
+func (ch *Channel) String() string {
+	role := "responder"
+	if ch.initiator {
+		role = "initiator"
+	}
+	return "securechannel.Channel{" + role + ", local: " + ch.local.String() + ", remote: " + ch.remote.String() + "}"
+}
+
+// GoString is String, for %#v.
+func (ch *Channel) GoString() string { return ch.String() }
+
+// Format prints String for every verb.
+func (ch *Channel) Format(f fmt.State, verb rune) { fmt.Fprint(f, ch.String()) }
+
+// LogValue implements slog.LogValuer with String.
+func (ch *Channel) LogValue() slog.Value { return slog.StringValue(ch.String()) }
+
 // Address returns address_local, the plaintext side of the channel: send to
 // [ch.Address(), worker] to reach worker on the peer's node.
 func (ch *Channel) Address() routing.Address { return ch.local }

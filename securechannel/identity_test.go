@@ -550,6 +550,8 @@ func TestMaxChannelsFairEviction(t *testing.T) {
 // TestListenerPrintsNoSecret: a Listener keeps its static key pair in
 // unexported fields, which fmt prints field by field without asking the
 // key pair to redact itself: %+v of a listener printed its private key.
+// Printing a Channel read its fields by reflection while its worker wrote
+// them (a data race under -race).
 func TestListenerPrintsNoSecret(t *testing.T) {
 	n := newNode(t)
 	kp := newKeyPair(t)
