@@ -571,3 +571,29 @@ func TestListenerPrintsNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestKnownPeersNameInjection: a name is one line's key; a name that would
+// write a second line (a forged record for another route), or could never
+// be found again, is refused before anything is written.
+func TestKnownPeersNameInjection(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known_peers")
+	kp := securechannel.OpenKnownPeers(path)
+	a, evil := securechannel.IdentityOf(newKeyPair(t)), securechannel.IdentityOf(newKeyPair(t))
+	for _, name := range []string{
+		"1#a:1 => 0#x\n" + evil.String() + " 1#bank:443 => 0#secure_channel",
+		"1#a:1 => 0#x\r" + evil.String() + " 1#bank:443",
+		" 1#a:1 => 0#x",
+		"1#a:1 => 0#x ",
+		"",
+	} {
+		if first, err := kp.Check(name, a); err == nil || first {
+			t.Errorf("Check(%q) = %v, %v; want refused", name, first, err)
+		}
+	}
+	if b, err := os.ReadFile(path); err == nil && len(b) != 0 {
+		t.Errorf("known peers written: %q", b)
+	}
+	if _, _, ok, err := kp.Lookup("1#bank:443 => 0#secure_channel"); ok || err != nil {
+		t.Errorf("a record was injected: %v, %v", ok, err)
+	}
+}
