@@ -216,4 +216,3 @@ func (c *conn) send(ctx context.Context, m routing.TransportMessage) error {
 	}
 	return c.enqueue(ctx, q)
 }
-

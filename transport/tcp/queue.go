@@ -22,13 +22,13 @@ import (
 type sendQueue struct {
 	mu       sync.Mutex
 	msgs     []queued
-	spare    []queued // the last batch, for reuse while the connection is busy
-	limit    int      // messages
-	maxBytes int      // encoded bytes
-	bytes    int      // encoded bytes queued now
-	writing  bool     // someone holds the right to write (see above)
-	closed   bool     // the connection has closed: nobody may take the right
-	deferred *reader  // a reader that queued here and will flush before it blocks
+	spare    []queued      // the last batch, for reuse while the connection is busy
+	limit    int           // messages
+	maxBytes int           // encoded bytes
+	bytes    int           // encoded bytes queued now
+	writing  bool          // someone holds the right to write (see above)
+	closed   bool          // the connection has closed: nobody may take the right
+	deferred *reader       // a reader that queued here and will flush before it blocks
 	space    chan struct{} // signalled when the writer has made room
 	released chan struct{} // signalled when the right to write is given up
 }

@@ -60,11 +60,11 @@ type reader struct {
 	idleStart  time.Time
 
 	// rawRead's arguments and results
-	rawFn func(uintptr) bool
+	rawFn   func(uintptr) bool
 	dst     []byte
 	dstLeft []byte
 	n       int
-	err   error
+	err     error
 }
 
 func newReader(c *conn) *reader {

@@ -142,8 +142,8 @@ type Transport struct {
 	wg        sync.WaitGroup
 
 	stats struct {
-		accepted, dialled, refused                                                                atomic.Uint64
-		framesIn, framesOut, bytesIn, bytesOut                                                    atomic.Uint64 // of retired connections
+		accepted, dialled, refused             atomic.Uint64
+		framesIn, framesOut, bytesIn, bytesOut atomic.Uint64 // of retired connections
 
 		malformed, empty, oversized, unroutable, noConn, queueFull, tooLarge, timeouts, throttled atomic.Uint64
 	}
