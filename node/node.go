@@ -72,6 +72,9 @@ type Node struct {
 	app *Mailbox
 	wg  sync.WaitGroup
 
+	// routed counts messages to transports, and those to workers that
+	// have stopped; each worker counts its own (no cache line shared by
+	// every connection), summed by Stats.
 	routed, unroutable, workerErrors atomic.Uint64
 	errLog                           rate.Sometimes
 }
@@ -258,6 +261,7 @@ func (n *Node) unregister(e *entry) {
 	}
 	if removed {
 		n.nworkers--
+		n.routed.Add(e.routed.Load())
 	}
 	n.mu.Unlock()
 }
@@ -331,7 +335,7 @@ func (n *Node) Route(ctx context.Context, m routing.TransportMessage) error {
 		n.unroutable.Add(1)
 		return &RouteError{Addr: next, Err: ErrUnknownAddress}
 	}
-	n.routed.Add(1)
+	e.routed.Add(1)
 	return e.deliver(ctx, &Message{tm: m, at: next})
 }
 
@@ -339,9 +343,16 @@ func (n *Node) Route(ctx context.Context, m routing.TransportMessage) error {
 func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	workers := n.nworkers
+	routed := n.routed.Load()
+	n.workers.Range(func(k, v any) bool {
+		if e := v.(*entry); k.(routing.Address) == e.addrs[0] {
+			routed += e.routed.Load()
+		}
+		return true
+	})
 	n.mu.Unlock()
 	return Stats{
-		Routed:       n.routed.Load(),
+		Routed:       routed,
 		Unroutable:   n.unroutable.Load(),
 		WorkerErrors: n.workerErrors.Load(),
 		Workers:      workers,
@@ -385,6 +396,7 @@ type entry struct {
 	cancel  context.CancelFunc
 	once    sync.Once
 	done    chan struct{} // closed when the worker has stopped
+	routed  atomic.Uint64 // messages routed to this worker
 }
 
 func (e *entry) stop() {

@@ -154,7 +154,7 @@ func (s *Service) register(ctx context.Context, _ node.Sender, m *node.Message) 
 		s.perCon[conn]++
 		s.mu.Unlock()
 	}
-	f := &forwarder{route: route}
+	f := &forwarder{route: route, timed: s.cfg.IdleTimeout > 0}
 	f.lastUsed.Store(time.Now().UnixNano())
 	var addrs []routing.Address
 	var err error
@@ -208,8 +208,8 @@ func (s *Service) release(conn routing.Address) {
 // forwarder relays everything it receives to the registrant's route.
 type forwarder struct {
 	route    routing.Route
-	messages atomic.Uint64
-	lastUsed atomic.Int64 // unix nanoseconds
+	timed    bool         // the service has an idle timeout: keep lastUsed
+	lastUsed atomic.Int64 // unix nanoseconds, when timed
 
 	mu          sync.Mutex
 	stopped     bool
@@ -244,8 +244,10 @@ func (f *forwarder) watch(cancel func() bool) {
 }
 
 func (f *forwarder) HandleMessage(ctx context.Context, s node.Sender, m *node.Message) error {
-	f.messages.Add(1)
-	f.lastUsed.Store(time.Now().UnixNano())
+	if f.timed {
+		// Only the idle janitor reads it: no clock per message without one.
+		f.lastUsed.Store(time.Now().UnixNano())
+	}
 	tm := m.Transport()
 	tm.Onward = f.route // the rest of the incoming onward route is discarded
 	return s.Forward(ctx, tm)
