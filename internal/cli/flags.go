@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/internal/gctune"
 	"github.com/ockamhub/ockamhub/transport/tcp"
 )
 
@@ -20,6 +21,7 @@ type hubLimits struct {
 	static                                                      *bool
 	msgRate                                                     *float64
 	token, tokensFile                                           *string
+	gcHeadroom                                                  *int
 }
 
 func hubFlags(fs *flag.FlagSet) *hubLimits {
@@ -38,7 +40,20 @@ func hubFlags(fs *flag.FlagSet) *hubLimits {
 		token:          fs.String("forwarder-token", "", "token required to claim a forwarder name (with --static-forwarding)"),
 		tokensFile:     fs.String("forwarder-tokens", "", "file of \"NAME TOKEN\" lines: per-name tokens (with --static-forwarding)"),
 		fwdIdle:        fs.Duration("forwarder-idle-timeout", 0, "remove forwarders that relay nothing for this long (0 = never; they always go when their connection closes)"),
+		gcHeadroom:     fs.Int("gc-headroom", defaultGCHeadroomMiB, "MiB the heap may grow by between garbage collections at least (fewer collections under load for at most this much memory; 0 = the Go default, GOGC=100; ignored when GOGC is set)"),
 	}
+}
+
+// defaultGCHeadroomMiB is --gc-headroom's default.
+const defaultGCHeadroomMiB = 32
+
+// startGC starts the garbage collector tuning --gc-headroom asks for; the
+// returned function stops it.
+func (l *hubLimits) startGC() func() {
+	if *l.gcHeadroom <= 0 {
+		return func() {}
+	}
+	return gctune.Start(uint64(*l.gcHeadroom) << 20).Stop
 }
 
 func (l *hubLimits) config() (hub.Config, error) {

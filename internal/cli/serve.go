@@ -70,6 +70,7 @@ The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.`)
 	if err != nil {
 		return err
 	}
+	defer hf.startGC()()
 	ports, err := provision.ParsePortRange(*nodePorts)
 	if err != nil {
 		return usagef("--node-ports: %v", strings.TrimPrefix(err.Error(), "provision: "))

@@ -144,6 +144,10 @@ func (s *Service) register(ctx context.Context, _ node.Sender, m *node.Message) 
 	if routeBytes(route) > s.cfg.MaxRouteBytes {
 		return fmt.Errorf("%w: return route of %d bytes (limit %d)", ErrRouteTooLong, routeBytes(route), s.cfg.MaxRouteBytes)
 	}
+	// The forwarder keeps its route (and the service the connection's
+	// address) for as long as it lives: a copy, not the memory of the frame
+	// the registration arrived in.
+	route = route.Clone()
 	conn := route[0]
 	if s.cfg.MaxPerConnection > 0 {
 		s.mu.Lock()

@@ -64,7 +64,7 @@ func (q *sendQueue) appendLocked(m queued) {
 		if q.spare != nil {
 			q.msgs, q.spare = q.spare, nil
 		} else {
-			q.msgs = make([]queued, 0, min(q.limit, 8))
+			q.msgs = getQueueArray()
 		}
 	}
 	q.msgs = append(q.msgs, m)
@@ -106,8 +106,31 @@ func (q *sendQueue) release(batch []queued) {
 	q.mu.Lock()
 	if q.spare == nil && cap(batch) <= 4*q.limit && (q.writing || len(q.msgs) > 0) {
 		q.spare = batch[:0]
+		batch = nil
 	}
 	q.mu.Unlock()
+	if batch != nil {
+		putQueueArray(batch)
+	}
+}
+
+// queueArrays holds the arrays of idle queues: a connection holds one only
+// while it has something to write, and they are shared by all.
+var queueArrays sync.Pool
+
+func getQueueArray() []queued {
+	if p, ok := queueArrays.Get().(*[]queued); ok {
+		return (*p)[:0]
+	}
+	return make([]queued, 0, 16)
+}
+
+func putQueueArray(a []queued) {
+	if cap(a) > 0 && cap(a) <= 4*DefaultSendQueueSize {
+		clear(a[:cap(a)])
+		a = a[:0]
+		queueArrays.Put(&a)
+	}
 }
 
 // len returns the number of queued messages.

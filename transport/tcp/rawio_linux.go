@@ -85,8 +85,9 @@ func (rd *reader) rawRead(fd uintptr) bool {
 			continue
 		case syscall.EAGAIN:
 			if rd.dst == nil && rd.w == 0 {
+				// Idle: hold no read buffer and no slab while waiting.
 				putReadBuf(rd.buf)
-				rd.buf = nil
+				rd.buf, rd.slab = nil, nil
 			}
 			return false
 		}

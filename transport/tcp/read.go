@@ -53,6 +53,10 @@ type reader struct {
 
 	pending []*conn // connections with messages this reader deferred
 
+	// slab holds the bodies of the small frames of one read: one
+	// allocation for all of them (see alloc).
+	slab []byte
+
 	// the deadline armed on the socket (zero: none), and since when a
 	// partial frame or idleness has lasted
 	deadline   time.Time
@@ -95,6 +99,34 @@ func (rd *reader) flushPending() {
 		c.flush(true)
 	}
 	rd.pending = rd.pending[:0]
+}
+
+// maxSlab bounds the slab of small frame bodies allocated at once, and
+// slabFrame the frames taken from it: a body that something keeps for long
+// keeps its slab alive.
+const (
+	maxSlab   = 32 << 10
+	slabFrame = 2 << 10
+)
+
+// alloc returns a new body of n bytes. The bodies of small frames that
+// arrived together are cut from one slab sized to what the read brought,
+// each capped at its length: never reused, so the memory of a message is
+// its own for as long as it is referenced (routing.DecodeMessageOwned).
+func (rd *reader) alloc(n int) []byte {
+	if n > slabFrame {
+		return make([]byte, n)
+	}
+	if len(rd.slab) < n {
+		size := min(max(rd.w-rd.r, n), maxSlab)
+		if size <= n {
+			return make([]byte, n)
+		}
+		rd.slab = make([]byte, size)
+	}
+	b := rd.slab[:n:n]
+	rd.slab = rd.slab[n:]
+	return b
 }
 
 // errDraining stops a reader for a graceful shutdown.
@@ -229,7 +261,7 @@ func (rd *reader) next() ([]byte, error) {
 				return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
 			}
 			if avail >= FrameHeaderSize+n {
-				body := make([]byte, n)
+				body := rd.alloc(n)
 				copy(body, rd.buf[rd.r+FrameHeaderSize:])
 				rd.r += FrameHeaderSize + n
 				if rd.r == rd.w {
@@ -371,7 +403,7 @@ func (c *conn) route(rd *reader, limiter *rate.Limiter) error {
 		c.bytesIn.Add(uint64(len(body) + FrameHeaderSize))
 		// The connection's own address goes at the head of the return
 		// route, so that replies find their way back (protocol.md §6.3).
-		m, _, err := routing.DecodeMessageFrom(body, c.addr)
+		m, _, err := routing.DecodeMessageOwned(body, c.addr)
 		if err != nil {
 			t.stats.malformed.Add(1)
 			return fmt.Errorf("malformed frame: %w", err)

@@ -169,6 +169,12 @@ func (q *sendQueue) claimLocked() bool {
 func (q *sendQueue) giveUpLocked() {
 	q.writing = false
 	if len(q.msgs) == 0 {
+		if q.msgs != nil {
+			putQueueArray(q.msgs)
+		}
+		if q.spare != nil {
+			putQueueArray(q.spare)
+		}
 		q.msgs, q.spare = nil, nil
 	}
 	signal(q.released)
