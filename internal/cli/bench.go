@@ -200,6 +200,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		defer pprof.StopCPUProfile()
 	}
 
+	self, err := os.Executable()
+	if err != nil && *spawn && *baseline {
+		return fmt.Errorf("--spawn --baseline: finding this program: %w", err)
+	}
 	bh, err := startBenchHub(ctx, e, *spawn, *hubBin, *hubAddr, *hubPID)
 	if err != nil {
 		return err
@@ -238,7 +242,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			c.Progress, c.Logger = progress, e.log
 			if *spawn {
 				c.StartServer = func(ctx context.Context, kind loadgen.ServerKind) (*loadgen.Child, error) {
-					return loadgen.StartChild(ctx, e.stderr, bh.bin, "bench", "--serve-baseline", string(kind), "--log-level", "error")
+					// This program serves the baselines, whatever --hub-bin
+					// runs the hub (an older build may lack a baseline).
+					return loadgen.StartChild(ctx, e.stderr, self, "bench", "--serve-baseline", string(kind), "--log-level", "error")
 				}
 			}
 			r, err := loadgen.Run(ctx, c)

@@ -9,7 +9,9 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/time/rate"
 
@@ -52,6 +54,10 @@ type reader struct {
 	more bool // more input is buffered after the message being routed
 
 	pending []*conn // connections with messages this reader deferred
+
+	// lease is the pooled buffer holding the body of the message being
+	// routed (Config.ReuseBodies), or nil.
+	lease *lease
 
 	// slab holds the bodies of the small frames of one read: one
 	// allocation for all of them (see alloc).
@@ -127,6 +133,55 @@ func (rd *reader) alloc(n int) []byte {
 	b := rd.slab[:n:n]
 	rd.slab = rd.slab[n:]
 	return b
+}
+
+// lease is a pooled buffer lent to the messages whose payload it holds:
+// the reader holds one reference while it routes the message, and each
+// queued send of the payload one more until it is written. The last
+// release returns the buffer to the pool; a reference never released (a
+// connection closed with the message queued) leaves it to the collector.
+type lease struct {
+	buf  []byte
+	refs atomic.Int32
+}
+
+func newLease(buf []byte) *lease {
+	l := &lease{buf: buf}
+	l.refs.Store(1)
+	return l
+}
+
+// holds reports whether p lies in the leased buffer.
+func (l *lease) holds(p []byte) bool {
+	if len(p) == 0 {
+		return false
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(l.buf)))
+	at := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
+	return at >= base && at < base+uintptr(cap(l.buf))
+}
+
+func (l *lease) retain() { l.refs.Add(1) }
+
+func (l *lease) release() {
+	if l.refs.Add(-1) == 0 {
+		putReadBuf(l.buf)
+	}
+}
+
+// donate returns the body of the complete frame of n bytes at the head of
+// the read buffer where it lies, lending the buffer to the message, and
+// moves what follows it to a new buffer: a large frame is never copied.
+func (rd *reader) donate(n int) []byte {
+	start := rd.r + FrameHeaderSize
+	body := rd.buf[start : start+n : start+n]
+	rd.lease = newLease(rd.buf)
+	rest := rd.w - (start + n)
+	nb := getReadBuf()
+	copy(nb, rd.buf[start+n:rd.w])
+	rd.buf, rd.r, rd.w = nb, 0, rest
+	rd.frameStart = time.Time{}
+	return body
 }
 
 // errDraining stops a reader for a graceful shutdown.
@@ -261,6 +316,9 @@ func (rd *reader) next() ([]byte, error) {
 				return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
 			}
 			if avail >= FrameHeaderSize+n {
+				if n >= largeFrameDirectly && t.cfg.ReuseBodies {
+					return rd.donate(n), nil
+				}
 				body := rd.alloc(n)
 				copy(body, rd.buf[rd.r+FrameHeaderSize:])
 				rd.r += FrameHeaderSize + n
@@ -305,7 +363,14 @@ func (rd *reader) next() ([]byte, error) {
 func (rd *reader) readLarge(n int) ([]byte, error) {
 	t := rd.c.t
 	rd.flushPending() // the rest of the frame may take a while
-	body := make([]byte, n)
+	var body []byte
+	if t.cfg.ReuseBodies {
+		buf := getReadBuf()
+		rd.lease = newLease(buf)
+		body = buf[:n:n]
+	} else {
+		body = make([]byte, n)
+	}
 	k := copy(body, rd.buf[rd.r+FrameHeaderSize:rd.w])
 	rd.r, rd.w = 0, 0
 	for {
@@ -409,7 +474,15 @@ func (c *conn) route(rd *reader, limiter *rate.Limiter) error {
 			return fmt.Errorf("malformed frame: %w", err)
 		}
 		rd.more = rd.w-rd.r >= FrameHeaderSize
-		if err := t.node.Route(rd.ctx, m); err != nil {
+		err = t.node.Route(rd.ctx, m)
+		if rd.lease != nil {
+			rd.lease.release()
+			rd.lease = nil
+		}
+		if !rd.more {
+			rd.flushPending()
+		}
+		if err != nil {
 			if t.ctx.Err() != nil {
 				return ErrClosed
 			}

@@ -244,7 +244,7 @@ func (c *conn) writeBatch(batch []queued, direct bool) bool {
 				// The socket is full: a writer goroutine finishes this
 				// batch and what follows it, blocking as it may.
 				c.wrote(wb, bytes, chunk)
-				go c.finish(wb, batch)
+				go c.finish(wb, chunk, batch)
 				return false
 			}
 		} else if err := c.writeBlocking(wb); err != nil {
@@ -254,16 +254,31 @@ func (c *conn) writeBatch(batch []queued, direct bool) bool {
 		}
 		c.wrote(wb, bytes, chunk)
 		putWbuf(wb)
+		releaseLeases(chunk)
 	}
 	return true
 }
 
+// releaseLeases gives back the payload memory of written messages.
+func releaseLeases(chunk []queued) {
+	for i := range chunk {
+		if l := chunk[i].lease; l != nil {
+			chunk[i].lease = nil
+			l.release()
+		}
+	}
+}
+
 // finish is a writer goroutine started by a routing goroutine whose write
-// the socket could not take in full: it writes the rest of wb and of batch,
+// the socket could not take in full: it writes the rest of wb (which holds
+// chunk), and of batch,
 // then what is queued, and gives up the right to write.
-func (c *conn) finish(wb *wbuf, batch []queued) {
+func (c *conn) finish(wb *wbuf, chunk, batch []queued) {
 	err := c.writeBlocking(wb)
 	putWbuf(wb)
+	if err == nil {
+		releaseLeases(chunk)
+	}
 	if err != nil {
 		c.fail(err)
 		return
@@ -333,14 +348,27 @@ func (c *conn) drain() {
 	c.close(nil)
 }
 
-// enqueue queues m, or writes it at once: from a routing
-// goroutine (ctx carries its reader), a message for an idle connection is
-// written directly with a non-blocking write, with no hand-off to another
-// goroutine; while that reader has more frames buffered, it is queued and
-// written, with everything else queued meanwhile, before the reader next
-// reads (batching).
+// enqueue queues m for writing. From a routing goroutine (ctx carries its
+// reader) nothing is handed to another goroutine: once the routing of the
+// reader's message has returned (so that a worker's reply is written only
+// after what the worker did next, such as publishing a route), the reader
+// writes what it queued with non-blocking writes; while it has more frames
+// buffered, it writes only before it next reads, everything queued
+// meanwhile in one write per connection (batching).
 func (c *conn) enqueue(ctx context.Context, m queued) error {
 	rd, _ := ctx.Value(readerKey{}).(*reader)
+	if rd != nil && rd.lease != nil && rd.lease.holds(m.m.Payload) {
+		m.lease = rd.lease
+		m.lease.retain()
+	}
+	err := c.enqueueLeased(ctx, m, rd)
+	if err != nil && m.lease != nil {
+		m.lease.release()
+	}
+	return err
+}
+
+func (c *conn) enqueueLeased(ctx context.Context, m queued, rd *reader) error {
 	q := c.queue
 	q.mu.Lock()
 	if q.closed {
@@ -356,7 +384,9 @@ func (c *conn) enqueue(ctx context.Context, m queued) error {
 		q.mu.Unlock()
 		return nil
 	}
-	if rd != nil && rd.more && c.rc != nil {
+	if rd != nil {
+		// Written when the routing of the reader's message returns, or
+		// while more input is buffered, before the reader next reads.
 		if q.deferred != rd {
 			q.deferred = rd
 			rd.pending = append(rd.pending, c)
