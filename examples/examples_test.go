@@ -298,8 +298,8 @@ func forwardingAlias(t *testing.T, line, hubAddr string) string {
 	if err != nil {
 		t.Fatalf("bad forwarding address line %q: %v", line, err)
 	}
-	if len(route) != 2 || route[0] != routing.TCPAddress(hubAddr) || !route[1].IsLocal() || len(route[1].Value) != 8 {
-		t.Fatalf("forwarding address %s: want 1#%s => 0#<8 hex>", route, hubAddr)
+	if len(route) != 2 || route[0] != routing.TCPAddress(hubAddr) || !route[1].IsLocal() || len(route[1].Value) != 16 {
+		t.Fatalf("forwarding address %s: want 1#%s => 0#<16 hex>", route, hubAddr)
 	}
 	return route[1].Value
 }

@@ -235,8 +235,8 @@ func TestSecureChannelExamples(t *testing.T) {
 		key := responder.waitFor(t, "Listener static key: ")
 		fwd := responder.waitFor(t, "forwarding address: ")
 		route, err := routing.ParseRoute(fwd)
-		if err != nil || len(route) != 2 || route[0] != routing.TCPAddress(hubAddr) || len(route[1].Value) != 8 {
-			t.Fatalf("forwarding address %q (%v): want 1#%s => 0#<8 hex>", fwd, err, hubAddr)
+		if err != nil || len(route) != 2 || route[0] != routing.TCPAddress(hubAddr) || len(route[1].Value) != 16 {
+			t.Fatalf("forwarding address %q (%v): want 1#%s => 0#<16 hex>", fwd, err, hubAddr)
 		}
 		alias := route[1].Value
 

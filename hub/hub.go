@@ -12,6 +12,13 @@
 // waits at most Config.TCP.QueueFullWait for room, slowing only its sender,
 // then is dropped and counted), and removes each forwarder when the
 // connection it was registered over closes.
+//
+// Among strangers: forwarder and connection aliases carry 64 random bits;
+// a connection that keeps sending to addresses that do not exist is
+// slowed, then closed; a node admits only the networks of its allow-list
+// (empty: everyone); a named forwarder held by a live registration is never
+// given to another connection without its token; the Rust heartbeat frame
+// is dropped silently. Each refusal is counted in Stats.
 package hub
 
 import (
@@ -19,6 +26,8 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/ockamhub/ockamhub/node"
@@ -35,7 +44,10 @@ type Config struct {
 	// Logger receives the hub's logs; nil discards.
 	Logger *slog.Logger
 	// TCP configures the transport. Aliases is always set (a hub names
-	// connections by alias); QueueFullWait defaults to DefaultQueueFullWait.
+	// connections by alias); QueueFullWait defaults to DefaultQueueFullWait;
+	// probe damping is on (ProbeBurst 0 means tcp.DefaultProbeBurst and the
+	// other Probe defaults, negative turns it off). A Budget shared by the
+	// hubs of a process bounds their connections together.
 	TCP tcp.Config
 	// MaxForwardersPerConn limits the forwarders (random and named) one
 	// connection may hold; 0 means DefaultMaxForwardersPerConn, negative
@@ -55,6 +67,22 @@ type Config struct {
 	// ForwarderTokens gives names their own tokens (see
 	// forwarding.StaticConfig).
 	ForwarderTokens map[string]string
+	// Allow lists the source networks admitted; empty admits everyone (the
+	// 2021 behaviour). When set, it replaces TCP.Allow.
+	Allow []netip.Prefix
+	// NamedForwarding: per-node static forwarding settings (overrides
+	// StaticForwarding/ForwarderToken(s) when Enabled).
+	NamedForwarding NamedForwarding
+}
+
+// NamedForwarding is a node's static forwarding (forward_to_NAME) settings.
+type NamedForwarding struct {
+	Enabled bool
+	// TokenHashes maps a name to the SHA-256 of the token its registrations
+	// must carry. A name without a token may be registered by anyone while
+	// no live registration holds it; a held name is never given to another
+	// connection (with its token, the holder may move it).
+	TokenHashes map[string][32]byte
 }
 
 // Stats are the hub's counters.
@@ -64,14 +92,25 @@ type Stats struct {
 	Forwarders           int    // live forwarders (random and named)
 	ForwardersRegistered uint64 // forwarders ever registered
 	ForwardersExpired    uint64 // forwarders removed for being idle
+	// Registrations refused, by reason: over the per-connection cap
+	// (random and named), a name held by another connection, a wrong or
+	// missing token, an invalid name or route.
+	RefusedOverCap, RefusedInUse, RefusedUnauthorized, RefusedInvalid uint64
 }
 
 // Hub is a running hub node. It is safe for concurrent use.
 type Hub struct {
-	node   *node.Node
-	tcp    *tcp.Transport
-	fwd    *forwarding.Service
-	static *forwarding.StaticService // nil unless enabled
+	node *node.Node
+	tcp  *tcp.Transport
+	fwd  *forwarding.Service
+	cfg  Config // the static forwarding settings given to New
+	log  *slog.Logger
+
+	mu       sync.Mutex                // serialises SetNamedForwarding, guards the fields below
+	static   *forwarding.StaticService // nil unless enabled
+	named    NamedForwarding
+	retired  forwarding.StaticStats // counters of static services stopped
+	isClosed bool
 }
 
 // New builds a hub: its node, transport and services. It listens on
@@ -91,6 +130,15 @@ func New(cfg Config) (*Hub, error) {
 	// The hub's workers (echo, forwarders, connection aliases) are inline
 	// relays that keep no payload: large frames' memory is reused.
 	tcfg.ReuseBodies = true
+	if len(cfg.Allow) > 0 {
+		tcfg.Allow = cfg.Allow
+	}
+	switch {
+	case tcfg.ProbeBurst == 0:
+		tcfg.ProbeBurst = tcp.DefaultProbeBurst
+	case tcfg.ProbeBurst < 0:
+		tcfg.ProbeBurst = 0 // off
+	}
 	tr, err := tcp.New(n, tcfg)
 	if err != nil {
 		n.Close()
@@ -112,26 +160,85 @@ func New(cfg Config) (*Hub, error) {
 		AfterClose:       tr.AfterClose,
 		MaxPerConnection: cfg.MaxForwardersPerConn,
 		IdleTimeout:      cfg.ForwarderIdleTimeout,
+		Logger:           log,
 	})
 	if err != nil {
 		tr.Close()
 		n.Close()
 		return nil, err
 	}
-	h := &Hub{node: n, tcp: tr, fwd: fwd}
-	if cfg.StaticForwarding {
-		h.static, err = forwarding.StartStatic(ctx, n, forwarding.StaticConfig{
-			AfterClose:       tr.AfterClose,
-			Token:            cfg.ForwarderToken,
-			Tokens:           cfg.ForwarderTokens,
-			MaxPerConnection: cfg.MaxForwardersPerConn,
-		})
-		if err != nil {
-			h.Close()
-			return nil, err
-		}
+	h := &Hub{node: n, tcp: tr, fwd: fwd, cfg: cfg, log: log}
+	if err := h.setNamedForwarding(cfg.NamedForwarding); err != nil {
+		h.Close()
+		return nil, err
 	}
 	return h, nil
+}
+
+// SetAllow replaces the allow-list: new connections are checked at accept;
+// existing connections from a network no longer allowed are closed. An
+// empty list admits everyone. Safe for concurrent use.
+func (h *Hub) SetAllow(allow []netip.Prefix) { h.tcp.SetAllow(allow) }
+
+// SetNamedForwarding replaces the named-forwarding settings; they apply to
+// new registrations at once. Enabled starts static_forwarding_service (if
+// it is not running) with nf's tokens; not Enabled falls back to the
+// Config's StaticForwarding and tokens, and when those leave it off, stops
+// the service and removes every named forwarder. Names already held stay
+// where they are while the service keeps running. Safe for concurrent use;
+// on a closed hub it does nothing.
+func (h *Hub) SetNamedForwarding(nf NamedForwarding) {
+	if err := h.setNamedForwarding(nf); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, node.ErrClosed) {
+		h.log.Error("named forwarding settings not applied", "err", err)
+	}
+}
+
+func (h *Hub) setNamedForwarding(nf NamedForwarding) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.isClosed {
+		return ErrClosed
+	}
+	var hashes map[string][32]byte
+	if nf.Enabled {
+		hashes = nf.TokenHashes
+		if hashes == nil {
+			hashes = map[string][32]byte{} // no tokens: non-nil selects the per-node rules
+		}
+	}
+	h.named = nf
+	on := nf.Enabled || h.cfg.StaticForwarding
+	switch {
+	case on && h.static != nil:
+		h.static.SetTokenHashes(hashes)
+	case on:
+		s, err := forwarding.StartStatic(context.Background(), h.node, forwarding.StaticConfig{
+			AfterClose:       h.tcp.AfterClose,
+			Token:            h.cfg.ForwarderToken,
+			Tokens:           h.cfg.ForwarderTokens,
+			TokenHashes:      hashes,
+			MaxPerConnection: max(h.cfg.MaxForwardersPerConn, 0),
+			Logger:           h.log,
+		})
+		if err != nil {
+			return err
+		}
+		h.static = s
+	case h.static != nil:
+		h.stopStatic()
+	}
+	return nil
+}
+
+// stopStatic stops the static service, keeping its counters; h.mu is held.
+func (h *Hub) stopStatic() {
+	st := h.static.Stats()
+	h.static.Close()
+	h.static = nil
+	h.retired.RefusedInUse += st.RefusedInUse
+	h.retired.RefusedUnauthorized += st.RefusedUnauthorized
+	h.retired.RefusedOverCap += st.RefusedOverCap
+	h.retired.RefusedInvalid += st.RefusedInvalid
 }
 
 // Serve accepts connections on l until Shutdown or Close, then returns
@@ -149,25 +256,40 @@ func (h *Hub) Transport() *tcp.Transport { return h.tcp }
 
 // Stats returns a snapshot of the hub's counters.
 func (h *Hub) Stats() Stats {
+	st := h.staticStats()
 	return Stats{
 		TCP:                  h.tcp.Stats(),
 		Node:                 h.node.Stats(),
-		Forwarders:           h.fwd.Forwarders() + h.staticCount(),
+		Forwarders:           h.fwd.Forwarders() + st.Forwarders,
 		ForwardersRegistered: h.fwd.Registered(),
 		ForwardersExpired:    h.fwd.Expired(),
+		RefusedOverCap:       h.fwd.RefusedOverCap() + st.RefusedOverCap,
+		RefusedInUse:         st.RefusedInUse,
+		RefusedUnauthorized:  st.RefusedUnauthorized,
+		RefusedInvalid:       st.RefusedInvalid,
 	}
 }
 
-func (h *Hub) staticCount() int {
-	if h.static == nil {
-		return 0
+// staticStats sums the counters of the static services, past and present.
+func (h *Hub) staticStats() forwarding.StaticStats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := h.retired
+	if h.static != nil {
+		cur := h.static.Stats()
+		st.Forwarders = cur.Forwarders
+		st.RefusedInUse += cur.RefusedInUse
+		st.RefusedUnauthorized += cur.RefusedUnauthorized
+		st.RefusedOverCap += cur.RefusedOverCap
+		st.RefusedInvalid += cur.RefusedInvalid
 	}
-	return h.static.Forwarders()
+	return st
 }
 
 // Shutdown stops accepting, lets queued messages be written, closes every
 // connection and stops the services; if ctx ends first it closes at once.
 func (h *Hub) Shutdown(ctx context.Context) error {
+	h.markClosed()
 	err := h.tcp.Shutdown(ctx)
 	h.fwd.Close()
 	h.node.Close()
@@ -180,9 +302,17 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 // Close closes every connection and stops the services at once. It is
 // idempotent.
 func (h *Hub) Close() error {
+	h.markClosed()
 	h.tcp.Close()
 	h.fwd.Close()
 	return h.node.Close()
+}
+
+// markClosed makes SetNamedForwarding refuse from now on.
+func (h *Hub) markClosed() {
+	h.mu.Lock()
+	h.isClosed = true
+	h.mu.Unlock()
 }
 
 // DefaultMaxForwardersPerConn bounds the forwarders one connection may

@@ -125,7 +125,21 @@ func decode(t *testing.T, frame []byte) routing.TransportMessage {
 	return m
 }
 
-var hex8 = regexp.MustCompile(`^[0-9a-f]{8}$`)
+// hex16 matches the hub's forwarder and connection aliases: 64 random
+// bits (the Elixir Hub's had 32, 8 hex digits, as in the captures).
+var hex16 = regexp.MustCompile(`^[0-9a-f]{16}$`)
+
+// subAddr replaces, in a frame, each local address old (as the capture
+// has it) by new, which may be longer: the address's length prefix and the
+// frame's are rewritten, everything else is kept byte for byte.
+func subAddr(frame []byte, pairs ...string) []byte {
+	body := frame[2:]
+	for i := 0; i < len(pairs); i += 2 {
+		old, new := pairs[i], pairs[i+1]
+		body = bytes.ReplaceAll(body, append([]byte{byte(len(old))}, old...), append([]byte{byte(len(new))}, new...))
+	}
+	return append(binary.BigEndian.AppendUint16(nil, uint16(len(body))), body...)
+}
 
 func TestExactBytesEcho(t *testing.T) {
 	_, addr := startHub(t, hub.Config{})
@@ -152,12 +166,6 @@ func TestExactBytesEcho(t *testing.T) {
 func TestExactBytesForwarding(t *testing.T) {
 	h, addr := startHub(t, hub.Config{})
 	const capFwd, capInitAlias, capRespAlias = "9d7cda36", "b70d770b", "7cd5e669"
-	sub := func(b []byte, pairs ...string) []byte {
-		for i := 0; i < len(pairs); i += 2 {
-			b = bytes.ReplaceAll(b, []byte(pairs[i]), []byte(pairs[i+1]))
-		}
-		return b
-	}
 	respToHub := frames(t, "capture-gs-11-responder-to-hub")
 	hubToResp := frames(t, "capture-gs-11-hub-to-responder")
 	initToHub := frames(t, "capture-gs-11-initiator-to-hub")
@@ -168,11 +176,11 @@ func TestExactBytesForwarding(t *testing.T) {
 	resp.write(respToHub[0])
 	reply := resp.readFrame()
 	m := decode(t, reply)
-	if len(m.Return) != 1 || !hex8.MatchString(m.Return[0].Value) || m.Return[0].Type != routing.Local {
-		t.Fatalf("forwarding address %v is not 0#<8 hex>", m.Return)
+	if len(m.Return) != 1 || !hex16.MatchString(m.Return[0].Value) || m.Return[0].Type != routing.Local {
+		t.Fatalf("forwarding address %v is not 0#<16 hex>", m.Return)
 	}
 	fwd := m.Return[0].Value
-	if want := sub(hubToResp[0], capFwd, fwd); !bytes.Equal(reply, want) {
+	if want := subAddr(hubToResp[0], capFwd, fwd); !bytes.Equal(reply, want) {
 		t.Fatalf("registration reply\n%x\nwant\n%x", reply, want)
 	}
 	if got := h.Stats().Forwarders; got != 1 {
@@ -181,25 +189,25 @@ func TestExactBytesForwarding(t *testing.T) {
 
 	// 2. The initiator sends to the forwarding address.
 	init := dialRaw(t, addr)
-	init.write(sub(initToHub[0], capFwd, fwd))
+	init.write(subAddr(initToHub[0], capFwd, fwd))
 	forwarded := resp.readFrame()
 	m = decode(t, forwarded)
-	if len(m.Return) != 2 || !hex8.MatchString(m.Return[0].Value) {
+	if len(m.Return) != 2 || !hex16.MatchString(m.Return[0].Value) {
 		t.Fatalf("forwarded return route %v", m.Return)
 	}
 	initAlias := m.Return[0].Value
-	if want := sub(hubToResp[1], capInitAlias, initAlias); !bytes.Equal(forwarded, want) {
+	if want := subAddr(hubToResp[1], capInitAlias, initAlias); !bytes.Equal(forwarded, want) {
 		t.Fatalf("forwarded message\n%x\nwant\n%x", forwarded, want)
 	}
 
 	// 3. The responder's Echoer replies straight along the return route.
-	resp.write(sub(respToHub[1], capInitAlias, initAlias))
+	resp.write(subAddr(respToHub[1], capInitAlias, initAlias))
 	echoed := init.readFrame()
 	m = decode(t, echoed)
-	if len(m.Return) != 2 || !hex8.MatchString(m.Return[0].Value) || m.Return[0].Value == initAlias {
+	if len(m.Return) != 2 || !hex16.MatchString(m.Return[0].Value) || m.Return[0].Value == initAlias {
 		t.Fatalf("echo return route %v", m.Return)
 	}
-	if want := sub(hubToInit[0], capRespAlias, m.Return[0].Value); !bytes.Equal(echoed, want) {
+	if want := subAddr(hubToInit[0], capRespAlias, m.Return[0].Value); !bytes.Equal(echoed, want) {
 		t.Fatalf("echo reply\n%x\nwant\n%x", echoed, want)
 	}
 }
@@ -238,7 +246,7 @@ func TestForwarderRemovedWithConnection(t *testing.T) {
 	// connection stays usable.
 	before := h.Stats().TCP.Unroutable
 	c := dialRaw(t, addr)
-	c.write(bytes.ReplaceAll(frames(t, "capture-gs-11-initiator-to-hub")[0], []byte("9d7cda36"), []byte(fwd)))
+	c.write(subAddr(frames(t, "capture-gs-11-initiator-to-hub")[0], "9d7cda36", fwd))
 	c.write(frames(t, "frame-echo-request")[0])
 	if got, want := c.readFrame(), frames(t, "frame-echo-reply")[0]; !bytes.Equal(got, want) {
 		t.Fatalf("echo after dropped message: %x", got)
@@ -326,7 +334,7 @@ func TestForwardingGoClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := rf.Route(); len(r) != 2 || r[0] != recv.hub || !hex8.MatchString(rf.RemoteAddress()) {
+	if r := rf.Route(); len(r) != 2 || r[0] != recv.hub || !hex16.MatchString(rf.RemoteAddress()) {
 		t.Fatalf("forwarding route %v", r)
 	}
 	var wg sync.WaitGroup

@@ -127,7 +127,7 @@ func TestNodeSendForwarder(t *testing.T) {
 	}
 
 	fwd := start(t, "forwarder", "--hub", addr)
-	route := fwd.expect(t, `^forwarding address: (1#`+regexp.QuoteMeta(addr)+` => 0#[0-9a-f]{8})$`)[1]
+	route := fwd.expect(t, `^forwarding address: (1#`+regexp.QuoteMeta(addr)+` => 0#[0-9a-f]{16})$`)[1]
 	for _, msg := range []string{"hi", "second message with spaces"} {
 		out, errs, code = run(t, "send", "--route", route, msg)
 		if code != 0 || out != msg+"\n" {
@@ -149,7 +149,7 @@ func TestNodeSendForwarder(t *testing.T) {
 	// prints its new forwarding address.
 	node = start(t, "node", "--listen", addr)
 	node.expect(t, `^listening on `)
-	route2 := fwd.expect(t, `^forwarding address: (1#`+regexp.QuoteMeta(addr)+` => 0#[0-9a-f]{8})$`)[1]
+	route2 := fwd.expect(t, `^forwarding address: (1#`+regexp.QuoteMeta(addr)+` => 0#[0-9a-f]{16})$`)[1]
 	out, errs, code = run(t, "send", "--route", route2, "after restart")
 	if code != 0 || out != "after restart\n" {
 		t.Fatalf("send after hub restart: exit %d, stdout %q, stderr %q", code, out, errs)

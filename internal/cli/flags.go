@@ -27,7 +27,7 @@ type hubLimits struct {
 func hubFlags(fs *flag.FlagSet) *hubLimits {
 	return &hubLimits{
 		maxConns:       fs.Int("max-conns", 0, "maximum open connections (0 = no limit)"),
-		maxConnsPerIP:  fs.Int("max-conns-per-ip", 0, "maximum connections from one source IP (0 = no limit)"),
+		maxConnsPerIP:  fs.Int("max-conns-per-ip", 0, "maximum connections from one source IP, or IPv6 /64 (0 = no limit)"),
 		maxFwdPerConn:  fs.Int("max-forwarders-per-conn", hub.DefaultMaxForwardersPerConn, "maximum forwarders (random and named) one connection may hold (0 = no limit)"),
 		sendQueue:      fs.Int("send-queue", tcp.DefaultSendQueueSize, "messages queued per connection; when full, senders wait up to --queue-full-wait, then messages are dropped and counted"),
 		sendQueueBytes: fs.Int("send-queue-bytes", tcp.DefaultSendQueueBytes, "bytes queued per connection (a peer that stops reading holds at most this much memory)"),

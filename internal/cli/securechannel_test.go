@@ -62,7 +62,7 @@ func scStartHub(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-var scForwardingLine = regexp.MustCompile(`^forwarding address: (1#127\.0\.0\.1:\d+ => 0#[0-9a-f]{8})$`)
+var scForwardingLine = regexp.MustCompile(`^forwarding address: (1#127\.0\.0\.1:\d+ => 0#[0-9a-f]{16})$`)
 
 // TestSecureChannelCLI runs "secure-channel listen" against an in-process
 // hub and "send --secure" through the forwarder it prints.

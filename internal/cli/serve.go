@@ -40,7 +40,14 @@ by --github-client-id and --github-client-secret (or $`+envGitHubClientID+`
 and $`+envGitHubClientSecret+`); register PUBLIC-URL/auth/github/callback
 as the OAuth app's callback URL.
 
-The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.`)
+The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.
+Connections are limited by default so that no node and no source address
+can take the process down: serve raises its file descriptor limit to the
+hard limit, keeps a reserve for HTTP and the database (1024 descriptors, or
+a tenth of the limit if more), and shares the rest (--max-conns-total) among
+the nodes; each node holds at most --max-conns (4096, and at most a quarter
+of the total unless given), of which --max-conns-per-ip (256) from one
+address. Connections over a limit are closed at once and counted.`)
 	httpAddr := fs.String("http", "127.0.0.1:8080", "address to serve HTTP on; port 0 picks a free port")
 	dataDir := fs.String("data", "./ockamhub-data", "directory for the SQLite database")
 	publicURL := fs.String("public-url", "", "URL people reach the web pages at (default http://IP:PORT of --http); an https URL makes cookies Secure")
@@ -56,6 +63,8 @@ The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.`)
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this certificate file (with --tls-key)")
 	tlsKey := fs.String("tls-key", "", "private key file for --tls-cert")
 	hf := hubFlags(fs)
+	setServeDefaults(fs)
+	maxTotal := fs.Int("max-conns-total", 0, "connections all nodes together may hold (0 = the file descriptor limit minus a reserve for HTTP and the database)")
 	metricsAddr := metricsFlag(fs)
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)
@@ -70,6 +79,10 @@ The hub limit flags (--max-conns, --idle-timeout, ...) apply to each node.`)
 	if err != nil {
 		return err
 	}
+	if *maxTotal < 0 {
+		return usagef("--max-conns-total must not be negative")
+	}
+	applyConnBudget(e.log, fs, *maxTotal, &hubCfg)
 	defer hf.startGC()()
 	ports, err := provision.ParsePortRange(*nodePorts)
 	if err != nil {

@@ -73,6 +73,9 @@ var (
 	bytesDesc   = d("bytes_total", "Bytes received (in) and sent (out), frame headers included.", "direction")
 	dropsDesc   = d("dropped_total", "Messages dropped, by reason.", "reason")
 	decodeDesc  = d("decode_errors_total", "Bad frames that closed their connection, by kind.", "kind")
+	refusedDesc = d("connections_refused_total", "Connections refused at accept, by reason: node_cap (--max-conns), per_ip (--max-conns-per-ip), budget (the process-wide connection budget), allow_list (the node's allow-list).", "reason")
+	closedDesc  = d("connections_closed_total", "Open connections closed by the hub, by reason: allow_list (no longer admitted), probing (kept sending to nonexistent addresses).", "reason")
+	regRefDesc  = d("forwarder_registrations_refused_total", "Forwarder registrations refused, by reason: over_cap (--max-forwarders-per-conn), name_in_use (a name held by another connection), unauthorized (token), invalid.", "reason")
 	latencyDesc = d("relay_latency_seconds", "Time from a message being handed to a connection (by the echo service, a forwarder, a worker) until it is written to the socket; one message in 16 is sampled.")
 	plainGauges = []metric{
 		{d("connections", "Open TCP connections."), prometheus.GaugeValue, func(s *hub.Stats) float64 { return float64(s.TCP.Conns) }},
@@ -80,7 +83,9 @@ var (
 		{d("send_queue_depth", "Messages waiting in connection send queues."), prometheus.GaugeValue, func(s *hub.Stats) float64 { return float64(s.TCP.Queued) }},
 		{d("workers", "Workers running on the node (services, forwarders, connection aliases)."), prometheus.GaugeValue, func(s *hub.Stats) float64 { return float64(s.Node.Workers) }},
 		{d("connections_accepted_total", "Connections accepted."), prometheus.CounterValue, func(s *hub.Stats) float64 { return float64(s.TCP.Accepted) }},
-		{d("connections_refused_total", "Connections refused by a limit."), prometheus.CounterValue, func(s *hub.Stats) float64 { return float64(s.TCP.Refused) }},
+		{d("heartbeats_total", "Heartbeat frames (00 04 01 00 00 00) received and dropped."), prometheus.CounterValue, func(s *hub.Stats) float64 { return float64(s.TCP.Heartbeats) }},
+		{d("probes_delayed_total", "Messages to nonexistent addresses beyond a connection's allowance, each delaying its sender."), prometheus.CounterValue, func(s *hub.Stats) float64 { return float64(s.TCP.ProbeDelayed) }},
+		{d("accept_errors_total", "Failed accepts (out of file descriptors), each followed by a backoff."), prometheus.CounterValue, func(s *hub.Stats) float64 { return float64(s.TCP.AcceptErrors) }},
 		{d("forwarders_registered_total", "Forwarders registered."), prometheus.CounterValue, func(s *hub.Stats) float64 { return float64(s.ForwardersRegistered) }},
 		{d("forwarders_expired_total", "Forwarders removed for being idle."), prometheus.CounterValue, func(s *hub.Stats) float64 { return float64(s.ForwardersExpired) }},
 		{d("messages_routed_total", "Messages routed by the node to a worker or a connection."), prometheus.CounterValue, func(s *hub.Stats) float64 { return float64(s.Node.Routed) }},
@@ -97,6 +102,9 @@ func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- bytesDesc
 	ch <- dropsDesc
 	ch <- decodeDesc
+	ch <- refusedDesc
+	ch <- closedDesc
+	ch <- regRefDesc
 	ch <- latencyDesc
 }
 
@@ -120,6 +128,16 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(decodeDesc, s.TCP.EmptyFrames, "empty_frame")
 		counter(decodeDesc, s.TCP.Oversized, "oversized_frame")
 		counter(decodeDesc, s.TCP.FrameTimeouts, "frame_timeout")
+		counter(refusedDesc, s.TCP.RefusedCap, "node_cap")
+		counter(refusedDesc, s.TCP.RefusedPerIP, "per_ip")
+		counter(refusedDesc, s.TCP.RefusedBudget, "budget")
+		counter(refusedDesc, s.TCP.RefusedAllow, "allow_list")
+		counter(closedDesc, s.TCP.AllowClosed, "allow_list")
+		counter(closedDesc, s.TCP.ProbeClosed, "probing")
+		counter(regRefDesc, s.RefusedOverCap, "over_cap")
+		counter(regRefDesc, s.RefusedInUse, "name_in_use")
+		counter(regRefDesc, s.RefusedUnauthorized, "unauthorized")
+		counter(regRefDesc, s.RefusedInvalid, "invalid")
 		h := s.TCP.RelayLatency
 		buckets := make(map[float64]uint64, len(tcp.LatencyBuckets))
 		var cum uint64

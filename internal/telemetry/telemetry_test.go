@@ -25,7 +25,8 @@ func get(t *testing.T, h http.Handler, path string) (int, string) {
 func TestHandler(t *testing.T) {
 	lat := tcp.Histogram{Counts: make([]uint64, len(tcp.LatencyBuckets)+1), Sum: 3 * time.Millisecond}
 	lat.Counts[0], lat.Counts[len(tcp.LatencyBuckets)] = 2, 1
-	stats := hub.Stats{Forwarders: 3, TCP: tcp.Stats{Conns: 2, FramesIn: 10, Malformed: 1, QueueFull: 4, RelayLatency: lat}}
+	stats := hub.Stats{Forwarders: 3, RefusedInUse: 5, TCP: tcp.Stats{Conns: 2, FramesIn: 10, Malformed: 1, QueueFull: 4, RelayLatency: lat,
+		Refused: 7, RefusedPerIP: 6, RefusedAllow: 1, ProbeClosed: 8, Heartbeats: 9}}
 	var notReady error = errors.New("starting")
 	h := telemetry.Handler(telemetry.NewRegistry(func() map[string]hub.Stats {
 		return map[string]hub.Stats{"main": stats}
@@ -42,6 +43,11 @@ func TestHandler(t *testing.T) {
 		`ockamhub_decode_errors_total{kind="malformed",node="main"} 1`,
 		`ockamhub_dropped_total{node="main",reason="queue_full"} 4`,
 		`go_goroutines`,
+		`ockamhub_connections_refused_total{node="main",reason="per_ip"} 6`,
+		`ockamhub_connections_refused_total{node="main",reason="allow_list"} 1`,
+		`ockamhub_connections_closed_total{node="main",reason="probing"} 8`,
+		`ockamhub_forwarder_registrations_refused_total{node="main",reason="name_in_use"} 5`,
+		`ockamhub_heartbeats_total{node="main"} 9`,
 		`ockamhub_relay_latency_seconds_bucket{node="main",le="1e-05"} 2`,
 		`ockamhub_relay_latency_seconds_count{node="main"} 3`,
 	} {

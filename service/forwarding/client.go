@@ -20,6 +20,12 @@ const RegisterPayload = "register"
 // static name: unauthorised, or an invalid name).
 var ErrRefused = errors.New("forwarding: registration refused")
 
+// ErrNameInUse means the hub refused a name because another connection
+// holds it (and the registration carried no token for it). It comes
+// wrapped with ErrRefused; Maintain retries it, since the holder may be a
+// connection of ours that the hub has not yet seen close.
+var ErrNameInUse = errors.New("forwarding: name in use")
+
 // RemoteForwarder is a registration with a hub's forwarding service: the
 // Go counterpart of Rust's RemoteForwarder. Messages sent to its forwarding
 // route reach the hub, then this node, which delivers them to a local
@@ -52,7 +58,9 @@ func Register(ctx context.Context, n *node.Node, hub routing.Route, destination 
 // RegisterStatic registers the name with the hub's static forwarding
 // service (which the hub runs only when enabled) and delivers what arrives at
 // forward_to_NAME to destination. Registering a name again, from anywhere,
-// moves it. token is required when the hub restricts names ("" otherwise).
+// moves it when token is the name's token; a name held by another
+// connection is otherwise refused with ErrNameInUse. token is required
+// when the hub restricts names ("" otherwise).
 func RegisterStatic(ctx context.Context, n *node.Node, hub routing.Route, name, token, destination string) (*RemoteForwarder, error) {
 	payload := name
 	if token != "" {
@@ -94,7 +102,8 @@ func register(ctx context.Context, n *node.Node, route routing.Route, payload, d
 // destination through the hub, e.g. 1#127.0.0.1:4000 => 0#1a840b9c.
 func (rf *RemoteForwarder) Route() routing.Route { return rf.route }
 
-// RemoteAddress returns the forwarder's address on the hub (8 hex).
+// RemoteAddress returns the forwarder's address on the hub (16 hex digits
+// from this hub, 8 from the Elixir Hub, forward_to_NAME for a name).
 func (rf *RemoteForwarder) RemoteAddress() string {
 	a, _ := rf.route.Recipient()
 	return a.Value
@@ -136,7 +145,11 @@ func (rf *RemoteForwarder) acceptReply(m *node.Message) bool {
 		return true
 	case err == nil && strings.HasPrefix(body, "error: "):
 		rf.once.Do(func() {
-			rf.err = fmt.Errorf("%w: the hub says %q", ErrRefused, strings.TrimPrefix(body, "error: "))
+			reason := strings.TrimPrefix(body, "error: ")
+			rf.err = fmt.Errorf("%w: the hub says %q", ErrRefused, reason)
+			if reason == reasonInUse {
+				rf.err = fmt.Errorf("%w: %w", rf.err, ErrNameInUse)
+			}
 			close(rf.ready)
 		})
 		return true

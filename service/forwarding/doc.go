@@ -7,7 +7,8 @@
 //  1. A node behind NAT sends any payload (Rust sends the BARE string
 //     "register") from its worker F to [1#HUB, forwarding_service].
 //     At the hub its return route is [C, F], C naming its connection.
-//  2. The service starts a forwarder at a random 8-hex address X holding
+//  2. The service starts a forwarder at a random address X (16 hex digits:
+//     64 bits, where the Elixir Hub used 8 hex digits) holding
 //     the route [C, F], and replies from X: onward [C, F], return [X],
 //     payload unchanged. F therefore receives return [1#HUB, X]: that is
 //     its forwarding address.

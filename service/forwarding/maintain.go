@@ -50,7 +50,9 @@ type MaintainConfig struct {
 // restarted, the network dropped) reconnects with jittered exponential
 // backoff and registers again. It returns ctx's error when ctx ends, and an
 // error wrapping ErrRefused at once if the hub refuses the registration (an
-// unauthorised or invalid name).
+// unauthorised or invalid name). A name in use (ErrNameInUse) is retried
+// with backoff: it may be held by our own previous connection, which the
+// hub has not yet seen close.
 func Maintain(ctx context.Context, n *node.Node, c Connector, cfg MaintainConfig) error {
 	if cfg.RegisterTimeout <= 0 {
 		cfg.RegisterTimeout = 10 * time.Second
@@ -67,7 +69,7 @@ func Maintain(ctx context.Context, n *node.Node, c Connector, cfg MaintainConfig
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if errors.Is(err, ErrRefused) {
+			if errors.Is(err, ErrRefused) && !errors.Is(err, ErrNameInUse) {
 				return err // the hub said no: retrying will not change that
 			}
 			report(err)

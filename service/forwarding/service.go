@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
@@ -20,8 +23,14 @@ const ServiceAddress = "forwarding_service"
 var ErrRouteTooLong = errors.New("forwarding: registration route too long")
 
 // ErrTooManyForwarders means a connection has registered as many forwarders
-// as Config.MaxPerConnection allows.
+// as Config.MaxPerConnection allows. The service logs it (rate-limited) and
+// counts it (Service.RefusedOverCap); it sends no reply, as in 2021.
 var ErrTooManyForwarders = errors.New("forwarding: too many forwarders for this connection")
+
+// AddressBytes is the randomness of a forwarder's address: 64 bits (16 hex
+// digits), so that it cannot be found by probing. The Elixir Hub used 32;
+// the 2021 programs treat the address as opaque.
+const AddressBytes = 8
 
 // DefaultMaxRouteBytes bounds the route a forwarder keeps: a real
 // registrant's is a connection alias and a worker address, some 50 bytes.
@@ -53,6 +62,9 @@ type Config struct {
 	// IdleTimeout removes a forwarder that has relayed nothing for this
 	// long (counting from its registration); 0 means never.
 	IdleTimeout time.Duration
+	// Logger receives refused registrations, at most once a second; nil
+	// discards.
+	Logger *slog.Logger
 }
 
 // Service is the forwarding service. It is safe for concurrent use.
@@ -65,6 +77,9 @@ type Service struct {
 	count   atomic.Int64
 	total   atomic.Uint64
 	expired atomic.Uint64
+	overCap atomic.Uint64
+	log     *slog.Logger
+	logRate rate.Sometimes
 
 	fwds sync.Map // routing.Address -> *forwarder, for the idle janitor
 	stop chan struct{}
@@ -81,6 +96,11 @@ func Start(ctx context.Context, n *node.Node, cfg Config) (*Service, error) {
 		cfg.MaxRouteBytes = DefaultMaxRouteBytes
 	}
 	s.cfg = cfg
+	s.log = cfg.Logger
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.logRate = rate.Sometimes{Interval: time.Second}
 	// Registrations are handled inline, in the registrant's own connection
 	// reader: a registrant that does not read its replies then slows down
 	// only itself, never the service for everyone else.
@@ -132,6 +152,10 @@ func (s *Service) janitor() {
 // Forwarders returns the number of live forwarders.
 func (s *Service) Forwarders() int { return int(s.count.Load()) }
 
+// RefusedOverCap returns the registrations refused because their
+// connection held Config.MaxPerConnection forwarders already.
+func (s *Service) RefusedOverCap() uint64 { return s.overCap.Load() }
+
 // Registered returns the number of forwarders ever created.
 func (s *Service) Registered() uint64 { return s.total.Load() }
 
@@ -153,7 +177,14 @@ func (s *Service) register(ctx context.Context, _ node.Sender, m *node.Message) 
 		s.mu.Lock()
 		if s.perCon[conn] >= s.cfg.MaxPerConnection {
 			s.mu.Unlock()
-			return fmt.Errorf("%w (%s)", ErrTooManyForwarders, conn)
+			// No reply: the 2021 service has no error message, and a
+			// 2021 client would take any reply for its address.
+			s.overCap.Add(1)
+			s.logRate.Do(func() {
+				s.log.Warn("forwarder registration refused: connection at its limit",
+					"conn", conn.String(), "limit", s.cfg.MaxPerConnection, "refused_total", s.overCap.Load(), "err", ErrTooManyForwarders)
+			})
+			return nil
 		}
 		s.perCon[conn]++
 		s.mu.Unlock()
@@ -162,9 +193,9 @@ func (s *Service) register(ctx context.Context, _ node.Sender, m *node.Message) 
 	f.lastUsed.Store(time.Now().UnixNano())
 	var addrs []routing.Address
 	var err error
-	for range 8 { // 8-hex addresses can collide; retry like the Elixir Hub
+	for range 8 { // random addresses can collide; retry like the Elixir Hub
 		addrs, err = s.node.StartWorkerConfig(ctx, f, node.WorkerConfig{
-			Addresses: []string{node.RandomAddress(4)},
+			Addresses: []string{node.RandomAddress(AddressBytes)},
 			Inline:    true,
 		})
 		if !errors.Is(err, node.ErrAddressInUse) {

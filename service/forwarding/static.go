@@ -2,13 +2,18 @@ package forwarding
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/ockamhub/ockamhub/bare"
 	"github.com/ockamhub/ockamhub/node"
@@ -34,6 +39,13 @@ type StaticConfig struct {
 	// Tokens, when set, gives each name its own token; a name missing from
 	// it can be claimed only with Token (if set), or not at all.
 	Tokens map[string]string
+	// TokenHashes, when non-nil, replaces Token and Tokens (a node owner's
+	// settings): a name in it needs the token whose SHA-256 it holds, a
+	// name missing from it needs none. SetTokenHashes replaces it.
+	TokenHashes map[string][32]byte
+	// Logger receives refused registrations, at most once a second; nil
+	// discards.
+	Logger *slog.Logger
 	// MaxPerConnection limits the names one connection holds; 0 means no
 	// limit.
 	MaxPerConnection int
@@ -44,9 +56,15 @@ type StaticConfig struct {
 // StaticService serves named forwarders. Registration: send the BARE string
 // "NAME" (or "NAME:TOKEN") to static_forwarding_service; the reply comes
 // from forward_to_NAME with the payload echoed, so the forwarding route is
-// in its return route, as with forwarding_service. Registering the same name
-// again, from any connection, moves it there. A refused registration is
+// in its return route, as with forwarding_service. A refused registration is
 // answered from the service with the string "error: REASON".
+//
+// A name held by a live registration is never given to another connection
+// on a registration that proves nothing: the connection holding it may
+// register it again, and a registration carrying the name's token (the
+// holder reconnecting) moves it; anyone else is refused with
+// "error: name in use", logged and counted. A name needing no token is
+// free again once its connection closes.
 //
 // It is safe for concurrent use.
 type StaticService struct {
@@ -56,7 +74,77 @@ type StaticService struct {
 	mu     sync.Mutex
 	names  map[string]*staticForwarder
 	perCon map[routing.Address]int // names held per connection
-	count  atomic.Int64
+	// pending holds names being registered (reply sent, not yet
+	// published) and the connection registering each.
+	pending map[string]routing.Address
+	count   atomic.Int64
+	closed  bool // guarded by mu
+
+	hashes  atomic.Pointer[map[string][32]byte] // nil: Token and Tokens apply
+	refused struct{ inUse, unauthorized, overCap, invalid atomic.Uint64 }
+	log     *slog.Logger
+	logRate rate.Sometimes
+}
+
+// StaticStats are the static service's counters.
+type StaticStats struct {
+	Forwarders          int    // live named forwarders
+	RefusedInUse        uint64 // registrations refused: the name is held by another connection
+	RefusedUnauthorized uint64 // registrations refused: missing or wrong token
+	RefusedOverCap      uint64 // registrations refused: the connection holds MaxPerConnection names
+	RefusedInvalid      uint64 // registrations refused: not a string, invalid name, route too long
+}
+
+// Stats returns a snapshot of the counters.
+func (s *StaticService) Stats() StaticStats {
+	return StaticStats{
+		Forwarders:          s.Forwarders(),
+		RefusedInUse:        s.refused.inUse.Load(),
+		RefusedUnauthorized: s.refused.unauthorized.Load(),
+		RefusedOverCap:      s.refused.overCap.Load(),
+		RefusedInvalid:      s.refused.invalid.Load(),
+	}
+}
+
+// SetTokenHashes replaces StaticConfig.TokenHashes (nil included: then
+// Token and Tokens apply again). It applies to the next registration;
+// names already held stay where they are.
+func (s *StaticService) SetTokenHashes(h map[string][32]byte) {
+	if h == nil {
+		s.hashes.Store(nil)
+		return
+	}
+	c := make(map[string][32]byte, len(h))
+	for k, v := range h {
+		c[k] = v
+	}
+	s.hashes.Store(&c)
+}
+
+// Close stops the service and removes every named forwarder. It is
+// idempotent.
+func (s *StaticService) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	names := s.names
+	s.names = make(map[string]*staticForwarder)
+	for _, f := range names {
+		if f.cancelWatch != nil {
+			f.cancelWatch()
+		}
+	}
+	s.count.Store(0)
+	clear(s.perCon)
+	s.mu.Unlock()
+	ctx := context.Background()
+	s.node.StopWorker(ctx, StaticServiceAddress)
+	for name := range names {
+		s.node.StopWorker(ctx, StaticPrefix+name)
+	}
 }
 
 // StartStatic starts the static forwarding service on n.
@@ -64,7 +152,12 @@ func StartStatic(ctx context.Context, n *node.Node, cfg StaticConfig) (*StaticSe
 	if cfg.MaxRouteBytes <= 0 {
 		cfg.MaxRouteBytes = DefaultMaxRouteBytes
 	}
-	s := &StaticService{cfg: cfg, node: n, names: make(map[string]*staticForwarder), perCon: make(map[routing.Address]int)}
+	s := &StaticService{cfg: cfg, node: n, names: make(map[string]*staticForwarder), perCon: make(map[routing.Address]int),
+		pending: make(map[string]routing.Address), log: cfg.Logger, logRate: rate.Sometimes{Interval: time.Second}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.SetTokenHashes(cfg.TokenHashes)
 	// Inline, like forwarding_service: a slow registrant slows only itself.
 	if _, err := n.StartWorkerConfig(ctx, node.HandlerFunc(s.register), node.WorkerConfig{Addresses: []string{StaticServiceAddress}, Inline: true}); err != nil {
 		return nil, err
@@ -77,21 +170,37 @@ func (s *StaticService) Forwarders() int { return int(s.count.Load()) }
 
 var errUnauthorized = errors.New("unauthorized")
 
-func (s *StaticService) authorize(name, token string) error {
+// reasonInUse is the refusal of a name held by another connection.
+const reasonInUse = "name in use"
+
+// authorize checks token for name; proven reports that the name has a
+// token and it was given (which lets a registration move a held name).
+func (s *StaticService) authorize(name, token string) (proven bool, err error) {
+	if h := s.hashes.Load(); h != nil {
+		want, ok := (*h)[name]
+		if !ok {
+			return false, nil
+		}
+		got := sha256.Sum256([]byte(token))
+		if subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+			return false, errUnauthorized
+		}
+		return true, nil
+	}
 	want, ok := s.cfg.Tokens[name]
 	if !ok {
 		if s.cfg.Tokens != nil && s.cfg.Token == "" {
-			return errUnauthorized
+			return false, errUnauthorized
 		}
 		want = s.cfg.Token
 	}
 	if want == "" {
-		return nil
+		return false, nil
 	}
 	if subtle.ConstantTimeCompare([]byte(want), []byte(token)) != 1 {
-		return errUnauthorized
+		return false, errUnauthorized
 	}
-	return nil
+	return true, nil
 }
 
 func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.Message) error {
@@ -99,26 +208,33 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 	if len(route) == 0 {
 		return errors.New("forwarding: static registration without a return route")
 	}
-	refuse := func(reason string) error {
+	// A refusal is answered, counted and logged (rate-limited); it is not
+	// returned as an error, which the node would log again.
+	refuse := func(counter *atomic.Uint64, name, reason string) error {
+		counter.Add(1)
+		s.logRate.Do(func() {
+			s.log.Warn("named forwarder registration refused", "name", name, "reason", reason, "conn", route[0].String())
+		})
 		s.node.Route(ctx, routing.TransportMessage{
 			Version: routing.Version, Onward: route, Return: routing.Route{snd.Address()},
 			Payload: bare.AppendString(nil, "error: "+reason),
 		})
-		return fmt.Errorf("forwarding: static registration from %s refused: %s", route, reason)
+		return nil
 	}
 	body, err := node.Body[string](m)
 	if err != nil {
-		return refuse("the payload must be a string NAME or NAME:TOKEN")
+		return refuse(&s.refused.invalid, "", "the payload must be a string NAME or NAME:TOKEN")
 	}
 	name, token, _ := strings.Cut(body, ":")
 	if !validName.MatchString(name) {
-		return refuse("invalid name (1-64 of A-Z a-z 0-9 _ . -)")
+		return refuse(&s.refused.invalid, "", "invalid name (1-64 of A-Z a-z 0-9 _ . -)")
 	}
-	if err := s.authorize(name, token); err != nil {
-		return refuse(err.Error())
+	proven, err := s.authorize(name, token)
+	if err != nil {
+		return refuse(&s.refused.unauthorized, name, err.Error())
 	}
 	if routeBytes(route) > s.cfg.MaxRouteBytes {
-		return refuse("return route too long")
+		return refuse(&s.refused.invalid, name, "return route too long")
 	}
 	addr := routing.LocalAddress(StaticPrefix + name)
 	// Kept for as long as the name is: a copy, not the memory of the frame
@@ -126,11 +242,25 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 	route = route.Clone()
 	conn := route[0]
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return node.ErrClosed
+	}
 	f := s.names[name]
+	claimant, claimed := s.pending[name]
+	taken := !proven && (f != nil && f.conn != conn || claimed && claimant != conn)
 	full := s.cfg.MaxPerConnection > 0 && (f == nil || f.conn != conn) && s.perCon[conn] >= s.cfg.MaxPerConnection
+	if !taken && !full {
+		// Claim the name until the reply is queued, so that no other
+		// connection slips in meanwhile.
+		s.pending[name] = conn
+	}
 	s.mu.Unlock()
+	if taken {
+		return refuse(&s.refused.inUse, name, reasonInUse)
+	}
 	if full {
-		return refuse("too many names for this connection")
+		return refuse(&s.refused.overCap, name, "too many names for this connection")
 	}
 	// Reply first, then publish the new route: the reply is then queued on
 	// the registrant's connection ahead of any message forwarded to it, so
@@ -139,10 +269,18 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 	err = s.node.Route(ctx, routing.TransportMessage{
 		Version: routing.Version, Onward: route, Return: routing.Route{addr}, Payload: m.Payload(),
 	})
+	s.mu.Lock()
+	if s.pending[name] == conn {
+		delete(s.pending, name)
+	}
 	if err != nil {
+		s.mu.Unlock()
 		return fmt.Errorf("forwarding: replying to %s: %w", route, err)
 	}
-	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return node.ErrClosed
+	}
 	if f = s.names[name]; f == nil {
 		f = &staticForwarder{}
 		f.route.Store(&route)

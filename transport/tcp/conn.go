@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
@@ -38,6 +41,23 @@ type conn struct {
 	hooksMu sync.Mutex
 	hooks   map[int]func() // run once the connection has closed
 	nextID  int
+
+	accepted bool          // accepted (not dialled): subject to the allow-list
+	peer     netip.Addr    // the peer's IP, for the allow-list
+	budget   bool          // holds a unit of t.cfg.Budget
+	probes   *rate.Limiter // misses allowed (reader only; nil until the first)
+	strikes  int           // misses beyond the allowance (reader only)
+}
+
+// aliasBytes is the randomness of connection aliases: 64 bits, so that an
+// alias cannot be found by probing (see Config.ProbeBurst).
+const aliasBytes = 8
+
+// refuse closes nc, refused at accept, and counts it under reason.
+func (t *Transport) refuse(nc net.Conn, reason *atomic.Uint64) {
+	t.stats.refused.Add(1)
+	reason.Add(1)
+	nc.Close()
 }
 
 func (t *Transport) add(nc net.Conn, name string, accepted bool) (*conn, error) {
@@ -45,9 +65,16 @@ func (t *Transport) add(nc net.Conn, name string, accepted bool) (*conn, error) 
 		nc.Close()
 		return nil, ErrClosed
 	}
+	var ip netip.Addr
+	if accepted {
+		// Refusals cost no more than the accept: no goroutine, no read.
+		if ip = peerIP(nc); !t.admits(ip) {
+			t.refuse(nc, &t.admit.allow)
+			return nil, &ConnError{Peer: name, Err: ErrNotAllowed}
+		}
+	}
 	if t.cfg.MaxConns > 0 && t.nconns.Load() >= int64(t.cfg.MaxConns) {
-		t.stats.refused.Add(1)
-		nc.Close()
+		t.refuse(nc, &t.admit.cap)
 		return nil, &ConnError{Peer: name, Err: ErrTooManyConns}
 	}
 	c := &conn{
@@ -58,19 +85,29 @@ func (t *Transport) add(nc net.Conn, name string, accepted bool) (*conn, error) 
 		addr:  routing.TCPAddress(name),
 		queue: newSendQueue(t.cfg.SendQueueSize, t.cfg.SendQueueBytes),
 		done:  make(chan struct{}),
+
+		accepted: accepted,
+		peer:     ip,
 	}
 	if accepted && t.cfg.MaxConnsPerIP > 0 {
-		host, _, _ := net.SplitHostPort(name)
+		host := sourceKey(ip, name)
 		t.perIPMu.Lock()
 		if t.perIP[host] >= t.cfg.MaxConnsPerIP {
 			t.perIPMu.Unlock()
-			t.stats.refused.Add(1)
-			nc.Close()
+			t.refuse(nc, &t.admit.perIP)
 			return nil, &ConnError{Peer: name, Err: fmt.Errorf("%w from %s", ErrTooManyConns, host)}
 		}
 		t.perIP[host]++
 		t.perIPMu.Unlock()
 		c.ip = host
+	}
+	if t.cfg.Budget != nil {
+		if !t.cfg.Budget.acquire() {
+			c.releaseIP()
+			t.refuse(nc, &t.admit.budget)
+			return nil, &ConnError{Peer: name, Err: ErrBudget}
+		}
+		c.budget = true
 	}
 	if accepted && t.cfg.Aliases {
 		if err := c.startAlias(); err != nil {
@@ -100,6 +137,12 @@ func (t *Transport) add(nc net.Conn, name string, accepted bool) (*conn, error) 
 	if loaded {
 		// A new connection under the same name replaces the old one.
 		old.(*conn).close(errors.New("replaced by a new connection"))
+	}
+	if accepted && !t.admits(ip) {
+		// SetAllow ran after the check above and before c was published,
+		// so its sweep may have missed c: close it here.
+		t.stats.allowClosed.Add(1)
+		c.close(ErrNotAllowed)
 	}
 	if accepted {
 		t.stats.accepted.Add(1)
@@ -152,7 +195,13 @@ func (c *conn) close(err error) {
 	})
 }
 
+// releaseIP gives back what add took for c: its per-IP count and its
+// budget unit.
 func (c *conn) releaseIP() {
+	if c.budget {
+		c.budget = false
+		c.t.cfg.Budget.release()
+	}
 	if c.ip == "" {
 		return
 	}
@@ -163,14 +212,15 @@ func (c *conn) releaseIP() {
 	c.t.perIPMu.Unlock()
 }
 
-// startAlias registers the connection under a random 8-hex local address,
-// as the Elixir Hub's connection handler did (protocol.md §6.4).
+// startAlias registers the connection under a random local address, as the
+// Elixir Hub's connection handler did (protocol.md §6.4), but of 16 hex
+// digits instead of 8: the 2021 programs treat it as opaque.
 func (c *conn) startAlias() error {
 	var err error
 	for range 8 {
 		var addrs []routing.Address
 		addrs, err = c.t.node.StartWorkerConfig(context.Background(), aliasWorker{c}, node.WorkerConfig{
-			Addresses: []string{node.RandomAddress(4)},
+			Addresses: []string{node.RandomAddress(aliasBytes)},
 			Inline:    true,
 		})
 		if err == nil {

@@ -27,5 +27,14 @@
 // within Config.FrameTimeout. Messages that decode but cannot be routed
 // (unknown worker, empty onward route) are dropped and counted, as the
 // Elixir Hub drops them. Such events are logged at most a few times per
-// second.
+// second. The heartbeat that Rust Ockam sends from December 2021, frame
+// 00 04 01 00 00 00 (empty routes, empty payload), is dropped silently and
+// counted; the transport never sends it (a 2021 Rust reader panics on it).
+//
+// Admission happens at accept, before any read: the allow-list
+// (Config.Allow, SetAllow), the per-transport and per-IP caps, and a Budget
+// shared with the other transports of the process. A refused connection is
+// closed at once and counted by reason. Optionally (hubs), a connection
+// that keeps sending to addresses that do not exist is slowed, then closed
+// (Config.ProbeBurst).
 package tcp

@@ -26,6 +26,13 @@ var (
 	ErrQueueFull = errors.New("tcp: send queue full")
 	// ErrTooManyConns means the connection limit was reached.
 	ErrTooManyConns = errors.New("tcp: too many connections")
+	// ErrBudget means the process-wide connection budget was spent.
+	ErrBudget = errors.New("tcp: connection budget spent")
+	// ErrNotAllowed means a peer's address is outside the allow-list.
+	ErrNotAllowed = errors.New("tcp: source address not allowed")
+	// ErrProbing means a connection kept sending to addresses that do not
+	// exist, past the allowance (Config.ProbeBurst), and was closed.
+	ErrProbing = errors.New("tcp: too many messages to nonexistent addresses")
 )
 
 // ConnError reports a failure on one connection, with the peer's address.

@@ -67,3 +67,11 @@ func ReadFrame(r *bufio.Reader, max int) ([]byte, error) {
 	}
 	return body, nil
 }
+
+// heartbeatBody is the body of the heartbeat Rust Ockam sends from December
+// 2021 (frame 00 04 01 00 00 00): version 1, empty onward and return
+// routes, empty payload. It routes nowhere; receivers drop it.
+var heartbeatBody = [...]byte{0x01, 0x00, 0x00, 0x00}
+
+// isHeartbeat reports whether body is a heartbeat.
+func isHeartbeat(body []byte) bool { return string(body) == string(heartbeatBody[:]) }

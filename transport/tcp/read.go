@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
 )
 
@@ -466,6 +467,10 @@ func (c *conn) route(rd *reader, limiter *rate.Limiter) error {
 		}
 		c.framesIn.Add(1)
 		c.bytesIn.Add(uint64(len(body) + FrameHeaderSize))
+		if isHeartbeat(body) {
+			t.stats.heartbeats.Add(1) // dropped silently: not a probe, not unroutable
+			continue
+		}
 		// The connection's own address goes at the head of the return
 		// route, so that replies find their way back (protocol.md §6.3).
 		m, _, err := routing.DecodeMessageOwned(body, c.addr)
@@ -485,6 +490,13 @@ func (c *conn) route(rd *reader, limiter *rate.Limiter) error {
 		if err != nil {
 			if t.ctx.Err() != nil {
 				return ErrClosed
+			}
+			if errors.Is(err, ErrNoConnection) || errors.Is(err, node.ErrUnknownAddress) {
+				// A nonexistent address: maybe a probe for an alias.
+				rd.flushPending() // miss may wait
+				if !c.miss() {
+					return ErrClosed
+				}
 			}
 			if errors.Is(err, ErrQueueFull) || errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrNoConnection) {
 				continue // counted where it happened

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,8 +65,8 @@ type Config struct {
 	// MaxConns limits open connections (accepted and dialled); 0 means no
 	// limit. Connections over the limit are closed at once and counted.
 	MaxConns int
-	// MaxConnsPerIP limits accepted connections from one source IP; 0 means
-	// no limit.
+	// MaxConnsPerIP limits accepted connections from one source IP (for
+	// IPv6, from one /64); 0 means no limit.
 	MaxConnsPerIP int
 	// ConnectSettle makes Connect wait this long after dialling before it
 	// returns, so that the first message is not sent the instant the
@@ -93,13 +94,31 @@ type Config struct {
 	// worker with a mailbox, or one that keeps payloads, would see them
 	// overwritten.
 	ReuseBodies bool
-	// Aliases names each accepted connection by a random 8-hex local
-	// address, as the Elixir Hub did, instead of 1#<peer ip:port> as the
-	// Rust nodes do. The alias is what the peer's messages carry in their
+	// Aliases names each accepted connection by a random local address of
+	// 16 hex digits (64 random bits, so that it cannot be guessed; the
+	// Elixir Hub used 8), instead of 1#<peer ip:port> as the Rust nodes do. The alias is what the peer's messages carry in their
 	// return route, so it reaches other peers (through forwarders): it hides
 	// the peer's IP and port from them, and it means no route from the
 	// network can name a connection by ip:port. Hubs set it.
 	Aliases bool
+	// Allow lists the source networks whose connections are accepted;
+	// empty admits everyone. A connection from elsewhere is closed at
+	// accept and counted. SetAllow replaces it while running.
+	Allow []netip.Prefix
+	// Budget, when set, is shared with other transports of the process:
+	// every connection takes one unit, and when none is left new
+	// connections are closed at once and counted.
+	Budget *Budget
+	// ProbeBurst, ProbeRate, ProbeDelay and ProbeStrikes damp address
+	// probing: a connection may send ProbeBurst messages to addresses that
+	// do not exist, and ProbeRate more per second; past that, each such
+	// message holds its reader for ProbeDelay, and after ProbeStrikes of
+	// these the connection is closed and counted. ProbeBurst 0 turns
+	// damping off (hubs turn it on, see DefaultProbeBurst).
+	ProbeBurst   int
+	ProbeRate    float64
+	ProbeDelay   time.Duration
+	ProbeStrikes int
 }
 
 // Stats are a transport's counters, read with Transport.Stats.
@@ -107,7 +126,16 @@ type Stats struct {
 	Conns         int64  // open connections
 	Accepted      uint64 // connections accepted
 	Dialled       uint64 // connections dialled
-	Refused       uint64 // connections refused by a limit
+	Refused       uint64 // connections refused by a limit or the allow-list: the sum of the next four
+	RefusedCap    uint64 // refused by MaxConns
+	RefusedPerIP  uint64 // refused by MaxConnsPerIP
+	RefusedBudget uint64 // refused because the shared Budget was spent
+	RefusedAllow  uint64 // refused by the allow-list
+	AllowClosed   uint64 // open connections closed because SetAllow no longer admits them
+	AcceptErrors  uint64 // failed accepts (out of descriptors), each followed by a backoff
+	Heartbeats    uint64 // heartbeat frames (00 04 01 00 00 00) received and dropped
+	ProbeDelayed  uint64 // messages to nonexistent addresses beyond the allowance, each delayed
+	ProbeClosed   uint64 // connections closed for probing nonexistent addresses
 	FramesIn      uint64
 	FramesOut     uint64
 	BytesIn       uint64
@@ -158,10 +186,17 @@ type Transport struct {
 		framesIn, framesOut, bytesIn, bytesOut atomic.Uint64 // of retired connections
 
 		malformed, empty, oversized, unroutable, noConn, queueFull, tooLarge, timeouts, throttled atomic.Uint64
+		allowClosed, acceptErrors, heartbeats, probeDelayed, probeClosed                          atomic.Uint64
 	}
 	statsMu   sync.Mutex // Stats and retire: a connection is counted once
 	sometimes rate.Sometimes
 	latency   histogram
+
+	allow     atomic.Pointer[allowList]
+	acceptLog rate.Sometimes
+	admit     struct {
+		cap, perIP, budget, allow atomic.Uint64
+	}
 }
 
 // New returns a transport for n and registers it for address type 1.
@@ -197,6 +232,22 @@ func New(n *node.Node, cfg Config) (*Transport, error) {
 		ctx:       ctx,
 		cancel:    cancel,
 		sometimes: rate.Sometimes{First: 5, Interval: time.Second},
+		acceptLog: rate.Sometimes{Interval: time.Second},
+	}
+	if len(cfg.Allow) > 0 {
+		l := newAllowList(cfg.Allow)
+		t.allow.Store(&l)
+	}
+	if cfg.ProbeBurst > 0 {
+		if cfg.ProbeRate <= 0 {
+			t.cfg.ProbeRate = DefaultProbeRate
+		}
+		if cfg.ProbeDelay <= 0 {
+			t.cfg.ProbeDelay = DefaultProbeDelay
+		}
+		if cfg.ProbeStrikes <= 0 {
+			t.cfg.ProbeStrikes = DefaultProbeStrikes
+		}
 	}
 	if err := n.RegisterTransport(routing.TCP, t); err != nil {
 		cancel()
@@ -231,9 +282,9 @@ func (t *Transport) Serve(l net.Listener) error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary(err)) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				t.log.Warn("accept failed; retrying", "err", err, "delay", delay)
-				time.Sleep(delay)
+				if !t.acceptBackoff(err, &delay) {
+					return ErrClosed
+				}
 				continue
 			}
 			return err
@@ -430,7 +481,10 @@ func (t *Transport) Stats() Stats {
 		FramesIn: in, FramesOut: out, BytesIn: bin, BytesOut: bout,
 		DecodeErrors: s.malformed.Load() + s.empty.Load() + s.oversized.Load(), Unroutable: s.unroutable.Load(), NoConnection: s.noConn.Load(),
 		QueueFull: s.queueFull.Load(), TooLarge: s.tooLarge.Load(), FrameTimeouts: s.timeouts.Load(),
-		Throttled:    s.throttled.Load(),
+		Throttled:  s.throttled.Load(),
+		RefusedCap: t.admit.cap.Load(), RefusedPerIP: t.admit.perIP.Load(), RefusedBudget: t.admit.budget.Load(), RefusedAllow: t.admit.allow.Load(),
+		AllowClosed: s.allowClosed.Load(), AcceptErrors: s.acceptErrors.Load(), Heartbeats: s.heartbeats.Load(),
+		ProbeDelayed: s.probeDelayed.Load(), ProbeClosed: s.probeClosed.Load(),
 		RelayLatency: t.latency.snapshot(),
 	}
 }

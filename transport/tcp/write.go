@@ -135,11 +135,24 @@ func (c *conn) encode(wb *wbuf, batch []queued) int {
 	return len(batch)
 }
 
-// wrote accounts for a batch written in full: counters, the idle clock and
-// the sampled relay latency of its messages.
-func (c *conn) wrote(wb *wbuf, bytes int, batch []queued) {
+// countOut counts a batch as written, before it is: once the kernel has
+// the bytes the peer can see them, and a counter read then (by a test, or
+// the dashboard after a client saw its reply) must not lag behind. A failed
+// write takes its count back (uncountOut).
+func (c *conn) countOut(wb *wbuf, bytes int) {
 	c.framesOut.Add(uint64(wb.frames))
 	c.bytesOut.Add(uint64(bytes))
+}
+
+func (c *conn) uncountOut(wb *wbuf, bytes int) {
+	c.framesOut.Add(-uint64(wb.frames))
+	c.bytesOut.Add(-uint64(bytes))
+}
+
+// wrote accounts for a batch written (or, handed to a writer goroutine,
+// being written): the idle clock and the sampled relay latency of its
+// messages.
+func (c *conn) wrote(wb *wbuf, batch []queued) {
 	if !wb.sampled && c.t.cfg.IdleTimeout <= 0 {
 		return
 	}
@@ -232,9 +245,11 @@ func (c *conn) writeBatch(batch []queued, direct bool) bool {
 			putWbuf(wb)
 			continue
 		}
+		c.countOut(wb, bytes)
 		if direct {
 			n, err := c.tryWrite(wb)
 			if err != nil {
+				c.uncountOut(wb, bytes)
 				putWbuf(wb)
 				c.fail(err)
 				return false
@@ -243,16 +258,17 @@ func (c *conn) writeBatch(batch []queued, direct bool) bool {
 			if !wb.empty() {
 				// The socket is full: a writer goroutine finishes this
 				// batch and what follows it, blocking as it may.
-				c.wrote(wb, bytes, chunk)
+				c.wrote(wb, chunk)
 				go c.finish(wb, chunk, batch)
 				return false
 			}
 		} else if err := c.writeBlocking(wb); err != nil {
+			c.uncountOut(wb, bytes)
 			putWbuf(wb)
 			c.fail(err)
 			return false
 		}
-		c.wrote(wb, bytes, chunk)
+		c.wrote(wb, chunk)
 		putWbuf(wb)
 		releaseLeases(chunk)
 	}
