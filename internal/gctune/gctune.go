@@ -23,6 +23,11 @@ import (
 // maxPercent bounds the GOGC the tuner sets.
 const maxPercent = 5000
 
+// minHeap is the runtime's minimum heap goal at GOGC=100 (4 MiB); the
+// runtime scales it with GOGC, so the tuner counts a live heap as at least
+// this much.
+const minHeap = 4 << 20
+
 // Tuner adjusts GOGC after every collection; see Start.
 type Tuner struct {
 	headroom uint64
@@ -59,12 +64,14 @@ func (t *Tuner) Stop() {
 	debug.SetGCPercent(100)
 }
 
-// percent returns the GOGC for a live heap of live bytes.
+// percent returns the GOGC for a live heap of live bytes: the one that
+// makes the heap goal the live heap plus the headroom (at least GOGC=100).
+// Before the first collection (live 0) it is the default.
 func (t *Tuner) percent(live uint64) int {
 	if live == 0 {
-		return maxPercent
+		return 100
 	}
-	return int(min(max(t.headroom*100/live, 100), maxPercent))
+	return int(min(max(t.headroom*100/max(live, minHeap), 100), maxPercent))
 }
 
 // tune sets GOGC for the live heap measured by the last collection and

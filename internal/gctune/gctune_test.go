@@ -14,9 +14,10 @@ func TestPercent(t *testing.T) {
 		live uint64
 		want int
 	}{
-		{0, maxPercent},
-		{1 << 10, maxPercent},
+		{0, 100}, // no collection yet
+		{1 << 10, 800},
 		{4 << 20, 800},
+		{8 << 20, 400},
 		{32 << 20, 100},
 		{1 << 30, 100},
 	}
