@@ -346,6 +346,16 @@ func (n *Node) Route(ctx context.Context, m routing.TransportMessage) error {
 	return e.deliver(ctx, &Message{tm: m, at: next})
 }
 
+type beforeBlockKey struct{}
+
+// WithBeforeBlock returns a copy of ctx carrying f, which Route (and a
+// worker's Send or Forward given that context) calls before it waits for
+// room in a full mailbox. A transport's reading goroutine uses it to write
+// what it has deferred, so that nothing it holds back waits on a mailbox.
+func WithBeforeBlock(ctx context.Context, f func()) context.Context {
+	return context.WithValue(ctx, beforeBlockKey{}, f)
+}
+
 // messagePool recycles the Messages given to inline workers.
 var messagePool = sync.Pool{New: func() any { return new(Message) }}
 
@@ -449,6 +459,10 @@ func (e *entry) deliver(ctx context.Context, m *Message) error {
 	case e.mailbox <- m:
 		return nil
 	default:
+	}
+	// The mailbox is full: let the caller do what must not wait behind it.
+	if f, ok := ctx.Value(beforeBlockKey{}).(func()); ok {
+		f()
 	}
 	select {
 	case e.mailbox <- m:

@@ -25,6 +25,7 @@ import (
 // benchRelay is a listening node with echo_service and a forwarder
 // "fwd" that relays to the route set with setTarget.
 type benchRelay struct {
+	node   *node.Node
 	tr     *tcp.Transport
 	addr   string
 	target routing.Route
@@ -37,7 +38,7 @@ func newBenchRelay(b testing.TB, cfg tcp.Config) *benchRelay {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := &benchRelay{tr: tr}
+	r := &benchRelay{node: n, tr: tr}
 	ctx := context.Background()
 	if err := echo.Start(ctx, n, "", true); err != nil {
 		b.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/transport/tcp"
 )
@@ -190,4 +191,40 @@ func TestIdleConnectionsKeepNoWriter(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling a count, with a deadline
 	}
+}
+
+// TestDeferredNotHeldBehindFullMailbox: a reader that has deferred the
+// write of a forwarded message, and then meets a full mailbox, writes the
+// message before it waits; here the mailbox's worker waits for that very
+// message to arrive, so holding it back would deadlock.
+func TestDeferredNotHeldBehindFullMailbox(t *testing.T) {
+	r := newBenchRelay(t, tcp.Config{})
+	recv := r.dialTarget(t)
+	arrived := make(chan struct{})
+	slow := node.HandlerFunc(func(ctx context.Context, _ node.Sender, _ *node.Message) error {
+		select {
+		case <-arrived:
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	if _, err := r.node.StartWorkerConfig(t.Context(), slow, node.WorkerConfig{Addresses: []string{"slow"}, MailboxSize: 1}); err != nil {
+		t.Fatal(err)
+	}
+	send := r.dial(t)
+	toSlow := benchFrame(t, routing.Route{routing.LocalAddress("slow")}, routing.Route{routing.LocalAddress("s0000000")}, 8)
+	// One write: the forwarded frame first (deferred: more input is
+	// buffered), then enough for the slow worker to fill its mailbox and
+	// block the reader.
+	in := fwdFrame(t, []byte("first!!!"))
+	for range 4 {
+		in = append(in, toSlow...)
+	}
+	if _, err := send.Write(in); err != nil {
+		t.Fatal(err)
+	}
+	if p := readPayloads(t, recv, 1)[0]; string(p) != "first!!!" {
+		t.Fatalf("got %q", p)
+	}
+	close(arrived)
 }

@@ -80,7 +80,9 @@ type reader struct {
 
 func newReader(c *conn) *reader {
 	rd := &reader{c: c}
-	rd.ctx = context.WithValue(c.t.ctx, readerKey{}, rd)
+	// The reader is found by its sends; a wait for a full mailbox first
+	// writes what the reader deferred.
+	rd.ctx = node.WithBeforeBlock(context.WithValue(c.t.ctx, readerKey{}, rd), rd.flushPending)
 	if c.rc != nil {
 		rd.rawFn = rd.rawRead
 	} else {
