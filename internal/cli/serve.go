@@ -100,6 +100,7 @@ node's owner on the node's page or through the API.`)
 		return usagef("--max-conns-total must not be negative")
 	}
 	applyConnBudget(e.log, fs, *maxTotal, &hubCfg)
+	defer hf.startGC()()
 	ports, err := provision.ParsePortRange(*nodePorts)
 	if err != nil {
 		return usagef("--node-ports: %v", strings.TrimPrefix(err.Error(), "provision: "))

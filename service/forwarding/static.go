@@ -237,6 +237,9 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 		return refuse(&s.refused.invalid, name, "return route too long")
 	}
 	addr := routing.LocalAddress(StaticPrefix + name)
+	// Kept for as long as the name is: a copy, not the memory of the frame
+	// the registration arrived in.
+	route = route.Clone()
 	conn := route[0]
 	s.mu.Lock()
 	if s.closed {
