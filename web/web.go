@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/ockamhub/ockamhub/githubauth"
 	"github.com/ockamhub/ockamhub/provision"
 	"github.com/ockamhub/ockamhub/store"
@@ -90,8 +92,10 @@ type Handler struct {
 	mux     *http.ServeMux
 	hosts   *hostCheck
 	signIns *limiter
-	tokenMu sync.Mutex // serialises API token creation (the quota check)
-	handler http.Handler
+	// limitLog rate-limits the log line of a refused sign-in.
+	limitLog rate.Sometimes
+	tokenMu  sync.Mutex // serialises API token creation (the quota check)
+	handler  http.Handler
 }
 
 // New returns the handler for cfg, with the Host check and cross-origin
@@ -115,7 +119,7 @@ func New(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, pages: parsePages(), hosts: hosts,
-		signIns: newLimiter(cfg.SignInsPerHour, DefaultSignInBurst)}
+		signIns: newLimiter(cfg.SignInsPerHour, DefaultSignInBurst), limitLog: rate.Sometimes{Interval: time.Second}}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
