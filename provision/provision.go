@@ -29,6 +29,9 @@ var (
 	// ErrBadToken is returned by SetForwarderToken for a token shorter
 	// than MinForwarderTokenLen or longer than 256 bytes.
 	ErrBadToken = errors.New("provision: a forwarder token has 16 to 256 characters")
+	// ErrTooManyForwarderTokens is returned by SetForwarderToken for a new
+	// name on a node that has MaxForwarderTokens tokens.
+	ErrTooManyForwarderTokens = errors.New("provision: too many forwarder tokens on this node")
 	// ErrRateLimited is wrapped by *RateError.
 	ErrRateLimited = errors.New("provision: too many node creations")
 )
@@ -89,7 +92,8 @@ type Provisioner interface {
 	SetNamedForwarding(ctx context.Context, accountID, id int64, enabled bool) (Node, error)
 	// SetForwarderToken sets the token that registrations of forwarder
 	// name on the node must carry (store.CheckForwarderName; the store
-	// keeps its hash) and applies it.
+	// keeps its hash) and applies it. A new name beyond MaxForwarderTokens
+	// fails with ErrTooManyForwarderTokens.
 	SetForwarderToken(ctx context.Context, accountID, id int64, name, token string) (Node, error)
 	// DeleteForwarderToken removes the token of forwarder name and applies it.
 	DeleteForwarderToken(ctx context.Context, accountID, id int64, name string) (Node, error)

@@ -259,6 +259,8 @@ func (h *Handler) userError(r *http.Request, err error) (int, string) {
 		return http.StatusServiceUnavailable, "The server is shutting down: try again in a moment."
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, "No such node."
+	case errors.Is(err, provision.ErrTooManyForwarderTokens):
+		return http.StatusConflict, fmt.Sprintf("This node has %d forwarder tokens, the most allowed: delete one to add another.", provision.MaxForwarderTokens)
 	case errors.Is(err, provision.ErrBadToken):
 		return http.StatusBadRequest, "A forwarder token has 16 to 256 characters."
 	}
