@@ -199,13 +199,15 @@ type Local struct {
 
 	opMu sync.Mutex // serialises changes to the store and the running set
 
-	mu       sync.Mutex // guards the fields below; never held while blocking
-	closed   bool
-	running  map[int64]*running // by node ID
-	failed   map[int64]*retry   // stored nodes that could not start, by ID
-	creates  map[int64][]time.Time
-	retrying bool          // the retry loop runs
-	kick     chan struct{} // wakes the retry loop
+	mu      sync.Mutex // guards the fields below; never held while blocking
+	closed  bool
+	running map[int64]*running    // by node ID
+	failed  map[int64]*retry      // stored nodes that could not start, by ID
+	creates map[int64][]time.Time // creations of the last hour, by account
+	// createsSweep is the size of creates that triggers the next sweep.
+	createsSweep int
+	retrying     bool          // the retry loop runs
+	kick         chan struct{} // wakes the retry loop
 
 	stops     sync.WaitGroup // stops of deleted nodes in flight, and the retry loop
 	stopRetry chan struct{}  // closed by Shutdown
@@ -296,9 +298,24 @@ func (p *Local) checkRate(accountID int64, now time.Time) error {
 
 func (p *Local) noteCreate(accountID int64, now time.Time) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.creates[accountID] = append(p.creates[accountID], now)
-	p.mu.Unlock()
+	// checkRate forgets an account's old creations only when that account
+	// creates again; accounts that never come back would stay forever.
+	// Sweep when the table has doubled since the last sweep (amortised
+	// constant time per creation).
+	if len(p.creates) > p.createsSweep {
+		for id, ts := range p.creates {
+			if now.Sub(ts[len(ts)-1]) >= time.Hour {
+				delete(p.creates, id)
+			}
+		}
+		p.createsSweep = max(2*len(p.creates), minCreatesSweep)
+	}
 }
+
+// minCreatesSweep is the table size below which noteCreate never sweeps.
+const minCreatesSweep = 1024
 
 // Create implements Provisioner.
 func (p *Local) Create(ctx context.Context, accountID int64, name string) (Node, error) {
