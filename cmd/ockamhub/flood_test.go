@@ -279,3 +279,50 @@ func TestServeFlood(t *testing.T) {
 		t.Errorf("%d log lines about refused connections in %v, want at most %d", n, elapsed, most)
 	}
 }
+
+// TestServeHTTPFlood: the connection budget covered the nodes only. One
+// address holding thousands of idle connections to the web port (each
+// kept for ReadHeaderTimeout, then reopened) used every descriptor of
+// the reserve meant for HTTP and the database: the API stopped answering
+// other users and new connections to every node failed with "too many
+// open files". Now the web port holds at most --max-http-conns-per-ip
+// connections from one address and --max-http-conns in all, refusing
+// the rest at once.
+func TestServeHTTPFlood(t *testing.T) {
+	first := 20000 + rand.IntN(10000)
+	base, stderr := startServeLimited(t, 3000, "--http", "127.0.0.1:0", "--data", t.TempDir(),
+		"--node-ports", fmt.Sprintf("%d-%d", first, first+9))
+	alice, port := createNode(t, base, "alice", "web-flooded")
+	httpAddr := strings.TrimPrefix(base, "http://")
+	floodStart := time.Now()
+	held := flood(t, "127.0.0.2", httpAddr, 3000)
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	start := time.Now()
+	resp, err := alice.Get(base + "/api/v1/nodes")
+	if err != nil {
+		t.Fatalf("API during an HTTP flood from another address: %v\nstderr:\n%.2000s", err, stderr)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if took := time.Since(start); resp.StatusCode != 200 || took > time.Second {
+		t.Errorf("API answered %s in %v during the flood, want 200 within 1s", resp.Status, took)
+	}
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := echo(c); err != nil {
+		t.Errorf("node does not echo during an HTTP flood: %v", err)
+	}
+	if n := strings.Count(stderr.String(), "too many open files"); n > 0 {
+		t.Errorf("the process ran out of descriptors (%d log lines)", n)
+	}
+	if n, most := strings.Count(stderr.String(), "too many HTTP connections"), 3+int(time.Since(floodStart)/time.Second)+1; n == 0 || n > most {
+		t.Errorf("%d log lines about refused HTTP connections, want 1 to %d", n, most)
+	}
+}
