@@ -247,10 +247,38 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 	claimant, claimed := s.pending[name]
 	taken := !proven && (f != nil && f.conn != conn || claimed && claimant != conn)
 	full := s.cfg.MaxPerConnection > 0 && (f == nil || f.conn != conn) && s.perCon[conn] >= s.cfg.MaxPerConnection
+	var fresh *staticForwarder  // a new name's forwarder
+	var moving *staticForwarder // a held name's forwarder, moving here
+	var prev *routing.Route     // its route before the move
 	if !taken && !full {
 		// Claim the name until the reply is queued, so that no other
 		// connection slips in meanwhile.
 		s.pending[name] = conn
+		// The name leads here before the registrant hears that it does:
+		// a message sent to it as soon as the reply arrives must neither
+		// find no such address (dropped, and counted as a probe) nor go
+		// to the previous holder. Messages wait at the gate until the
+		// reply is queued, so the registrant still sees the reply first.
+		gate := make(chan struct{})
+		defer close(gate) // after the reply and the publication below
+		if f != nil {
+			moving, prev = f, f.route.Load()
+			f.gate.Store(&gate)
+			f.route.Store(&route)
+		} else {
+			fresh = &staticForwarder{}
+			fresh.gate.Store(&gate)
+			fresh.route.Store(&route)
+			if _, err := s.node.StartWorkerConfig(ctx, fresh, node.WorkerConfig{Addresses: []string{addr.Value}, Inline: true}); err != nil {
+				delete(s.pending, name)
+				s.mu.Unlock()
+				return fmt.Errorf("forwarding: starting %s: %w", addr, err)
+			}
+			s.names[name] = fresh
+			s.count.Add(1)
+			fresh.conn = conn
+			s.perCon[conn]++
+		}
 	}
 	s.mu.Unlock()
 	if taken {
@@ -270,12 +298,27 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 	if s.pending[name] == conn {
 		delete(s.pending, name)
 	}
-	if err != nil {
+	if err != nil || s.closed {
+		var stop bool
+		if fresh != nil && s.names[name] == fresh && fresh.gen == 0 {
+			// Nobody was told of it: take the new name back.
+			delete(s.names, name)
+			s.releaseConn(fresh.conn)
+			s.count.Add(-1)
+			stop = true
+		}
+		if moving != nil {
+			// The registrant was not told: the name leads back to its
+			// holder, unless another registration moved it meanwhile.
+			moving.route.CompareAndSwap(&route, prev)
+		}
 		s.mu.Unlock()
-		return fmt.Errorf("forwarding: replying to %s: %w", route, err)
-	}
-	if s.closed {
-		s.mu.Unlock()
+		if stop {
+			s.node.StopWorker(context.Background(), addr.Value)
+		}
+		if err != nil {
+			return fmt.Errorf("forwarding: replying to %s: %w", route, err)
+		}
 		return node.ErrClosed
 	}
 	if f = s.names[name]; f == nil {
@@ -288,7 +331,7 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 		s.names[name] = f
 		s.count.Add(1)
 	} else {
-		f.route.Store(&route) // moved
+		f.route.Store(&route) // moved (or, for a new name, published)
 		s.releaseConn(f.conn)
 	}
 	f.conn = conn
@@ -330,6 +373,9 @@ func (s *StaticService) expire(name string, gen uint64) {
 
 type staticForwarder struct {
 	route atomic.Pointer[routing.Route]
+	// gate, when set, holds messages until the latest registration's
+	// reply is queued (or the registration abandoned), which closes it.
+	gate atomic.Pointer[chan struct{}]
 	// guarded by StaticService.mu:
 	conn        routing.Address // the registrant's connection
 	gen         uint64
@@ -337,6 +383,13 @@ type staticForwarder struct {
 }
 
 func (f *staticForwarder) HandleMessage(ctx context.Context, s node.Sender, m *node.Message) error {
+	if g := f.gate.Load(); g != nil {
+		select {
+		case <-*g:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	tm := m.Transport()
 	tm.Onward = *f.route.Load()
 	return s.Forward(ctx, tm)
