@@ -299,13 +299,13 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 		delete(s.pending, name)
 	}
 	if err != nil || s.closed {
-		var stop bool
 		if fresh != nil && s.names[name] == fresh && fresh.gen == 0 {
-			// Nobody was told of it: take the new name back.
+			// Nobody was told of it: take the new name back (its worker
+			// stopped under s.mu, as in expire).
 			delete(s.names, name)
 			s.releaseConn(fresh.conn)
 			s.count.Add(-1)
-			stop = true
+			s.node.StopWorker(context.Background(), addr.Value)
 		}
 		if moving != nil {
 			// The registrant was not told: the name leads back to its
@@ -313,9 +313,6 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 			moving.route.CompareAndSwap(&route, prev)
 		}
 		s.mu.Unlock()
-		if stop {
-			s.node.StopWorker(context.Background(), addr.Value)
-		}
 		if err != nil {
 			return fmt.Errorf("forwarding: replying to %s: %w", route, err)
 		}
@@ -367,8 +364,12 @@ func (s *StaticService) expire(name string, gen uint64) {
 	delete(s.names, name)
 	s.releaseConn(f.conn)
 	s.count.Add(-1)
-	s.mu.Unlock()
+	// Under s.mu, with the name: a registration must never find the name
+	// free while its address is still taken (it could not start its
+	// forwarder, and its registrant would wait for a reply that never
+	// comes). Stopping an inline worker does not block.
 	s.node.StopWorker(context.Background(), StaticPrefix+name)
+	s.mu.Unlock()
 }
 
 type staticForwarder struct {
