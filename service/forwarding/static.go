@@ -78,7 +78,8 @@ type StaticService struct {
 	// published) and the connection registering each.
 	pending map[string]routing.Address
 	count   atomic.Int64
-	closed  bool // guarded by mu
+	closed  bool   // guarded by mu
+	claims  uint64 // registrations that have claimed a name; guarded by mu
 
 	hashes  atomic.Pointer[map[string][32]byte] // nil: Token and Tokens apply
 	refused struct{ inUse, unauthorized, overCap, invalid atomic.Uint64 }
@@ -250,6 +251,7 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 	var fresh *staticForwarder  // a new name's forwarder
 	var moving *staticForwarder // a held name's forwarder, moving here
 	var prev *routing.Route     // its route before the move
+	var claim uint64            // this registration's claim, when it makes one
 	if !taken && !full {
 		// Claim the name until the reply is queued, so that no other
 		// connection slips in meanwhile.
@@ -261,12 +263,15 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 		// reply is queued, so the registrant still sees the reply first.
 		gate := make(chan struct{})
 		defer close(gate) // after the reply and the publication below
+		s.claims++
+		claim = s.claims
 		if f != nil {
+			f.claim = claim
 			moving, prev = f, f.route.Load()
 			f.gate.Store(&gate)
 			f.route.Store(&route)
 		} else {
-			fresh = &staticForwarder{}
+			fresh = &staticForwarder{claim: claim}
 			fresh.gate.Store(&gate)
 			fresh.route.Store(&route)
 			if _, err := s.node.StartWorkerConfig(ctx, fresh, node.WorkerConfig{Addresses: []string{addr.Value}, Inline: true}); err != nil {
@@ -328,6 +333,13 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 		s.names[name] = f
 		s.count.Add(1)
 	} else {
+		if f.claim != claim {
+			// A later registration has claimed the name since (a holder
+			// moving it with its token): it leads there already, and
+			// this one, though answered, must not take it back.
+			s.mu.Unlock()
+			return nil
+		}
 		f.route.Store(&route) // moved (or, for a new name, published)
 		s.releaseConn(f.conn)
 	}
@@ -380,6 +392,7 @@ type staticForwarder struct {
 	// guarded by StaticService.mu:
 	conn        routing.Address // the registrant's connection
 	gen         uint64
+	claim       uint64 // the latest registration that claimed the name
 	cancelWatch func() bool
 }
 

@@ -2,6 +2,7 @@ package forwarding_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"testing"
 	"time"
 
@@ -89,5 +90,74 @@ func TestStaticNewNameReachableWhenReplied(t *testing.T) {
 	}
 	if s.Forwarders() != 1 {
 		t.Fatalf("forwarders %d, want 1", s.Forwarders())
+	}
+}
+
+// TestStaticLaterMoveWins: a registration whose reply was out but whose
+// publication was late took the name back from a later one that moved it
+// with the token (hub TestNamedForwardingTokens flaked: "after the move
+// got old:doc"). The later registration now keeps the name.
+func TestStaticLaterMoveWins(t *testing.T) {
+	n := node.New(node.Config{})
+	defer n.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	s, err := forwarding.StartStatic(ctx, n, forwarding.StaticConfig{
+		TokenHashes: map[string][32]byte{"printer": sha256.Sum256([]byte("printer-token"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	replied, release := make(chan struct{}), make(chan struct{})
+	got := make(chan string, 2)
+	worker := func(addr string, hold bool) {
+		t.Helper()
+		first := true
+		_, err := n.StartWorkerConfig(ctx, node.HandlerFunc(func(ctx context.Context, _ node.Sender, m *node.Message) error {
+			body, _ := node.Body[string](m)
+			if first {
+				first = false
+				if hold {
+					close(replied)
+					<-release
+				}
+				return nil
+			}
+			got <- addr + ":" + body
+			return nil
+		}), node.WorkerConfig{Addresses: []string{addr}, Inline: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	worker("old", true)
+	worker("new", false)
+	register := func(from string) error {
+		return n.Route(ctx, routing.TransportMessage{Version: routing.Version,
+			Onward: routing.Route{routing.LocalAddress(forwarding.StaticServiceAddress)}, Return: routing.Route{routing.LocalAddress(from)},
+			Payload: bare.AppendString(nil, "printer:printer-token")})
+	}
+	oldDone := make(chan error, 1)
+	go func() { oldDone <- register("old") }()
+	<-replied // old's reply is out, its publication held back
+	if err := register("new"); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-oldDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Route(ctx, routing.TransportMessage{Version: routing.Version,
+		Onward: routing.Route{routing.LocalAddress(forwarding.StaticPrefix + "printer")}, Return: routing.Route{routing.LocalAddress("sender")},
+		Payload: bare.AppendString(nil, "doc")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case g := <-got:
+		if g != "new:doc" {
+			t.Fatalf("after the later move the document went to %q", g)
+		}
+	case <-ctx.Done():
+		t.Fatal("not delivered")
 	}
 }
