@@ -50,7 +50,8 @@ hard limit, keeps a reserve for HTTP and the database (1024 descriptors, or
 a tenth of the limit if more), and shares the rest (--max-conns-total) among
 the nodes; each node holds at most --max-conns (4096, and at most a quarter
 of the total unless given), of which --max-conns-per-ip (256) from one
-address. Connections over a limit are closed at once and counted. The web
+address; across all nodes one address holds at most a quarter of the
+total. Connections over a limit are closed at once and counted. The web
 port holds at most --max-http-conns connections (half the reserve), of
 which --max-http-conns-per-ip (256) from one address.
 
