@@ -130,9 +130,10 @@ type limiter struct {
 	every time.Duration // one token per every
 	burst int
 
-	mu       sync.Mutex
-	buckets  map[string]*rate.Limiter
-	overflow *rate.Limiter
+	mu        sync.Mutex
+	buckets   map[string]*rate.Limiter
+	overflow  *rate.Limiter
+	lastSweep time.Time // when the table was last swept for idle buckets
 }
 
 const limiterMaxKeys = 10000
@@ -153,7 +154,11 @@ func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 	l.mu.Lock()
 	b := l.buckets[key]
 	if b == nil {
-		if len(l.buckets) >= limiterMaxKeys {
+		// A full table is swept at most once a second: a sweep visits
+		// every bucket, and under a flood from many sources every request
+		// would otherwise pay for one, holding the lock.
+		if len(l.buckets) >= limiterMaxKeys && now.Sub(l.lastSweep) >= time.Second {
+			l.lastSweep = now
 			for k, v := range l.buckets {
 				if v.TokensAt(now) >= float64(l.burst) {
 					delete(l.buckets, k)
