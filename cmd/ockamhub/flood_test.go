@@ -308,7 +308,9 @@ func TestServeHTTPFlood(t *testing.T) {
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if took := time.Since(start); resp.StatusCode != 200 || took > time.Second {
+	took := time.Since(start)
+	t.Logf("API answered in %v with %d connections from another address held or refused", took, len(held))
+	if resp.StatusCode != 200 || took > time.Second {
 		t.Errorf("API answered %s in %v during the flood, want 200 within 1s", resp.Status, took)
 	}
 	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
