@@ -292,10 +292,11 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 	if full {
 		return refuse(&s.refused.overCap, name, "too many names for this connection")
 	}
-	// Reply first, then publish the new route: the reply is then queued on
-	// the registrant's connection ahead of any message forwarded to it, so
-	// the registrant always sees the reply first. (Not under s.mu: the
-	// reply may wait for room in the registrant's queue.)
+	// The reply, then the publication (connection, expiry watch) and the
+	// gate opened: the reply is queued on the registrant's connection ahead
+	// of any message forwarded to it, so the registrant sees the reply
+	// first. (Not under s.mu: the reply may wait for room in the
+	// registrant's queue.)
 	err = s.node.Route(ctx, routing.TransportMessage{
 		Version: routing.Version, Onward: route, Return: routing.Route{addr}, Payload: m.Payload(),
 	})
@@ -397,14 +398,23 @@ type staticForwarder struct {
 }
 
 func (f *staticForwarder) HandleMessage(ctx context.Context, s node.Sender, m *node.Message) error {
+	// The route before the gate: a registration stores its gate before its
+	// route, so a message that sees the new route also sees the gate that
+	// holds it until the registrant's reply is queued.
+	r := f.route.Load()
 	if g := f.gate.Load(); g != nil {
 		select {
 		case <-*g:
-		case <-ctx.Done():
-			return ctx.Err()
+		default:
+			select {
+			case <-*g:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			r = f.route.Load()
 		}
 	}
 	tm := m.Transport()
-	tm.Onward = *f.route.Load()
+	tm.Onward = *r
 	return s.Forward(ctx, tm)
 }
