@@ -3,6 +3,7 @@ package provision_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/ockamhub/ockamhub/provision"
 	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/service/forwarding"
+	"github.com/ockamhub/ockamhub/store"
 	"github.com/ockamhub/ockamhub/transport/tcp"
 )
 
@@ -213,5 +215,46 @@ func TestNamedForwardingPerNode(t *testing.T) {
 		if s == "static_forwarding_service" {
 			t.Fatalf("named forwarding off, services %v", v.Services)
 		}
+	}
+}
+
+// TestForwarderTokensBounded: a node's owner could add forwarder tokens
+// without end (each a store row, an entry in the hub's table copied on
+// every change, a line on the page). Now a new name beyond
+// MaxForwarderTokens is refused; replacing a token, or adding one after a
+// delete, still works.
+func TestForwarderTokensBounded(t *testing.T) {
+	e := newEnv(t, provision.Config{})
+	alice, bob := e.account(t, "alice"), e.account(t, "bob")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	n, err := e.p.Create(ctx, alice, "alice-node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "a-token-of-enough-length"
+	for i := range provision.MaxForwarderTokens {
+		if _, err := e.p.SetForwarderToken(ctx, alice, n.ID, fmt.Sprintf("name%d", i), token); err != nil {
+			t.Fatalf("token %d: %v", i+1, err)
+		}
+	}
+	if _, err := e.p.SetForwarderToken(ctx, alice, n.ID, "one-more", token); !errors.Is(err, provision.ErrTooManyForwarderTokens) {
+		t.Fatalf("token %d: %v, want ErrTooManyForwarderTokens", provision.MaxForwarderTokens+1, err)
+	}
+	if _, err := e.p.SetForwarderToken(ctx, bob, n.ID, "one-more", token); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("bob on alice's full node: %v, want ErrNotFound (not the count)", err)
+	}
+	if _, err := e.p.SetForwarderToken(ctx, alice, n.ID, "name0", token+"-new"); err != nil {
+		t.Fatalf("replacing a token at the limit: %v", err)
+	}
+	if _, err := e.p.DeleteForwarderToken(ctx, alice, n.ID, "name1"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.p.SetForwarderToken(ctx, alice, n.ID, "one-more", token)
+	if err != nil {
+		t.Fatalf("after a delete: %v", err)
+	}
+	if len(got.ForwarderNames) != provision.MaxForwarderTokens {
+		t.Fatalf("%d forwarder names, want %d", len(got.ForwarderNames), provision.MaxForwarderTokens)
 	}
 }

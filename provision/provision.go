@@ -29,6 +29,9 @@ var (
 	// ErrBadToken is returned by SetForwarderToken for a token shorter
 	// than MinForwarderTokenLen or longer than 256 bytes.
 	ErrBadToken = errors.New("provision: a forwarder token has 16 to 256 characters")
+	// ErrTooManyForwarderTokens is returned by SetForwarderToken for a new
+	// name on a node that has MaxForwarderTokens tokens.
+	ErrTooManyForwarderTokens = errors.New("provision: too many forwarder tokens on this node")
 	// ErrRateLimited is wrapped by *RateError.
 	ErrRateLimited = errors.New("provision: too many node creations")
 )
@@ -89,7 +92,8 @@ type Provisioner interface {
 	SetNamedForwarding(ctx context.Context, accountID, id int64, enabled bool) (Node, error)
 	// SetForwarderToken sets the token that registrations of forwarder
 	// name on the node must carry (store.CheckForwarderName; the store
-	// keeps its hash) and applies it.
+	// keeps its hash) and applies it. A new name beyond MaxForwarderTokens
+	// fails with ErrTooManyForwarderTokens.
 	SetForwarderToken(ctx context.Context, accountID, id int64, name, token string) (Node, error)
 	// DeleteForwarderToken removes the token of forwarder name and applies it.
 	DeleteForwarderToken(ctx context.Context, accountID, id int64, name string) (Node, error)
@@ -195,13 +199,15 @@ type Local struct {
 
 	opMu sync.Mutex // serialises changes to the store and the running set
 
-	mu       sync.Mutex // guards the fields below; never held while blocking
-	closed   bool
-	running  map[int64]*running // by node ID
-	failed   map[int64]*retry   // stored nodes that could not start, by ID
-	creates  map[int64][]time.Time
-	retrying bool          // the retry loop runs
-	kick     chan struct{} // wakes the retry loop
+	mu      sync.Mutex // guards the fields below; never held while blocking
+	closed  bool
+	running map[int64]*running    // by node ID
+	failed  map[int64]*retry      // stored nodes that could not start, by ID
+	creates map[int64][]time.Time // creations of the last hour, by account
+	// createsSweep is the size of creates that triggers the next sweep.
+	createsSweep int
+	retrying     bool          // the retry loop runs
+	kick         chan struct{} // wakes the retry loop
 
 	stops     sync.WaitGroup // stops of deleted nodes in flight, and the retry loop
 	stopRetry chan struct{}  // closed by Shutdown
@@ -292,9 +298,24 @@ func (p *Local) checkRate(accountID int64, now time.Time) error {
 
 func (p *Local) noteCreate(accountID int64, now time.Time) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.creates[accountID] = append(p.creates[accountID], now)
-	p.mu.Unlock()
+	// checkRate forgets an account's old creations only when that account
+	// creates again; accounts that never come back would stay forever.
+	// Sweep when the table has doubled since the last sweep (amortised
+	// constant time per creation).
+	if len(p.creates) > p.createsSweep {
+		for id, ts := range p.creates {
+			if now.Sub(ts[len(ts)-1]) >= time.Hour {
+				delete(p.creates, id)
+			}
+		}
+		p.createsSweep = max(2*len(p.creates), minCreatesSweep)
+	}
 }
+
+// minCreatesSweep is the table size below which noteCreate never sweeps.
+const minCreatesSweep = 1024
 
 // Create implements Provisioner.
 func (p *Local) Create(ctx context.Context, accountID int64, name string) (Node, error) {

@@ -94,7 +94,15 @@ func (p *Local) SetNamedForwarding(ctx context.Context, accountID, id int64, ena
 // MinForwarderTokenLen is the shortest forwarder token accepted.
 const MinForwarderTokenLen = 16
 
-// SetForwarderToken implements Provisioner.
+// MaxForwarderTokens bounds the forwarder tokens of one node: each is a
+// row in the store, an entry in the running hub's table (copied on every
+// change) and a line on the node's page, so an owner must not be able to
+// add them without end.
+const MaxForwarderTokens = 64
+
+// SetForwarderToken implements Provisioner. Replacing the token of a name
+// that has one is always allowed; a new name beyond MaxForwarderTokens is
+// refused with ErrTooManyForwarderTokens.
 func (p *Local) SetForwarderToken(ctx context.Context, accountID, id int64, name, token string) (Node, error) {
 	if err := store.CheckForwarderName(name); err != nil {
 		return Node{}, err
@@ -103,6 +111,18 @@ func (p *Local) SetForwarderToken(ctx context.Context, accountID, id int64, name
 		return Node{}, ErrBadToken
 	}
 	return p.change(ctx, accountID, id, func() error {
+		// Under opMu, like every settings change: the count cannot change
+		// between the check and the insert.
+		if _, err := p.cfg.Store.Node(ctx, accountID, id); err != nil {
+			return err // another account's node: ErrNotFound, not the count
+		}
+		toks, err := p.cfg.Store.NodeForwarderTokens(ctx, id)
+		if err != nil {
+			return err
+		}
+		if _, ok := toks[name]; !ok && len(toks) >= MaxForwarderTokens {
+			return ErrTooManyForwarderTokens
+		}
 		return p.cfg.Store.SetNodeForwarderToken(ctx, accountID, id, name, store.HashSecret(token))
 	})
 }

@@ -126,7 +126,9 @@ func (h *Handler) signInAllowed(w http.ResponseWriter, r *http.Request) bool {
 	if ok {
 		return true
 	}
-	h.log.Warn("sign-in rate limit", "source", sourceIP(r))
+	// At most a line a second: every refused request would otherwise be
+	// one, and refusals are what a flood is made of.
+	h.limitLog.Do(func() { h.log.Warn("sign-in rate limit", "source", sourceIP(r)) })
 	w.Header().Set("Retry-After", retryAfter(wait))
 	h.signInError(w, r, http.StatusTooManyRequests, "Too many sign-ins from your address: please wait "+waitWords(wait)+" and try again.", nil)
 	return false

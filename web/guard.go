@@ -130,9 +130,10 @@ type limiter struct {
 	every time.Duration // one token per every
 	burst int
 
-	mu       sync.Mutex
-	buckets  map[string]*rate.Limiter
-	overflow *rate.Limiter
+	mu        sync.Mutex
+	buckets   map[string]*rate.Limiter
+	overflow  *rate.Limiter
+	lastSweep time.Time // when the table was last swept for idle buckets
 }
 
 const limiterMaxKeys = 10000
@@ -153,7 +154,11 @@ func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 	l.mu.Lock()
 	b := l.buckets[key]
 	if b == nil {
-		if len(l.buckets) >= limiterMaxKeys {
+		// A full table is swept at most once a second: a sweep visits
+		// every bucket, and under a flood from many sources every request
+		// would otherwise pay for one, holding the lock.
+		if len(l.buckets) >= limiterMaxKeys && now.Sub(l.lastSweep) >= time.Second {
+			l.lastSweep = now
 			for k, v := range l.buckets {
 				if v.TokensAt(now) >= float64(l.burst) {
 					delete(l.buckets, k)
@@ -176,13 +181,28 @@ func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 	return true, 0
 }
 
-// sourceIP is the request's source address without port.
+// sourceIP names the request's source as the sign-in limit counts it: the
+// IPv4 address (IPv4-mapped IPv6 ones unmapped), or the /64 of an IPv6
+// address. One subscriber is given a whole /64 (2^64 addresses), so
+// counting single IPv6 addresses would give an attacker a fresh limit per
+// request and let them fill the limiter's table, pushing every new source
+// onto its shared overflow bucket (the data plane counts sources the same
+// way, see transport/tcp's sourceKey). The connection's address is used,
+// never X-Forwarded-For, which the client writes.
 func sourceIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		return netip.PrefixFrom(a, 64).Masked().String()
+	}
+	return a.String()
 }
 
 // retryAfter formats a wait as whole seconds, at least 1.

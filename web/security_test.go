@@ -16,6 +16,7 @@ import (
 
 	"github.com/ockamhub/ockamhub/githubauth"
 	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/provision"
 	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/store"
 	"github.com/ockamhub/ockamhub/transport/tcp"
@@ -345,6 +346,11 @@ func TestNodeSettingsAPI(t *testing.T) {
 	wantStatus(t, "bob deletes alice's token", do(t, bob, "DELETE", u+"/forwarder-tokens/printer", nil), http.StatusNotFound)
 	wantStatus(t, "delete token", do(t, alice, "DELETE", u+"/forwarder-tokens/printer", nil), http.StatusNoContent)
 	wantStatus(t, "delete token again", do(t, alice, "DELETE", u+"/forwarder-tokens/printer", nil), http.StatusNotFound)
+	// Forwarder tokens per node are bounded.
+	for i := range provision.MaxForwarderTokens {
+		wantStatus(t, fmt.Sprint("forwarder token ", i+1), do(t, alice, "POST", u+"/forwarder-tokens", strings.NewReader(fmt.Sprintf(`{"name":"n%d"}`, i)), "Content-Type", "application/json"), http.StatusCreated)
+	}
+	wantAPIError(t, "forwarder token over the limit", do(t, alice, "POST", u+"/forwarder-tokens", strings.NewReader(`{"name":"more"}`), "Content-Type", "application/json"), http.StatusConflict, "the most allowed")
 }
 
 // TestNodeSettingsPage: the node page shows and edits the allow-list and

@@ -15,10 +15,11 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/ockamhub/ockamhub/githubauth"
 	"github.com/ockamhub/ockamhub/provision"
 	"github.com/ockamhub/ockamhub/store"
-	"golang.org/x/time/rate"
 )
 
 //go:embed templates/*.html
@@ -91,8 +92,10 @@ type Handler struct {
 	mux     *http.ServeMux
 	hosts   *hostCheck
 	signIns *limiter
-	tokenMu sync.Mutex // serialises API token creation (the quota check)
-	handler http.Handler
+	// limitLog rate-limits the log line of a refused sign-in.
+	limitLog rate.Sometimes
+	tokenMu  sync.Mutex // serialises API token creation (the quota check)
+	handler  http.Handler
 	// unavailableLog rate-limits the warning logged for each request
 	// refused while the database is unreachable.
 	unavailableLog rate.Sometimes
@@ -120,6 +123,7 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, pages: parsePages(), hosts: hosts,
 		signIns:        newLimiter(cfg.SignInsPerHour, DefaultSignInBurst),
+		limitLog:       rate.Sometimes{Interval: time.Second},
 		unavailableLog: rate.Sometimes{First: 3, Interval: 10 * time.Second}}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -274,6 +278,8 @@ func (h *Handler) userError(r *http.Request, err error) (int, string) {
 		return http.StatusServiceUnavailable, "The server is shutting down: try again in a moment."
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, "No such node."
+	case errors.Is(err, provision.ErrTooManyForwarderTokens):
+		return http.StatusConflict, fmt.Sprintf("This node has %d forwarder tokens, the most allowed: delete one to add another.", provision.MaxForwarderTokens)
 	case errors.Is(err, provision.ErrBadToken):
 		return http.StatusBadRequest, "A forwarder token has 16 to 256 characters."
 	}

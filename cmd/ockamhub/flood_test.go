@@ -279,3 +279,133 @@ func TestServeFlood(t *testing.T) {
 		t.Errorf("%d log lines about refused connections in %v, want at most %d", n, elapsed, most)
 	}
 }
+
+// TestServeHTTPFlood: the connection budget covered the nodes only. One
+// address holding thousands of idle connections to the web port (each
+// kept for ReadHeaderTimeout, then reopened) used every descriptor of
+// the reserve meant for HTTP and the database: the API stopped answering
+// other users and new connections to every node failed with "too many
+// open files". Now the web port holds at most --max-http-conns-per-ip
+// connections from one address and --max-http-conns in all, refusing
+// the rest at once.
+func TestServeHTTPFlood(t *testing.T) {
+	first := 20000 + rand.IntN(10000)
+	base, stderr := startServeLimited(t, 3000, "--http", "127.0.0.1:0", "--data", t.TempDir(),
+		"--node-ports", fmt.Sprintf("%d-%d", first, first+9))
+	alice, port := createNode(t, base, "alice", "web-flooded")
+	httpAddr := strings.TrimPrefix(base, "http://")
+	floodStart := time.Now()
+	held := flood(t, "127.0.0.2", httpAddr, 3000)
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	start := time.Now()
+	resp, err := alice.Get(base + "/api/v1/nodes")
+	if err != nil {
+		t.Fatalf("API during an HTTP flood from another address: %v\nstderr:\n%.2000s", err, stderr)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	took := time.Since(start)
+	t.Logf("API answered in %v with %d connections from another address held or refused", took, len(held))
+	if resp.StatusCode != 200 || took > time.Second {
+		t.Errorf("API answered %s in %v during the flood, want 200 within 1s", resp.Status, took)
+	}
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := echo(c); err != nil {
+		t.Errorf("node does not echo during an HTTP flood: %v", err)
+	}
+	if n := strings.Count(stderr.String(), "too many open files"); n > 0 {
+		t.Errorf("the process ran out of descriptors (%d log lines)", n)
+	}
+	if n, most := strings.Count(stderr.String(), "too many HTTP connections"), 3+int(time.Since(floodStart)/time.Second)+1; n == 0 || n > most {
+		t.Errorf("%d log lines about refused HTTP connections, want 1 to %d", n, most)
+	}
+}
+
+// TestServeFloodManyNodes: --max-conns-per-ip counts per node, so one
+// address connecting to every node (here 8 nodes, 300 connections each)
+// could hold the whole process budget (1976 under a limit of 3000), and
+// then every node refused everyone. Now one address holds at most a
+// quarter of the budget across all nodes: another address still gets in
+// and echoes, and the flooding address's extra connections are refused as
+// over the budget.
+func TestServeFloodManyNodes(t *testing.T) {
+	first := 20000 + rand.IntN(10000)
+	ml, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := ml.Addr().String()
+	ml.Close()
+	base, stderr := startServeLimited(t, 3000, "--http", "127.0.0.1:0", "--data", t.TempDir(),
+		"--node-ports", fmt.Sprintf("%d-%d", first, first+9), "--metrics", metrics)
+	if !strings.Contains(stderr.String(), `"max_conns_per_ip_all_nodes":494`) {
+		t.Errorf("per-address share across nodes not a quarter of 1976:\n%s", stderr)
+	}
+	var addrs []string
+	for i := range 8 {
+		_, port := createNode(t, base, fmt.Sprint("user", i), fmt.Sprint("node", i))
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", port))
+	}
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for _, addr := range addrs {
+		held = append(held, flood(t, "127.0.0.2", addr, 300)...)
+	}
+	// Every connection the kernel accepted is, once its node has taken it
+	// from the backlog, held or refused; wait for that before checking.
+	var budget, conns int
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + metrics + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		budget, conns = 0, 0
+		for _, m := range regexp.MustCompile(`ockamhub_connections_refused_total\{node="node\d",reason="(budget|per_ip)"\} (\d+)`).FindAllSubmatch(body, -1) {
+			var v int
+			fmt.Sscan(string(m[2]), &v)
+			if string(m[1]) == "budget" {
+				budget += v
+			}
+			conns += v
+		}
+		for _, m := range regexp.MustCompile(`ockamhub_connections\{node="node\d"\} (\d+)`).FindAllSubmatch(body, -1) {
+			var v int
+			fmt.Sscan(string(m[1]), &v)
+			conns += v
+		}
+		if conns >= len(held) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling a remote counter: no event to wait on
+	}
+	t.Logf("held %d connections from one address to 8 nodes; %d refused as over the budget", len(held), budget)
+	if budget < len(held)-494-8*44 {
+		t.Errorf("%d refused as over the budget, want most of %d beyond the address's share of 494", budget, len(held))
+	}
+	for i, addr := range addrs {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = echo(c)
+		c.Close()
+		if err != nil {
+			t.Errorf("node %d does not echo for another address during the flood: %v", i, err)
+		}
+	}
+}

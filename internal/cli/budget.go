@@ -31,6 +31,9 @@ const (
 // connBudget is what serve decided for its nodes' connections.
 type connBudget struct {
 	fdLimit, reserve, total, perNode, perIP int
+	// perIPTotal is what one source may hold across all nodes (0: no
+	// bound, when --max-conns-per-ip is 0).
+	perIPTotal int
 }
 
 // fdReserve returns the descriptors kept for everything but node
@@ -73,9 +76,17 @@ func applyConnBudget(log *slog.Logger, fs *flag.FlagSet, total int, cfg *hub.Con
 		cfg.TCP.MaxConns = max(min(cfg.TCP.MaxConns, b.total/4), 1)
 	}
 	b.perNode, b.perIP = cfg.TCP.MaxConns, cfg.TCP.MaxConnsPerIP
-	cfg.TCP.Budget = tcp.NewBudget(b.total)
+	// --max-conns-per-ip counts per node: one address connecting to many
+	// nodes could still spend the whole budget, and every node would then
+	// refuse everyone. Across all nodes one address holds at most a
+	// quarter of the budget (or its per-node cap, if that is more).
+	if b.perIP > 0 {
+		b.perIPTotal = max(b.total/4, b.perIP, 1)
+	}
+	cfg.TCP.Budget = tcp.NewBudget(b.total).LimitPerSource(b.perIPTotal)
 	log.Info("connection budget", "fd_limit", b.fdLimit, "fd_reserve", b.reserve,
-		"max_conns_total", b.total, "max_conns_per_node", b.perNode, "max_conns_per_ip", b.perIP)
+		"max_conns_total", b.total, "max_conns_per_node", b.perNode, "max_conns_per_ip", b.perIP,
+		"max_conns_per_ip_all_nodes", b.perIPTotal)
 	if b.total > limit-serveFDReserve/4 {
 		log.Warn("--max-conns-total leaves few descriptors for HTTP and the database", "fd_limit", limit, "max_conns_total", b.total)
 	}

@@ -29,11 +29,13 @@ func TestServeConnDefaults(t *testing.T) {
 		args                   []string
 		total                  int
 		wantPerNode, wantPerIP int
+		wantPerIPTotal         int // one address across all nodes
 	}{
-		{"defaults, a large budget", nil, 100000, 4096, 256},
-		{"defaults, a small budget: a quarter per node", nil, 2000, 500, 256},
-		{"explicit per-node cap kept", []string{"--max-conns", "3000"}, 2000, 3000, 256},
-		{"explicit no limits", []string{"--max-conns", "0", "--max-conns-per-ip", "0"}, 2000, 0, 0},
+		{"defaults, a large budget", nil, 100000, 4096, 256, 25000},
+		{"defaults, a small budget: a quarter per node", nil, 2000, 500, 256, 500},
+		{"explicit per-node cap kept", []string{"--max-conns", "3000"}, 2000, 3000, 256, 500},
+		{"explicit per-IP cap over a quarter", []string{"--max-conns-per-ip", "800"}, 2000, 500, 800, 800},
+		{"explicit no limits", []string{"--max-conns", "0", "--max-conns-per-ip", "0"}, 2000, 0, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -49,6 +51,9 @@ func TestServeConnDefaults(t *testing.T) {
 			b := applyConnBudget(log, fs, tc.total, &cfg)
 			if cfg.TCP.MaxConns != tc.wantPerNode || cfg.TCP.MaxConnsPerIP != tc.wantPerIP {
 				t.Errorf("per node %d, per IP %d; want %d, %d", cfg.TCP.MaxConns, cfg.TCP.MaxConnsPerIP, tc.wantPerNode, tc.wantPerIP)
+			}
+			if b.perIPTotal != tc.wantPerIPTotal {
+				t.Errorf("per IP across nodes %d, want %d", b.perIPTotal, tc.wantPerIPTotal)
 			}
 			if cfg.TCP.Budget == nil || cfg.TCP.Budget.Limit() != tc.total || b.total != tc.total {
 				t.Errorf("budget %v, want %d", cfg.TCP.Budget, tc.total)

@@ -28,7 +28,7 @@ func startMetrics(e *env, addr string, src telemetry.Source, ready func() error)
 		return nil, fmt.Errorf("metrics listener: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           telemetry.Handler(telemetry.NewRegistry(src), ready),
+		Handler:           metricsHostGuard(telemetry.Handler(telemetry.NewRegistry(src), ready), ln.Addr()),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	done := make(chan struct{})
@@ -45,4 +45,30 @@ func startMetrics(e *env, addr string, src telemetry.Source, ready func() error)
 		srv.Shutdown(ctx)
 		<-done
 	}, nil
+}
+
+// metricsHostGuard protects a loopback debug listener from DNS rebinding:
+// a web page whose name its owner made resolve to 127.0.0.1 could
+// otherwise read /metrics (every node's name) and /debug/pprof/cmdline
+// (the command line, --github-client-secret included) from the browser of
+// anyone running the program. On a loopback listener only loopback Host
+// names (localhost, *.localhost, loopback addresses; any port) are
+// answered, others get 421. A listener on another address is the
+// operator's private network, scraped by whatever name it has there, and
+// is left as is.
+func metricsHostGuard(h http.Handler, addr net.Addr) http.Handler {
+	if ta, ok := addr.(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		if !isLoopbackHost(host) {
+			http.Error(w, "misdirected request: this server answers loopback names only", http.StatusMisdirectedRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

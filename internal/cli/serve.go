@@ -56,7 +56,10 @@ hard limit, keeps a reserve for HTTP and the database (1024 descriptors, or
 a tenth of the limit if more), and shares the rest (--max-conns-total) among
 the nodes; each node holds at most --max-conns (4096, and at most a quarter
 of the total unless given), of which --max-conns-per-ip (256) from one
-address. Connections over a limit are closed at once and counted.
+address; across all nodes one address holds at most a quarter of the
+total. Connections over a limit are closed at once and counted. The web
+port holds at most --max-http-conns connections (half the reserve), of
+which --max-http-conns-per-ip (256) from one address.
 
 Named forwarding and its tokens, and each node's allow-list, are set by the
 node's owner on the node's page or through the API.`)
@@ -82,6 +85,8 @@ node's owner on the node's page or through the API.`)
 	hf := hubFlags(fs, true)
 	setServeDefaults(fs)
 	maxTotal := fs.Int("max-conns-total", 0, "connections all nodes together may hold (0 = the file descriptor limit minus a reserve for HTTP and the database)")
+	maxHTTP := fs.Int("max-http-conns", 0, "connections the web port holds at once; more wait in the kernel's backlog (0 = half the descriptor reserve)")
+	maxHTTPPerIP := fs.Int("max-http-conns-per-ip", serveMaxHTTPConnsPerIP, "connections to the web port from one address (IPv6: one /64); more are closed at once (0 = no limit; behind a reverse proxy every request comes from the proxy's address)")
 	metricsAddr := metricsFlag(fs)
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)
@@ -96,10 +101,13 @@ node's owner on the node's page or through the API.`)
 	if err != nil {
 		return err
 	}
-	if *maxTotal < 0 {
-		return usagef("--max-conns-total must not be negative")
+	if *maxTotal < 0 || *maxHTTP < 0 || *maxHTTPPerIP < 0 {
+		return usagef("--max-conns-total, --max-http-conns and --max-http-conns-per-ip must not be negative")
 	}
-	applyConnBudget(e.log, fs, *maxTotal, &hubCfg)
+	budget := applyConnBudget(e.log, fs, *maxTotal, &hubCfg)
+	if *maxHTTP == 0 {
+		*maxHTTP = max(budget.reserve/2, 1)
+	}
 	defer hf.startGC()()
 	ports, err := provision.ParsePortRange(*nodePorts)
 	if err != nil {
@@ -235,12 +243,16 @@ node's owner on the node's page or through the API.`)
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
 		TLSConfig:         tlsConfig,
 	}
+	// The web port's connections come out of the descriptor reserve too:
+	// bounded, so that idle connections from one address cannot starve
+	// the database and the nodes.
+	hln := newHTTPLimitListener(ln, *maxHTTP, *maxHTTPPerIP, e.log)
 	served := make(chan error, 1)
 	go func() {
 		if tlsConfig != nil {
-			served <- srv.ServeTLS(ln, "", "")
+			served <- srv.ServeTLS(hln, "", "")
 		} else {
-			served <- srv.Serve(ln)
+			served <- srv.Serve(hln)
 		}
 	}()
 	stopMetrics, err := startMetrics(e, *metricsAddr, prov.Stats, func() error {
@@ -262,7 +274,8 @@ node's owner on the node's page or through the API.`)
 	defer stopMetrics()
 	e.log.Info("serving", "addr", ln.Addr().String(), "public_url", pub.String(),
 		"github_signin", gh != nil, "local_signin", localSignIn,
-		"nodes_listen", *nodesListen, "nodes_domain", *nodesDomain, "node_ports", ports.String())
+		"nodes_listen", *nodesListen, "nodes_domain", *nodesDomain, "node_ports", ports.String(),
+		"max_http_conns", *maxHTTP, "max_http_conns_per_ip", *maxHTTPPerIP)
 	if localSignIn && !(bound.IP.IsLoopback() && pubLoopback) {
 		e.log.Warn("the development sign-in is on and the server is not on loopback only: anyone who reaches it can sign in as anyone, without a password",
 			"public_url", pub.String(), "http", ln.Addr().String())

@@ -78,7 +78,8 @@ type StaticService struct {
 	// published) and the connection registering each.
 	pending map[string]routing.Address
 	count   atomic.Int64
-	closed  bool // guarded by mu
+	closed  bool   // guarded by mu
+	claims  uint64 // registrations that have claimed a name; guarded by mu
 
 	hashes  atomic.Pointer[map[string][32]byte] // nil: Token and Tokens apply
 	refused struct{ inUse, unauthorized, overCap, invalid atomic.Uint64 }
@@ -250,26 +251,42 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 	claimant, claimed := s.pending[name]
 	taken := !proven && (f != nil && f.conn != conn || claimed && claimant != conn)
 	full := s.cfg.MaxPerConnection > 0 && (f == nil || f.conn != conn) && s.perCon[conn] >= s.cfg.MaxPerConnection
-	var fresh *staticForwarder
-	switch {
-	case taken || full:
-	case f == nil && !claimed:
-		// A new name is published before the reply, so that it routes as
-		// soon as the registrant can know it does; its messages wait for
-		// the reply to be queued (ready), so none overtakes it.
-		fresh = &staticForwarder{ready: make(chan struct{})}
-		fresh.route.Store(&route)
-		if _, err := s.node.StartWorkerConfig(ctx, fresh, node.WorkerConfig{Addresses: []string{addr.Value}, Inline: true}); err != nil {
-			s.mu.Unlock()
-			return fmt.Errorf("forwarding: starting %s: %w", addr, err)
-		}
-		s.names[name] = fresh
-		s.count.Add(1)
-		s.bind(fresh, name, conn)
-	default:
+	var fresh *staticForwarder  // a new name's forwarder
+	var moving *staticForwarder // a held name's forwarder, moving here
+	var prev *routing.Route     // its route before the move
+	var claim uint64            // this registration's claim, when it makes one
+	if !taken && !full {
 		// Claim the name until the reply is queued, so that no other
 		// connection slips in meanwhile.
 		s.pending[name] = conn
+		// The name leads here before the registrant hears that it does:
+		// a message sent to it as soon as the reply arrives must neither
+		// find no such address (dropped, and counted as a probe) nor go
+		// to the previous holder. Messages wait at the gate until the
+		// reply is queued, so the registrant still sees the reply first.
+		gate := make(chan struct{})
+		defer close(gate) // after the reply and the publication below
+		s.claims++
+		claim = s.claims
+		if f != nil {
+			f.claim = claim
+			moving, prev = f, f.route.Load()
+			f.gate.Store(&gate)
+			f.route.Store(&route)
+		} else {
+			fresh = &staticForwarder{claim: claim}
+			fresh.gate.Store(&gate)
+			fresh.route.Store(&route)
+			if _, err := s.node.StartWorkerConfig(ctx, fresh, node.WorkerConfig{Addresses: []string{addr.Value}, Inline: true}); err != nil {
+				delete(s.pending, name)
+				s.mu.Unlock()
+				return fmt.Errorf("forwarding: starting %s: %w", addr, err)
+			}
+			s.names[name] = fresh
+			s.count.Add(1)
+			fresh.conn = conn
+			s.perCon[conn]++
+		}
 	}
 	s.mu.Unlock()
 	if taken {
@@ -278,24 +295,11 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 	if full {
 		return refuse(&s.refused.overCap, name, "too many names for this connection")
 	}
-	if fresh != nil {
-		err := s.node.Route(ctx, routing.TransportMessage{
-			Version: routing.Version, Onward: route, Return: routing.Route{addr}, Payload: m.Payload(),
-		})
-		close(fresh.ready)
-		if err != nil {
-			s.mu.Lock()
-			gen := fresh.gen
-			s.mu.Unlock()
-			s.expire(name, gen)
-			return fmt.Errorf("forwarding: replying to %s: %w", route, err)
-		}
-		return nil
-	}
-	// Reply first, then publish the new route: the reply is then queued on
-	// the registrant's connection ahead of any message forwarded to it, so
-	// the registrant always sees the reply first. (Not under s.mu: the
-	// reply may wait for room in the registrant's queue.)
+	// The reply, then the publication (connection, expiry watch) and the
+	// gate opened: the reply is queued on the registrant's connection ahead
+	// of any message forwarded to it, so the registrant sees the reply
+	// first. (Not under s.mu: the reply may wait for room in the
+	// registrant's queue.)
 	err = s.node.Route(ctx, routing.TransportMessage{
 		Version: routing.Version, Onward: route, Return: routing.Route{addr}, Payload: m.Payload(),
 	})
@@ -303,16 +307,28 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 	if s.pending[name] == conn {
 		delete(s.pending, name)
 	}
-	if err != nil {
+	if err != nil || s.closed {
+		if fresh != nil && s.names[name] == fresh && fresh.gen == 0 {
+			// Nobody was told of it: take the new name back (its worker
+			// stopped under s.mu, as in expire).
+			delete(s.names, name)
+			s.releaseConn(fresh.conn)
+			s.count.Add(-1)
+			s.node.StopWorker(context.Background(), addr.Value)
+		}
+		if moving != nil {
+			// The registrant was not told: the name leads back to its
+			// holder, unless another registration moved it meanwhile.
+			moving.route.CompareAndSwap(&route, prev)
+		}
 		s.mu.Unlock()
-		return fmt.Errorf("forwarding: replying to %s: %w", route, err)
-	}
-	if s.closed {
-		s.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("forwarding: replying to %s: %w", route, err)
+		}
 		return node.ErrClosed
 	}
 	if f = s.names[name]; f == nil {
-		f = &staticForwarder{ready: closedReady}
+		f = &staticForwarder{}
 		f.route.Store(&route)
 		if _, err := s.node.StartWorkerConfig(ctx, f, node.WorkerConfig{Addresses: []string{addr.Value}, Inline: true}); err != nil {
 			s.mu.Unlock()
@@ -321,17 +337,16 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 		s.names[name] = f
 		s.count.Add(1)
 	} else {
-		f.route.Store(&route) // moved
+		if f.claim != claim {
+			// A later registration has claimed the name since (a holder
+			// moving it with its token): it leads there already, and
+			// this one, though answered, must not take it back.
+			s.mu.Unlock()
+			return nil
+		}
+		f.route.Store(&route) // moved (or, for a new name, published)
 		s.releaseConn(f.conn)
 	}
-	s.bind(f, name, conn)
-	s.mu.Unlock()
-	return nil
-}
-
-// bind gives name's forwarder f to conn: it goes when conn closes, unless it
-// moves first. s.mu is held.
-func (s *StaticService) bind(f *staticForwarder, name string, conn routing.Address) {
 	f.conn = conn
 	s.perCon[conn]++
 	f.gen++
@@ -343,10 +358,9 @@ func (s *StaticService) bind(f *staticForwarder, name string, conn routing.Addre
 	if s.cfg.AfterClose != nil {
 		f.cancelWatch = s.cfg.AfterClose(conn, func() { go s.expire(name, gen) })
 	}
+	s.mu.Unlock()
+	return nil
 }
-
-// closedReady is the ready channel of a forwarder with nothing to wait for.
-var closedReady = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // releaseConn forgets one name held by conn; s.mu is held.
 func (s *StaticService) releaseConn(conn routing.Address) {
@@ -366,29 +380,44 @@ func (s *StaticService) expire(name string, gen uint64) {
 	delete(s.names, name)
 	s.releaseConn(f.conn)
 	s.count.Add(-1)
-	s.mu.Unlock()
+	// Under s.mu, with the name: a registration must never find the name
+	// free while its address is still taken (it could not start its
+	// forwarder, and its registrant would wait for a reply that never
+	// comes). Stopping an inline worker does not block.
 	s.node.StopWorker(context.Background(), StaticPrefix+name)
+	s.mu.Unlock()
 }
 
 type staticForwarder struct {
 	route atomic.Pointer[routing.Route]
-	// ready is closed once the registration reply is queued; messages
-	// wait for it so that none overtakes the reply on the registrant's
-	// connection. Set before the worker starts; never reassigned.
-	ready chan struct{}
+	// gate, when set, holds messages until the latest registration's
+	// reply is queued (or the registration abandoned), which closes it.
+	gate atomic.Pointer[chan struct{}]
 	// guarded by StaticService.mu:
 	conn        routing.Address // the registrant's connection
 	gen         uint64
+	claim       uint64 // the latest registration that claimed the name
 	cancelWatch func() bool
 }
 
 func (f *staticForwarder) HandleMessage(ctx context.Context, s node.Sender, m *node.Message) error {
-	select {
-	case <-f.ready:
-	case <-ctx.Done():
-		return ctx.Err()
+	// The route before the gate: a registration stores its gate before its
+	// route, so a message that sees the new route also sees the gate that
+	// holds it until the registrant's reply is queued.
+	r := f.route.Load()
+	if g := f.gate.Load(); g != nil {
+		select {
+		case <-*g:
+		default:
+			select {
+			case <-*g:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			r = f.route.Load()
+		}
 	}
 	tm := m.Transport()
-	tm.Onward = *f.route.Load()
+	tm.Onward = *r
 	return s.Forward(ctx, tm)
 }

@@ -3,6 +3,7 @@ package tcp
 import (
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,12 +18,27 @@ import (
 // at once and counted. It is safe for concurrent use; create it with
 // NewBudget (the zero value admits nothing).
 type Budget struct {
-	limit int64
-	used  atomic.Int64
+	limit     int64
+	used      atomic.Int64
+	perSource int // 0: no per-source share
+
+	mu    sync.Mutex
+	bySrc map[string]int // units held per source; guarded by mu
 }
 
 // NewBudget returns a budget of n connections; n <= 0 admits none.
 func NewBudget(n int) *Budget { return &Budget{limit: int64(max(n, 0))} }
+
+// LimitPerSource bounds the units one source (an IPv4 address or an IPv6
+// /64, as Config.MaxConnsPerIP counts) may hold across every transport
+// sharing the budget, so that one address connecting to many nodes cannot
+// spend it all (MaxConnsPerIP bounds it per node only). n <= 0 means no
+// bound. Call it before the budget is in use; it returns b.
+func (b *Budget) LimitPerSource(n int) *Budget {
+	b.perSource = max(n, 0)
+	b.bySrc = make(map[string]int)
+	return b
+}
 
 // Limit returns the size of the budget.
 func (b *Budget) Limit() int { return int(b.limit) }
@@ -30,15 +46,36 @@ func (b *Budget) Limit() int { return int(b.limit) }
 // InUse returns the connections currently holding a unit.
 func (b *Budget) InUse() int { return int(b.used.Load()) }
 
-func (b *Budget) acquire() bool {
+// acquire takes a unit for a connection from src ("" for one this process
+// dialled, which no per-source bound applies to).
+func (b *Budget) acquire(src string) bool {
 	if b.used.Add(1) > b.limit {
 		b.used.Add(-1)
 		return false
 	}
+	if b.perSource > 0 && src != "" {
+		b.mu.Lock()
+		if b.bySrc[src] >= b.perSource {
+			b.mu.Unlock()
+			b.used.Add(-1)
+			return false
+		}
+		b.bySrc[src]++
+		b.mu.Unlock()
+	}
 	return true
 }
 
-func (b *Budget) release() { b.used.Add(-1) }
+func (b *Budget) release(src string) {
+	if b.perSource > 0 && src != "" {
+		b.mu.Lock()
+		if b.bySrc[src]--; b.bySrc[src] <= 0 {
+			delete(b.bySrc, src)
+		}
+		b.mu.Unlock()
+	}
+	b.used.Add(-1)
+}
 
 // allowList is an immutable set of admitted source networks; nil or empty
 // admits everyone.

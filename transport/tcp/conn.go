@@ -47,6 +47,8 @@ type conn struct {
 	budget   bool          // holds a unit of t.cfg.Budget
 	probes   *rate.Limiter // misses allowed (reader only; nil until the first)
 	strikes  int           // misses beyond the allowance (reader only)
+
+	budgetSrc string // the source the budget unit is held for ("" if dialled)
 }
 
 // aliasBytes is the randomness of connection aliases: 64 bits, so that an
@@ -102,7 +104,10 @@ func (t *Transport) add(nc net.Conn, name string, accepted bool) (*conn, error) 
 		c.ip = host
 	}
 	if t.cfg.Budget != nil {
-		if !t.cfg.Budget.acquire() {
+		if accepted {
+			c.budgetSrc = sourceKey(ip, name)
+		}
+		if !t.cfg.Budget.acquire(c.budgetSrc) {
 			c.releaseIP()
 			t.refuse(nc, &t.admit.budget)
 			return nil, &ConnError{Peer: name, Err: ErrBudget}
@@ -200,7 +205,7 @@ func (c *conn) close(err error) {
 func (c *conn) releaseIP() {
 	if c.budget {
 		c.budget = false
-		c.t.cfg.Budget.release()
+		c.t.cfg.Budget.release(c.budgetSrc)
 	}
 	if c.ip == "" {
 		return
