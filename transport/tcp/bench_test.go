@@ -142,6 +142,13 @@ func benchForward(b *testing.B, cfg tcp.Config, size int) {
 	recv := r.dialTarget(b)
 	send := r.dial(b)
 	f := benchFrame(b, routing.Route{routing.LocalAddress("fwd")}, routing.Route{routing.LocalAddress("s0000000")}, size)
+	benchPipe(b, send, recv, f, size)
+}
+
+// benchPipe writes b.N copies of frame f (of a size-byte payload) to send,
+// pipelined, while recv reads as many frames, and reports messages per
+// second.
+func benchPipe(b *testing.B, send, recv net.Conn, f []byte, size int) {
 	per := max(1, (64<<10)/len(f))
 	batch := make([]byte, 0, per*len(f))
 	for range per {
@@ -181,5 +188,52 @@ func BenchmarkForward60K(b *testing.B) {
 			name = "reuse"
 		}
 		b.Run(name, func(b *testing.B) { benchForward(b, tcp.Config{ReuseBodies: reuse}, 60000) })
+	}
+}
+
+// BenchmarkRelayCopy60K is the reference for BenchmarkForward60K: the same
+// frames through a plain relay hop that does no framing, in this process.
+// "splice" is io.Copy between the two sockets (splice(2) on Linux: the
+// kernel moves the pages, as the bench's relay baseline does); "copy"
+// reads into a 64 KiB buffer and writes it out, the two kernel copies the
+// hub makes for every byte it forwards. The gap between the two is what
+// splicing payloads could at most win (docs/benchmarks.md, issue 15 bulk).
+func BenchmarkRelayCopy60K(b *testing.B) {
+	for _, mode := range []string{"splice", "copy"} {
+		b.Run(mode, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			dial := func() (net.Conn, net.Conn) {
+				nc, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				ac, err := ln.Accept()
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { nc.Close(); ac.Close() })
+				return nc, ac
+			}
+			recv, toRecv := dial()
+			send, fromSend := dial()
+			relayed := make(chan struct{})
+			go func() {
+				defer close(relayed)
+				if mode == "splice" {
+					io.Copy(toRecv, fromSend)
+				} else {
+					// Hide ReadFrom and WriteTo: a plain read and write.
+					io.CopyBuffer(struct{ io.Writer }{toRecv}, struct{ io.Reader }{fromSend}, make([]byte, 64<<10))
+				}
+			}()
+			f := benchFrame(b, routing.Route{routing.LocalAddress("00000000")}, routing.Route{routing.LocalAddress("s0000000")}, 60000)
+			benchPipe(b, send, recv, f, 60000)
+			send.Close()
+			<-relayed
+		})
 	}
 }
