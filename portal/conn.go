@@ -39,6 +39,12 @@ const (
 	// Disconnect, or this long for a 2021 Rust peer (which waits 1 s before
 	// stopping).
 	DefaultCloseWait = 5 * time.Second
+	// G2Chunk is the largest data message sent to a G2 peer, whatever
+	// LegacyChunk says: the 2021 G2 worker writes each message to its
+	// socket with a single write, not write_all (portals.md §5.2 step 6),
+	// so a large message risks a short write that silently loses its tail;
+	// 256 bytes is what G2 peers send each other (§6.1).
+	G2Chunk = 256
 	// legacyCloseWait is the grace period towards a 2021 Rust peer, which
 	// gives no answer to a Disconnect.
 	legacyCloseWait = time.Second
@@ -53,8 +59,9 @@ type Options struct {
 	// Chunk is the largest data message to an extension peer; 0 means
 	// DefaultChunk. At most 60 KiB.
 	Chunk int
-	// LegacyChunk is the largest Payload to a 2021 peer; 0 means
-	// DefaultLegacyChunk. 256 reproduces Rust's chunking exactly.
+	// LegacyChunk is the largest Payload to a 2021 G3 peer; 0 means
+	// DefaultLegacyChunk. 256 reproduces Rust's chunking exactly. G2 peers
+	// get at most G2Chunk.
 	LegacyChunk int
 	// NoExtension disables the flow-control extension: the portal speaks
 	// exactly 2021 G3 to everyone.
@@ -315,6 +322,8 @@ func (c *pconn) reader() {
 		}
 		if c.ext {
 			n = int(min(uint64(c.opts.Chunk), c.sendLimit-c.sent))
+		} else if c.gen == G2 {
+			n = min(n, G2Chunk)
 		}
 		closed := c.sendClosed
 		c.mu.Unlock()
@@ -329,7 +338,7 @@ func (c *pconn) reader() {
 			} else {
 				buf = make([]byte, size) // out now belongs to the message
 			}
-			if serr := c.sendData(out); serr != nil {
+			if serr := c.sendRead(out); serr != nil {
 				c.fail(serr)
 				return
 			}
@@ -344,20 +353,59 @@ func (c *pconn) reader() {
 	}
 }
 
+// sendRead sends the bytes of one read, msg[headroom:]. To an extension
+// peer they go as Data within the credit it granted, split and waiting for
+// more credit when the read was sized before the flow control came into
+// force (an outlet learns that the inlet took its offer from the inlet's
+// first Credit, which may arrive while a read of LegacyChunk bytes is
+// pending); otherwise as one Payload (or G2 data).
+func (c *pconn) sendRead(msg []byte) error {
+	for {
+		c.mu.Lock()
+		for c.ext && c.sent >= c.sendLimit && !c.sendClosed {
+			c.mu.Unlock()
+			select {
+			case <-c.wake:
+			case <-c.ctx.Done():
+				return nil
+			}
+			c.mu.Lock()
+		}
+		ext, room, closed := c.ext, c.sendLimit-c.sent, c.sendClosed
+		c.mu.Unlock()
+		if closed {
+			return nil
+		}
+		k := len(msg) - headroom
+		if !ext || uint64(k) <= room {
+			return c.sendData(msg, ext)
+		}
+		// Send what the credit allows from a copy: the message keeps its
+		// bytes, and the rest's header goes where they were.
+		part := make([]byte, headroom+int(room))
+		copy(part[headroom:], msg[headroom:headroom+int(room)])
+		if err := c.sendData(part, true); err != nil {
+			return err
+		}
+		msg = msg[room:]
+	}
+}
+
 // sendData sends one chunk, msg[headroom:], in the form the peer reads,
-// writing the header into the headroom.
-func (c *pconn) sendData(msg []byte) error {
+// writing the header into the headroom: G2 data, Data (asData, an
+// extension peer) or Payload.
+func (c *pconn) sendData(msg []byte, asData bool) error {
 	c.smu.Lock()
 	defer c.smu.Unlock()
 	c.mu.Lock()
-	off, ext := c.sent, c.ext
+	off := c.sent
 	c.mu.Unlock()
 	k := len(msg) - headroom
 	var h []byte
 	switch {
 	case c.gen == G2:
 		h = binary.AppendUvarint(make([]byte, 0, headroom), uint64(k))
-	case ext:
+	case asData:
 		h = binary.AppendUvarint(binary.AppendUvarint(append(make([]byte, 0, headroom), byte(TagData)), off), uint64(k))
 	default:
 		h = binary.AppendUvarint(append(make([]byte, 0, headroom), byte(TagPayload)), uint64(k))
