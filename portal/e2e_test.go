@@ -44,7 +44,7 @@ func echoCheck(t testing.TB, c net.Conn, n int64) error {
 		errc <- err
 	}()
 	got := sha256.New()
-	c.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	c.SetReadDeadline(time.Now().Add(5 * time.Minute))
 	m, err := io.CopyBuffer(got, io.LimitReader(c, n), make([]byte, 256<<10))
 	if err != nil {
 		return err
@@ -157,7 +157,7 @@ func TestSlowTarget(t *testing.T) {
 		if !bytes.Equal(got, want[:]) {
 			t.Fatal("the target got a corrupted stream")
 		}
-	case <-time.After(30 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("the target did not get everything")
 	}
 	if st := h.Stats(); st.TCP.QueueFull != 0 {
@@ -212,7 +212,7 @@ func TestCloseOrder(t *testing.T) {
 			addr, _, _ := plainPair(t, hubAddr, serverFirst, portal.OutletConfig{Options: opts}, portal.InletConfig{})
 			c := dial(t, addr)
 			c.Write([]byte("GET!"))
-			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			c.SetReadDeadline(time.Now().Add(30 * time.Second))
 			got, err := io.ReadAll(c)
 			if err != nil || !bytes.Equal(got, reply) {
 				t.Fatalf("server closing first: read %d of %d bytes, %v", len(got), len(reply), err)
@@ -223,7 +223,7 @@ func TestCloseOrder(t *testing.T) {
 			c.Close()
 			select {
 			case <-targetEOF:
-			case <-time.After(10 * time.Second):
+			case <-time.After(30 * time.Second):
 				t.Fatal("client closing first: the target was not closed")
 			}
 		})
@@ -464,7 +464,7 @@ func fakeInlet(t *testing.T, n *node.Node, route routing.Route) (*node.Mailbox, 
 
 func receive(t *testing.T, mb *node.Mailbox) *node.Message {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	m, err := mb.Receive(ctx)
 	if err != nil {

@@ -2,8 +2,12 @@ package portal_test
 
 import (
 	"bytes"
+	"errors"
 	"net"
+	"os"
 	"runtime"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/ockamhub/ockamhub/bare"
@@ -168,5 +172,51 @@ func TestRefusalsBounded(t *testing.T) {
 	waitFor(t, "every Ping refused", func() bool { return o.Stats().Failed == pings })
 	if grown := runtime.NumGoroutine() - before; grown > 200 {
 		t.Fatalf("%d goroutines more after %d refused Pings", grown, pings)
+	}
+}
+
+// failingListener fails its first accepts as a listener out of
+// descriptors does.
+type failingListener struct {
+	net.Listener
+	fails atomic.Int32
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestInletSurvivesAcceptErrors: running out of descriptors for a moment
+// (a connection flood) must not stop the inlet for good.
+func TestInletSurvivesAcceptErrors(t *testing.T) {
+	n := node.New(node.Config{})
+	defer n.Close()
+	o, err := portal.NewOutlet(n, portal.OutletConfig{Target: echoTarget(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	in, err := portal.NewInlet(n, portal.InletConfig{Route: routing.Route{o.Address()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &failingListener{Listener: ln}
+	fl.fails.Store(5)
+	served := make(chan error, 1)
+	go func() { served <- in.Serve(fl) }()
+	c := dial(t, ln.Addr().String())
+	if err := echoCheck(t, c, 100<<10); err != nil {
+		t.Fatal(err)
+	}
+	in.Close()
+	if err := <-served; !errors.Is(err, portal.ErrClosed) {
+		t.Fatalf("Serve: %v, want ErrClosed", err)
 	}
 }

@@ -73,6 +73,7 @@ releases. Each portal's open and close are logged with its byte counts.`)
 	fwdName := fs.String("forwarder-name", "", "with --hub: register this name with the hub's static_forwarding_service, so that the route (1#HUB => 0#forward_to_NAME) stays the same when the outlet or the hub restarts; the hub must run with --static-forwarding")
 	token := fs.String("token", "", "token for --forwarder-name, when the hub restricts names")
 	maxConns := fs.Int("max-conns", defaultPortalMaxConns, "most open portals; a connection over it is refused (0 = no limit)")
+	noFC := fs.Bool("no-flow-control", false, "never offer ockamhub's flow-control extension in the Pong: speak exact 2021 G3 bytes to every inlet (docs/protocol.md §6.4)")
 	g2Idle := fs.Duration("g2-idle-timeout", 0, "with --g2: close a portal that carried nothing either way for this long (G2 has no close signal; 0 = never)")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the hub to answer a registration")
 	lf := addListenerFlags(fs)
@@ -121,7 +122,7 @@ releases. Each portal's open and close are logged with its byte counts.`)
 	if *g2Idle < 0 || (*g2Idle > 0 && !*g2) {
 		return usagef("--g2-idle-timeout needs --g2 and must not be negative")
 	}
-	cfg := portal.OutletConfig{Name: *name, Target: *target, MaxConns: *maxConns, Logger: e.log, Options: portal.Options{G2IdleTimeout: *g2Idle}}
+	cfg := portal.OutletConfig{Name: *name, Target: *target, MaxConns: *maxConns, Logger: e.log, Options: portal.Options{G2IdleTimeout: *g2Idle, NoExtension: *noFC}}
 	if *g2 {
 		cfg.Generation = portal.G2
 	}
