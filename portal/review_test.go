@@ -2,13 +2,17 @@ package portal_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ockamhub/ockamhub/bare"
 	"github.com/ockamhub/ockamhub/node"
@@ -219,4 +223,171 @@ func TestInletSurvivesAcceptErrors(t *testing.T) {
 	if err := <-served; !errors.Is(err, portal.ErrClosed) {
 		t.Fatalf("Serve: %v, want ErrClosed", err)
 	}
+}
+
+// expectNothing checks that nothing arrives at mb for a while (absence can
+// only be observed by waiting).
+func expectNothing(t *testing.T, mb *node.Mailbox) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	defer cancel()
+	if m, err := mb.Receive(ctx); err == nil {
+		t.Fatalf("got % x from %s; want nothing", m.Payload(), m.Return())
+	}
+}
+
+// clientClosed checks that the inlet closed its client's connection.
+func clientClosed(t *testing.T, c net.Conn) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.Copy(io.Discard, c); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("the client's connection was not closed")
+	}
+}
+
+// TestHostileOutlet plays a hostile or broken outlet against a Go inlet:
+// whatever it sends, the inlet neither hangs nor relays garbage, and it
+// never answers in a way that would wedge a 2021 Rust worker.
+func TestHostileOutlet(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// play runs after the Ping arrived at peer; I is the inlet's route.
+		play func(t *testing.T, peer *node.Mailbox, I routing.Route, c net.Conn)
+	}{
+		{"payload before pong", func(t *testing.T, peer *node.Mailbox, I routing.Route, c net.Conn) {
+			send(t, peer, I, portal.AppendPayload(nil, []byte("early")))
+			clientClosed(t, c)
+			expectNothing(t, peer)
+		}},
+		{"disconnect before pong", func(t *testing.T, peer *node.Mailbox, I routing.Route, c net.Conn) {
+			send(t, peer, I, portal.AppendDisconnect(nil, -1))
+			clientClosed(t, c)
+			expectNothing(t, peer)
+		}},
+		{"ping after pong", func(t *testing.T, peer *node.Mailbox, I routing.Route, c net.Conn) {
+			send(t, peer, I, portal.AppendPong(nil, nil))
+			send(t, peer, I, portal.AppendPing(nil))
+			// A plain Disconnect (the peer offered nothing), then nothing.
+			if p := receive(t, peer).Payload(); !bytes.Equal(p, []byte{0x02}) {
+				t.Fatalf("got % x, want the plain Disconnect 02", p)
+			}
+			clientClosed(t, c)
+			expectNothing(t, peer)
+		}},
+		{"credit without offer", func(t *testing.T, peer *node.Mailbox, I routing.Route, c net.Conn) {
+			send(t, peer, I, portal.AppendPong(nil, nil))
+			send(t, peer, I, portal.AppendCredit(nil, 1<<62))
+			if p := receive(t, peer).Payload(); !bytes.Equal(p, []byte{0x02}) {
+				t.Fatalf("got % x, want the plain Disconnect 02", p)
+			}
+			clientClosed(t, c)
+		}},
+		{"routed past the portal, later routes", func(t *testing.T, peer *node.Mailbox, I routing.Route, c net.Conn) {
+			send(t, peer, I, portal.AppendPong(nil, nil))
+			send(t, peer, append(slices.Clone(I), routing.LocalAddress("beyond")), portal.AppendPayload(nil, []byte("dropped")))
+			other, err := peer.Node().OpenMailbox("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			send(t, other, I, portal.AppendPayload(nil, []byte("kept"))) // another return route: ignored
+			b := make([]byte, 4)
+			c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			if _, err := io.ReadFull(c, b); err != nil || string(b) != "kept" {
+				t.Fatalf("client read %q, %v", b, err)
+			}
+			c.Write([]byte("back"))
+			m := receive(t, peer) // to the route of the Pong, not of the later message
+			if msg, err := portal.DecodeG3(m.Payload(), false); err != nil || string(msg.Data) != "back" {
+				t.Fatalf("got %+v, %v", msg, err)
+			}
+			expectNothing(t, other)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := node.New(node.Config{})
+			defer n.Close()
+			peer, err := n.OpenMailbox("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer peer.Close()
+			addr, _ := startInlet(t, n, portal.InletConfig{Route: routing.Route{peer.Address()}})
+			c := dial(t, addr)
+			ping := receive(t, peer)
+			if !bytes.Equal(ping.Payload(), []byte{0x00}) {
+				t.Fatalf("ping % x", ping.Payload())
+			}
+			tc.play(t, peer, ping.Return(), c)
+		})
+	}
+}
+
+func send(t *testing.T, mb *node.Mailbox, route routing.Route, p []byte) {
+	t.Helper()
+	if err := mb.Send(t.Context(), route, node.Raw(p)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHostileInlet plays a hostile inlet against a Go outlet that offered
+// the extension: absurd offsets and credits, a flood of Disconnects.
+func TestHostileInlet(t *testing.T) {
+	newOutlet := func(t *testing.T) (*node.Node, *portal.Outlet) {
+		n := node.New(node.Config{})
+		t.Cleanup(func() { n.Close() })
+		o, err := portal.NewOutlet(n, portal.OutletConfig{Target: echoTarget(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { o.Close() })
+		return n, o
+	}
+	t.Run("credit overflow", func(t *testing.T) {
+		n, o := newOutlet(t)
+		mb, route, _ := fakeInlet(t, n, routing.Route{o.Address()})
+		send(t, mb, route, portal.AppendCredit(nil, ^uint64(0)))
+		send(t, mb, route, portal.AppendData(nil, 0, []byte("echo")))
+		m, err := portal.DecodeG3(receive(t, mb).Payload(), true)
+		if err != nil || m.Tag != portal.TagData || m.Offset != 0 || string(m.Data) != "echo" {
+			t.Fatalf("got %+v, %v; want Data 0 echo", m, err)
+		}
+	})
+	t.Run("huge offset", func(t *testing.T) {
+		n, o := newOutlet(t)
+		mb, route, _ := fakeInlet(t, n, routing.Route{o.Address()})
+		send(t, mb, route, portal.AppendCredit(nil, 1<<20))
+		send(t, mb, route, portal.AppendData(nil, ^uint64(0)-1, []byte("xy")))
+		m, err := portal.DecodeG3(receive(t, mb).Payload(), true)
+		if err != nil || m.Tag != portal.TagDisconnect || !m.Abort {
+			t.Fatalf("got %+v, %v; want an Abort", m, err)
+		}
+		waitFor(t, "the portal closed", func() bool { return o.Stats().Open == 0 })
+	})
+	t.Run("overlong uvarint", func(t *testing.T) {
+		n, o := newOutlet(t)
+		mb, route, _ := fakeInlet(t, n, routing.Route{o.Address()})
+		send(t, mb, route, append([]byte{byte(portal.TagCredit)}, bytes.Repeat([]byte{0xff}, 11)...))
+		m, err := portal.DecodeG3(receive(t, mb).Payload(), true)
+		if err != nil || m.Tag != portal.TagDisconnect {
+			t.Fatalf("got %+v, %v; want a Disconnect", m, err)
+		}
+		waitFor(t, "the portal closed", func() bool { return o.Stats().Open == 0 })
+	})
+	t.Run("disconnect flood", func(t *testing.T) {
+		n, o := newOutlet(t)
+		mb, route, _ := fakeInlet(t, n, routing.Route{o.Address()})
+		// A 2021 inlet (no Credit): its Disconnect gets no answer, and
+		// the Disconnects after it change nothing.
+		for range 1000 {
+			// Once the portal is gone its address is unknown: in process
+			// that is an error to the sender, over TCP a drop.
+			mb.Send(t.Context(), route, node.Raw(portal.AppendDisconnect(nil, -1)))
+		}
+		waitFor(t, "the portal closed", func() bool { return o.Stats().Open == 0 })
+		expectNothing(t, mb)
+		if st := o.Stats(); st.Failed != 0 || st.Opened != 1 {
+			t.Errorf("outlet stats %+v", st)
+		}
+	})
 }
