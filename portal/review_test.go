@@ -1,6 +1,7 @@
 package portal_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/portal"
 	"github.com/ockamhub/ockamhub/routing"
+	"github.com/ockamhub/ockamhub/transport/tcp"
 )
 
 // TestCreditArrivesDuringRead: an outlet learns that the inlet took its
@@ -390,4 +392,101 @@ func TestHostileInlet(t *testing.T) {
 			t.Errorf("outlet stats %+v", st)
 		}
 	})
+}
+
+// rawOutlet starts a Go outlet (cfg) behind a TCP listener and connects to
+// it as a 2021 Rust inlet node would (portals.md §5.1, example 02).
+func rawOutlet(t *testing.T, cfg portal.OutletConfig) (net.Conn, *bufio.Reader, *portal.Outlet) {
+	t.Helper()
+	n := node.New(node.Config{})
+	tr, err := tcp.New(n, tcp.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close(); n.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go tr.Serve(ln)
+	o, err := portal.NewOutlet(n, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, bufio.NewReader(c), o
+}
+
+// pongToDisconnect turns the §7.2 Pong frame (NO→NI) into the Disconnect
+// the outlet sends the same way: the payload 01 01 becomes 01 02.
+func pongToDisconnect(pong []byte) []byte {
+	d := bytes.Clone(pong)
+	d[len(d)-1] = byte(portal.TagDisconnect)
+	return d
+}
+
+// TestOutletUnreachableSequence: to a 2021 G3 inlet, an outlet whose target
+// is unreachable sends exactly Pong then Disconnect, both from one fresh
+// address, and then nothing (portals.md §12.4); a G2 outlet sends nothing.
+func TestOutletUnreachableSequence(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	v := load(t, "portal-g3-sequence.hex").Segments
+	t.Run("G3", func(t *testing.T) {
+		c, br, _ := rawOutlet(t, portal.OutletConfig{Target: closed})
+		c.Write(v["ping"])
+		pong := readFrame(t, c, br)
+		O := pong[offReturn : offReturn+hexLen]
+		if want := with(v["pong"], offReturn, O); !bytes.Equal(pong, want) {
+			t.Fatalf("pong\n got % x\nwant % x (no offer: there is no portal)", pong, want)
+		}
+		if got, want := readFrame(t, c, br), with(pongToDisconnect(v["pong"]), offReturn, O); !bytes.Equal(got, want) {
+			t.Fatalf("disconnect\n got % x\nwant % x", got, want)
+		}
+		// The 2021 inlet sends what its client wrote before it handled
+		// the Disconnect: nothing answers it.
+		c.Write(with(v["payload-hello"], offOnward, O))
+		expectNoFrame(t, c, br)
+	})
+	t.Run("G2", func(t *testing.T) {
+		c, br, _ := rawOutlet(t, portal.OutletConfig{Target: closed, Generation: portal.G2})
+		c.Write(v["ping"]) // the G2 handshake is the same frame
+		expectNoFrame(t, c, br)
+	})
+}
+
+// TestOutletClosesFirstSequence: when the target closes first, a default
+// outlet (which offered the extension to a 2021 inlet that ignored it)
+// sends the data, then the plain 2021 Disconnect 02 (no total), then
+// nothing, whatever the inlet still sends (portals.md §12.5).
+func TestOutletClosesFirstSequence(t *testing.T) {
+	v := load(t, "portal-g3-sequence.hex").Segments
+	target := serveTCP(t, func(c net.Conn) {
+		b := make([]byte, 5)
+		io.ReadFull(c, b)
+		c.Write([]byte("world"))
+	})
+	c, br, _ := rawOutlet(t, portal.OutletConfig{Target: target})
+	c.Write(v["ping"])
+	pong := readFrame(t, c, br)
+	O := pong[offReturn : offReturn+hexLen]
+	c.Write(with(v["payload-hello"], offOnward, O))
+	if got, want := readFrame(t, c, br), with(v["payload-world"], offReturn, O); !bytes.Equal(got, want) {
+		t.Fatalf("world\n got % x\nwant % x", got, want)
+	}
+	if got, want := readFrame(t, c, br), with(pongToDisconnect(v["pong"]), offReturn, O); !bytes.Equal(got, want) {
+		t.Fatalf("disconnect\n got % x\nwant % x", got, want)
+	}
+	c.Write(with(v["payload-hello"], offOnward, O)) // in flight from the 2021 inlet
+	c.Write(with(v["disconnect"], offOnward, O))    // its own close, crossing ours
+	expectNoFrame(t, c, br)
 }
