@@ -181,7 +181,7 @@ func TestUnreachable(t *testing.T) {
 	for _, noExt := range []bool{false, true} {
 		addr, _, o := plainPair(t, hubAddr, closedPort, portal.OutletConfig{Options: portal.Options{NoExtension: noExt}}, portal.InletConfig{})
 		c := dial(t, addr)
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
 		if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("client read %d, %v; want the connection closed", n, err)
 		}
@@ -296,7 +296,7 @@ func TestNoPlaintextAtHub(t *testing.T) {
 		c := dial(t, addr)
 		go c.Write(msg)
 		got := make([]byte, len(msg))
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
 		if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
 			t.Fatalf("secure=%v: echo %v", secure, err)
 		}
@@ -364,7 +364,7 @@ func TestSecureOutletRefusesPlainPing(t *testing.T) {
 	dial(t, addr)
 	select {
 	case <-dialed:
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("no portal through the channel")
 	}
 }
@@ -432,10 +432,13 @@ func TestBudget(t *testing.T) {
 func TestG2IdleTimeout(t *testing.T) {
 	hubAddr, _ := startHub(t, hub.Config{}, nil)
 	target := serveTCP(t, func(c net.Conn) { c.Write([]byte("bye")) })
-	addr, in, _ := plainPair(t, hubAddr, target, portal.OutletConfig{Generation: portal.G2, Options: portal.Options{G2IdleTimeout: 200 * time.Millisecond}},
-		portal.InletConfig{Options: portal.Options{G2IdleTimeout: 200 * time.Millisecond}})
+	// Long enough that a loaded machine does not stall past it between the
+	// portal's opening and "bye".
+	const idle = time.Second
+	addr, in, _ := plainPair(t, hubAddr, target, portal.OutletConfig{Generation: portal.G2, Options: portal.Options{G2IdleTimeout: idle}},
+		portal.InletConfig{Options: portal.Options{G2IdleTimeout: idle}})
 	c := dial(t, addr)
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	got, err := io.ReadAll(c)
 	if err != nil || string(got) != "bye" {
 		t.Fatalf("read %q, %v; want bye, then the close", got, err)
