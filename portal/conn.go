@@ -244,7 +244,15 @@ func (c *pconn) sendLocked(payload []byte, last bool, n int) error {
 	c.mu.Unlock()
 	// The mailbox's address is the portal's only address on the wire.
 	// No timer per message: a blocked send ends with the portal's context.
-	if err := c.mb.SendFrom(c.ctx, c.mb.Address(), c.route, node.Raw(payload)); err != nil {
+	// The last message may go out after that context ended (see
+	// sendClose), within CloseWait.
+	ctx := c.ctx
+	if last {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(c.ctx), c.opts.CloseWait)
+		defer cancel()
+	}
+	if err := c.mb.SendFrom(ctx, c.mb.Address(), c.route, node.Raw(payload)); err != nil {
 		return fmt.Errorf("portal: sending to %s: %w", c.route, err)
 	}
 	return nil
@@ -256,7 +264,13 @@ func (c *pconn) sendLocked(payload []byte, last bool, n int) error {
 func (c *pconn) sendDisconnect() { c.sendClose(false) }
 
 func (c *pconn) sendClose(abort bool) {
+	// A send blocked towards a peer that reads nothing (a full queue on
+	// the way; a 2021 Rust node stalls its whole TCP connection behind one
+	// slow portal) holds smu: after CloseWait, end the portal's context,
+	// which ends that send, so that closing never hangs.
+	stuck := time.AfterFunc(c.opts.CloseWait, c.cancel)
 	c.smu.Lock()
+	stuck.Stop()
 	defer c.smu.Unlock()
 	c.mu.Lock()
 	if c.gen == G2 {
@@ -444,6 +458,8 @@ func (c *pconn) localEOF(err error) {
 		}
 		c.closeLocal(io.EOF)
 	case <-c.ctx.Done():
+		// Failed (then this does nothing), or a stuck send was ended.
+		c.closeLocal(io.EOF)
 	}
 }
 

@@ -490,3 +490,34 @@ func TestOutletClosesFirstSequence(t *testing.T) {
 	c.Write(with(v["disconnect"], offOnward, O))    // its own close, crossing ours
 	expectNoFrame(t, c, br)
 }
+
+// TestCloseWithStuckSend: the outlet's reader is blocked sending to a peer
+// that reads nothing more (a 2021 inlet node whose TCP connection is
+// stalled behind another portal looks like this). Closing the outlet, as
+// on SIGTERM, must still end the portal, within CloseWait, not wait for
+// the peer forever.
+func TestCloseWithStuckSend(t *testing.T) {
+	n := node.New(node.Config{MailboxSize: 4})
+	defer n.Close()
+	o, err := portal.NewOutlet(n, portal.OutletConfig{
+		Target:  serveTCP(t, func(c net.Conn) { c.Write(make([]byte, 4<<20)); c.Read(make([]byte, 1)) }),
+		Options: portal.Options{NoExtension: true, CloseWait: time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, pong := fakeInlet(t, n, routing.Route{o.Address()}) // then never reads
+	if pong.Tag != portal.TagPong {
+		t.Fatalf("answer %+v", pong)
+	}
+	// Its 4-message mailbox fills at once; the outlet's next send, data
+	// or Disconnect, waits for room that never comes.
+	waitFor(t, "data flowing", func() bool { return o.Stats().BytesIn > 0 })
+	closed := make(chan struct{})
+	go func() { o.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close hung behind a send to a peer that reads nothing")
+	}
+}
