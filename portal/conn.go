@@ -73,6 +73,13 @@ type Options struct {
 	// has ended is otherwise kept until the local socket ends (portals.md
 	// §12.5). 0 means never.
 	G2IdleTimeout time.Duration
+	// ConnDone, when set, returns a channel closed when the TCP
+	// connection named by a route's first hop closes (tcp.Transport.Done).
+	// A portal whose route starts with a TCP address then closes with that
+	// connection: otherwise a portal that sends nothing (idle, or waiting
+	// for credit) after its hub connection is lost stays open, holding its
+	// socket, until that socket ends.
+	ConnDone func(hop routing.Address) <-chan struct{}
 }
 
 func (o Options) withDefaults() Options {
@@ -197,6 +204,17 @@ func (c *pconn) run(ctx context.Context, ext *Extension) {
 	wg.Go(c.receiver)
 	if c.gen == G2 && c.opts.G2IdleTimeout > 0 {
 		wg.Go(c.idle)
+	}
+	if first, ok := c.route.Next(); ok && first.Type == routing.TCP && c.opts.ConnDone != nil {
+		if done := c.opts.ConnDone(first); done != nil {
+			wg.Go(func() {
+				select {
+				case <-done:
+					c.fail(fmt.Errorf("%w: %s", ErrConnLost, first))
+				case <-c.ctx.Done():
+				}
+			})
+		}
 	}
 	<-c.ctx.Done()
 	wg.Wait()

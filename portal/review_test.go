@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/ockamhub/ockamhub/bare"
+	"github.com/ockamhub/ockamhub/hub"
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/portal"
 	"github.com/ockamhub/ockamhub/routing"
+	"github.com/ockamhub/ockamhub/service/forwarding"
 	"github.com/ockamhub/ockamhub/transport/tcp"
 )
 
@@ -519,5 +521,44 @@ func TestCloseWithStuckSend(t *testing.T) {
 	case <-closed:
 	case <-time.After(30 * time.Second):
 		t.Fatal("Close hung behind a send to a peer that reads nothing")
+	}
+}
+
+// TestConnLost: when the hub goes away, portals that send nothing (an
+// idle SSH session; an outlet waiting for credit) close with their
+// connection when Options.ConnDone is set, instead of holding their sockets
+// (and the outlet's MaxConns slots) until those end, which for an idle
+// session may be never.
+func TestConnLost(t *testing.T) {
+	hubAddr, h := startHub(t, hub.Config{}, nil)
+	targetClosed := make(chan struct{})
+	target := serveTCP(t, func(c net.Conn) {
+		io.Copy(io.Discard, c)
+		close(targetClosed)
+	})
+	on, otr, hop := newNode(t, hubAddr)
+	o, err := portal.NewOutlet(on, portal.OutletConfig{Target: target, Options: portal.Options{ConnDone: otr.Done}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	rf, err := forwarding.Register(t.Context(), on, routing.Route{hop}, o.Address().Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, itr, _ := newNode(t, hubAddr)
+	addr, inlet := startInlet(t, in, portal.InletConfig{Route: rf.Route(), Options: portal.Options{ConnDone: itr.Done}})
+	c := dial(t, addr) // an idle session: nothing either way
+	waitFor(t, "the portal open", func() bool { return o.Stats().Open == 1 && inlet.Stats().Open == 1 })
+	h.Close()
+	waitFor(t, "both portals closed", func() bool { return o.Stats().Open == 0 && inlet.Stats().Open == 0 })
+	select {
+	case <-targetClosed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the target's connection is still open")
+	}
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.Copy(io.Discard, c); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("client: %v; want the connection reset", err)
 	}
 }

@@ -122,7 +122,7 @@ releases. Each portal's open and close are logged with its byte counts.`)
 	if *g2Idle < 0 || (*g2Idle > 0 && !*g2) {
 		return usagef("--g2-idle-timeout needs --g2 and must not be negative")
 	}
-	cfg := portal.OutletConfig{Name: *name, Target: *target, MaxConns: *maxConns, Logger: e.log, Options: portal.Options{G2IdleTimeout: *g2Idle, NoExtension: *noFC}}
+	cfg := portal.OutletConfig{Name: *name, Target: *target, MaxConns: *maxConns, Logger: e.log, Options: portal.Options{G2IdleTimeout: *g2Idle, NoExtension: *noFC, ConnDone: c.tcp.Done}}
 	if *g2 {
 		cfg.Generation = portal.G2
 	}
@@ -297,7 +297,7 @@ Each portal's open and close are logged with its byte counts.`)
 	if _, _, err := ir.get(ctx); err != nil {
 		return err
 	}
-	in, err := portal.NewInlet(c.node, portal.InletConfig{RouteFunc: ir.get, Logger: e.log, Options: portal.Options{G2IdleTimeout: *g2Idle}})
+	in, err := portal.NewInlet(c.node, portal.InletConfig{RouteFunc: ir.get, Logger: e.log, Options: portal.Options{G2IdleTimeout: *g2Idle, ConnDone: c.tcp.Done}})
 	if err != nil {
 		return err
 	}
