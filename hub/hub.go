@@ -127,6 +127,9 @@ func New(cfg Config) (*Hub, error) {
 		tcfg.QueueFullWait = DefaultQueueFullWait
 	}
 	tcfg.Aliases = true
+	// The hub's workers (echo, forwarders, connection aliases) are inline
+	// relays that keep no payload: large frames' memory is reused.
+	tcfg.ReuseBodies = true
 	if len(cfg.Allow) > 0 {
 		tcfg.Allow = cfg.Allow
 	}
@@ -242,7 +245,10 @@ func (h *Hub) stopStatic() {
 // ErrClosed.
 func (h *Hub) Serve(l net.Listener) error { return h.tcp.Serve(l) }
 
-// Node returns the hub's node, to start more services on it.
+// Node returns the hub's node, to start more services on it. The hub's
+// transport reuses the memory of large frames once they are handled
+// (tcp.Config.ReuseBodies): a service started here must not keep a
+// message's payload after HandleMessage returns (copy what it keeps).
 func (h *Hub) Node() *node.Node { return h.node }
 
 // Transport returns the hub's TCP transport.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 
+	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/transport/tcp"
 )
 
@@ -25,6 +26,10 @@ const (
 	ServerRelayEcho ServerKind = "relay-echo"
 	// ServerPair is a PairRelay.
 	ServerPair ServerKind = "pair"
+	// ServerFrameEcho is a FrameEchoServer.
+	ServerFrameEcho ServerKind = "frame-echo"
+	// ServerFramePair is a PairRelay that relays frames as FrameRelay does.
+	ServerFramePair ServerKind = "frame-pair"
 )
 
 // ServeBaseline serves the baseline server kind on l until ctx ends, then
@@ -50,6 +55,12 @@ func ServeBaseline(ctx context.Context, kind ServerKind, l net.Listener) error {
 		serve, closers = rl.Serve, []func() error{rl.Close, es.Close, func() error { <-echoDone; return nil }}
 	case ServerPair:
 		p := newPairRelay()
+		serve, closers = p.Serve, []func() error{p.Close}
+	case ServerFrameEcho:
+		fs := &FrameEchoServer{}
+		serve, closers = fs.Serve, []func() error{fs.Close}
+	case ServerFramePair:
+		p := NewFramePairRelay()
 		serve, closers = p.Serve, []func() error{p.Close}
 	default:
 		l.Close()
@@ -281,6 +292,7 @@ func pipe(a, b net.Conn) {
 //
 // Create one with NewPairRelay; it is safe for concurrent use.
 type PairRelay struct {
+	relay    func(a, b net.Conn) // pipe, or framePipe
 	c        conns
 	mu       sync.Mutex
 	waiting  net.Conn
@@ -291,7 +303,21 @@ type PairRelay struct {
 func NewPairRelay() *PairRelay { return newPairRelay() }
 
 func newPairRelay() *PairRelay {
-	return &PairRelay{accepted: make(chan struct{}, 1<<16)}
+	return &PairRelay{relay: pipe, accepted: make(chan struct{}, 1<<16)}
+}
+
+// NewFramePairRelay returns a PairRelay that, instead of copying bytes,
+// relays frames between the two connections of a pair as a plain Go
+// program would: each connection's reading goroutine decodes every frame,
+// rewrites its routes (pops the onward route's head when more follows,
+// prepends an 8-hex stand-in for a connection alias to the return route:
+// the work of a hub's forwarder and alias), encodes it and writes it to the
+// other connection itself. It stands for a hub's forwarder in a plain
+// program: a round trip through it crosses two such hops.
+func NewFramePairRelay() *PairRelay {
+	p := newPairRelay()
+	p.relay = framePipe
+	return p
 }
 
 // Serve serves connections accepted on l until Close, then returns
@@ -329,7 +355,7 @@ func (p *PairRelay) Serve(l net.Listener) error {
 		p.c.spawn(func() {
 			defer p.c.remove(first)
 			defer p.c.remove(nc)
-			pipe(first, nc)
+			p.relay(first, nc)
 		})
 	}
 }
@@ -350,3 +376,106 @@ func (p *PairRelay) waitAccepted(ctx context.Context) error {
 
 // Close closes the listeners and connections and waits for them.
 func (p *PairRelay) Close() error { return p.c.close() }
+
+// FrameEchoServer is the plain frame-echo baseline: what a hub's
+// echo_service does, written as a plain Go server. Its reading goroutine
+// decodes every frame (routing.DecodeMessage), swaps the routes (the reply
+// goes along the return route, from the first address of the onward route),
+// encodes the reply and writes it back itself, through a bufio.Writer
+// flushed when no further frame is buffered.
+//
+// The zero value is ready to use; it is safe for concurrent use.
+type FrameEchoServer struct {
+	c conns
+}
+
+// Serve serves connections accepted on l until Close, then returns
+// ErrServerClosed.
+func (s *FrameEchoServer) Serve(l net.Listener) error {
+	return s.c.accept(l, func(nc net.Conn) {
+		defer s.c.remove(nc)
+		relayFrames(nc, nc, echoRoutes)
+	})
+}
+
+// Close closes the listeners and connections and waits for them.
+func (s *FrameEchoServer) Close() error { return s.c.close() }
+
+// echoRoutes turns a request into its echo reply.
+func echoRoutes(m *routing.TransportMessage) {
+	m.Onward, m.Return = m.Return, m.Onward[:min(len(m.Onward), 1)]
+}
+
+// aliasStandIn is the frame relay's stand-in for a hub's connection alias.
+var aliasStandIn = routing.LocalAddress("00000000")
+
+// relayRoutes rewrites a relayed message's routes as a hub's forwarder and
+// connection alias would.
+func relayRoutes(m *routing.TransportMessage) {
+	if len(m.Onward) > 1 {
+		m.Onward = m.Onward[1:]
+	}
+	m.Return = m.Return.Prepend(aliasStandIn)
+}
+
+// framePipe relays frames both ways between a and b until either side
+// ends, then closes both.
+func framePipe(a, b net.Conn) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		relayFrames(a, b, relayRoutes)
+		b.Close()
+		a.Close()
+	}()
+	relayFrames(b, a, relayRoutes)
+	a.Close()
+	b.Close()
+	<-done
+}
+
+// relayFrames reads frames from in, decodes each, rewrites its routes,
+// encodes it and writes it to out, all in the calling goroutine; it flushes
+// out when no further frame is buffered. It returns when in or out fails,
+// or at a frame that does not decode.
+func relayFrames(in, out net.Conn, rewrite func(*routing.TransportMessage)) {
+	br := bufio.NewReaderSize(in, rawReadBuffer)
+	bw := bufio.NewWriterSize(out, rawWriteBuffer)
+	for {
+		if br.Buffered() < tcp.FrameHeaderSize && bw.Buffered() > 0 {
+			if bw.Flush() != nil {
+				return
+			}
+		}
+		hdr, err := br.Peek(tcp.FrameHeaderSize)
+		if err != nil {
+			return
+		}
+		n := tcp.FrameHeaderSize + int(binary.BigEndian.Uint16(hdr))
+		if br.Buffered() < n && bw.Buffered() > 0 {
+			if bw.Flush() != nil {
+				return
+			}
+		}
+		b, err := br.Peek(n)
+		if err != nil {
+			return
+		}
+		m, _, err := routing.DecodeMessage(b[tcp.FrameHeaderSize:])
+		if err != nil {
+			return
+		}
+		rewrite(&m)
+		if bw.Available() < tcp.FrameHeaderSize+m.EncodedLen() {
+			if bw.Flush() != nil {
+				return
+			}
+		}
+		f, err := tcp.AppendFrame(bw.AvailableBuffer(), &m, 0)
+		if err != nil {
+			return
+		}
+		bw.Write(f)
+		br.Discard(n)
+	}
+}

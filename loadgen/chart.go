@@ -26,6 +26,7 @@ var seriesColors = map[string]string{
 	"hub (node client)": "#9467bd",
 	"relay":             "#ff7f0e",
 	"direct":            "#2ca02c",
+	"plain":             "#d62728",
 }
 
 // WriteChart writes an SVG chart of the report's runs against the number of
@@ -65,7 +66,7 @@ func (rep *Report) WriteChart(w io.Writer) error {
 	title := fmt.Sprintf("ockamhub bench %s: %d-byte payloads, %d in flight per client; %d CPUs (%s), %s",
 		rep.Scenario, r0.Size, r0.Inflight, m.NumCPU, m.CPUModel, m.GoVersion)
 	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="14" font-weight="bold">%s</text>`+"\n", 20, html.EscapeString(title))
-	fmt.Fprintf(&b, `<text x="%d" y="44" fill="#555">hub %s; relay = plain Go io.Copy hop; direct = no hop. Clients and hub on the same machine.</text>`+"\n", 20, html.EscapeString(rep.Hub))
+	fmt.Fprintf(&b, `<text x="%d" y="44" fill="#555">hub %s; relay = plain Go io.Copy hop; direct = no hop; plain = plain Go frame server. Clients and hub on the same machine.</text>`+"\n", 20, html.EscapeString(rep.Hub))
 
 	// x positions: evenly spaced on a log2 scale of the client counts.
 	lx := func(c int) float64 { return math.Log2(float64(c)) }

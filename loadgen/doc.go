@@ -46,7 +46,7 @@
 //
 // # Baselines
 //
-// TargetRelay and TargetDirect carry the same traffic without the hub: the
+// The baselines (Baselines) carry the same traffic without the hub: the
 // same u16-length frames holding the same TransportMessages (the hub's
 // forwarder address is replaced by "00000000", of the same length), sent
 // and read by the same raw client code, so that the bytes on the wire and
@@ -55,7 +55,13 @@
 // both ways, one upstream connection per downstream one); for echo it
 // forwards to EchoServer, which writes back every frame unchanged (it only
 // reads the length). TargetDirect talks to EchoServer directly, or connects
-// each sender straight to its receiver. The baselines run in this process.
+// each sender straight to its receiver. TargetPlain is a plain Go program
+// doing the hub's work on every frame and writing from its reading
+// goroutine: FrameEchoServer (decode, swap the routes, encode, write back)
+// for echo, and a frame relay between each sender and its receiver
+// (NewFramePairRelay) for forward and bulk, so that a round trip crosses
+// two plain hops. The baselines run in this process, or as child processes
+// (Config.StartServer), whose CPU time gives Result.MsgsPerServerCPUSec.
 //
 // # Measuring the hub
 //

@@ -64,7 +64,17 @@ const (
 	// echo server (Echo, Secure), or each sender straight to its receiver
 	// (Forward, Bulk).
 	TargetDirect Target = "direct"
+	// TargetPlain is the baseline of a plain Go program doing the hub's
+	// work on every frame, writing from its reading goroutine: for Echo (and
+	// Secure) a FrameEchoServer (decode, swap routes, encode, write back);
+	// for Forward and Bulk a frame relay between each sender and its
+	// receiver (NewFramePairRelay), so that a round trip (Reply) crosses two
+	// plain hops.
+	TargetPlain Target = "plain"
 )
+
+// Baselines lists the baseline targets, in the order they are run.
+var Baselines = []Target{TargetRelay, TargetDirect, TargetPlain}
 
 // ClientPath is the client code a run uses.
 type ClientPath string
@@ -88,7 +98,7 @@ const (
 type Config struct {
 	// Scenario is what to run (required).
 	Scenario Scenario
-	// Target is TargetHub (the default), TargetRelay or TargetDirect.
+	// Target is TargetHub (the default) or a baseline (Baselines).
 	Target Target
 	// Hub is the hub's HOST:PORT, for TargetHub.
 	Hub string
@@ -182,6 +192,10 @@ type Result struct {
 	// (Config.HubProcess), or a baseline server's (Config.StartServer).
 	ServerCPUPercent *float64 `json:"server_cpu_percent,omitempty"`
 	ServerRSSBytes   *uint64  `json:"server_rss_bytes,omitempty"`
+	// MsgsPerServerCPUSec is MsgsPerSec per second of the server's CPU
+	// time (ServerCPUPercent / 100): what one core of the hub, or of the
+	// baseline server, carries. Absent without ServerCPUPercent.
+	MsgsPerServerCPUSec *float64 `json:"msgs_per_server_cpu_sec,omitempty"`
 	// HubDrops counts the messages the hub dropped during the run (full
 	// send queues, unroutable, no connection), when the caller can read
 	// its counters (an in-process hub); such messages are also in Lost.
@@ -262,7 +276,7 @@ func (c Config) Check() error {
 		if c.Hub == "" {
 			return fmt.Errorf("no hub address")
 		}
-	case TargetRelay, TargetDirect:
+	case TargetRelay, TargetDirect, TargetPlain:
 		if c.Scenario == Idle {
 			return fmt.Errorf("the idle scenario has no baseline")
 		}

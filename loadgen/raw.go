@@ -68,6 +68,14 @@ func rawSetup(ctx context.Context, r *run) error {
 		if addr, pairs, err = r.startServer(ctx, kind); err != nil {
 			return err
 		}
+	case TargetPlain:
+		kind := ServerFramePair
+		if echoLike {
+			kind = ServerFrameEcho
+		}
+		if addr, pairs, err = r.startServer(ctx, kind); err != nil {
+			return err
+		}
 	case TargetDirect:
 		if echoLike {
 			if addr, _, err = r.startServer(ctx, ServerEcho); err != nil {
@@ -113,7 +121,7 @@ func rawSetup(ctx context.Context, r *run) error {
 				return err
 			}
 			r.conn(sc)
-		case TargetRelay:
+		case TargetRelay, TargetPlain:
 			// The relay pairs connections in the order it accepts them:
 			// the receiver's first.
 			if rc, err = dial(ctx, addr, nil); err != nil {
@@ -181,8 +189,11 @@ func (r *run) startServer(ctx context.Context, kind ServerKind) (string, *PairRe
 		return "", nil, fmt.Errorf("loadgen: %w", err)
 	}
 	var pairs *PairRelay
-	if kind == ServerPair {
+	switch kind {
+	case ServerPair:
 		pairs = newPairRelay()
+	case ServerFramePair:
+		pairs = NewFramePairRelay()
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

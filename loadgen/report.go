@@ -93,16 +93,20 @@ func (rep *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "client %s, %d in flight per client, %d-byte payloads, latency %s%s\n\n",
 		r0.Client, r0.Inflight, r0.Size, strings.ReplaceAll(r0.LatencyKind, "_", " "), warm)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tclients\tmsgs/s\tMB/s\tp50\tp90\tp99\tp99.9\terrors\tserver CPU\tserver RSS\tbench CPU\t")
+	fmt.Fprintln(tw, "target\tclients\tmsgs/s\tMB/s\tp50\tp90\tp99\tp99.9\terrors\tserver CPU\tmsgs/CPU-s\tserver RSS\tbench CPU\t")
 	for _, r := range rep.Runs {
 		target := r.Label()
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%.1f\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%.0f%%\t\n",
+		perCPU := "-"
+		if r.MsgsPerServerCPUSec != nil {
+			perCPU = thousands(*r.MsgsPerServerCPUSec)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.1f\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%.0f%%\t\n",
 			target, r.Clients, thousands(r.MsgsPerSec), r.MBPerSec,
 			us(r.Latency.P50), us(r.Latency.P90), us(r.Latency.P99), us(r.Latency.P999),
-			r.Errors, pct(r.ServerCPUPercent), mib(r.ServerRSSBytes), r.ProcessCPUPercent)
+			r.Errors, pct(r.ServerCPUPercent), perCPU, mib(r.ServerRSSBytes), r.ProcessCPUPercent)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "(server = the hub's process, or the baseline server's, when it runs apart; bench = this process)\n")
+	fmt.Fprintf(w, "(server = the hub's process, or the baseline server's, when it runs apart; msgs/CPU-s = msgs/s per second of server CPU; bench = this process)\n")
 	if len(rep.Ratios) > 0 {
 		fmt.Fprintf(w, "\nhub ÷ baseline (throughput above 1 = hub faster; latency above 1 = hub slower)\n")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

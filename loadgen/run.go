@@ -243,6 +243,10 @@ func runLoad(ctx context.Context, cfg Config, setup setupFunc) (*Result, error) 
 	res.Seconds = cfg.Duration.Seconds()
 	res.MsgsPerSec = float64(res.Msgs) / res.Seconds
 	res.MBPerSec = res.MsgsPerSec * float64(cfg.Size) / 1e6
+	if p := res.ServerCPUPercent; p != nil && *p > 0 {
+		v := res.MsgsPerSec / (*p / 100)
+		res.MsgsPerServerCPUSec = &v
+	}
 	res.Latency = h.Summary()
 	res.Errors = r.errs.Load() + res.Lost
 	if ctx.Err() != nil {

@@ -12,7 +12,7 @@ import (
 // TestRunBaselines runs the baselines, which need no hub, briefly.
 func TestRunBaselines(t *testing.T) {
 	for _, sc := range []loadgen.Scenario{loadgen.Echo, loadgen.Forward, loadgen.Bulk} {
-		for _, target := range []loadgen.Target{loadgen.TargetRelay, loadgen.TargetDirect} {
+		for _, target := range loadgen.Baselines {
 			for _, reply := range []bool{false, true} {
 				if reply && sc == loadgen.Echo {
 					continue

@@ -121,7 +121,7 @@ func TestRunSpawnedBaselines(t *testing.T) {
 		return loadgen.StartChild(ctx, nil, os.Args[0], "-test.run=^TestHelperBaseline$")
 	}
 	for _, sc := range []loadgen.Scenario{loadgen.Echo, loadgen.Forward} {
-		for _, target := range []loadgen.Target{loadgen.TargetRelay, loadgen.TargetDirect} {
+		for _, target := range loadgen.Baselines {
 			t.Run(string(sc)+"/"+string(target), func(t *testing.T) {
 				res, err := loadgen.Run(t.Context(), loadgen.Config{
 					Scenario: sc, Target: target, Clients: 2, Inflight: 4,
@@ -134,9 +134,12 @@ func TestRunSpawnedBaselines(t *testing.T) {
 					t.Errorf("msgs %d, errors %d", res.Msgs, res.Errors)
 				}
 				// Direct forward has no server: sender and receiver meet.
-				hasServer := sc == loadgen.Echo || target == loadgen.TargetRelay
+				hasServer := sc == loadgen.Echo || target != loadgen.TargetDirect
 				if got := res.ServerRSSBytes != nil && res.ServerCPUPercent != nil; got != hasServer {
 					t.Errorf("server figures reported: %v, want %v", got, hasServer)
+				}
+				if hasServer && *res.ServerCPUPercent > 0 && (res.MsgsPerServerCPUSec == nil || *res.MsgsPerServerCPUSec <= 0) {
+					t.Errorf("no msgs per server CPU-second with %.1f%% server CPU", *res.ServerCPUPercent)
 				}
 			})
 		}

@@ -2,6 +2,8 @@ package node_test
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ockamhub/ockamhub/node"
@@ -52,4 +54,30 @@ func BenchmarkLocalThroughput(b *testing.B) {
 	}
 	<-done
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkRouteInlineParallel: every goroutine routes to an inline worker
+// of its own, as a hub's connection readers do; the node's routed count is
+// kept per worker, so no cache line is shared by all of them.
+func BenchmarkRouteInlineParallel(b *testing.B) {
+	ctx := context.Background()
+	n := node.New(node.Config{NoApp: true})
+	defer n.Close()
+	var next atomic.Int32
+	sink := node.HandlerFunc(func(context.Context, node.Sender, *node.Message) error { return nil })
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		name := fmt.Sprintf("w%d", next.Add(1))
+		if _, err := n.StartWorkerConfig(ctx, sink, node.WorkerConfig{Addresses: []string{name}, Inline: true}); err != nil {
+			b.Error(err)
+			return
+		}
+		m := routing.TransportMessage{Version: 1, Onward: routing.Route{routing.LocalAddress(name)}, Payload: []byte("x")}
+		for pb.Next() {
+			if err := n.Route(ctx, m); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

@@ -14,8 +14,9 @@ import (
 // payload may share memory with the buffer it was read from; it stays valid
 // for as long as the Message is referenced.
 type Message struct {
-	tm routing.TransportMessage
-	at routing.Address
+	tm     routing.TransportMessage
+	at     routing.Address
+	pooled bool // lent to an inline worker, reused once it returns
 }
 
 // NewMessage returns a message as it would be delivered at address at. It is

@@ -63,7 +63,7 @@ type Node struct {
 	// reads take no lock: workers is a sync.Map, transports an immutable map
 	// replaced whole. mu serialises writers and guards closed.
 	mu         sync.Mutex
-	workers    sync.Map // routing.Address -> *entry
+	workers    sync.Map // local address value (string) -> *entry: a string key hashes faster than an Address
 	nworkers   int      // guarded by mu
 	transports atomic.Pointer[map[routing.Type]Transport]
 	closed     bool
@@ -72,6 +72,9 @@ type Node struct {
 	app *Mailbox
 	wg  sync.WaitGroup
 
+	// routed counts messages to transports, and those to workers that
+	// have stopped; each worker counts its own (no cache line shared by
+	// every connection), summed by Stats.
 	routed, unroutable, workerErrors atomic.Uint64
 	errLog                           rate.Sometimes
 }
@@ -114,7 +117,7 @@ func RandomAddress(nbytes int) string {
 
 // lookup returns the worker at a, or nil.
 func (n *Node) lookup(a routing.Address) *entry {
-	if v, ok := n.workers.Load(a); ok {
+	if v, ok := n.workers.Load(a.Value); ok {
 		return v.(*entry)
 	}
 	return nil
@@ -236,12 +239,12 @@ func (n *Node) register(e *entry, goroutine bool) error {
 		return ErrClosed
 	}
 	for _, a := range e.addrs {
-		if _, ok := n.workers.Load(a); ok {
+		if _, ok := n.workers.Load(a.Value); ok {
 			return fmt.Errorf("node: starting worker at %s: %w", a, ErrAddressInUse)
 		}
 	}
 	for _, a := range e.addrs {
-		n.workers.Store(a, e)
+		n.workers.Store(a.Value, e)
 	}
 	n.nworkers++
 	if goroutine {
@@ -254,10 +257,11 @@ func (n *Node) unregister(e *entry) {
 	n.mu.Lock()
 	removed := false
 	for _, a := range e.addrs {
-		removed = n.workers.CompareAndDelete(a, e) || removed
+		removed = n.workers.CompareAndDelete(a.Value, e) || removed
 	}
 	if removed {
 		n.nworkers--
+		n.routed.Add(e.routed.Load())
 	}
 	n.mu.Unlock()
 }
@@ -280,7 +284,7 @@ func (n *Node) StopWorker(ctx context.Context, addr string) error {
 
 // HasWorker reports whether a worker or mailbox is registered at addr.
 func (n *Node) HasWorker(addr string) bool {
-	_, ok := n.workers.Load(routing.LocalAddress(addr))
+	_, ok := n.workers.Load(addr)
 	return ok
 }
 
@@ -331,17 +335,44 @@ func (n *Node) Route(ctx context.Context, m routing.TransportMessage) error {
 		n.unroutable.Add(1)
 		return &RouteError{Addr: next, Err: ErrUnknownAddress}
 	}
-	n.routed.Add(1)
+	e.routed.Add(1)
+	if e.inline {
+		// An inline worker has the message only while HandleMessage runs
+		// (WorkerConfig.Inline): the Message is reused.
+		msg := messagePool.Get().(*Message)
+		msg.tm, msg.at, msg.pooled = m, next, true
+		return e.deliver(ctx, msg)
+	}
 	return e.deliver(ctx, &Message{tm: m, at: next})
 }
+
+type beforeBlockKey struct{}
+
+// WithBeforeBlock returns a copy of ctx carrying f, which Route (and a
+// worker's Send or Forward given that context) calls before it waits for
+// room in a full mailbox. A transport's reading goroutine uses it to write
+// what it has deferred, so that nothing it holds back waits on a mailbox.
+func WithBeforeBlock(ctx context.Context, f func()) context.Context {
+	return context.WithValue(ctx, beforeBlockKey{}, f)
+}
+
+// messagePool recycles the Messages given to inline workers.
+var messagePool = sync.Pool{New: func() any { return new(Message) }}
 
 // Stats returns a snapshot of the node's counters.
 func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	workers := n.nworkers
+	routed := n.routed.Load()
+	n.workers.Range(func(k, v any) bool {
+		if e := v.(*entry); k.(string) == e.addrs[0].Value {
+			routed += e.routed.Load()
+		}
+		return true
+	})
 	n.mu.Unlock()
 	return Stats{
-		Routed:       n.routed.Load(),
+		Routed:       routed,
 		Unroutable:   n.unroutable.Load(),
 		WorkerErrors: n.workerErrors.Load(),
 		Workers:      workers,
@@ -385,6 +416,7 @@ type entry struct {
 	cancel  context.CancelFunc
 	once    sync.Once
 	done    chan struct{} // closed when the worker has stopped
+	routed  atomic.Uint64 // messages routed to this worker
 }
 
 func (e *entry) stop() {
@@ -417,12 +449,20 @@ func (e *entry) deliver(ctx context.Context, m *Message) error {
 		if err := e.worker.HandleMessage(ctx, e, m); err != nil {
 			e.node.logWorkerError(m.at, err)
 		}
+		if m.pooled {
+			*m = Message{}
+			messagePool.Put(m)
+		}
 		return nil
 	}
 	select {
 	case e.mailbox <- m:
 		return nil
 	default:
+	}
+	// The mailbox is full: let the caller do what must not wait behind it.
+	if f, ok := ctx.Value(beforeBlockKey{}).(func()); ok {
+		f()
 	}
 	select {
 	case e.mailbox <- m:

@@ -71,6 +71,8 @@ type WorkerConfig struct {
 	// Inline runs HandleMessage in the sender's goroutine instead of the
 	// worker's own, with no mailbox. It is for stateless relays that never
 	// block (forwarders); the handler must be safe for concurrent use, and
-	// Initializer/Shutdowner still run once.
+	// Initializer/Shutdowner still run once. The *Message an inline worker
+	// is given is valid only until HandleMessage returns (it is reused):
+	// keep what it holds (its routes, its payload), not the pointer.
 	Inline bool
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"sync"
 )
 
@@ -41,11 +42,17 @@ type CipherState struct {
 }
 
 // String describes c without its key.
-func (c *CipherState) String() string { return "noise.CipherState{key: REDACTED}" }
+func (c CipherState) String() string { return "noise.CipherState{key: REDACTED}" }
+
+// GoString is String, for %#v.
+func (c CipherState) GoString() string { return c.String() }
 
 // Format prints c as String does for every verb, so no formatting of a
-// CipherState prints its key.
-func (c *CipherState) Format(f fmt.State, verb rune) { fmt.Fprint(f, c.String()) }
+// CipherState, by pointer or by value, prints its key.
+func (c CipherState) Format(f fmt.State, verb rune) { fmt.Fprint(f, c.String()) }
+
+// LogValue implements slog.LogValuer without the key.
+func (c CipherState) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // NewCipherState returns a transport CipherState for key k. It fails only when
 // the runtime refuses AES-GCM with caller-chosen nonces (GODEBUG=fips140=only).

@@ -98,3 +98,44 @@ func TestDestroy(t *testing.T) {
 		t.Error("KeyPair.Destroy left the private key")
 	}
 }
+
+// TestHandshakeStatePrintsNoSecret: a handshake in progress holds the
+// chaining key and the handshake cipher key; printing the state (by
+// pointer or by value, with any verb, or through slog) showed both.
+func TestHandshakeStatePrintsNoSecret(t *testing.T) {
+	ini, res := newPair(t, nil, nil)
+	m1, _ := ini.WriteMessage(nil, nil)
+	if _, err := res.ReadMessage(nil, m1); err != nil {
+		t.Fatal(err)
+	}
+	m2, _ := res.WriteMessage(nil, nil)
+	if _, err := ini.ReadMessage(nil, m2); err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[string][]byte{"chaining key": ini.ss.ck[:], "handshake key": ini.ss.k[:]}
+	var logged bytes.Buffer
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("hs", "hs", ini)
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("hs", "hs", *ini)
+	outputs := map[string]string{"slog": logged.String()}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x", "%d"} {
+		outputs[verb+" pointer"] = fmt.Sprintf(verb, ini)
+		outputs[verb+" value"] = fmt.Sprintf(verb, *ini)
+	}
+	for what, out := range outputs {
+		for name, secret := range secrets {
+			dec := strings.Trim(fmt.Sprint(secret[:4]), "[]")
+			if strings.Contains(strings.ToLower(out), hex.EncodeToString(secret)) || strings.Contains(out, dec) {
+				t.Errorf("%s of a HandshakeState prints its %s: %s", what, name, out)
+			}
+		}
+	}
+	cs, err := NewCipherState(Key{0xde, 0xad, 0xbe, 0xef})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%x"} {
+		if out := fmt.Sprintf(verb, *cs); strings.Contains(out, "deadbeef") || strings.Contains(out, "222 173 190 239") {
+			t.Errorf("%s of a CipherState value prints its key: %s", verb, out)
+		}
+	}
+}

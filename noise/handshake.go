@@ -154,6 +154,27 @@ type HandshakeState struct {
 	msgIndex  int              // messages written or read so far: 0..len(patternXX)
 }
 
+// String describes hs by its role and progress only: a handshake holds the
+// chaining key, the handshake cipher key and private keys, which no
+// formatting prints.
+func (hs HandshakeState) String() string {
+	role := "responder"
+	if hs.initiator {
+		role = "initiator"
+	}
+	return fmt.Sprintf("noise.HandshakeState{%s, messages: %d, secrets: REDACTED}", role, hs.msgIndex)
+}
+
+// GoString is String, for %#v.
+func (hs HandshakeState) GoString() string { return hs.String() }
+
+// Format prints hs as String does for every verb (%v, %+v, %#v, %x…), by
+// pointer or by value, so no formatting reveals its secrets.
+func (hs HandshakeState) Format(f fmt.State, verb rune) { fmt.Fprint(f, hs.String()) }
+
+// LogValue implements slog.LogValuer with String.
+func (hs HandshakeState) LogValue() slog.Value { return slog.StringValue(hs.String()) }
+
 // NewHandshake starts a handshake with cfg. It fails when a key pair in cfg is
 // inconsistent (ErrKeyPairMismatch) or a random ephemeral key cannot be made.
 func NewHandshake(cfg Config) (*HandshakeState, error) {
@@ -162,6 +183,7 @@ func NewHandshake(cfg Config) (*HandshakeState, error) {
 		return nil, fmt.Errorf("static key: %w", err)
 	}
 	var ekp KeyPair
+	defer ekp.Destroy() // the ecdh key below holds the private key from here on
 	if cfg.EphemeralKeyPair != nil {
 		ekp = *cfg.EphemeralKeyPair
 	} else if ekp, err = GenerateKeyPair(); err != nil {

@@ -40,3 +40,29 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeHop compares a transport's decoding of a received frame:
+// DecodeMessageFrom copies the addresses into one new string,
+// DecodeMessageOwned decodes them in place (one allocation fewer).
+func BenchmarkDecodeHop(b *testing.B) {
+	m := typical()
+	in, _ := m.MarshalBinary()
+	hop := routing.LocalAddress("0011223344556677")
+	for _, bc := range []struct {
+		name   string
+		decode func([]byte, routing.Address) (routing.TransportMessage, int, error)
+	}{
+		{"copy", routing.DecodeMessageFrom},
+		{"owned", routing.DecodeMessageOwned},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := bc.decode(in, hop); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

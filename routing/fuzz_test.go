@@ -65,3 +65,36 @@ func vectorBytes(f *testing.F, name string) []byte {
 	}
 	return b
 }
+
+// FuzzDecodeMessageOwned: decoding in place (DecodeMessageOwned) accepts
+// and refuses exactly what DecodeMessageFrom does, and yields the same
+// message, whose addresses stay right once the input is no longer shared.
+func FuzzDecodeMessageOwned(f *testing.F) {
+	for _, name := range []string{"frame-echo-request", "fwd-march-4-inbox-to-receiver", "multihop-2-middle-to-responder", "control-ping"} {
+		b := vectorBytes(f, name)
+		f.Add(b[2:])
+	}
+	f.Add(mustHex("01 80 80 80 80 80 80 80 80 10"))
+	f.Add(vectorBytes(f, "elixir-v2-message-tcp-addresses"))
+	hop := routing.LocalAddress("0011223344556677")
+	f.Fuzz(func(t *testing.T, in []byte) {
+		owned := bytes.Clone(in)
+		m1, n1, err1 := routing.DecodeMessageFrom(in, hop)
+		m2, n2, err2 := routing.DecodeMessageOwned(owned, hop)
+		if (err1 == nil) != (err2 == nil) || n1 != n2 {
+			t.Fatalf("copy: %d, %v; owned: %d, %v", n1, err1, n2, err2)
+		}
+		if err1 != nil {
+			return
+		}
+		if !m1.Onward.Equal(m2.Onward) || !m1.Return.Equal(m2.Return) || !bytes.Equal(m1.Payload, m2.Payload) {
+			t.Fatalf("owned %+v != copy %+v", m2, m1)
+		}
+		// A clone of the owned routes shares nothing with the input.
+		keep := m2.Return.Clone()
+		clear(owned)
+		if !keep.Equal(m1.Return) {
+			t.Fatalf("clone %v != %v after the input was cleared", keep, m1.Return)
+		}
+	})
+}

@@ -104,3 +104,17 @@ func (r Route) Equal(o Route) bool {
 	}
 	return true
 }
+
+// Clone returns a copy of r that shares no memory with it: its addresses'
+// values are copied too, so that keeping the clone does not keep alive the
+// buffer a decoded route was read from.
+func (r Route) Clone() Route {
+	if r == nil {
+		return nil
+	}
+	out := make(Route, len(r))
+	for i, a := range r {
+		out[i] = Address{Type: a.Type, Value: strings.Clone(a.Value)}
+	}
+	return out
+}

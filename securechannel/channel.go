@@ -103,8 +103,10 @@ type Channel struct {
 	log       *slog.Logger
 	stats     counters
 
-	authenticated bool      // set before the worker starts
-	localStatic   noise.Key // set before the worker starts
+	authenticated bool              // set before the worker starts
+	localStatic   noise.Key         // set before the worker starts
+	source        []routing.Address // responder: its first message's source; set under the listener's lock
+	seq           uint64            // responder: arrival order of its first message; set under the listener's lock
 
 	// Set by the worker before done is closed; read-only afterwards.
 	done         chan struct{}
@@ -138,6 +140,26 @@ func newChannel(n *node.Node, initiator bool, log *slog.Logger, parent *counters
 	ch.stats.parent = parent
 	return ch
 }
+
+// String describes ch by its addresses and role, which never change: fmt
+// would otherwise print its fields by reflection, racing with the worker
+// that sets them (atomics included).
+func (ch *Channel) String() string {
+	role := "responder"
+	if ch.initiator {
+		role = "initiator"
+	}
+	return "securechannel.Channel{" + role + ", local: " + ch.local.String() + ", remote: " + ch.remote.String() + "}"
+}
+
+// GoString is String, for %#v.
+func (ch *Channel) GoString() string { return ch.String() }
+
+// Format prints String for every verb.
+func (ch *Channel) Format(f fmt.State, verb rune) { fmt.Fprint(f, ch.String()) }
+
+// LogValue implements slog.LogValuer with String.
+func (ch *Channel) LogValue() slog.Value { return slog.StringValue(ch.String()) }
 
 // Address returns address_local, the plaintext side of the channel: send to
 // [ch.Address(), worker] to reach worker on the peer's node.
@@ -223,6 +245,7 @@ func Create(ctx context.Context, n *node.Node, route routing.Route, cfg Config) 
 		return nil, fmt.Errorf("securechannel: create: %w", ErrNoPeerPolicy)
 	}
 	static := cfg.StaticKeyPair
+	defer static.Destroy() // this copy; the handshake keeps what it needs
 	if static == (noise.KeyPair{}) {
 		var err error
 		if static, err = noise.GenerateKeyPair(); err != nil {
@@ -242,6 +265,7 @@ func Create(ctx context.Context, n *node.Node, route routing.Route, cfg Config) 
 	ch.authenticated = cfg.ExpectedPeerStatic != (noise.Key{}) || cfg.VerifyPeer != nil
 	ep := &endpoint{ch: ch, hs: hs, pin: cfg.ExpectedPeerStatic, verify: cfg.VerifyPeer}
 	if err := ep.start(ctx); err != nil {
+		hs.Destroy()
 		return nil, err
 	}
 	// M1 goes from address_remote, so that the responder's M2, and later its

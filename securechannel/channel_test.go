@@ -250,8 +250,12 @@ func TestTamperedAndReplayed(t *testing.T) {
 // responder's key pinned the forged M2 is dropped and counted, and the
 // genuine handshake completes.
 func TestMITM(t *testing.T) {
-	for _, pin := range []bool{false, true} {
-		t.Run(fmt.Sprintf("pinned=%v", pin), func(t *testing.T) {
+	for _, tc := range []struct {
+		pin  bool
+		form securechannel.ListenerMessageForm
+	}{{false, securechannel.ListenerMessageEnum}, {true, securechannel.ListenerMessageEnum}, {false, securechannel.ListenerMessageStruct}, {true, securechannel.ListenerMessageStruct}} {
+		pin := tc.pin
+		t.Run(fmt.Sprintf("pinned=%v/%v", pin, tc.form), func(t *testing.T) {
 			n := newNode(t)
 			l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true})
 			attacker := newKeyPair(t)
@@ -269,7 +273,11 @@ func TestMITM(t *testing.T) {
 					return err
 				}
 				p := m.Payload()
-				if _, err := hs.ReadMessage(nil, p[len(p)-32:]); err != nil { // M1 at the end of the enum form
+				m1 := p[2:34] // enum: 00 20 <M1>
+				if tc.form == securechannel.ListenerMessageStruct {
+					m1 = p[1:33] // struct: 20 <M1> 00
+				}
+				if _, err := hs.ReadMessage(nil, m1); err != nil {
 					return err
 				}
 				m2, err := hs.WriteMessage(nil, nil)
@@ -284,7 +292,7 @@ func TestMITM(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var cfg securechannel.Config
+			cfg := securechannel.Config{ListenerMessage: tc.form}
 			if pin {
 				cfg.ExpectedPeerStatic = l.StaticPublic()
 			} else {

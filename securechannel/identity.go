@@ -99,12 +99,31 @@ const maxAllowFileSize = 1 << 20
 // followed by white space and a comment; blank lines and lines starting
 // with # are skipped. It is how "--allow-file" is read. A line that does not
 // parse gives an error wrapping ErrIdentity that names the file and line.
+//
+// Whoever can write the file admits themselves, so it must be a regular
+// file owned by the current user or root that group and others cannot
+// write (ErrKeyPermissions otherwise); it is opened without blocking, so a
+// FIFO is refused rather than hanging. A symbolic link is followed (a
+// shared list may be linked); the file reached is what is checked.
 func ReadAllowFile(path string) ([]Identity, error) {
-	f, err := os.Open(path)
+	f, err := openNonBlocking(path)
 	if err != nil {
 		return nil, fmt.Errorf("securechannel: allow-list: %w", err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("securechannel: allow-list: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: allow-list %s is not a regular file", ErrIdentity, path)
+	}
+	if err := checkOwnerOrRoot(path, fi); err != nil {
+		return nil, fmt.Errorf("allow-list: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 && checkModes {
+		return nil, fmt.Errorf("%w: allow-list %s has mode %#o, writable by others; run chmod 644 %s", ErrKeyPermissions, path, perm, path)
+	}
 	return parseIdentityLines(io.LimitReader(f, maxAllowFileSize), path)
 }
 

@@ -3,13 +3,16 @@ package securechannel_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -387,5 +390,210 @@ func TestMaxChannels(t *testing.T) {
 		if got, _ := roundTrip(t, n, ch, "still"); got != "still" {
 			t.Errorf("reply %q", got)
 		}
+	}
+}
+
+// TestSlotExhaustionForgedSources: everything in a return route after the
+// hops that prepended themselves is chosen by the sender, so one attacker
+// behind one connection (one hub alias) can make every first message look
+// like a new source. Each then held one slot, the fullest "source" was a
+// tie, and the flood displaced the genuine initiator's half-open handshake
+// at random. Sources are now compared hop by hop from the listener's side:
+// the attacker's connection holds the most, so it pays.
+func TestSlotExhaustionForgedSources(t *testing.T) {
+	const slots = 32
+	n := newNode(t)
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true, HandshakeTimeout: time.Minute,
+		MaxPendingHandshakes: slots, MaxPendingPerSource: 8})
+	attackerHop := startTap(t, n, "attacker_conn")
+	genuineHop := startTap(t, n, "genuine_conn")
+	forged := 0
+	flood := func(count int) {
+		for range count {
+			forged++
+			fake := routing.LocalAddress(fmt.Sprintf("forged%d", forged))
+			err := n.Route(t.Context(), routing.TransportMessage{Version: routing.Version,
+				Onward: routing.Route{attackerHop.addr, l.Address()}, Return: routing.Route{fake, routing.LocalAddress("x")},
+				Payload: junkFirstMessage(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	flood(slots)
+	eventually(t, "every slot to be taken", func() bool { _, p := l.Counts(); return p == slots })
+
+	// The genuine initiator's M3 is held at its hop until the flood is over.
+	held := make(chan routing.TransportMessage, 1)
+	genuineHop.setEdit(func(i int, tm routing.TransportMessage) []routing.TransportMessage {
+		if i == 2 { // M1, M2, then M3
+			held <- tm
+			return nil
+		}
+		return []routing.TransportMessage{tm}
+	})
+	type result struct {
+		ch  *securechannel.Channel
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		ch, err := securechannel.Create(ctx, n, routing.Route{genuineHop.addr, l.Address()}, securechannel.Config{ExpectedPeerStatic: l.StaticPublic()})
+		done <- result{ch, err}
+	}()
+	m3 := <-held
+	before := l.Stats().Overloaded
+	flood(8 * slots)
+	eventually(t, "the flood to be handled", func() bool { return l.Stats().Overloaded == before+8*slots })
+	if err := n.Route(t.Context(), m3); err != nil {
+		t.Fatalf("the genuine responder was displaced by the flood: %v", err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("the genuine handshake did not survive the flood: %v", r.err)
+	}
+	defer r.ch.Close()
+	if got, _ := roundTrip(t, n, r.ch, "survived"); got != "survived" {
+		t.Errorf("reply %q", got)
+	}
+}
+
+// TestKnownPeersConcurrentFirstUse: several programs (here, separate
+// KnownPeers values, which share no lock) meet a route for the first time
+// at once, each seeing another identity, as when an attacker races the
+// genuine responder. The check and the record are one step under a file
+// lock: exactly one identity is recorded, and every other is refused as a
+// change, never also accepted as a "first use".
+func TestKnownPeersConcurrentFirstUse(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no file lock on Windows")
+	}
+	path := filepath.Join(t.TempDir(), "known_peers")
+	const route, writers = "1#127.0.0.1:4000 => 0#abcd => 0#secure_channel", 16
+	var firsts, changed atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range writers {
+		id := securechannel.IdentityOf(newKeyPair(t))
+		wg.Go(func() {
+			<-start
+			first, err := securechannel.OpenKnownPeers(path).Check(route, id)
+			switch {
+			case err == nil && first:
+				firsts.Add(1)
+			case errors.Is(err, securechannel.ErrPeerChanged):
+				changed.Add(1)
+			default:
+				t.Errorf("Check: first %v, err %v", first, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if firsts.Load() != 1 || changed.Load() != writers-1 || strings.Count(string(data), "\n") != 1 {
+		t.Errorf("%d first uses, %d changes, file %q; want 1, %d and one line", firsts.Load(), changed.Load(), data, writers-1)
+	}
+}
+
+// TestKnownPeersTabSeparated: a line written by hand with a tab between
+// the identity and the route still pins it; it was ignored, so the next
+// identity seen was accepted as a first use.
+func TestKnownPeersTabSeparated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known_peers")
+	a, b := securechannel.IdentityOf(newKeyPair(t)), securechannel.IdentityOf(newKeyPair(t))
+	const route = "1#127.0.0.1:4000 => 0#abcd => 0#secure_channel"
+	if err := os.WriteFile(path, []byte("# pinned by hand\n"+a.String()+"\t"+route+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := securechannel.OpenKnownPeers(path).Check(route, b); !errors.Is(err, securechannel.ErrPeerChanged) {
+		t.Errorf("another identity for a tab-separated record: %v; want ErrPeerChanged", err)
+	}
+}
+
+// TestMaxChannelsFairEviction: at the cap, an initiator that opens channel
+// after channel through one connection displaced every idle channel of
+// everyone else (the least recently active went first). Now the source
+// holding the most channels gives way, hop by hop as for pending
+// handshakes, so it displaces only its own.
+func TestMaxChannelsFairEviction(t *testing.T) {
+	const limit = 4
+	n := newNode(t)
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{AcceptAnyInitiator: true, MaxChannels: limit})
+	cfg := securechannel.Config{ExpectedPeerStatic: l.StaticPublic()}
+	genuineHop := startTap(t, n, "genuine_conn")
+	attackerHop := startTap(t, n, "attacker_conn")
+	genuine := create(t, n, routing.Route{genuineHop.addr, l.Address()}, cfg)
+	roundTrip(t, n, genuine, "before")
+	// The attacker's channels are all newer and busier than the genuine one.
+	for i := range 3 * limit {
+		ch := create(t, n, routing.Route{attackerHop.addr, l.Address()}, cfg)
+		roundTrip(t, n, ch, "busy")
+		eventually(t, "the cap to hold", func() bool {
+			est, _ := l.Counts()
+			return est == min(i+2, limit)
+		})
+	}
+	if got, _ := roundTrip(t, n, genuine, "after"); got != "after" {
+		t.Errorf("reply %q", got)
+	}
+	if ev := l.Stats().Evicted; ev != 2*limit+1 {
+		t.Errorf("Evicted %d, want %d (only the attacker's own channels)", ev, 2*limit+1)
+	}
+}
+
+// TestListenerPrintsNoSecret: a Listener keeps its static key pair in
+// unexported fields, which fmt prints field by field without asking the
+// key pair to redact itself: %+v of a listener printed its private key.
+// Printing a Channel read its fields by reflection while its worker wrote
+// them (a data race under -race).
+func TestListenerPrintsNoSecret(t *testing.T) {
+	n := newNode(t)
+	kp := newKeyPair(t)
+	l := listen(t, n, listenerName, securechannel.ListenerConfig{StaticKeyPair: kp, AcceptAnyInitiator: true})
+	ch := create(t, n, routing.Route{l.Address()}, securechannel.Config{StaticKeyPair: kp, ExpectedPeerStatic: l.StaticPublic()})
+	secretDec := strings.Trim(fmt.Sprint(kp.Private[:4]), "[]")
+	var logged bytes.Buffer
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("l", "listener", l, "channel", ch)
+	outputs := map[string]string{"slog": logged.String()}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%x", "%d"} {
+		outputs[verb] = fmt.Sprintf(verb, l)
+		outputs[verb+" channel"] = fmt.Sprintf(verb, ch)
+	}
+	for what, out := range outputs {
+		if strings.Contains(strings.ToLower(out), hex.EncodeToString(kp.Private[:])) || strings.Contains(out, secretDec) {
+			t.Errorf("%s of a listener or channel prints the private key: %.300s", what, out)
+		}
+	}
+}
+
+// TestKnownPeersNameInjection: a name is one line's key; a name that would
+// write a second line (a forged record for another route), or could never
+// be found again, is refused before anything is written.
+func TestKnownPeersNameInjection(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known_peers")
+	kp := securechannel.OpenKnownPeers(path)
+	a, evil := securechannel.IdentityOf(newKeyPair(t)), securechannel.IdentityOf(newKeyPair(t))
+	for _, name := range []string{
+		"1#a:1 => 0#x\n" + evil.String() + " 1#bank:443 => 0#secure_channel",
+		"1#a:1 => 0#x\r" + evil.String() + " 1#bank:443",
+		" 1#a:1 => 0#x",
+		"1#a:1 => 0#x ",
+		"",
+	} {
+		if first, err := kp.Check(name, a); err == nil || first {
+			t.Errorf("Check(%q) = %v, %v; want refused", name, first, err)
+		}
+	}
+	if b, err := os.ReadFile(path); err == nil && len(b) != 0 {
+		t.Errorf("known peers written: %q", b)
+	}
+	if _, _, ok, err := kp.Lookup("1#bank:443 => 0#secure_channel"); ok || err != nil {
+		t.Errorf("a record was injected: %v, %v", ok, err)
 	}
 }

@@ -106,29 +106,34 @@ func openPrivate(path string, secret bool) (*os.File, error) {
 		}
 		return nil, fmt.Errorf("securechannel: %w", err)
 	}
-	fi, err := f.Stat() // of the file opened, not of whatever path names now
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("securechannel: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%w: %s is not a regular file", ErrKeyFile, path)
-	}
-	if err := checkOwner(path, fi); err != nil {
+	if err := checkOpened(f, path, secret); err != nil {
 		f.Close()
 		return nil, err
 	}
+	return f, nil
+}
+
+// checkOpened applies openPrivate's rules to the file f opened as path,
+// with fstat: what was opened is checked, not whatever path names now.
+func checkOpened(f *os.File, path string, secret bool) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("securechannel: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%w: %s is not a regular file", ErrKeyFile, path)
+	}
+	if err := checkOwner(path, fi); err != nil {
+		return err
+	}
 	perm := fi.Mode().Perm()
 	if secret && perm&0o077 != 0 && checkModes {
-		f.Close()
-		return nil, fmt.Errorf("%w: %s has mode %#o; run chmod 600 %s", ErrKeyPermissions, path, perm, path)
+		return fmt.Errorf("%w: %s has mode %#o; run chmod 600 %s", ErrKeyPermissions, path, perm, path)
 	}
 	if !secret && perm&0o022 != 0 && checkModes {
-		f.Close()
-		return nil, fmt.Errorf("%w: %s has mode %#o, writable by others; run chmod 600 %s", ErrKeyPermissions, path, perm, path)
+		return fmt.Errorf("%w: %s has mode %#o, writable by others; run chmod 600 %s", ErrKeyPermissions, path, perm, path)
 	}
-	return f, nil
+	return nil
 }
 
 // createKeyFile writes kp's private key to a temporary file of mode 0600 in

@@ -27,6 +27,45 @@ func openNoFollow(path string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
+// openAppendNoFollow opens path for reading and appending, creating it
+// with mode 0600 if missing, without following a final symbolic link and
+// without blocking, then puts the descriptor back in blocking mode.
+func openAppendNoFollow(path string) (*os.File, error) {
+	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_APPEND|syscall.O_CREAT|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	if err := syscall.SetNonblock(fd, false); err != nil {
+		syscall.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// openNonBlocking opens path read-only, following links, without blocking
+// on a FIFO or device, then puts the descriptor back in blocking mode.
+func openNonBlocking(path string) (*os.File, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	if err := syscall.SetNonblock(fd, false); err != nil {
+		syscall.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// checkOwnerOrRoot refuses a file owned by another user than the current
+// one or root: its owner could rewrite it.
+func checkOwnerOrRoot(path string, fi fs.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 {
+		return nil
+	}
+	return checkOwner(path, fi)
+}
+
 // isSymlinkErr reports whether err is O_NOFOLLOW's refusal of a link.
 func isSymlinkErr(err error) bool { return errors.Is(err, syscall.ELOOP) }
 

@@ -28,8 +28,13 @@ import (
 //	kp, _ := securechannel.OpenKnownPeers(path) // path from DefaultKnownPeersPath
 //	cfg := securechannel.Config{VerifyPeer: kp.Verifier(route.String())}
 //
-// A KnownPeers is safe for concurrent use within a process; processes
-// appending concurrently each add whole lines.
+// A KnownPeers is safe for concurrent use within a process. Across
+// programs, Check reads and records under an exclusive lock of the file
+// (flock, where the system has it), so two programs meeting a route at once
+// record one identity, and the other is refused as a change; each line is
+// written whole, in one append. The file is opened once per check, with
+// O_NOFOLLOW, and checked on the open descriptor, so a link or another
+// user's file swapped in meanwhile is never read or written through.
 type KnownPeers struct {
 	path string
 	mu   sync.Mutex
@@ -62,6 +67,12 @@ func (k *KnownPeers) lookup(name string) (Identity, int, bool, error) {
 		return Identity{}, 0, false, fmt.Errorf("known peers: %w", err)
 	}
 	defer f.Close()
+	return k.scan(f, name)
+}
+
+// scan reads the known-peers file f and returns the identity recorded for
+// name, its line, or ok == false.
+func (k *KnownPeers) scan(f *os.File, name string) (Identity, int, bool, error) {
 	b, err := io.ReadAll(io.LimitReader(f, maxKnownPeersSize+1))
 	if err != nil {
 		return Identity{}, 0, false, fmt.Errorf("securechannel: reading %s: %w", k.path, err)
@@ -74,7 +85,12 @@ func (k *KnownPeers) lookup(name string) (Identity, int, bool, error) {
 		if text == "" || text[0] == '#' {
 			continue
 		}
-		idText, rest, _ := strings.Cut(text, " ")
+		// The identity ends at the first blank, space or tab (a line
+		// written by hand may use either); the name is the rest.
+		idText, rest := text, ""
+		if i := strings.IndexAny(text, " \t"); i >= 0 {
+			idText, rest = text[:i], text[i+1:]
+		}
 		if strings.TrimSpace(rest) != name {
 			continue
 		}
@@ -96,26 +112,53 @@ func (k *KnownPeers) Add(name string, id Identity) error {
 }
 
 func (k *KnownPeers) add(name string, id Identity) error {
+	f, err := k.openLocked()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return k.appendLine(f, name, id)
+}
+
+// checkName refuses a name that cannot be one line's key: it would not be
+// found again, or would write a second line.
+func checkName(name string) error {
 	if strings.ContainsAny(name, "\r\n") || strings.TrimSpace(name) != name || name == "" {
 		return fmt.Errorf("securechannel: known peers: bad name %q", name)
 	}
-	// O_APPEND: concurrent writers each add whole (short) lines. Check the
-	// file with the reading rules first, so a link or a foreign file is
-	// never written through.
-	if f, err := openPrivate(k.path, false); err == nil {
+	return nil
+}
+
+// openLocked opens the file for reading and appending, creating it with
+// mode 0600, with the reading rules checked on the descriptor itself (no
+// link followed, no blocking open, a regular file of ours that others
+// cannot write), and locks it against other programs until it is closed.
+func (k *KnownPeers) openLocked() (*os.File, error) {
+	f, err := openAppendNoFollow(k.path)
+	if err != nil {
+		if isSymlinkErr(err) {
+			return nil, fmt.Errorf("known peers: %w: %s is a symbolic link; name the file itself", ErrKeyPermissions, k.path)
+		}
+		return nil, fmt.Errorf("securechannel: known peers: %w", err)
+	}
+	if err := checkOpened(f, k.path, false); err != nil {
 		f.Close()
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("known peers: %w", err)
+		return nil, fmt.Errorf("known peers: %w", err)
 	}
-	f, err := os.OpenFile(k.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("securechannel: known peers: %w", err)
+	if err := lockFile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("securechannel: known peers: locking %s: %w", k.path, err)
 	}
-	_, err = fmt.Fprintf(f, "%s %s\n", id, name)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	return f, nil
+}
+
+// appendLine appends "IDENTITY NAME" to f, opened with O_APPEND, in one
+// write, so it is whole even if another writer appends too.
+func (k *KnownPeers) appendLine(f *os.File, name string, id Identity) error {
+	if err := checkName(name); err != nil {
+		return err
 	}
-	if err != nil {
+	if _, err := f.Write([]byte(id.String() + " " + name + "\n")); err != nil {
 		return fmt.Errorf("securechannel: known peers: %w", err)
 	}
 	return nil
@@ -127,12 +170,40 @@ func (k *KnownPeers) add(name string, id Identity) error {
 func (k *KnownPeers) Check(name string, id Identity) (first bool, err error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	known, line, ok, err := k.lookup(name)
+	if err := checkName(name); err != nil {
+		return false, err
+	}
+	// Read and, on first use, record under one file lock, so that two
+	// programs meeting the route at once cannot both record (and accept)
+	// different identities.
+	f, err := k.openLocked()
+	if errors.Is(err, fs.ErrPermission) {
+		// A file made read-only by its owner still pins what it records;
+		// only a first use, which must be recorded, fails.
+		known, line, ok, lerr := k.lookup(name)
+		switch {
+		case lerr != nil:
+			return false, lerr
+		case !ok:
+			return false, err
+		case known != id:
+			return false, &PeerChangedError{Name: name, Known: known, Got: id, File: k.path, Line: line}
+		}
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	known, line, ok, err := k.scan(f, name)
 	if err != nil {
 		return false, err
 	}
 	if !ok {
-		return true, k.add(name, id)
+		if err := k.appendLine(f, name, id); err != nil {
+			return false, err
+		}
+		return true, f.Close()
 	}
 	if known != id {
 		return false, &PeerChangedError{Name: name, Known: known, Got: id, File: k.path, Line: line}

@@ -28,7 +28,8 @@ const (
 	// data message for this long; the 2021 protocol has no close message.
 	DefaultIdleTimeout = 15 * time.Minute
 	// DefaultMaxChannels bounds the established channels of a listener;
-	// when full, the least recently active one makes room for a new one.
+	// when full, the least recently active one of the source holding the
+	// most makes room for a new one.
 	DefaultMaxChannels = 4096
 )
 
@@ -79,15 +80,20 @@ type ListenerConfig struct {
 	IdleTimeout time.Duration
 
 	// MaxChannels bounds the established responder channels: when a new
-	// one would exceed it, the least recently active one is closed and
-	// counted in Evicted. 0 means DefaultMaxChannels; negative means no
-	// limit.
+	// one would exceed it, the least recently active one of the source
+	// holding the most (compared hop by hop, as for MaxPendingHandshakes:
+	// one initiator opening channel after channel displaces only its own)
+	// is closed and counted in Evicted. 0 means DefaultMaxChannels;
+	// negative means no limit.
 	MaxChannels int
 
 	// MaxPendingHandshakes bounds the responders waiting for M3. When full,
 	// a new first message takes the slot of the oldest pending handshake of
 	// the source holding the most, which is counted as Overloaded: junk first
-	// messages from one source cannot lock out another. 0 means
+	// messages from one source cannot lock out another. Sources are compared
+	// hop by hop from the listener (the connection, then a hub's alias of the
+	// sender's connection, …), so a sender that varies the hops it writes
+	// itself still competes as its connection. 0 means
 	// DefaultMaxPendingHandshakes.
 	MaxPendingHandshakes int
 
@@ -136,12 +142,13 @@ type Listener struct {
 	log    *slog.Logger
 	stats  counters
 
-	mu         sync.Mutex
-	channels   map[*Channel]bool            // every live responder: true once established
-	byLocal    map[routing.Address]*Channel // established responders by address_local
-	pendingSrc map[*Channel]string          // responders not yet established, and their source
-	bySrc      map[string][]*Channel        // pending responders by source, oldest first
-	closed     bool
+	mu       sync.Mutex
+	channels map[*Channel]bool            // every live responder: true once established
+	byLocal  map[routing.Address]*Channel // established responders by address_local
+	pending  map[*Channel]*pendingInfo    // responders not yet established
+	bySrc    map[string][]*Channel        // pending responders by source, oldest first
+	seq      uint64                       // orders pending responders by arrival
+	closed   bool
 
 	refusedMu      sync.Mutex
 	refusedLogged  time.Time // when a refusal was last logged
@@ -182,14 +189,14 @@ func Listen(ctx context.Context, n *node.Node, addr string, cfg ListenerConfig) 
 		log = n.Logger()
 	}
 	l := &Listener{
-		node:       n,
-		cfg:        cfg,
-		static:     static,
-		log:        log,
-		channels:   make(map[*Channel]bool),
-		byLocal:    make(map[routing.Address]*Channel),
-		pendingSrc: make(map[*Channel]string),
-		bySrc:      make(map[string][]*Channel),
+		node:     n,
+		cfg:      cfg,
+		static:   static,
+		log:      log,
+		channels: make(map[*Channel]bool),
+		byLocal:  make(map[routing.Address]*Channel),
+		pending:  make(map[*Channel]*pendingInfo),
+		bySrc:    make(map[string][]*Channel),
 	}
 	addrs, err := n.StartWorkerConfig(ctx, node.HandlerFunc(l.handle), node.WorkerConfig{Addresses: []string{addr}})
 	if err != nil {
@@ -198,6 +205,23 @@ func Listen(ctx context.Context, n *node.Node, addr string, cfg ListenerConfig) 
 	l.addr = addrs[0]
 	return l, nil
 }
+
+// String describes l by its address and identity. A Listener holds its
+// private key in unexported fields, which fmt would print field by field
+// without asking the key pair to redact itself; Format and LogValue use
+// String, so no formatting of a Listener prints the key.
+func (l *Listener) String() string {
+	return "securechannel.Listener{address: " + l.addr.String() + ", identity: " + l.Identity().String() + "}"
+}
+
+// GoString is String, for %#v.
+func (l *Listener) GoString() string { return l.String() }
+
+// Format prints String for every verb.
+func (l *Listener) Format(f fmt.State, verb rune) { fmt.Fprint(f, l.String()) }
+
+// LogValue implements slog.LogValuer with String.
+func (l *Listener) LogValue() slog.Value { return slog.StringValue(l.String()) }
 
 // Address returns the listener's address; initiators create channels to a
 // route ending there.
@@ -219,7 +243,7 @@ func (l *Listener) Stats() Stats { return l.stats.snapshot() }
 func (l *Listener) Counts() (established, pending int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.byLocal), len(l.pendingSrc)
+	return len(l.byLocal), len(l.pending)
 }
 
 // Channel returns the established responder channel whose address_local is
@@ -253,11 +277,30 @@ func (l *Listener) Close() error {
 	return nil
 }
 
-// sourceOf is the source of a first message for the per-source quota: its
-// return route without the initiator's own (random, per channel) address.
-// Through a hub, that is the hub's alias of the initiator's connection.
-func sourceOf(ret routing.Route) string {
-	return ret[:len(ret)-1].String()
+// maxSourceDepth bounds how many hops of a return route make its source.
+// The hops beyond it are merged into one source, which only makes a sender
+// who varies them share its slots, and keeps the bookkeeping small however
+// long a route the sender writes.
+const maxSourceDepth = 8
+
+// pendingInfo is the bookkeeping of a pending responder.
+type pendingInfo struct {
+	src string // Channel.source as text: the key of bySrc
+}
+
+// sourceOf is the source of a first message for the pending quotas: its
+// return route without the initiator's own (random, per channel) address,
+// at most maxSourceDepth hops. Through a hub, it starts with the hub's
+// connection and the hub's alias of the initiator's connection; those hops
+// were prepended by the transports, but the rest is whatever the sender
+// wrote, so a source is only as trustworthy as its first hops: see
+// fullestLocked.
+func sourceOf(ret routing.Route) []routing.Address {
+	path := ret[:len(ret)-1]
+	if len(path) > maxSourceDepth {
+		path = path[:maxSourceDepth]
+	}
+	return append([]routing.Address(nil), path...)
 }
 
 // handle is the listener worker: for each first handshake message it starts
@@ -294,38 +337,122 @@ func (l *Listener) handle(ctx context.Context, s node.Sender, m *node.Message) e
 // takePendingSlot registers ch as a pending responder of src, evicting
 // another pending responder if a quota is reached, and returns the one
 // evicted (to be closed by the caller, outside the lock) or nil.
-func (l *Listener) takePendingSlotLocked(ch *Channel, src string) *Channel {
+func (l *Listener) takePendingSlotLocked(ch *Channel, path []routing.Address) *Channel {
+	src := routing.Route(path).String()
 	var victim *Channel
 	if q := l.bySrc[src]; len(q) >= l.cfg.MaxPendingPerSource {
 		victim = q[0]
-	} else if len(l.pendingSrc) >= l.cfg.MaxPendingHandshakes {
-		// The source holding the most pending handshakes pays: a flood
-		// from one source never evicts a genuine initiator elsewhere.
-		var most []*Channel
-		for _, q := range l.bySrc {
-			if len(q) > len(most) {
-				most = q
-			}
-		}
-		victim = most[0]
+	} else if len(l.pending) >= l.cfg.MaxPendingHandshakes {
+		victim = l.fullestLocked()
 	}
 	if victim != nil {
 		l.removePendingLocked(victim)
 	}
-	l.pendingSrc[ch] = src
+	l.seq++
+	ch.source, ch.seq = path, l.seq
+	l.pending[ch] = &pendingInfo{src: src}
 	l.bySrc[src] = append(l.bySrc[src], ch)
 	l.channels[ch] = false
 	return victim
 }
 
+// fullestLocked chooses the pending responder to displace when every slot
+// is taken: see fairVictim; among equals, the oldest goes.
+func (l *Listener) fullestLocked() *Channel {
+	cands := make([]*Channel, 0, len(l.pending))
+	for ch := range l.pending {
+		cands = append(cands, ch)
+	}
+	return fairVictim(cands, func(a, b *Channel) bool { return a.seq < b.seq })
+}
+
+// fairVictim chooses which of cands (not empty) to displace: the source
+// holding the most pays, so a flood from one source never displaces a
+// genuine initiator elsewhere.
+//
+// Sources are compared hop by hop from the listener's side, because only
+// the first hops of a return route were written by transports (the
+// connection, then a hub's alias of the initiator's connection); the rest
+// is the sender's choice, and one sender can make each of its messages
+// look like a new source. So, starting with every candidate, keep those
+// that share the most common next hop, one hop at a time (sources that end
+// at this hop count as one more group); a sender varying later hops
+// therefore shares the group of its connection. A tie between groups goes
+// against the group holding the first candidate by before; within the last
+// group, the first by before goes.
+func fairVictim(cands []*Channel, before func(a, b *Channel) bool) *Channel {
+	type group struct {
+		members []*Channel
+		first   *Channel
+	}
+	add := func(g *group, ch *Channel) {
+		if g.first == nil || before(ch, g.first) {
+			g.first = ch
+		}
+		g.members = append(g.members, ch)
+	}
+	for depth := 0; len(cands) > 1 && depth <= maxSourceDepth; depth++ {
+		if sameHop(cands, depth) {
+			continue // one group: nothing to choose at this hop
+		}
+		var ended group
+		groups := make(map[routing.Address]*group)
+		for _, ch := range cands {
+			if depth >= len(ch.source) {
+				add(&ended, ch)
+				continue
+			}
+			g := groups[ch.source[depth]]
+			if g == nil {
+				g = new(group)
+				groups[ch.source[depth]] = g
+			}
+			add(g, ch)
+		}
+		best := &ended
+		for _, g := range groups {
+			if len(g.members) > len(best.members) || (len(g.members) == len(best.members) && before(g.first, best.first)) {
+				best = g
+			}
+		}
+		cands = best.members
+		if best == &ended {
+			break
+		}
+	}
+	victim := cands[0]
+	for _, ch := range cands[1:] {
+		if before(ch, victim) {
+			victim = ch
+		}
+	}
+	return victim
+}
+
+// sameHop reports whether every candidate's source goes on with the same
+// hop at depth.
+func sameHop(cands []*Channel, depth int) bool {
+	if depth >= len(cands[0].source) {
+		return false
+	}
+	hop := cands[0].source[depth]
+	for _, ch := range cands[1:] {
+		if depth >= len(ch.source) || ch.source[depth] != hop {
+			return false
+		}
+	}
+	return true
+}
+
 // removePendingLocked forgets a pending responder; it reports whether ch
 // was pending.
 func (l *Listener) removePendingLocked(ch *Channel) bool {
-	src, ok := l.pendingSrc[ch]
+	info, ok := l.pending[ch]
 	if !ok {
 		return false
 	}
-	delete(l.pendingSrc, ch)
+	src := info.src
+	delete(l.pending, ch)
 	q := l.bySrc[src]
 	for i, c := range q {
 		if c == ch {
@@ -342,7 +469,7 @@ func (l *Listener) removePendingLocked(ch *Channel) bool {
 }
 
 // establishLocked moves a pending responder to the established ones and
-// returns the least recently active established channel to close if
+// returns the established channel to close (see fairVictim) if
 // MaxChannels is exceeded. It returns ok == false when ch was evicted
 // meanwhile.
 func (l *Listener) establishLocked(ch *Channel) (victim *Channel, ok bool) {
@@ -350,11 +477,13 @@ func (l *Listener) establishLocked(ch *Channel) (victim *Channel, ok bool) {
 		return nil, false
 	}
 	if l.cfg.MaxChannels > 0 && len(l.byLocal) >= l.cfg.MaxChannels {
+		// As for pending handshakes, the source holding the most channels
+		// gives way (fairVictim), and within it the least recently active.
+		cands := make([]*Channel, 0, len(l.byLocal))
 		for _, c := range l.byLocal {
-			if victim == nil || c.lastActive.Load() < victim.lastActive.Load() {
-				victim = c
-			}
+			cands = append(cands, c)
 		}
+		victim = fairVictim(cands, func(a, b *Channel) bool { return a.lastActive.Load() < b.lastActive.Load() })
 		delete(l.byLocal, victim.local)
 		delete(l.channels, victim)
 	}
@@ -385,7 +514,7 @@ func (l *Listener) logRefused(peer noise.Key, from routing.Route) {
 // in a pending slot, with its handshake timer running. The slot is
 // released when the handshake completes or the responder stops, or at once
 // on error.
-func (l *Listener) startResponder(ctx context.Context, src string) (*Channel, error) {
+func (l *Listener) startResponder(ctx context.Context, src []routing.Address) (*Channel, error) {
 	ch := newChannel(l.node, false, l.log, &l.stats)
 	ch.authenticated = l.cfg.Authorized != nil
 	ch.localStatic = l.static.Public
@@ -404,7 +533,7 @@ func (l *Listener) startResponder(ctx context.Context, src string) (*Channel, er
 	l.mu.Unlock()
 	if victim != nil {
 		l.stats.inc(statOverloaded)
-		l.log.Debug("securechannel: too many pending handshakes; dropped the oldest", "listener", l.addr.Value, "source", src)
+		l.log.Debug("securechannel: too many pending handshakes; dropped the oldest", "listener", l.addr.Value, "source", routing.Route(src).String())
 		go victim.Close()
 	}
 

@@ -18,4 +18,8 @@ var (
 	// ErrInvalidName is wrapped by the *NameError of CheckNodeName and
 	// CheckUsername.
 	ErrInvalidName = errors.New("store: invalid name")
+	// ErrUnavailable is wrapped by errors of a store that cannot reach its
+	// database (a PostgreSQL server restarting or unreachable). The request
+	// may succeed later; the web layer answers 503.
+	ErrUnavailable = errors.New("store: database unavailable")
 )

@@ -101,6 +101,10 @@ func (h *Handler) api(next http.HandlerFunc) http.HandlerFunc {
 			if strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(tok) != "" {
 				var err error
 				a, err = h.cfg.Store.TokenAccount(r.Context(), store.HashSecret(strings.TrimSpace(tok)))
+				if errors.Is(err, store.ErrUnavailable) {
+					h.apiError(w, r, err)
+					return
+				}
 				if err != nil && !errors.Is(err, store.ErrNotFound) {
 					h.log.Error("looking up a token", "err", err)
 				}
@@ -112,7 +116,13 @@ func (h *Handler) api(next http.HandlerFunc) http.HandlerFunc {
 				return
 			}
 		} else {
-			a, ok = h.sessionAccount(w, r)
+			var err error
+			a, err = h.lookupSession(w, r)
+			if errors.Is(err, store.ErrUnavailable) {
+				h.apiError(w, r, err)
+				return
+			}
+			ok = err == nil
 		}
 		if !ok {
 			w.Header().Set("WWW-Authenticate", "Bearer")

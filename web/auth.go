@@ -50,19 +50,31 @@ func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, base, value 
 // sessionAccount returns the account of the request's session cookie.
 // A cookie that names no live session is cleared.
 func (h *Handler) sessionAccount(w http.ResponseWriter, r *http.Request) (store.Account, bool) {
+	a, err := h.lookupSession(w, r)
+	return a, err == nil
+}
+
+// lookupSession returns the account of the request's session cookie, or
+// store.ErrNotFound (clearing a cookie that names no live session), or an
+// error wrapping store.ErrUnavailable when the database cannot be reached:
+// the cookie is kept then, so that an outage signs no one out.
+func (h *Handler) lookupSession(w http.ResponseWriter, r *http.Request) (store.Account, error) {
 	c, err := r.Cookie(h.cookieName(r, sessionCookie))
 	if err != nil || c.Value == "" {
-		return store.Account{}, false
+		return store.Account{}, store.ErrNotFound
 	}
 	a, err := h.cfg.Store.SessionAccount(r.Context(), store.HashSecret(c.Value), time.Now())
+	if errors.Is(err, store.ErrUnavailable) {
+		return store.Account{}, err
+	}
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			h.log.Error("looking up a session", "err", err)
 		}
 		h.setCookie(w, r, sessionCookie, "", 0)
-		return store.Account{}, false
+		return store.Account{}, store.ErrNotFound
 	}
-	return a, true
+	return a, nil
 }
 
 // startSession signs the browser in as a.
@@ -156,8 +168,8 @@ func (h *Handler) localSignIn(w http.ResponseWriter, r *http.Request) {
 		err = h.startSession(w, r, a)
 	}
 	if err != nil {
-		_, msg := h.userError(r, err)
-		h.signInError(w, r, http.StatusInternalServerError, msg, nil)
+		status, msg := h.userError(r, err) // 503 while the database is unavailable
+		h.signInError(w, r, status, msg, nil)
 		return
 	}
 	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
@@ -232,8 +244,8 @@ func (h *Handler) githubCallback(w http.ResponseWriter, r *http.Request) {
 		err = h.startSession(w, r, a)
 	}
 	if err != nil {
-		_, msg := h.userError(r, err)
-		h.signInError(w, r, http.StatusInternalServerError, msg, nil)
+		status, msg := h.userError(r, err) // 503 while the database is unavailable
+		h.signInError(w, r, status, msg, nil)
 		return
 	}
 	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)

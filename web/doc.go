@@ -55,5 +55,7 @@
 // API errors are {"error": "message"} with 400 (bad name or body), 401 (no
 // or bad credentials), 404 (unknown, or another account's), 405 (wrong
 // method), 409 (limit reached, name taken), 429 (rate limit, with
-// Retry-After) or 503 (no free port, shutting down).
+// Retry-After) or 503 (no free port, shutting down, or the database
+// unavailable: web.UnavailableMessage; the pages answer 503 then too, and
+// no one is signed out).
 package web

@@ -18,6 +18,7 @@ import (
 	"github.com/ockamhub/ockamhub/githubauth"
 	"github.com/ockamhub/ockamhub/provision"
 	"github.com/ockamhub/ockamhub/store"
+	"golang.org/x/time/rate"
 )
 
 //go:embed templates/*.html
@@ -92,6 +93,9 @@ type Handler struct {
 	signIns *limiter
 	tokenMu sync.Mutex // serialises API token creation (the quota check)
 	handler http.Handler
+	// unavailableLog rate-limits the warning logged for each request
+	// refused while the database is unreachable.
+	unavailableLog rate.Sometimes
 }
 
 // New returns the handler for cfg, with the Host check and cross-origin
@@ -115,7 +119,8 @@ func New(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, pages: parsePages(), hosts: hosts,
-		signIns: newLimiter(cfg.SignInsPerHour, DefaultSignInBurst)}
+		signIns:        newLimiter(cfg.SignInsPerHour, DefaultSignInBurst),
+		unavailableLog: rate.Sometimes{First: 3, Interval: 10 * time.Second}}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -218,8 +223,13 @@ func contextWithAccount(r *http.Request, a store.Account) context.Context {
 // sign-in page.
 func (h *Handler) signedIn(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		a, ok := h.sessionAccount(w, r)
-		if !ok {
+		a, err := h.lookupSession(w, r)
+		if errors.Is(err, store.ErrUnavailable) {
+			status, msg := h.userError(r, err)
+			h.errorPage(w, r, status, msg)
+			return
+		}
+		if err != nil {
 			http.Redirect(w, r, "/signin", http.StatusSeeOther)
 			return
 		}
@@ -237,6 +247,10 @@ func pathID(r *http.Request) (int64, bool) {
 	return id, err == nil && id > 0
 }
 
+// UnavailableMessage is the error shown (in the JSON API, as "error")
+// while the database cannot be reached; the status is 503.
+const UnavailableMessage = "The database is unavailable right now, so this request cannot be served; running nodes are not affected. Try again in a moment."
+
 // userError maps an error from the provisioner or store to a status and
 // a message for the user.
 func (h *Handler) userError(r *http.Request, err error) (int, string) {
@@ -247,6 +261,11 @@ func (h *Handler) userError(r *http.Request, err error) (int, string) {
 		return http.StatusConflict, fmt.Sprintf("You have reached the limit of %d %s per user: delete one to create another.", le.Limit, plural(le.Limit, "node", "nodes"))
 	}
 	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		h.unavailableLog.Do(func() {
+			h.log.Warn("database unavailable: answering 503", "method", r.Method, "path", r.URL.Path, "err", err)
+		})
+		return http.StatusServiceUnavailable, UnavailableMessage
 	case errors.Is(err, store.ErrNameTaken):
 		return http.StatusConflict, "That node name is taken: choose another."
 	case errors.Is(err, provision.ErrNoPorts):

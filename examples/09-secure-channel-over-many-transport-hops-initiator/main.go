@@ -96,10 +96,15 @@ func run(middle, responder string, cfg securechannel.Config) error {
 		return err
 	}
 
-	// Wait to receive a reply and print it.
-	m, err := n.Receive(ctx)
-	if err != nil {
-		return fmt.Errorf("waiting for the reply through %s: %w", route, err)
+	// Wait to receive a reply and print it. Only a reply that came out of
+	// the channel counts (the channel puts its address at the head of the
+	// return route): anyone on the route can send a plaintext message to
+	// "app", but not through the channel.
+	var m *node.Message
+	for m == nil || len(m.Return()) == 0 || m.Return()[0] != channel.Address() {
+		if m, err = n.Receive(ctx); err != nil {
+			return fmt.Errorf("waiting for the reply through %s: %w", route, err)
+		}
 	}
 	reply, err := node.Body[string](m)
 	if err != nil {

@@ -36,9 +36,13 @@ a child 'ockamhub node' process (so that its CPU and memory are measured
 apart from the load generator's); --hub HOST:PORT uses a running one.
 
 --baseline runs the same traffic (the same frames, byte for byte in length)
-through a plain Go TCP relay hop (io.Copy both ways) and against a plain TCP
-echo server (or, for forward and bulk, sender to receiver) directly, and
-prints each figure's ratio hub/baseline. With --spawn the baseline servers
+through a plain Go TCP relay hop (io.Copy both ways: "relay"), against a
+plain TCP echo server (or, for forward and bulk, sender to receiver)
+directly ("direct"), and through a plain Go program that does the hub's
+work on every frame and writes from its reading goroutine ("plain": a
+frame-echo server that decodes, swaps the routes, encodes and writes back;
+for forward and bulk a frame relay, so that a --reply round trip crosses two
+plain hops), and prints each figure's ratio hub/baseline. With --spawn the baseline servers
 run in child processes too, and their CPU and memory are reported. --chart writes an SVG of throughput
 and latency against the number of clients (--sweep).
 
@@ -70,7 +74,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	srcAddrs := fs.Int("source-addrs", 0, "idle: spread connections over this many loopback source addresses 127.0.0.1..N (0 = as many as the ephemeral port range needs)")
 	clientPath := fs.String("client", "raw", "client code: raw (lean, pre-encoded frames), node (the library: node + tcp), or both (echo, forward, bulk)")
 	reply := fs.Bool("reply", false, "forward, bulk: the receiver sends every message back, so latency is a round trip")
-	baseline := fs.Bool("baseline", false, "also run the same traffic through a plain Go TCP relay hop and directly, and print ratios")
+	baseline := fs.Bool("baseline", false, "also run the same traffic through a plain Go TCP relay hop, directly, and through a plain Go frame server (plain), and print ratios")
 	jsonOut := fs.Bool("json", false, "print one JSON object with every figure instead of tables")
 	chart := fs.String("chart", "", "write an SVG chart of throughput and latency against clients to this file (runs --sweep)")
 	sweep := fs.String("sweep", "", "comma-separated client counts to run, e.g. 1,2,4,8,16,32 (default with --chart)")
@@ -79,7 +83,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	hubAddr := fs.String("hub", "", "use the running hub at HOST:PORT instead of starting one")
 	hubPID := fs.Int("hub-pid", 0, "with --hub: the hub's process id on this machine, to read its CPU and memory")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the hub too when in process) to this file")
-	serveBaseline := fs.String("serve-baseline", "", "internal, for --spawn --baseline: serve the baseline server echo, relay-echo or pair on 127.0.0.1:0 until stopped")
+	serveBaseline := fs.String("serve-baseline", "", "internal, for --spawn --baseline: serve the baseline server echo, relay-echo, pair, frame-echo or frame-pair on 127.0.0.1:0 until stopped")
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -200,6 +204,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		defer pprof.StopCPUProfile()
 	}
 
+	self, err := os.Executable()
+	if err != nil && *spawn && *baseline {
+		return fmt.Errorf("--spawn --baseline: finding this program: %w", err)
+	}
 	bh, err := startBenchHub(ctx, e, *spawn, *hubBin, *hubAddr, *hubPID)
 	if err != nil {
 		return err
@@ -232,13 +240,15 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		if !*baseline {
 			continue
 		}
-		for _, t := range []loadgen.Target{loadgen.TargetRelay, loadgen.TargetDirect} {
+		for _, t := range loadgen.Baselines {
 			c := base
 			c.Clients, c.Client, c.Target = n, loadgen.Raw, t
 			c.Progress, c.Logger = progress, e.log
 			if *spawn {
 				c.StartServer = func(ctx context.Context, kind loadgen.ServerKind) (*loadgen.Child, error) {
-					return loadgen.StartChild(ctx, e.stderr, bh.bin, "bench", "--serve-baseline", string(kind), "--log-level", "error")
+					// This program serves the baselines, whatever --hub-bin
+					// runs the hub (an older build may lack a baseline).
+					return loadgen.StartChild(ctx, e.stderr, self, "bench", "--serve-baseline", string(kind), "--log-level", "error")
 				}
 			}
 			r, err := loadgen.Run(ctx, c)
@@ -276,9 +286,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 // --baseline runs.
 func serveBenchBaseline(ctx context.Context, e *env, kind loadgen.ServerKind) error {
 	switch kind {
-	case loadgen.ServerEcho, loadgen.ServerRelayEcho, loadgen.ServerPair:
+	case loadgen.ServerEcho, loadgen.ServerRelayEcho, loadgen.ServerPair, loadgen.ServerFrameEcho, loadgen.ServerFramePair:
 	default:
-		return usagef("--serve-baseline must be echo, relay-echo or pair, not %q", kind)
+		return usagef("--serve-baseline must be echo, relay-echo, pair, frame-echo or frame-pair, not %q", kind)
 	}
 	loadgen.RaiseFileLimit()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

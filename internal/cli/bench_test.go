@@ -33,11 +33,11 @@ func TestBenchScenarios(t *testing.T) {
 		args    []string
 		targets []string
 	}{
-		{"echo", []string{"echo", "--baseline"}, []string{"hub", "relay", "direct"}},
-		{"forward", []string{"forward", "--baseline", "--client", "both"}, []string{"hub", "hub", "relay", "direct"}},
+		{"echo", []string{"echo", "--baseline"}, []string{"hub", "relay", "direct", "plain"}},
+		{"forward", []string{"forward", "--baseline", "--client", "both"}, []string{"hub", "hub", "relay", "direct", "plain"}},
 		{"forward reply", []string{"forward", "--reply"}, []string{"hub"}},
-		{"bulk", []string{"bulk", "--baseline", "--size", "20000"}, []string{"hub", "relay", "direct"}},
-		{"secure", []string{"secure", "--baseline"}, []string{"hub", "relay", "direct"}},
+		{"bulk", []string{"bulk", "--baseline", "--size", "20000"}, []string{"hub", "relay", "direct", "plain"}},
+		{"secure", []string{"secure", "--baseline"}, []string{"hub", "relay", "direct", "plain"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,7 +83,8 @@ func TestBenchScenarios(t *testing.T) {
 				}
 			}
 			if strings.Contains(strings.Join(tt.args, " "), "--baseline") {
-				want := 2 * (len(tt.targets) - 2) // each hub run against both baselines
+				hubs := len(tt.targets) - len(loadgen.Baselines)
+				want := hubs * len(loadgen.Baselines) // each hub run against every baseline
 				if len(rep.Ratios) != want {
 					t.Errorf("%d ratios, want %d", len(rep.Ratios), want)
 				}
@@ -138,7 +139,7 @@ func TestBenchTextAndChart(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
-	for _, want := range []string{"msgs/s", "p99.9", "hub", "relay", "direct", "hub ÷ baseline"} {
+	for _, want := range []string{"msgs/s", "msgs/CPU-s", "p99.9", "hub", "relay", "direct", "plain", "hub ÷ baseline"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout)
 		}
@@ -148,7 +149,7 @@ func TestBenchTextAndChart(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(b)
-	if !strings.HasPrefix(s, "<svg") || !strings.HasSuffix(strings.TrimSpace(s), "</svg>") || strings.Count(s, "<polyline") != 9 {
+	if !strings.HasPrefix(s, "<svg") || !strings.HasSuffix(strings.TrimSpace(s), "</svg>") || strings.Count(s, "<polyline") != 12 {
 		t.Errorf("chart is not the expected SVG (%d polylines):\n%.300s", strings.Count(s, "<polyline"), s)
 	}
 }

@@ -47,6 +47,7 @@ func init() {
 		{"secure-channel", "run a secure channel listener reachable through a hub; print an identity", "listen --hub HOST:PORT [flags] | identity [--key FILE]", runSecureChannel},
 		{"bench", "measure a hub under load (echo, forward, bulk, secure, idle), against baselines", "SCENARIO [flags]", runBench},
 		{"serve", "run the Hub service: web sign-in, JSON API, and users' hub nodes", "[flags]", runServe},
+		{"db", "apply or list the Hub service's database migrations", "migrate|status [flags]", runDB},
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/internal/gctune"
 	"github.com/ockamhub/ockamhub/transport/tcp"
 )
 
@@ -20,6 +21,7 @@ type hubLimits struct {
 	static                                                      *bool
 	msgRate                                                     *float64
 	token, tokensFile                                           *string
+	gcHeadroom                                                  *int
 }
 
 // hubFlags defines the hub limit flags on fs. With perNodeForwarding (serve),
@@ -39,6 +41,7 @@ func hubFlags(fs *flag.FlagSet, perNodeForwarding bool) *hubLimits {
 		idleTimeout:    fs.Duration("idle-timeout", 0, "close connections that receive nothing for this long (0 = never)"),
 		msgRate:        fs.Float64("max-msg-rate", 0, "messages per second read from one connection (token bucket, burst = one second's worth); a faster peer is slowed down, not cut off (0 = no limit)"),
 		fwdIdle:        fs.Duration("forwarder-idle-timeout", 0, "remove forwarders that relay nothing for this long (0 = never; they always go when their connection closes)"),
+		gcHeadroom:     fs.Int("gc-headroom", defaultGCHeadroomMiB, "MiB the heap may grow by between garbage collections at least (fewer collections under load for at most this much memory; 0 = the Go default, GOGC=100; ignored when GOGC is set)"),
 	}
 	if perNodeForwarding {
 		l.static, l.token, l.tokensFile = new(bool), new(string), new(string)
@@ -48,6 +51,18 @@ func hubFlags(fs *flag.FlagSet, perNodeForwarding bool) *hubLimits {
 		l.tokensFile = fs.String("forwarder-tokens", "", "file of \"NAME TOKEN\" lines: per-name tokens (with --static-forwarding)")
 	}
 	return l
+}
+
+// defaultGCHeadroomMiB is --gc-headroom's default.
+const defaultGCHeadroomMiB = 32
+
+// startGC starts the garbage collector tuning --gc-headroom asks for; the
+// returned function stops it.
+func (l *hubLimits) startGC() func() {
+	if *l.gcHeadroom <= 0 {
+		return func() {}
+	}
+	return gctune.Start(uint64(*l.gcHeadroom) << 20).Stop
 }
 
 func (l *hubLimits) config() (hub.Config, error) {

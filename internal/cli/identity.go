@@ -186,7 +186,7 @@ func addListenerFlags(fs *flag.FlagSet) *listenerFlags {
 		allowFile:        fs.String("allow-file", "", "`file` of initiator identities to admit, one per line (# comments); with --allow, either admits"),
 		handshakeTimeout: fs.Duration("handshake-timeout", securechannel.DefaultHandshakeTimeout, "stop a handshake the initiator has not finished in this long"),
 		idleTimeout:      fs.Duration("idle-timeout", securechannel.DefaultIdleTimeout, "close a channel that carries no message for this long (0 = never)"),
-		maxChannels:      fs.Int("max-channels", securechannel.DefaultMaxChannels, "most open channels; when full, the least recently active is closed for a new one (0 = no limit)"),
+		maxChannels:      fs.Int("max-channels", securechannel.DefaultMaxChannels, "most open channels; when full, the least recently active of the source holding the most is closed for a new one (0 = no limit)"),
 		maxPending:       fs.Int("max-pending-handshakes", securechannel.DefaultMaxPendingHandshakes, "most unfinished handshakes; one source holds at most "+fmt.Sprint(securechannel.DefaultMaxPendingPerSource)+" and the fullest source gives way first"),
 	}
 	fs.Var(&f.allow, "allow", "admit only initiators with this `identity` (repeatable); without --allow or --allow-file any initiator is admitted, as the 2021 Rust programs need")

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"io"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ockamhub/ockamhub/bare"
 	"github.com/ockamhub/ockamhub/internal/cli"
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
@@ -329,5 +331,109 @@ func TestSecureChannelCLIIdentityPersists(t *testing.T) {
 	code := cli.Main(t.Context(), []string{"secure-channel", "identity", "--key", key}, &out, &errb)
 	if first != second || code != 0 || out.String() != "identity: "+first+"\n" {
 		t.Errorf("identities %s, %s, and %q (exit %d, %s); want one", first, second, out.String(), code, errb.String())
+	}
+}
+
+// injectingProxy relays TCP bytes frame by frame between the client and the
+// hub, and writes one forged plaintext frame to the client, addressed to its
+// "app" mailbox, just before it relays the client's dataFrame-th frame (the
+// first data message, after M1 and M3): a hub or relay that cannot read the
+// channel tries to answer in its place. Hub-to-client frames are held back
+// while the forgery is written, so it always arrives first.
+func injectingProxy(t *testing.T, ln net.Listener, to string, dataFrame int, forged string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", to)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, u)
+			mu.Unlock()
+			var toClient sync.Mutex
+			wg.Go(func() { // client -> hub
+				defer u.Close()
+				r := bufio.NewReader(c)
+				for i := 1; ; i++ {
+					body, err := tcp.ReadFrame(r, 0)
+					if err != nil {
+						return
+					}
+					if i == dataFrame {
+						fake := routing.TransportMessage{Version: routing.Version,
+							Onward:  routing.Route{routing.LocalAddress(node.AppAddress)},
+							Return:  routing.Route{routing.LocalAddress("forger")},
+							Payload: bare.AppendString(nil, forged)}
+						frame, err := tcp.AppendFrame(nil, &fake, 0)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						toClient.Lock()
+						c.Write(frame)
+						toClient.Unlock()
+					}
+					if _, err := u.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(body))), body...)); err != nil {
+						return
+					}
+				}
+			})
+			wg.Go(func() { // hub -> client
+				defer c.Close()
+				r := bufio.NewReader(u)
+				for {
+					body, err := tcp.ReadFrame(r, 0)
+					if err != nil {
+						return
+					}
+					toClient.Lock()
+					_, err = c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(body))), body...))
+					toClient.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+}
+
+// TestSecureSendForgedReply: a hub or relay on the route cannot read a
+// pinned channel, but it can write a plaintext frame to the client's "app"
+// mailbox. "send --secure" printed that forgery as the listener's reply and
+// exited 0; it must take only a reply that came out of the channel.
+func TestSecureSendForgedReply(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	hubAddr := scStartHub(t)
+	dir := t.TempDir()
+	identity, fwd, _ := scListener(t, hubAddr, "--key", filepath.Join(dir, "listener.key"))
+	alias := strings.TrimPrefix(fwd[strings.LastIndex(fwd, " ")+1:], "0#")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	injectingProxy(t, ln, hubAddr, 3, "forged by the relay")
+	route := "1#" + ln.Addr().String() + " => 0#" + alias + " => secure_channel"
+	code, out, errOut := send(t, "--secure", "--key", filepath.Join(dir, "client.key"), "--peer", identity, "--route", route, "genuine")
+	if code != 0 || out != "genuine\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want the reply from the channel, not the forgery", code, out, errOut)
 	}
 }

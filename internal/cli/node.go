@@ -30,6 +30,7 @@ once it accepts connections. SIGINT or SIGTERM shut it down gracefully.`)
 	if err != nil {
 		return err
 	}
+	defer hf.startGC()()
 	cfg.Logger = e.log
 	h, err := hub.New(cfg)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/securechannel"
 	"github.com/ockamhub/ockamhub/service/echo"
@@ -197,6 +198,32 @@ func (f *secureSendFlags) route(ctx context.Context, e *env, c *client, route, t
 	}
 	f.ch = ch
 	return routing.Route{ch.Address()}.Append(to...), nil
+}
+
+// receive waits for the reply at the app mailbox. With --secure only a
+// message that came out of the channel counts: the channel prepends its
+// address_local to the return route of what it decrypts, while anything
+// arriving in clear over TCP starts with the connection's 1# address. A hub
+// or relay on the route cannot read the channel, but it can send a
+// plaintext message to the well-known "app" mailbox; such a message is
+// dropped (and logged once), never printed as the peer's reply.
+func (f *secureSendFlags) receive(ctx context.Context, e *env, c *client) (*node.Message, error) {
+	dropped := 0
+	for {
+		m, err := c.node.Receive(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if f.ch == nil {
+			return m, nil
+		}
+		if ret := m.Return(); len(ret) > 0 && ret[0] == f.ch.Address() {
+			return m, nil
+		}
+		if dropped++; dropped == 1 {
+			e.log.Warn("dropped a message that did not come through the secure channel", "from", m.Return().String())
+		}
+	}
 }
 
 // noReplyHint explains a missing reply through an established channel: a

@@ -111,7 +111,7 @@ anyone: encrypted, but not authenticated.`)
 	if err := c.node.Send(ctx, dest, pos[0]); err != nil {
 		return timeoutErr(err, *timeout)
 	}
-	m, err := c.node.Receive(ctx)
+	m, err := secure.receive(ctx, e, c)
 	if err != nil {
 		err = fmt.Errorf("waiting for a reply from %s: %w", route, err)
 		if hint := secure.noReplyHint(); hint != "" {

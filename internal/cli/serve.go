@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -26,13 +25,20 @@ const (
 	envGitHubClientSecret = "OCKAMHUB_GITHUB_CLIENT_SECRET"
 )
 
+// readyPingTimeout bounds /readyz's check of the database.
+const readyPingTimeout = 2 * time.Second
+
 func runServe(ctx context.Context, e *env, args []string) error {
 	fs := e.flagSet("serve", "[flags]", `Runs the Ockam Hub service: web pages and a JSON API over HTTP where people
 sign in (GitHub, or a development sign-in by user name) and create hub nodes,
 and the hub nodes themselves, each on its own TCP port. Accounts and nodes
-are kept in SQLite under --data; on restart every node comes back on the
-same port. Prints "listening on http://IP:PORT" once it serves. SIGINT or
-SIGTERM shut it down gracefully (HTTP first, then every node, within 10 s).
+are kept in SQLite under --data, or in PostgreSQL with --db postgres://…;
+on restart every node comes back on the same port. Pending schema
+migrations are applied at start-up (see 'ockamhub db'). While PostgreSQL
+is unreachable, requests that need it get 503, /readyz reports not ready
+and running nodes keep relaying; it recovers by itself. Prints
+"listening on http://IP:PORT" once it serves. SIGINT or SIGTERM shut it
+down gracefully (HTTP first, then every node, within 10 s).
 
 The development sign-in (no password) is enabled only when both --http and
 --public-url are loopback (a reverse proxy on the same machine makes --http
@@ -55,7 +61,8 @@ address. Connections over a limit are closed at once and counted.
 Named forwarding and its tokens, and each node's allow-list, are set by the
 node's owner on the node's page or through the API.`)
 	httpAddr := fs.String("http", "127.0.0.1:8080", "address to serve HTTP on; port 0 picks a free port")
-	dataDir := fs.String("data", "./ockamhub-data", "directory for the SQLite database")
+	dataDir := fs.String("data", "./ockamhub-data", "directory for the SQLite database when --db is not given")
+	dbURL := fs.String("db", "", dbFlagUsage)
 	publicURL := fs.String("public-url", "", "URL people reach the web pages at (default http://IP:PORT of --http); an https URL makes cookies Secure")
 	nodesListen := fs.String("nodes-listen", "", "IP address hub nodes listen on (default: the host of --http)")
 	nodesDomain := fs.String("nodes-domain", "", "domain of node host names: an IP address is shown as is, a name as NODE.DOMAIN (default: the host of --public-url)")
@@ -93,6 +100,7 @@ node's owner on the node's page or through the API.`)
 		return usagef("--max-conns-total must not be negative")
 	}
 	applyConnBudget(e.log, fs, *maxTotal, &hubCfg)
+	defer hf.startGC()()
 	ports, err := provision.ParsePortRange(*nodePorts)
 	if err != nil {
 		return usagef("--node-ports: %v", strings.TrimPrefix(err.Error(), "provision: "))
@@ -128,26 +136,35 @@ node's owner on the node's page or through the API.`)
 		*nodesListen = httpHost
 	}
 
-	// The database holds accounts and secret hashes: only we may read it,
-	// even if the directory or files were made earlier with wider modes.
-	if fixed, err := sqlstore.SecureDir(*dataDir); err != nil {
-		return err
-	} else if fixed {
-		e.log.Warn("data directory was readable by others: made it 0700", "dir", *dataDir)
-	}
-	dbFile := filepath.Join(*dataDir, "ockamhub.db")
-	fixed, err := sqlstore.SecureFiles(dbFile)
+	db, err := parseDB(*dbURL, *dataDir)
 	if err != nil {
 		return err
 	}
-	for _, f := range fixed {
-		e.log.Warn("database file was readable by others: made it 0600", "file", f)
+	if !db.postgres {
+		// The database holds accounts and secret hashes: only we may read
+		// it, even if the directory or files were made earlier with wider
+		// modes.
+		if *dbURL == "" {
+			if fixed, err := sqlstore.SecureDir(*dataDir); err != nil {
+				return err
+			} else if fixed {
+				e.log.Warn("data directory was readable by others: made it 0700", "dir", *dataDir)
+			}
+		}
+		fixed, err := sqlstore.SecureFiles(db.dsn)
+		if err != nil {
+			return err
+		}
+		for _, f := range fixed {
+			e.log.Warn("database file was readable by others: made it 0600", "file", f)
+		}
 	}
-	st, err := sqlstore.Open(ctx, dbFile)
+	st, err := db.open(ctx, *dataDir, *dbURL == "")
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	e.log.Info("database", "db", db.String())
 
 	ln, err := net.Listen("tcp", *httpAddr)
 	if err != nil {
@@ -230,6 +247,11 @@ node's owner on the node's page or through the API.`)
 		if ctx.Err() != nil {
 			return errors.New("shutting down")
 		}
+		pctx, cancel := context.WithTimeout(ctx, readyPingTimeout)
+		defer cancel()
+		if err := st.Ping(pctx); err != nil {
+			return errors.New("database unavailable")
+		}
 		return nil
 	})
 	if err != nil {
@@ -238,7 +260,6 @@ node's owner on the node's page or through the API.`)
 		return err
 	}
 	defer stopMetrics()
-	fmt.Fprintf(e.stdout, "listening on %s://%s\n", scheme, ln.Addr())
 	e.log.Info("serving", "addr", ln.Addr().String(), "public_url", pub.String(),
 		"github_signin", gh != nil, "local_signin", localSignIn,
 		"nodes_listen", *nodesListen, "nodes_domain", *nodesDomain, "node_ports", ports.String())
@@ -249,6 +270,9 @@ node's owner on the node's page or through the API.`)
 	if gh == nil && !localSignIn {
 		e.log.Warn("no sign-in method is enabled: give --github-client-id and --github-client-secret, or --allow-local-signin")
 	}
+	// Last: scripts and tests take this line as "ready", and the startup
+	// log above is complete by then.
+	fmt.Fprintf(e.stdout, "listening on %s://%s\n", scheme, ln.Addr())
 
 	var serveErr error
 	select {

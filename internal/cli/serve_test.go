@@ -280,6 +280,9 @@ func TestServeUsage(t *testing.T) {
 		{"--tls-cert", "cert.pem"},
 		{"--http", "nonsense"},
 		{"--public-url", "ftp://x"},
+		{"--db", "mysql://user:pw@db/hub"},
+		{"--db", "sqlite:"},
+		{"--db", "ockamhub.db"},
 		{"extra"},
 	} {
 		var stderr serveBuffer

@@ -43,7 +43,7 @@ func TestImportRules(t *testing.T) {
 	// lower packages of ours.
 	library := []string{"bare", "routing", "node", "transport/tcp", "noise", "securechannel", "service/echo", "service/forwarding", "hub", "internal/backoff", "portal"}
 	allowedExternal := []string{"golang.org/x/time/", "golang.org/x/sync/"}
-	testSupport := []string{"internal/vectorfile", "internal/faultnet", "internal/browsertest", "store/storetest", "githubauth/fakegithub"}
+	testSupport := []string{"internal/vectorfile", "internal/faultnet", "internal/browsertest", "store/storetest", "githubauth/fakegithub", "internal/pgtest"}
 	rules := map[string][]string{ // package -> packages of ours it must not import (prefixes)
 		"bare":          {mod + "/"},
 		"noise":         {mod + "/"},
@@ -115,10 +115,14 @@ func TestImportRules(t *testing.T) {
 					t.Errorf("%s imports %s: only internal/telemetry may", path, imp)
 				}
 			}
-			for _, only := range []string{"modernc.org/sqlite", "github.com/jackc/pgx"} {
-				if strings.HasPrefix(imp, only) && !strings.HasPrefix(path, mod+"/store/sqlstore") {
-					t.Errorf("%s imports %s: only store/sqlstore may", path, imp)
-				}
+			// Database drivers stay behind store.Store: SQLite in
+			// store/sqlstore, PostgreSQL in store/pgstore and the
+			// test-support package that makes throwaway databases.
+			if strings.HasPrefix(imp, "modernc.org/sqlite") && path != mod+"/store/sqlstore" {
+				t.Errorf("%s imports %s: only store/sqlstore may", path, imp)
+			}
+			if strings.HasPrefix(imp, "github.com/jackc/pgx") && path != mod+"/store/pgstore" && path != mod+"/internal/pgtest" {
+				t.Errorf("%s imports %s: only store/pgstore (and the test-support internal/pgtest) may", path, imp)
 			}
 			for _, testOnly := range []string{"github.com/chromedp/", "github.com/flynn/noise", "go.uber.org/goleak", "pgregory.net/rapid", "github.com/google/go-cmp"} {
 				if strings.HasPrefix(imp, testOnly) {

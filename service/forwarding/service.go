@@ -168,6 +168,10 @@ func (s *Service) register(ctx context.Context, _ node.Sender, m *node.Message) 
 	if routeBytes(route) > s.cfg.MaxRouteBytes {
 		return fmt.Errorf("%w: return route of %d bytes (limit %d)", ErrRouteTooLong, routeBytes(route), s.cfg.MaxRouteBytes)
 	}
+	// The forwarder keeps its route (and the service the connection's
+	// address) for as long as it lives: a copy, not the memory of the frame
+	// the registration arrived in.
+	route = route.Clone()
 	conn := route[0]
 	if s.cfg.MaxPerConnection > 0 {
 		s.mu.Lock()
@@ -185,7 +189,7 @@ func (s *Service) register(ctx context.Context, _ node.Sender, m *node.Message) 
 		s.perCon[conn]++
 		s.mu.Unlock()
 	}
-	f := &forwarder{route: route}
+	f := &forwarder{route: route, timed: s.cfg.IdleTimeout > 0}
 	f.lastUsed.Store(time.Now().UnixNano())
 	var addrs []routing.Address
 	var err error
@@ -239,8 +243,8 @@ func (s *Service) release(conn routing.Address) {
 // forwarder relays everything it receives to the registrant's route.
 type forwarder struct {
 	route    routing.Route
-	messages atomic.Uint64
-	lastUsed atomic.Int64 // unix nanoseconds
+	timed    bool         // the service has an idle timeout: keep lastUsed
+	lastUsed atomic.Int64 // unix nanoseconds, when timed
 
 	mu          sync.Mutex
 	stopped     bool
@@ -275,8 +279,10 @@ func (f *forwarder) watch(cancel func() bool) {
 }
 
 func (f *forwarder) HandleMessage(ctx context.Context, s node.Sender, m *node.Message) error {
-	f.messages.Add(1)
-	f.lastUsed.Store(time.Now().UnixNano())
+	if f.timed {
+		// Only the idle janitor reads it: no clock per message without one.
+		f.lastUsed.Store(time.Now().UnixNano())
+	}
 	tm := m.Transport()
 	tm.Onward = f.route // the rest of the incoming onward route is discarded
 	return s.Forward(ctx, tm)

@@ -237,6 +237,9 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 		return refuse(&s.refused.invalid, name, "return route too long")
 	}
 	addr := routing.LocalAddress(StaticPrefix + name)
+	// Kept for as long as the name is: a copy, not the memory of the frame
+	// the registration arrived in.
+	route = route.Clone()
 	conn := route[0]
 	s.mu.Lock()
 	if s.closed {
@@ -247,7 +250,23 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 	claimant, claimed := s.pending[name]
 	taken := !proven && (f != nil && f.conn != conn || claimed && claimant != conn)
 	full := s.cfg.MaxPerConnection > 0 && (f == nil || f.conn != conn) && s.perCon[conn] >= s.cfg.MaxPerConnection
-	if !taken && !full {
+	var fresh *staticForwarder
+	switch {
+	case taken || full:
+	case f == nil && !claimed:
+		// A new name is published before the reply, so that it routes as
+		// soon as the registrant can know it does; its messages wait for
+		// the reply to be queued (ready), so none overtakes it.
+		fresh = &staticForwarder{ready: make(chan struct{})}
+		fresh.route.Store(&route)
+		if _, err := s.node.StartWorkerConfig(ctx, fresh, node.WorkerConfig{Addresses: []string{addr.Value}, Inline: true}); err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("forwarding: starting %s: %w", addr, err)
+		}
+		s.names[name] = fresh
+		s.count.Add(1)
+		s.bind(fresh, name, conn)
+	default:
 		// Claim the name until the reply is queued, so that no other
 		// connection slips in meanwhile.
 		s.pending[name] = conn
@@ -258,6 +277,20 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 	}
 	if full {
 		return refuse(&s.refused.overCap, name, "too many names for this connection")
+	}
+	if fresh != nil {
+		err := s.node.Route(ctx, routing.TransportMessage{
+			Version: routing.Version, Onward: route, Return: routing.Route{addr}, Payload: m.Payload(),
+		})
+		close(fresh.ready)
+		if err != nil {
+			s.mu.Lock()
+			gen := fresh.gen
+			s.mu.Unlock()
+			s.expire(name, gen)
+			return fmt.Errorf("forwarding: replying to %s: %w", route, err)
+		}
+		return nil
 	}
 	// Reply first, then publish the new route: the reply is then queued on
 	// the registrant's connection ahead of any message forwarded to it, so
@@ -279,7 +312,7 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 		return node.ErrClosed
 	}
 	if f = s.names[name]; f == nil {
-		f = &staticForwarder{}
+		f = &staticForwarder{ready: closedReady}
 		f.route.Store(&route)
 		if _, err := s.node.StartWorkerConfig(ctx, f, node.WorkerConfig{Addresses: []string{addr.Value}, Inline: true}); err != nil {
 			s.mu.Unlock()
@@ -291,6 +324,14 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 		f.route.Store(&route) // moved
 		s.releaseConn(f.conn)
 	}
+	s.bind(f, name, conn)
+	s.mu.Unlock()
+	return nil
+}
+
+// bind gives name's forwarder f to conn: it goes when conn closes, unless it
+// moves first. s.mu is held.
+func (s *StaticService) bind(f *staticForwarder, name string, conn routing.Address) {
 	f.conn = conn
 	s.perCon[conn]++
 	f.gen++
@@ -302,9 +343,10 @@ func (s *StaticService) register(ctx context.Context, snd node.Sender, m *node.M
 	if s.cfg.AfterClose != nil {
 		f.cancelWatch = s.cfg.AfterClose(conn, func() { go s.expire(name, gen) })
 	}
-	s.mu.Unlock()
-	return nil
 }
+
+// closedReady is the ready channel of a forwarder with nothing to wait for.
+var closedReady = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // releaseConn forgets one name held by conn; s.mu is held.
 func (s *StaticService) releaseConn(conn routing.Address) {
@@ -330,6 +372,10 @@ func (s *StaticService) expire(name string, gen uint64) {
 
 type staticForwarder struct {
 	route atomic.Pointer[routing.Route]
+	// ready is closed once the registration reply is queued; messages
+	// wait for it so that none overtakes the reply on the registrant's
+	// connection. Set before the worker starts; never reassigned.
+	ready chan struct{}
 	// guarded by StaticService.mu:
 	conn        routing.Address // the registrant's connection
 	gen         uint64
@@ -337,6 +383,11 @@ type staticForwarder struct {
 }
 
 func (f *staticForwarder) HandleMessage(ctx context.Context, s node.Sender, m *node.Message) error {
+	select {
+	case <-f.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	tm := m.Transport()
 	tm.Onward = *f.route.Load()
 	return s.Forward(ctx, tm)

@@ -6,12 +6,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
 	"net/url"
-	"path"
-	"slices"
-	"strconv"
+	"os"
 	"strings"
 	"time"
 
@@ -32,18 +29,33 @@ type Store struct {
 var _ store.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the SQLite database in file and brings
-// its schema up to date. The file and its -wal and -shm companions are
-// made FileMode first (see SecureFiles; call it yourself to learn which
-// were wider).
+// its schema up to date (see Migrate). The file and its -wal and -shm
+// companions are made FileMode first (see SecureFiles; call it yourself to
+// learn which were wider).
 func Open(ctx context.Context, file string) (*Store, error) {
 	if _, err := SecureFiles(file); err != nil {
 		return nil, err
 	}
+	s, err := open(file, false)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("sqlstore: %s: %w", file, err)
+	}
+	return s, nil
+}
+
+func open(file string, readOnly bool) (*Store, error) {
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "busy_timeout(5000)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Set("_txlock", "immediate")
+	if readOnly {
+		q.Set("mode", "ro")
+	}
 	dsn := "file:" + file + "?" + q.Encode()
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -51,58 +63,119 @@ func Open(ctx context.Context, file string) (*Store, error) {
 	}
 	// SQLite has one writer; a few readers are plenty for a control plane.
 	db.SetMaxOpenConns(4)
-	s := &Store{db: db}
-	if err := s.migrate(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("sqlstore: %s: %w", file, err)
-	}
-	return s, nil
+	return &Store{db: db}, nil
 }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-// migrate applies the embedded migrations not yet recorded.
-func (s *Store) migrate(ctx context.Context) error {
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Migrate opens (creating if needed, with FileMode) the SQLite database in
+// file, applies the migrations it lacks and returns those it applied. Open
+// does the same.
+func Migrate(ctx context.Context, file string) ([]store.Migration, error) {
+	if _, err := SecureFiles(file); err != nil {
+		return nil, err
+	}
+	s, err := open(file, false)
+	if err != nil {
+		return nil, err
+	}
+	defer s.db.Close()
+	applied, err := s.migrate(ctx)
+	if err != nil {
+		return applied, fmt.Errorf("sqlstore: %s: %w", file, err)
+	}
+	return applied, nil
+}
+
+// Status lists every migration known to this program, with the time each
+// was applied to the database in file (zero when pending). It changes
+// nothing; the file must exist.
+func Status(ctx context.Context, file string) ([]store.Migration, error) {
+	if _, err := os.Stat(file); err != nil {
+		return nil, fmt.Errorf("sqlstore: %w", err)
+	}
+	s, err := open(file, true)
+	if err != nil {
+		return nil, err
+	}
+	defer s.db.Close()
+	files, err := store.MigrationFiles(migrations, "migrations/sqlite")
+	if err != nil {
+		return nil, err
+	}
+	applied := map[int]time.Time{}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("sqlstore: %s: %w", file, err)
+	}
+	if n > 0 {
+		rows, err := s.db.QueryContext(ctx, `SELECT version, applied_at FROM schema_migrations`)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: %s: %w", file, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var v int
+			var at int64
+			if err := rows.Scan(&v, &at); err != nil {
+				return nil, err
+			}
+			applied[v] = fromMS(at)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]store.Migration, 0, len(files))
+	for _, f := range files {
+		out = append(out, store.Migration{Version: f.Version, Name: f.Name, AppliedAt: applied[f.Version]})
+	}
+	return out, nil
+}
+
+// migrate applies the embedded migrations not yet recorded, each in its
+// own IMMEDIATE transaction: SQLite's write lock serialises processes that
+// open the same file together, and each re-checks schema_migrations under
+// the lock, so a migration is applied exactly once.
+func (s *Store) migrate(ctx context.Context) ([]store.Migration, error) {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
 		applied_at INTEGER NOT NULL
 	)`); err != nil {
-		return fmt.Errorf("migrations table: %w", err)
+		return nil, fmt.Errorf("migrations table: %w", err)
 	}
-	names, err := fs.Glob(migrations, "migrations/sqlite/*.sql")
+	files, err := store.MigrationFiles(migrations, "migrations/sqlite")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	slices.Sort(names)
-	for _, name := range names {
-		base := path.Base(name)
-		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("migration %s: name must start with a version number", base)
-		}
-		text, err := migrations.ReadFile(name)
-		if err != nil {
-			return err
-		}
+	var applied []store.Migration
+	for _, f := range files {
 		if err := s.tx(ctx, func(tx *sql.Tx) error {
 			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, v).Scan(&n); err != nil {
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, f.Version).Scan(&n); err != nil {
 				return err
 			}
 			if n > 0 {
 				return nil
 			}
-			if _, err := tx.ExecContext(ctx, string(text)); err != nil {
+			if _, err := tx.ExecContext(ctx, f.SQL); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, time.Now().UnixMilli())
-			return err
+			now := time.Now()
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, f.Version, ms(now)); err != nil {
+				return err
+			}
+			applied = append(applied, store.Migration{Version: f.Version, Name: f.Name, AppliedAt: fromMS(ms(now))})
+			return nil
 		}); err != nil {
-			return fmt.Errorf("migration %s: %w", base, err)
+			return applied, fmt.Errorf("migration %s: %w", f.Name, err)
 		}
 	}
-	return nil
+	return applied, nil
 }
 
 // tx runs f in a transaction, committing if it returns nil.

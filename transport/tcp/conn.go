@@ -1,16 +1,14 @@
 package tcp
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -19,20 +17,13 @@ import (
 	"github.com/ockamhub/ockamhub/routing"
 )
 
-// readBufferSize is each connection's read buffer: small, so that idle
-// connections stay cheap; large frames are read straight into their body.
-const readBufferSize = 4096
-
-// maxBatch is how many bytes the writer gathers before one write.
-const maxBatch = 64 << 10
-
-var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, maxBatch+MaxFrameSize+FrameHeaderSize); return &b }}
-
-// conn is one TCP connection: a reader goroutine that routes what arrives,
-// a writer goroutine that drains the send queue.
+// conn is one TCP connection: a reader goroutine that routes what arrives
+// (read.go), and a send queue written by whoever finds it idle, or by a
+// writer goroutine while a backlog lasts (write.go).
 type conn struct {
 	t     *Transport
 	nc    net.Conn
+	rc    syscall.RawConn // nil: no direct (non-blocking) I/O on this connection
 	addr  routing.Address // 1#name, or 0#alias: prepended to the return route of what arrives
 	name  string          // peer ip:port, or the string given to Connect
 	ip    string          // source IP for per-IP accounting ("" if not counted)
@@ -40,8 +31,12 @@ type conn struct {
 	done  chan struct{}
 	once  sync.Once
 
-	lastWrite atomic.Int64  // unix nanoseconds of the last write, for IdleTimeout
+	lastWrite atomic.Int64  // unix nanoseconds of the last write, when IdleTimeout is set
 	sample    atomic.Uint32 // counts sends, to time one in latencySampleEvery
+
+	// Per-connection counters, summed by Transport.Stats: no cache line is
+	// shared by every connection's reader.
+	framesIn, bytesIn, framesOut, bytesOut atomic.Uint64
 
 	hooksMu sync.Mutex
 	hooks   map[int]func() // run once the connection has closed
@@ -85,6 +80,7 @@ func (t *Transport) add(nc net.Conn, name string, accepted bool) (*conn, error) 
 	c := &conn{
 		t:     t,
 		nc:    nc,
+		rc:    rawConnOf(nc),
 		name:  name,
 		addr:  routing.TCPAddress(name),
 		queue: newSendQueue(t.cfg.SendQueueSize, t.cfg.SendQueueBytes),
@@ -134,8 +130,9 @@ func (t *Transport) add(nc net.Conn, name string, accepted bool) (*conn, error) 
 		return nil, ErrClosed
 	}
 	old, loaded := t.conns.Swap(c.addr, c)
+	t.live.Store(c, struct{}{})
 	t.nconns.Add(1)
-	t.wg.Add(2)
+	t.wg.Add(1)
 	t.mu.Unlock()
 	if loaded {
 		// A new connection under the same name replaces the old one.
@@ -154,7 +151,6 @@ func (t *Transport) add(nc net.Conn, name string, accepted bool) (*conn, error) 
 	}
 	t.log.Debug("connection open", "peer", name, "accepted", accepted)
 	go func() { defer t.wg.Done(); c.readLoop() }()
-	go func() { defer t.wg.Done(); c.writeLoop() }()
 	return c, nil
 }
 
@@ -171,6 +167,12 @@ func (c *conn) isClosed() bool {
 func (c *conn) close(err error) {
 	c.once.Do(func() {
 		c.t.conns.CompareAndDelete(c.addr, c)
+		q := c.queue
+		q.mu.Lock()
+		q.closed = true
+		clear(q.msgs)
+		q.msgs, q.spare, q.bytes = nil, nil, 0
+		q.mu.Unlock()
 		close(c.done)
 		c.nc.Close()
 		if c.addr.Type == routing.Local {
@@ -263,218 +265,4 @@ func (c *conn) send(ctx context.Context, m routing.TransportMessage) error {
 		q.at = time.Now().UnixNano()
 	}
 	return c.enqueue(ctx, q)
-}
-
-func (c *conn) enqueue(ctx context.Context, m queued) error {
-	if c.isClosed() {
-		return &ConnError{Peer: c.name, Err: ErrClosed}
-	}
-	if c.queue.tryPush(m) {
-		return nil
-	}
-	wait := c.t.cfg.QueueFullWait
-	var err error
-	if wait < 0 {
-		err = ErrQueueFull
-	} else {
-		err = c.queue.push(ctx, m, c.done, wait)
-	}
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ErrClosed):
-		return &ConnError{Peer: c.name, Err: ErrClosed}
-	case errors.Is(err, ErrQueueFull):
-		c.t.stats.queueFull.Add(1)
-		return &ConnError{Peer: c.name, Err: ErrQueueFull}
-	default:
-		c.t.stats.queueFull.Add(1)
-		return &ConnError{Peer: c.name, Err: fmt.Errorf("%w: %w", ErrQueueFull, err)}
-	}
-}
-
-func (c *conn) readLoop() {
-	t := c.t
-	br := bufio.NewReaderSize(c.nc, readBufferSize)
-	var limiter *rate.Limiter
-	if t.cfg.MessageRate > 0 {
-		limiter = rate.NewLimiter(rate.Limit(t.cfg.MessageRate), max(t.cfg.MessageBurst, 1))
-	}
-	for {
-		if limiter != nil && !limiter.Allow() {
-			t.stats.throttled.Add(1)
-			if err := limiter.Wait(t.ctx); err != nil {
-				c.close(ErrClosed)
-				return
-			}
-		}
-		// Only arm a deadline when the next read may block: frames already
-		// buffered need no system call.
-		if br.Buffered() < FrameHeaderSize {
-			var dl time.Time
-			if t.cfg.IdleTimeout > 0 {
-				dl = time.Now().Add(t.cfg.IdleTimeout)
-			}
-			c.nc.SetReadDeadline(dl)
-			if _, err := br.Peek(1); err != nil {
-				// Idle means idle both ways: a peer that only receives
-				// (a forwarder's registrant) is alive while we write to it.
-				if errors.Is(err, os.ErrDeadlineExceeded) && time.Since(time.Unix(0, c.lastWrite.Load())) < t.cfg.IdleTimeout {
-					continue
-				}
-				c.close(readErr(err, "idle timeout"))
-				return
-			}
-		}
-		if need := FrameHeaderSize + peekLen(br); br.Buffered() < need {
-			c.nc.SetReadDeadline(time.Now().Add(t.cfg.FrameTimeout))
-		}
-		body, err := ReadFrame(br, t.cfg.MaxFrameSize)
-		if err != nil {
-			switch {
-			case errors.Is(err, os.ErrDeadlineExceeded):
-				t.stats.timeouts.Add(1)
-			case errors.Is(err, ErrEmptyFrame):
-				t.stats.empty.Add(1)
-			case errors.Is(err, ErrFrameTooLarge):
-				t.stats.oversized.Add(1)
-			}
-			c.close(readErr(err, "partial frame timed out"))
-			return
-		}
-		t.stats.framesIn.Add(1)
-		t.stats.bytesIn.Add(uint64(len(body) + FrameHeaderSize))
-		if isHeartbeat(body) {
-			t.stats.heartbeats.Add(1) // dropped silently: not a probe, not unroutable
-			continue
-		}
-		// The connection's own address goes at the head of the return
-		// route, so that replies find their way back (protocol.md §6.3).
-		m, _, err := routing.DecodeMessageFrom(body, c.addr)
-		if err != nil {
-			t.stats.malformed.Add(1)
-			c.close(fmt.Errorf("malformed frame: %w", err))
-			return
-		}
-		if err := t.node.Route(t.ctx, m); err != nil {
-			if t.ctx.Err() != nil {
-				c.close(ErrClosed)
-				return
-			}
-			if errors.Is(err, ErrNoConnection) || errors.Is(err, node.ErrUnknownAddress) {
-				// A nonexistent address: maybe a probe for an alias.
-				if !c.miss() {
-					return
-				}
-			}
-			if errors.Is(err, ErrQueueFull) || errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrNoConnection) {
-				continue // counted where it happened
-			}
-			t.stats.unroutable.Add(1)
-			t.logSometimes("dropped message", "peer", c.name, "onward", m.Onward.String(), "err", err)
-		}
-	}
-}
-
-// peekLen returns the length in a buffered frame header, or 0.
-func peekLen(br *bufio.Reader) int {
-	if br.Buffered() < FrameHeaderSize {
-		return 0
-	}
-	h, _ := br.Peek(FrameHeaderSize)
-	return int(h[0])<<8 | int(h[1])
-}
-
-func readErr(err error, timeout string) error {
-	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-		return nil
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return errors.New(timeout)
-	}
-	return err
-}
-
-func (c *conn) writeLoop() {
-	t := c.t
-	for {
-		select {
-		case <-c.queue.ready:
-			if err := c.writeQueued(); err != nil {
-				c.close(fmt.Errorf("write: %w", err))
-				return
-			}
-		case <-c.done:
-			return
-		case <-t.draining:
-			// Graceful shutdown: write what is queued, then close.
-			if err := c.writeQueued(); err != nil {
-				c.close(fmt.Errorf("write: %w", err))
-				return
-			}
-			c.close(nil)
-			return
-		}
-	}
-}
-
-// writeQueued writes everything queued, in as few writes as the batch size
-// allows: batching is what makes small messages cheap.
-func (c *conn) writeQueued() error {
-	t := c.t
-	batch := c.queue.take()
-	defer c.queue.release(batch)
-	if len(batch) == 0 {
-		return nil
-	}
-	bp := batchPool.Get().(*[]byte)
-	buf := (*bp)[:0]
-	defer func() { *bp = buf[:0]; batchPool.Put(bp) }()
-	frames := 0
-	written, next := 0, 0 // batch[written:next] are in buf
-	flush := func() error {
-		if len(buf) == 0 {
-			return nil
-		}
-		c.nc.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
-		// Count before writing: once Write has handed the bytes to the
-		// kernel the peer can see them, and a counter read then (by a
-		// test, or the dashboard after a client saw its reply) must not
-		// lag behind. A failed write takes its count back.
-		t.stats.framesOut.Add(uint64(frames))
-		t.stats.bytesOut.Add(uint64(len(buf)))
-		if _, err := c.nc.Write(buf); err != nil {
-			t.stats.framesOut.Add(^uint64(frames - 1))
-			t.stats.bytesOut.Add(^uint64(len(buf) - 1))
-			return err
-		}
-		now := time.Now().UnixNano()
-		c.lastWrite.Store(now)
-		for _, q := range batch[written:next] {
-			if q.at != 0 {
-				t.latency.observe(time.Duration(now - q.at))
-			}
-		}
-		written = next
-		buf, frames = buf[:0], 0
-		return nil
-	}
-	for i := range batch {
-		next = i + 1
-		var err error
-		if buf, err = AppendFrame(buf, &batch[i].m, t.cfg.MaxFrameSize); err != nil {
-			// Sizes are checked before queueing; only an invalid address
-			// type can get here. Drop the message, keep the connection.
-			t.stats.tooLarge.Add(1)
-			t.logSometimes("dropped unencodable message", "peer", c.name, "err", err)
-			continue
-		}
-		frames++
-		if len(buf) >= maxBatch {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	return flush()
 }

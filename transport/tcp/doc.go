@@ -15,6 +15,20 @@
 //	peer reader    decodes, prepends 1#<this side as the peer sees it> to
 //	               the return route, routes by the onward route's head
 //
+// The hot path (a hub relaying a message from one connection to another)
+// makes no goroutine hand-off: each connection's reader routes what it reads
+// through inline workers to the destination's send queue and, once the
+// message's routing has returned, writes that queue itself with one
+// non-blocking (vectored) write. While more frames are buffered it defers
+// those writes to just before its next read, so that a burst becomes one
+// write per destination. Only what a socket does not take at once is left,
+// with the right to write, to a writer goroutine that exits once the queue
+// is empty. An idle connection therefore holds one goroutine (its reader),
+// no queue array and, on Linux, no read buffer (buffers come from a pool
+// when the socket is readable). Queues stay bounded in messages and bytes
+// (Config.SendQueueSize, SendQueueBytes), and a sender that finds one full
+// waits at most Config.QueueFullWait, as before.
+//
 // A connection is named by a type-1 address: for an accepted connection the
 // peer's "ip:port" as Rust prints it (127.0.0.1:52000, [::1]:52000); for a
 // dialled one the string given to Connect (127.0.0.1:4000 or

@@ -8,19 +8,29 @@ import (
 	"github.com/ockamhub/ockamhub/routing"
 )
 
-// sendQueue is a connection's bounded queue of messages to write. Senders
-// append under a mutex; the writer takes everything queued at once, so the
-// cost per message is one short critical section, and a burst becomes one
-// batch (one write system call) however many senders there are.
+// sendQueue is a connection's bounded queue of messages to write, and the
+// right to write to its socket. Senders append under a mutex; whoever holds
+// the right (writing) takes everything queued at once, so the cost per
+// message is one short critical section, and a burst becomes one batch (one
+// write system call) however many senders there are.
+//
+// The right is held by one goroutine at a time: a sender that finds the
+// queue idle writes itself, from its own goroutine (no hand-off); a backlog
+// the socket cannot take at once is left to a writer goroutine started for
+// it, which exits once the queue is empty. An idle connection therefore has
+// no writer goroutine and, once its first batch is written, no queue array.
 type sendQueue struct {
 	mu       sync.Mutex
 	msgs     []queued
-	spare    []queued      // the writer's last batch, for reuse
+	spare    []queued      // the last batch, for reuse while the connection is busy
 	limit    int           // messages
 	maxBytes int           // encoded bytes
 	bytes    int           // encoded bytes queued now
-	ready    chan struct{} // signalled when msgs becomes non-empty
+	writing  bool          // someone holds the right to write (see above)
+	closed   bool          // the connection has closed: nobody may take the right
+	deferred *reader       // a reader that queued here and will flush before it blocks
 	space    chan struct{} // signalled when the writer has made room
+	released chan struct{} // signalled when the right to write is given up
 }
 
 // queued is a message with its encoded size (frame header included).
@@ -28,10 +38,12 @@ type queued struct {
 	m    routing.TransportMessage
 	size int
 	at   int64 // unix nanoseconds when queued, for sampled latency; 0 = not sampled
+	// lease, when not nil, holds the payload's memory until it is written.
+	lease *lease
 }
 
 func newSendQueue(limit, maxBytes int) *sendQueue {
-	return &sendQueue{limit: limit, maxBytes: maxBytes, ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+	return &sendQueue{limit: limit, maxBytes: maxBytes, space: make(chan struct{}, 1), released: make(chan struct{}, 1)}
 }
 
 func signal(ch chan struct{}) {
@@ -41,80 +53,86 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// tryPush queues m unless the queue is full.
+// fits reports whether m may be queued now; q.mu is held.
 // A message larger than the byte bound is accepted into an empty queue, so
 // that any frame can be sent.
-func (q *sendQueue) tryPush(m queued) bool {
-	q.mu.Lock()
-	if len(q.msgs) >= q.limit || (len(q.msgs) > 0 && q.bytes+m.size > q.maxBytes) {
-		q.mu.Unlock()
-		return false
-	}
+func (q *sendQueue) fits(m *queued) bool {
+	return len(q.msgs) < q.limit && (len(q.msgs) == 0 || q.bytes+m.size <= q.maxBytes)
+}
+
+// appendLocked queues m; q.mu is held and fits(m) is true.
+func (q *sendQueue) appendLocked(m queued) {
 	if q.msgs == nil {
-		q.msgs = make([]queued, 0, min(q.limit, 64))
+		if q.spare != nil {
+			q.msgs, q.spare = q.spare, nil
+		} else {
+			q.msgs = getQueueArray()
+		}
 	}
 	q.msgs = append(q.msgs, m)
 	q.bytes += m.size
-	first := len(q.msgs) == 1
-	q.mu.Unlock()
-	if first {
-		signal(q.ready)
-	}
-	return true
 }
 
-// push queues m, waiting for room until done is closed, ctx ends or wait
-// passes (wait 0 = no time limit). It reports why it gave up.
-func (q *sendQueue) push(ctx context.Context, m queued, done <-chan struct{}, wait time.Duration) error {
-	if q.tryPush(m) {
+// waitSpace waits for the writer to make room, until done is closed, ctx
+// ends or expired fires. It reports why it gave up.
+func (q *sendQueue) waitSpace(ctx context.Context, done <-chan struct{}, expired <-chan time.Time) error {
+	select {
+	case <-q.space:
 		return nil
-	}
-	var expired <-chan time.Time
-	if wait > 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		expired = t.C
-	}
-	for {
-		select {
-		case <-q.space:
-			if q.tryPush(m) {
-				signal(q.space) // room may remain for another waiter
-				return nil
-			}
-		case <-done:
-			return ErrClosed
-		case <-expired:
-			return ErrQueueFull
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	case <-done:
+		return ErrClosed
+	case <-expired:
+		return ErrQueueFull
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
-// take returns everything queued and empties the queue. The caller gives the
-// slice back with release once it has written the messages.
-func (q *sendQueue) take() []queued {
-	q.mu.Lock()
+// takeLocked returns everything queued and empties the queue; q.mu is held
+// by the holder of the right to write. The caller gives the slice back with
+// release once it has written the messages.
+func (q *sendQueue) takeLocked() []queued {
 	batch := q.msgs
-	q.msgs = q.spare
-	q.spare = nil
+	q.msgs = nil
 	q.bytes = 0
-	q.mu.Unlock()
 	if len(batch) > 0 {
 		signal(q.space)
 	}
 	return batch
 }
 
-// release returns a written batch for reuse, dropping its references.
+// release returns a written batch for reuse, dropping its references. Only
+// a batch of a busy connection is kept: an idle one holds no array.
 func (q *sendQueue) release(batch []queued) {
 	clear(batch)
 	q.mu.Lock()
-	if q.spare == nil && cap(batch) <= 4*q.limit {
+	if q.spare == nil && cap(batch) <= 4*q.limit && (q.writing || len(q.msgs) > 0) {
 		q.spare = batch[:0]
+		batch = nil
 	}
 	q.mu.Unlock()
+	if batch != nil {
+		putQueueArray(batch)
+	}
+}
+
+// queueArrays holds the arrays of idle queues: a connection holds one only
+// while it has something to write, and they are shared by all.
+var queueArrays sync.Pool
+
+func getQueueArray() []queued {
+	if p, ok := queueArrays.Get().(*[]queued); ok {
+		return (*p)[:0]
+	}
+	return make([]queued, 0, 16)
+}
+
+func putQueueArray(a []queued) {
+	if cap(a) > 0 && cap(a) <= 4*DefaultSendQueueSize {
+		clear(a[:cap(a)])
+		a = a[:0]
+		queueArrays.Put(&a)
+	}
 }
 
 // len returns the number of queued messages.

@@ -82,6 +82,18 @@ type Config struct {
 	// until tokens return, so TCP back pressure slows it down.
 	MessageRate  float64
 	MessageBurst int
+	// ReuseBodies lets the transport reuse the memory of large frames (16
+	// KiB and more) once the message is handled: the frame is read into a
+	// pooled buffer, and the buffer goes back to the pool when the routing
+	// of the message has returned and every send of its payload made
+	// meanwhile by the reading goroutine (to this transport's connections)
+	// has been written. It saves allocating, zeroing and collecting 64 KiB
+	// per large frame. Set it only for a node none of whose workers keeps a
+	// message (or its payload) after HandleMessage returns, other than by
+	// sending it on: inline relays such as a hub's echo and forwarders. A
+	// worker with a mailbox, or one that keeps payloads, would see them
+	// overwritten.
+	ReuseBodies bool
 	// Aliases names each accepted connection by a random local address of
 	// 16 hex digits (64 random bits, so that it cannot be guessed; the
 	// Elixir Hub used 8), instead of 1#<peer ip:port> as the Rust nodes do. The alias is what the peer's messages carry in their
@@ -154,6 +166,7 @@ type Transport struct {
 	log  *slog.Logger
 
 	conns     sync.Map // routing.Address (1#name, or 0#alias) -> *conn
+	live      sync.Map // *conn -> struct{}: connections whose counters are not yet in stats
 	nconns    atomic.Int64
 	dialMu    sync.Mutex
 	dialing   map[string]*sync.Mutex // per name dialled: one dial at a time
@@ -169,10 +182,13 @@ type Transport struct {
 	wg        sync.WaitGroup
 
 	stats struct {
-		accepted, dialled, refused, framesIn, framesOut, bytesIn, bytesOut                        atomic.Uint64
+		accepted, dialled, refused             atomic.Uint64
+		framesIn, framesOut, bytesIn, bytesOut atomic.Uint64 // of retired connections
+
 		malformed, empty, oversized, unroutable, noConn, queueFull, tooLarge, timeouts, throttled atomic.Uint64
 		allowClosed, acceptErrors, heartbeats, probeDelayed, probeClosed                          atomic.Uint64
 	}
+	statsMu   sync.Mutex // Stats and retire: a connection is counted once
 	sometimes rate.Sometimes
 	latency   histogram
 
@@ -427,7 +443,19 @@ func (t *Transport) RouteMessage(ctx context.Context, m routing.TransportMessage
 	return v.(*conn).send(ctx, m)
 }
 
-// Stats returns a snapshot of the counters.
+// retire adds a finished connection's counters to the transport's.
+func (t *Transport) retire(c *conn) {
+	t.statsMu.Lock()
+	t.stats.framesIn.Add(c.framesIn.Load())
+	t.stats.bytesIn.Add(c.bytesIn.Load())
+	t.stats.framesOut.Add(c.framesOut.Load())
+	t.stats.bytesOut.Add(c.bytesOut.Load())
+	t.live.Delete(c)
+	t.statsMu.Unlock()
+}
+
+// Stats returns a snapshot of the counters. The traffic counters are kept
+// per connection and summed here.
 func (t *Transport) Stats() Stats {
 	s := &t.stats
 	queued := 0
@@ -435,11 +463,22 @@ func (t *Transport) Stats() Stats {
 		queued += v.(*conn).queue.len()
 		return true
 	})
+	var in, out, bin, bout uint64
+	t.statsMu.Lock()
+	t.live.Range(func(k, _ any) bool {
+		c := k.(*conn)
+		in, bin = in+c.framesIn.Load(), bin+c.bytesIn.Load()
+		out, bout = out+c.framesOut.Load(), bout+c.bytesOut.Load()
+		return true
+	})
+	in, bin = in+s.framesIn.Load(), bin+s.bytesIn.Load()
+	out, bout = out+s.framesOut.Load(), bout+s.bytesOut.Load()
+	t.statsMu.Unlock()
 	return Stats{
 		Queued:    queued,
 		Malformed: s.malformed.Load(), EmptyFrames: s.empty.Load(), Oversized: s.oversized.Load(),
 		Conns: t.nconns.Load(), Accepted: s.accepted.Load(), Dialled: s.dialled.Load(), Refused: s.refused.Load(),
-		FramesIn: s.framesIn.Load(), FramesOut: s.framesOut.Load(), BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
+		FramesIn: in, FramesOut: out, BytesIn: bin, BytesOut: bout,
 		DecodeErrors: s.malformed.Load() + s.empty.Load() + s.oversized.Load(), Unroutable: s.unroutable.Load(), NoConnection: s.noConn.Load(),
 		QueueFull: s.queueFull.Load(), TooLarge: s.tooLarge.Load(), FrameTimeouts: s.timeouts.Load(),
 		Throttled:  s.throttled.Load(),
@@ -488,6 +527,12 @@ func (t *Transport) Shutdown(ctx context.Context) error {
 	if t.closeListeners() {
 		close(t.draining)
 	}
+	// Wake every reader: it writes what its connection has queued, then
+	// closes it.
+	t.conns.Range(func(_, v any) bool {
+		v.(*conn).nc.SetReadDeadline(time.Now())
+		return true
+	})
 	done := make(chan struct{})
 	go func() { t.wg.Wait(); close(done) }()
 	select {

@@ -1,0 +1,484 @@
+package tcp
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// maxBatch is how many bytes are gathered before one write.
+const maxBatch = 64 << 10
+
+// largePayload is the payload size from which a frame's payload is written
+// from where it lies (a separate iovec of a vectored write) instead of
+// being copied into the batch.
+const largePayload = 4 << 10
+
+// maxSegments bounds the iovecs of one vectored write.
+const maxSegments = 64
+
+// maxDirectRounds bounds the batches a routing goroutine writes for another
+// connection before it leaves the rest to a writer goroutine, so that a
+// busy destination cannot hold one reader for long.
+const maxDirectRounds = 4
+
+// wbuf is a batch being written: frames encoded into b, and the segments
+// (parts of b, and large payloads where they lie) to write in order.
+type wbuf struct {
+	b       []byte
+	segs    [][]byte
+	start   int // where the segment being built starts in b
+	frames  int
+	sampled bool // some message in the batch is timed for RelayLatency
+	io      iovecs
+}
+
+var wbufPool = sync.Pool{New: func() any {
+	return &wbuf{b: make([]byte, 0, maxBatch+MaxFrameSize+FrameHeaderSize+16)}
+}}
+
+func getWbuf() *wbuf { return wbufPool.Get().(*wbuf) }
+
+func putWbuf(wb *wbuf) {
+	clear(wb.segs[:cap(wb.segs)])
+	wb.b, wb.segs, wb.start, wb.frames, wb.sampled = wb.b[:0], wb.segs[:0], 0, 0, false
+	wbufPool.Put(wb)
+}
+
+// empty reports whether everything encoded has been written.
+func (wb *wbuf) empty() bool { return len(wb.segs) == 0 }
+
+// size returns the bytes left to write.
+func (wb *wbuf) size() int {
+	n := 0
+	for _, s := range wb.segs {
+		n += len(s)
+	}
+	return n
+}
+
+// seal closes the segment being built in b.
+func (wb *wbuf) seal() {
+	if len(wb.b) > wb.start {
+		wb.segs = append(wb.segs, wb.b[wb.start:])
+		wb.start = len(wb.b)
+	}
+}
+
+// advance drops n written bytes from the front of the segments.
+func (wb *wbuf) advance(n int) {
+	i := 0
+	for i < len(wb.segs) && n >= len(wb.segs[i]) {
+		n -= len(wb.segs[i])
+		i++
+	}
+	if i < len(wb.segs) {
+		wb.segs[i] = wb.segs[i][n:]
+	}
+	rest := copy(wb.segs, wb.segs[i:])
+	clear(wb.segs[rest:])
+	wb.segs = wb.segs[:rest]
+}
+
+// encode appends the frames of batch to wb until the batch bound is
+// reached; it returns how many messages it took (encoded or dropped).
+func (c *conn) encode(wb *wbuf, batch []queued) int {
+	max := c.t.cfg.MaxFrameSize
+	for i := range batch {
+		if len(wb.b) >= maxBatch || len(wb.segs) >= maxSegments-2 {
+			wb.seal()
+			return i
+		}
+		q := &batch[i]
+		m := &q.m
+		var err error
+		if len(m.Payload) >= largePayload {
+			// The head (length, version, routes, payload length) goes in b,
+			// the payload is written from where it is.
+			n := m.EncodedLen()
+			if n > max {
+				err = fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
+			} else {
+				start := len(wb.b)
+				head := *m
+				head.Payload = nil
+				b := binary.BigEndian.AppendUint16(wb.b, uint16(n))
+				if b, err = head.AppendBinary(b); err == nil {
+					b = binary.AppendUvarint(b[:len(b)-1], uint64(len(m.Payload)))
+					wb.b = b
+					wb.seal()
+					wb.segs = append(wb.segs, m.Payload)
+				} else {
+					wb.b = wb.b[:start]
+				}
+			}
+		} else {
+			wb.b, err = AppendFrame(wb.b, m, max)
+		}
+		if err != nil {
+			// Sizes are checked before queueing; only an invalid address
+			// type can get here. Drop the message, keep the connection.
+			c.t.stats.tooLarge.Add(1)
+			c.t.logSometimes("dropped unencodable message", "peer", c.name, "err", err)
+			continue
+		}
+		wb.frames++
+		if q.at != 0 {
+			wb.sampled = true
+		}
+	}
+	wb.seal()
+	return len(batch)
+}
+
+// countOut counts a batch as written, before it is: once the kernel has
+// the bytes the peer can see them, and a counter read then (by a test, or
+// the dashboard after a client saw its reply) must not lag behind. A failed
+// write takes its count back (uncountOut).
+func (c *conn) countOut(wb *wbuf, bytes int) {
+	c.framesOut.Add(uint64(wb.frames))
+	c.bytesOut.Add(uint64(bytes))
+}
+
+func (c *conn) uncountOut(wb *wbuf, bytes int) {
+	c.framesOut.Add(-uint64(wb.frames))
+	c.bytesOut.Add(-uint64(bytes))
+}
+
+// wrote accounts for a batch written (or, handed to a writer goroutine,
+// being written): the idle clock and the sampled relay latency of its
+// messages.
+func (c *conn) wrote(wb *wbuf, batch []queued) {
+	if !wb.sampled && c.t.cfg.IdleTimeout <= 0 {
+		return
+	}
+	now := time.Now().UnixNano()
+	if c.t.cfg.IdleTimeout > 0 {
+		c.lastWrite.Store(now)
+	}
+	for _, q := range batch {
+		if q.at != 0 {
+			c.t.latency.observe(time.Duration(now - q.at))
+		}
+	}
+}
+
+// claimLocked takes the right to write; q.mu is held. It fails once the
+// connection has closed or while someone else writes.
+func (q *sendQueue) claimLocked() bool {
+	if q.writing || q.closed {
+		return false
+	}
+	q.writing = true
+	return true
+}
+
+// giveUpLocked gives the right to write up; q.mu is held. An idle
+// connection keeps no queue array.
+func (q *sendQueue) giveUpLocked() {
+	q.writing = false
+	if len(q.msgs) == 0 {
+		if q.msgs != nil {
+			putQueueArray(q.msgs)
+		}
+		if q.spare != nil {
+			putQueueArray(q.spare)
+		}
+		q.msgs, q.spare = nil, nil
+	}
+	signal(q.released)
+}
+
+// flush writes what is queued; the caller holds the right to write and
+// gives it to flush. With direct set it runs in a routing goroutine and
+// never blocks on the socket: what the socket does not take at once is
+// handed, with the right, to a writer goroutine. The right is given up
+// once the queue is empty.
+func (c *conn) flush(direct bool) {
+	if direct && c.rc == nil {
+		go c.flush(false)
+		return
+	}
+	q := c.queue
+	for round := 0; ; round++ {
+		q.mu.Lock()
+		if q.closed {
+			q.giveUpLocked()
+			q.mu.Unlock()
+			return
+		}
+		if direct && round >= maxDirectRounds && len(q.msgs) > 0 {
+			q.mu.Unlock()
+			go c.flush(false)
+			return
+		}
+		batch := q.takeLocked()
+		if len(batch) == 0 {
+			q.giveUpLocked()
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		if !c.writeBatch(batch, direct) {
+			return // handed over, or failed
+		}
+		q.release(batch)
+	}
+}
+
+// writeBatch writes batch in chunks of at most maxBatch bytes. It reports
+// false when it has handed the rest to a writer goroutine (direct) or the
+// connection has failed; the right to write then belongs to the writer, or
+// has been given up.
+func (c *conn) writeBatch(batch []queued, direct bool) bool {
+	for len(batch) > 0 {
+		wb := getWbuf()
+		k := c.encode(wb, batch)
+		chunk := batch[:k]
+		batch = batch[k:]
+		bytes := wb.size()
+		if bytes == 0 {
+			putWbuf(wb)
+			continue
+		}
+		c.countOut(wb, bytes)
+		if direct {
+			n, err := c.tryWrite(wb)
+			if err != nil {
+				c.uncountOut(wb, bytes)
+				putWbuf(wb)
+				c.fail(err)
+				return false
+			}
+			wb.advance(n)
+			if !wb.empty() {
+				// The socket is full: a writer goroutine finishes this
+				// batch and what follows it, blocking as it may.
+				c.wrote(wb, chunk)
+				go c.finish(wb, chunk, batch)
+				return false
+			}
+		} else if err := c.writeBlocking(wb); err != nil {
+			c.uncountOut(wb, bytes)
+			putWbuf(wb)
+			c.fail(err)
+			return false
+		}
+		c.wrote(wb, chunk)
+		putWbuf(wb)
+		releaseLeases(chunk)
+	}
+	return true
+}
+
+// releaseLeases gives back the payload memory of written messages.
+func releaseLeases(chunk []queued) {
+	for i := range chunk {
+		if l := chunk[i].lease; l != nil {
+			chunk[i].lease = nil
+			l.release()
+		}
+	}
+}
+
+// finish is a writer goroutine started by a routing goroutine whose write
+// the socket could not take in full: it writes the rest of wb (which holds
+// chunk), and of batch,
+// then what is queued, and gives up the right to write.
+func (c *conn) finish(wb *wbuf, chunk, batch []queued) {
+	err := c.writeBlocking(wb)
+	putWbuf(wb)
+	if err == nil {
+		releaseLeases(chunk)
+	}
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	if len(batch) > 0 && !c.writeBatch(batch, false) {
+		return
+	}
+	c.flush(false)
+}
+
+// writeBlocking writes wb in full, bounded by WriteTimeout.
+func (c *conn) writeBlocking(wb *wbuf) error {
+	c.nc.SetWriteDeadline(time.Now().Add(c.t.cfg.WriteTimeout))
+	bufs := net.Buffers(wb.segs)
+	_, err := bufs.WriteTo(c.nc)
+	wb.segs = wb.segs[:0]
+	return err
+}
+
+// fail closes the connection after a write error and gives up the right to
+// write.
+func (c *conn) fail(err error) {
+	c.close(fmt.Errorf("write: %w", err))
+	q := c.queue
+	q.mu.Lock()
+	q.giveUpLocked()
+	q.mu.Unlock()
+}
+
+// waitWriter waits until nobody holds the right to write; the connection
+// has closed, so nobody takes it again.
+func (c *conn) waitWriter() {
+	q := c.queue
+	for {
+		q.mu.Lock()
+		w := q.writing
+		q.mu.Unlock()
+		if !w {
+			return
+		}
+		<-q.released
+	}
+}
+
+// drain writes everything queued, waiting for whoever writes now, and
+// closes the connection: graceful shutdown, run by the connection's reader.
+func (c *conn) drain() {
+	q := c.queue
+	for {
+		q.mu.Lock()
+		if q.claimLocked() {
+			q.mu.Unlock()
+			break
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return
+		}
+		select {
+		case <-q.released:
+		case <-c.done:
+			return
+		}
+	}
+	c.flush(false)
+	c.close(nil)
+}
+
+// enqueue queues m for writing. From a routing goroutine (ctx carries its
+// reader) nothing is handed to another goroutine: once the routing of the
+// reader's message has returned (so that a worker's reply is written only
+// after what the worker did next, such as publishing a route), the reader
+// writes what it queued with non-blocking writes; while it has more frames
+// buffered, it writes only before it next reads, everything queued
+// meanwhile in one write per connection (batching).
+func (c *conn) enqueue(ctx context.Context, m queued) error {
+	rd, _ := ctx.Value(readerKey{}).(*reader)
+	if rd != nil && rd.lease != nil && rd.lease.holds(m.m.Payload) {
+		m.lease = rd.lease
+		m.lease.retain()
+	}
+	err := c.enqueueLeased(ctx, m, rd)
+	if err != nil && m.lease != nil {
+		m.lease.release()
+	}
+	return err
+}
+
+func (c *conn) enqueueLeased(ctx context.Context, m queued, rd *reader) error {
+	q := c.queue
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return &ConnError{Peer: c.name, Err: ErrClosed}
+	}
+	if !q.fits(&m) {
+		q.mu.Unlock()
+		return c.sendSlow(ctx, m, rd)
+	}
+	q.appendLocked(m)
+	if q.writing {
+		q.mu.Unlock()
+		return nil
+	}
+	if rd != nil {
+		// Written when the routing of the reader's message returns, or
+		// while more input is buffered, before the reader next reads.
+		if q.deferred != rd {
+			q.deferred = rd
+			rd.pending = append(rd.pending, c)
+		}
+		q.mu.Unlock()
+		return nil
+	}
+	q.writing = true
+	q.mu.Unlock()
+	c.startFlush(rd != nil)
+	return nil
+}
+
+// startFlush hands the right to write, held by the caller, to flush: in a
+// routing goroutine directly, else in a writer goroutine (an application's
+// sender never waits on the socket while there is room in the queue).
+func (c *conn) startFlush(direct bool) {
+	if direct {
+		c.flush(true)
+		return
+	}
+	go c.flush(false)
+}
+
+// sendSlow waits for room in a full queue, as Config.QueueFullWait says.
+func (c *conn) sendSlow(ctx context.Context, m queued, rd *reader) error {
+	if rd != nil {
+		rd.flushPending()
+	}
+	q := c.queue
+	wait := c.t.cfg.QueueFullWait
+	var expired <-chan time.Time
+	if wait > 0 {
+		tm := time.NewTimer(wait)
+		defer tm.Stop()
+		expired = tm.C
+	}
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return &ConnError{Peer: c.name, Err: ErrClosed}
+		}
+		if q.fits(&m) {
+			q.appendLocked(m)
+			start := q.claimLocked()
+			room := q.fits(&queued{})
+			q.mu.Unlock()
+			if room {
+				signal(q.space) // room may remain for another waiter
+			}
+			if start {
+				c.startFlush(rd != nil)
+			}
+			return nil
+		}
+		if q.claimLocked() {
+			// Full, and nobody writing: a deferred batch. Write it.
+			q.mu.Unlock()
+			c.startFlush(rd != nil)
+			continue
+		}
+		q.mu.Unlock()
+		if wait < 0 {
+			c.t.stats.queueFull.Add(1)
+			return &ConnError{Peer: c.name, Err: ErrQueueFull}
+		}
+		if err := q.waitSpace(ctx, c.done, expired); err != nil {
+			if errors.Is(err, ErrClosed) {
+				return &ConnError{Peer: c.name, Err: ErrClosed}
+			}
+			c.t.stats.queueFull.Add(1)
+			if errors.Is(err, ErrQueueFull) {
+				return &ConnError{Peer: c.name, Err: ErrQueueFull}
+			}
+			return &ConnError{Peer: c.name, Err: fmt.Errorf("%w: %w", ErrQueueFull, err)}
+		}
+	}
+}
