@@ -39,6 +39,12 @@ const (
 	// Disconnect, or this long for a 2021 Rust peer (which waits 1 s before
 	// stopping).
 	DefaultCloseWait = 5 * time.Second
+	// G2Chunk is the largest data message sent to a G2 peer, whatever
+	// LegacyChunk says: the 2021 G2 worker writes each message to its
+	// socket with a single write, not write_all (portals.md §5.2 step 6),
+	// so a large message risks a short write that silently loses its tail;
+	// 256 bytes is what G2 peers send each other (§6.1).
+	G2Chunk = 256
 	// legacyCloseWait is the grace period towards a 2021 Rust peer, which
 	// gives no answer to a Disconnect.
 	legacyCloseWait = time.Second
@@ -53,8 +59,9 @@ type Options struct {
 	// Chunk is the largest data message to an extension peer; 0 means
 	// DefaultChunk. At most 60 KiB.
 	Chunk int
-	// LegacyChunk is the largest Payload to a 2021 peer; 0 means
-	// DefaultLegacyChunk. 256 reproduces Rust's chunking exactly.
+	// LegacyChunk is the largest Payload to a 2021 G3 peer; 0 means
+	// DefaultLegacyChunk. 256 reproduces Rust's chunking exactly. G2 peers
+	// get at most G2Chunk.
 	LegacyChunk int
 	// NoExtension disables the flow-control extension: the portal speaks
 	// exactly 2021 G3 to everyone.
@@ -66,6 +73,13 @@ type Options struct {
 	// has ended is otherwise kept until the local socket ends (portals.md
 	// §12.5). 0 means never.
 	G2IdleTimeout time.Duration
+	// ConnDone, when set, returns a channel closed when the TCP
+	// connection named by a route's first hop closes (tcp.Transport.Done).
+	// A portal whose route starts with a TCP address then closes with that
+	// connection: otherwise a portal that sends nothing (idle, or waiting
+	// for credit) after its hub connection is lost stays open, holding its
+	// socket, until that socket ends.
+	ConnDone func(hop routing.Address) <-chan struct{}
 }
 
 func (o Options) withDefaults() Options {
@@ -191,6 +205,17 @@ func (c *pconn) run(ctx context.Context, ext *Extension) {
 	if c.gen == G2 && c.opts.G2IdleTimeout > 0 {
 		wg.Go(c.idle)
 	}
+	if first, ok := c.route.Next(); ok && first.Type == routing.TCP && c.opts.ConnDone != nil {
+		if done := c.opts.ConnDone(first); done != nil {
+			wg.Go(func() {
+				select {
+				case <-done:
+					c.fail(fmt.Errorf("%w: %s", ErrConnLost, first))
+				case <-c.ctx.Done():
+				}
+			})
+		}
+	}
 	<-c.ctx.Done()
 	wg.Wait()
 	c.mb.Close()
@@ -237,7 +262,15 @@ func (c *pconn) sendLocked(payload []byte, last bool, n int) error {
 	c.mu.Unlock()
 	// The mailbox's address is the portal's only address on the wire.
 	// No timer per message: a blocked send ends with the portal's context.
-	if err := c.mb.SendFrom(c.ctx, c.mb.Address(), c.route, node.Raw(payload)); err != nil {
+	// The last message may go out after that context ended (see
+	// sendClose), within CloseWait.
+	ctx := c.ctx
+	if last {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(c.ctx), c.opts.CloseWait)
+		defer cancel()
+	}
+	if err := c.mb.SendFrom(ctx, c.mb.Address(), c.route, node.Raw(payload)); err != nil {
 		return fmt.Errorf("portal: sending to %s: %w", c.route, err)
 	}
 	return nil
@@ -249,7 +282,13 @@ func (c *pconn) sendLocked(payload []byte, last bool, n int) error {
 func (c *pconn) sendDisconnect() { c.sendClose(false) }
 
 func (c *pconn) sendClose(abort bool) {
+	// A send blocked towards a peer that reads nothing (a full queue on
+	// the way; a 2021 Rust node stalls its whole TCP connection behind one
+	// slow portal) holds smu: after CloseWait, end the portal's context,
+	// which ends that send, so that closing never hangs.
+	stuck := time.AfterFunc(c.opts.CloseWait, c.cancel)
 	c.smu.Lock()
+	stuck.Stop()
 	defer c.smu.Unlock()
 	c.mu.Lock()
 	if c.gen == G2 {
@@ -315,6 +354,8 @@ func (c *pconn) reader() {
 		}
 		if c.ext {
 			n = int(min(uint64(c.opts.Chunk), c.sendLimit-c.sent))
+		} else if c.gen == G2 {
+			n = min(n, G2Chunk)
 		}
 		closed := c.sendClosed
 		c.mu.Unlock()
@@ -329,7 +370,7 @@ func (c *pconn) reader() {
 			} else {
 				buf = make([]byte, size) // out now belongs to the message
 			}
-			if serr := c.sendData(out); serr != nil {
+			if serr := c.sendRead(out); serr != nil {
 				c.fail(serr)
 				return
 			}
@@ -344,20 +385,59 @@ func (c *pconn) reader() {
 	}
 }
 
+// sendRead sends the bytes of one read, msg[headroom:]. To an extension
+// peer they go as Data within the credit it granted, split and waiting for
+// more credit when the read was sized before the flow control came into
+// force (an outlet learns that the inlet took its offer from the inlet's
+// first Credit, which may arrive while a read of LegacyChunk bytes is
+// pending); otherwise as one Payload (or G2 data).
+func (c *pconn) sendRead(msg []byte) error {
+	for {
+		c.mu.Lock()
+		for c.ext && c.sent >= c.sendLimit && !c.sendClosed {
+			c.mu.Unlock()
+			select {
+			case <-c.wake:
+			case <-c.ctx.Done():
+				return nil
+			}
+			c.mu.Lock()
+		}
+		ext, room, closed := c.ext, c.sendLimit-c.sent, c.sendClosed
+		c.mu.Unlock()
+		if closed {
+			return nil
+		}
+		k := len(msg) - headroom
+		if !ext || uint64(k) <= room {
+			return c.sendData(msg, ext)
+		}
+		// Send what the credit allows from a copy: the message keeps its
+		// bytes, and the rest's header goes where they were.
+		part := make([]byte, headroom+int(room))
+		copy(part[headroom:], msg[headroom:headroom+int(room)])
+		if err := c.sendData(part, true); err != nil {
+			return err
+		}
+		msg = msg[room:]
+	}
+}
+
 // sendData sends one chunk, msg[headroom:], in the form the peer reads,
-// writing the header into the headroom.
-func (c *pconn) sendData(msg []byte) error {
+// writing the header into the headroom: G2 data, Data (asData, an
+// extension peer) or Payload.
+func (c *pconn) sendData(msg []byte, asData bool) error {
 	c.smu.Lock()
 	defer c.smu.Unlock()
 	c.mu.Lock()
-	off, ext := c.sent, c.ext
+	off := c.sent
 	c.mu.Unlock()
 	k := len(msg) - headroom
 	var h []byte
 	switch {
 	case c.gen == G2:
 		h = binary.AppendUvarint(make([]byte, 0, headroom), uint64(k))
-	case ext:
+	case asData:
 		h = binary.AppendUvarint(binary.AppendUvarint(append(make([]byte, 0, headroom), byte(TagData)), off), uint64(k))
 	default:
 		h = binary.AppendUvarint(append(make([]byte, 0, headroom), byte(TagPayload)), uint64(k))
@@ -396,6 +476,8 @@ func (c *pconn) localEOF(err error) {
 		}
 		c.closeLocal(io.EOF)
 	case <-c.ctx.Done():
+		// Failed (then this does nothing), or a stuck send was ended.
+		c.closeLocal(io.EOF)
 	}
 }
 

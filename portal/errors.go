@@ -31,6 +31,9 @@ var (
 	ErrBudget = errors.New("portal: secure channel message budget exhausted")
 	// ErrTimeout means the peer did not answer the handshake in time.
 	ErrTimeout = errors.New("portal: handshake timed out")
+	// ErrConnLost means the TCP connection a portal's route starts with
+	// closed (Options.ConnDone).
+	ErrConnLost = errors.New("portal: connection to the peer lost")
 	// ErrLimit means the outlet refused a connection over its limit.
 	ErrLimit = errors.New("portal: too many connections")
 )

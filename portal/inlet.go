@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
 )
@@ -47,6 +49,8 @@ type Inlet struct {
 	mu     sync.Mutex
 	lns    []net.Listener
 	closed bool
+	// acceptErr rate-limits the log of failed accepts.
+	acceptErr rate.Sometimes
 }
 
 // NewInlet returns an inlet on n; it accepts nothing until Serve.
@@ -63,13 +67,15 @@ func NewInlet(n *node.Node, cfg InletConfig) (*Inlet, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Inlet{cfg: cfg, node: n, log: log, ctx: ctx, cancel: cancel}, nil
+	return &Inlet{cfg: cfg, node: n, log: log, ctx: ctx, cancel: cancel, acceptErr: rate.Sometimes{First: 3, Interval: 10 * time.Second}}, nil
 }
 
 // Stats returns the inlet's counters.
 func (in *Inlet) Stats() Stats { return in.stats.snapshot() }
 
-// Serve accepts connections on l until Close; it returns ErrClosed then.
+// Serve accepts connections on l until Close; it returns ErrClosed then,
+// or an error when l is closed by someone else. Other accept errors (out of
+// descriptors, an aborted connection) are logged and retried after a delay.
 func (in *Inlet) Serve(l net.Listener) error {
 	in.mu.Lock()
 	if in.closed {
@@ -78,18 +84,33 @@ func (in *Inlet) Serve(l net.Listener) error {
 	}
 	in.lns = append(in.lns, l)
 	in.mu.Unlock()
+	var delay time.Duration
 	for {
 		nc, err := l.Accept()
 		if err != nil {
 			if in.ctx.Err() != nil {
 				return ErrClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("portal: accepting: %w", err)
 			}
-			return fmt.Errorf("portal: accepting: %w", err)
+			// Out of descriptors (EMFILE), an aborted connection and the
+			// like pass: wait a little and accept again, rather than stop
+			// serving for good.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			in.acceptErr.Do(func() {
+				in.log.Warn("portal: accepting; retrying", "err", err, "in", delay)
+			})
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-in.ctx.Done():
+				t.Stop()
+				return ErrClosed
+			}
+			continue
 		}
+		delay = 0
 		in.wg.Go(func() { in.ServeConn(in.ctx, nc) })
 	}
 }

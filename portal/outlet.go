@@ -19,6 +19,9 @@ import (
 // examples (create_outlet("outlet", …)).
 const DefaultOutletName = "outlet"
 
+// maxRefusing is how many Pings over MaxConns an outlet answers at once.
+const maxRefusing = 32
+
 // DefaultDialTimeout bounds the outlet's connect to its target.
 const DefaultDialTimeout = 10 * time.Second
 
@@ -67,8 +70,15 @@ type Outlet struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	sem    chan struct{}
-	bad    rate.Sometimes
-	once   sync.Once
+	// refusing bounds the goroutines answering Pings over MaxConns: a
+	// flood of Pings whose answers cannot be delivered must not hold one
+	// goroutine (and a mailbox) per Ping. Over it, Pings go unanswered.
+	refusing chan struct{}
+	bad      rate.Sometimes
+	// unreach rate-limits the log of answers to unreachable targets or
+	// over the limit, which a flood of Pings would otherwise repeat.
+	unreach rate.Sometimes
+	once    sync.Once
 }
 
 // NewOutlet starts an outlet on n at cfg.Name.
@@ -97,9 +107,10 @@ func NewOutlet(n *node.Node, cfg OutletConfig) (*Outlet, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	o := &Outlet{cfg: cfg, node: n, mb: mb, log: log.With("outlet", cfg.Name), ctx: ctx, cancel: cancel,
-		bad: rate.Sometimes{First: 5, Interval: 10 * time.Second}}
+		bad: rate.Sometimes{First: 5, Interval: 10 * time.Second}, unreach: rate.Sometimes{First: 10, Interval: time.Second}}
 	if cfg.MaxConns > 0 {
 		o.sem = make(chan struct{}, cfg.MaxConns)
+		o.refusing = make(chan struct{}, maxRefusing)
 	}
 	o.wg.Go(o.listen)
 	return o, nil
@@ -166,8 +177,20 @@ func (o *Outlet) ping(m *node.Message) {
 		select {
 		case o.sem <- struct{}{}:
 		default:
-			o.log.Warn("portal: refused a connection over the limit", "from", route.String(), "max", o.cfg.MaxConns)
-			o.wg.Go(func() { o.unreachable(route, ErrLimit) })
+			select {
+			case o.refusing <- struct{}{}:
+			default:
+				o.stats.failed.Add(1)
+				o.refuse(m, "over the connection limit, and too many refusals pending")
+				return
+			}
+			o.unreach.Do(func() {
+				o.log.Warn("portal: refused a connection over the limit", "from", route.String(), "max", o.cfg.MaxConns)
+			})
+			o.wg.Go(func() {
+				defer func() { <-o.refusing }()
+				o.unreachable(route, ErrLimit)
+			})
 			return
 		}
 	}
@@ -224,7 +247,9 @@ func (o *Outlet) open(route routing.Route) {
 // inlet close its client (portals.md §12.4); G2 has no way to say it.
 func (o *Outlet) unreachable(route routing.Route, err error) {
 	o.stats.failed.Add(1)
-	o.log.Warn("portal: target unreachable", "target", o.cfg.Target, "inlet", route.String(), "err", err)
+	o.unreach.Do(func() {
+		o.log.Warn("portal: target unreachable", "target", o.cfg.Target, "inlet", route.String(), "err", err)
+	})
 	if o.cfg.Generation == G2 {
 		return
 	}

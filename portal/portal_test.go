@@ -40,7 +40,7 @@ func TestEchoThroughHub(t *testing.T) {
 			msg := bytes.Repeat([]byte("hello portal "), 20000) // 260 KB
 			go c.Write(msg)
 			got := make([]byte, len(msg))
-			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			c.SetReadDeadline(time.Now().Add(60 * time.Second))
 			if _, err := io.ReadFull(c, got); err != nil {
 				t.Fatal(err)
 			}

@@ -39,7 +39,7 @@ func with(frame []byte, off int, addr []byte) []byte {
 // readFrame reads one whole frame (header included) from br.
 func readFrame(t *testing.T, c net.Conn, br *bufio.Reader) []byte {
 	t.Helper()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	body, err := tcp.ReadFrame(br, tcp.MaxFrameSize)
 	if err != nil {
 		t.Fatalf("reading a frame: %v", err)
@@ -152,7 +152,7 @@ func TestOutletSequence(t *testing.T) {
 			c.Write(with(v["disconnect"], offOnward, O))
 			select {
 			case <-closed:
-			case <-time.After(10 * time.Second):
+			case <-time.After(30 * time.Second):
 				t.Fatal("the target was not closed after Disconnect")
 			}
 			expectNoFrame(t, c, br)
@@ -218,7 +218,7 @@ func TestInletSequence(t *testing.T) {
 			}
 			r.Write(with(world, offOnward, I))
 			b := make([]byte, 5)
-			client.SetReadDeadline(time.Now().Add(10 * time.Second))
+			client.SetReadDeadline(time.Now().Add(30 * time.Second))
 			if _, err := io.ReadFull(client, b); err != nil || string(b) != "world" {
 				t.Fatalf("client read %q, %v", b, err)
 			}

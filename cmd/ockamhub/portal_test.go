@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ockamhub/ockamhub/internal/vectorfile"
 )
 
 // freeAddr returns a 127.0.0.1 address nothing listens on.
@@ -29,7 +32,7 @@ func freeAddr(t *testing.T) string {
 // get fetches url through a client that does not reuse connections, so
 // that each request is a new portal.
 func get(url string) (string, error) {
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 60 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
 		return "", err
@@ -183,4 +186,37 @@ func TestPortalUsage(t *testing.T) {
 	if _, _, code := run(t, "portal", "outlet", "--help"); code != 0 {
 		t.Errorf("portal outlet --help: exit %d", code)
 	}
+}
+
+// TestPortalNoFlowControl: with --no-flow-control a direct outlet answers
+// the 2021 G3 Ping of portals.md §7.1 with exactly the Pong of §7.2 (the
+// outlet's worker address aside), with no extension offer appended.
+func TestPortalNoFlowControl(t *testing.T) {
+	v, err := vectorfile.Load(filepath.Join("..", "..", "portal", "testdata", "portal-g3-sequence.hex"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, _ := httpTarget(t)
+	outlet := start(t, "portal", "outlet", "--target", target, "--listen", "127.0.0.1:0", "--no-flow-control")
+	addr := outlet.expect(t, `^outlet route: 1#(127\.0\.0\.1:\d+) => 0#outlet$`)[1]
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(v.Segments["ping"]); err != nil {
+		t.Fatal(err)
+	}
+	want := v.Segments["pong"]
+	got := make([]byte, len(want)) // an offer would change the length header
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	const offO = 41 // the return route's 32-hex address, O
+	copy(got[offO:offO+32], want[offO:offO+32])
+	if !bytes.Equal(got, want) {
+		t.Fatalf("pong\n got % x\nwant % x", got, want)
+	}
+	stop(t, outlet, "outlet")
 }

@@ -27,6 +27,11 @@ the service, the inlet next to its client, and the hub relays between them
 (docs/protocol.md, "Portals"). Run 'ockamhub portal COMMAND --help' for a
 command's flags.`
 
+// defaultPortalMaxConns is --max-conns for portal outlet: each portal holds
+// a target connection, goroutines and buffers, and any peer that can reach
+// the outlet can open one.
+const defaultPortalMaxConns = 1024
+
 func runPortal(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
 		return usagef("want a command: outlet or inlet")
@@ -67,7 +72,8 @@ releases. Each portal's open and close are logged with its byte counts.`)
 	g2 := fs.Bool("g2", false, "speak the G2 portal protocol (ockam_transport_tcp 0.22-0.36, Sep-Nov 2021) instead of G3")
 	fwdName := fs.String("forwarder-name", "", "with --hub: register this name with the hub's static_forwarding_service, so that the route (1#HUB => 0#forward_to_NAME) stays the same when the outlet or the hub restarts; the hub must run with --static-forwarding")
 	token := fs.String("token", "", "token for --forwarder-name, when the hub restricts names")
-	maxConns := fs.Int("max-conns", 0, "most open portals (0 = no limit)")
+	maxConns := fs.Int("max-conns", defaultPortalMaxConns, "most open portals; a connection over it is refused (0 = no limit)")
+	noFC := fs.Bool("no-flow-control", false, "never offer ockamhub's flow-control extension in the Pong: speak exact 2021 G3 bytes to every inlet (docs/protocol.md §6.4)")
 	g2Idle := fs.Duration("g2-idle-timeout", 0, "with --g2: close a portal that carried nothing either way for this long (G2 has no close signal; 0 = never)")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the hub to answer a registration")
 	lf := addListenerFlags(fs)
@@ -116,7 +122,7 @@ releases. Each portal's open and close are logged with its byte counts.`)
 	if *g2Idle < 0 || (*g2Idle > 0 && !*g2) {
 		return usagef("--g2-idle-timeout needs --g2 and must not be negative")
 	}
-	cfg := portal.OutletConfig{Name: *name, Target: *target, MaxConns: *maxConns, Logger: e.log, Options: portal.Options{G2IdleTimeout: *g2Idle}}
+	cfg := portal.OutletConfig{Name: *name, Target: *target, MaxConns: *maxConns, Logger: e.log, Options: portal.Options{G2IdleTimeout: *g2Idle, NoExtension: *noFC, ConnDone: c.tcp.Done}}
 	if *g2 {
 		cfg.Generation = portal.G2
 	}
@@ -291,7 +297,7 @@ Each portal's open and close are logged with its byte counts.`)
 	if _, _, err := ir.get(ctx); err != nil {
 		return err
 	}
-	in, err := portal.NewInlet(c.node, portal.InletConfig{RouteFunc: ir.get, Logger: e.log, Options: portal.Options{G2IdleTimeout: *g2Idle}})
+	in, err := portal.NewInlet(c.node, portal.InletConfig{RouteFunc: ir.get, Logger: e.log, Options: portal.Options{G2IdleTimeout: *g2Idle, ConnDone: c.tcp.Done}})
 	if err != nil {
 		return err
 	}
