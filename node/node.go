@@ -77,6 +77,8 @@ type Node struct {
 	// every connection), summed by Stats.
 	routed, unroutable, workerErrors atomic.Uint64
 	errLog                           rate.Sometimes
+
+	gone gone // addresses of recently stopped workers
 }
 
 // New returns a running node.
@@ -264,6 +266,12 @@ func (n *Node) unregister(e *entry) {
 		n.routed.Add(e.routed.Load())
 	}
 	n.mu.Unlock()
+	if removed {
+		now := time.Now()
+		for _, a := range e.addrs {
+			n.gone.add(a.Value, now)
+		}
+	}
 }
 
 // StopWorker stops the worker at addr (any of its addresses) and waits until

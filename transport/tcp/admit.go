@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -8,6 +9,9 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
 )
 
 // Budget is a connection budget shared by several transports (every hub
@@ -216,6 +220,13 @@ func (c *conn) miss() bool {
 		c.close(ErrClosed)
 		return false
 	}
+}
+
+// recentlyStopped reports whether err is a route error for a local address
+// whose worker (a connection alias, a forwarder) stopped moments ago.
+func (t *Transport) recentlyStopped(err error) bool {
+	re, ok := errors.AsType[*node.RouteError](err)
+	return ok && re.Addr.Type == routing.Local && t.node.RecentlyStopped(re.Addr.Value)
 }
 
 // acceptBackoff waits after a failed accept (out of descriptors: EMFILE,

@@ -482,6 +482,8 @@ func (c *conn) route(rd *reader, limiter *rate.Limiter) error {
 		}
 		rd.more = rd.w-rd.r >= FrameHeaderSize
 		err = t.node.Route(rd.ctx, m)
+		// Judged before the lease ends: the address may share its memory.
+		stale := err != nil && t.recentlyStopped(err)
 		if rd.lease != nil {
 			rd.lease.release()
 			rd.lease = nil
@@ -493,8 +495,10 @@ func (c *conn) route(rd *reader, limiter *rate.Limiter) error {
 			if t.ctx.Err() != nil {
 				return ErrClosed
 			}
-			if errors.Is(err, ErrNoConnection) || errors.Is(err, node.ErrUnknownAddress) {
-				// A nonexistent address: maybe a probe for an alias.
+			if !stale && (errors.Is(err, ErrNoConnection) || errors.Is(err, node.ErrUnknownAddress)) {
+				// A nonexistent address: maybe a probe for an alias. (A
+				// connection or forwarder that has just gone is not:
+				// its peers are still sending to it.)
 				rd.flushPending() // miss may wait
 				if !c.miss() {
 					return ErrClosed
