@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -227,4 +228,84 @@ func TestDeferredNotHeldBehindFullMailbox(t *testing.T) {
 		t.Fatalf("got %q", p)
 	}
 	close(arrived)
+}
+
+// routeFrame is a frame for the relay's forwarder with no payload and a
+// return route of k addresses whose values spell i: large enough (k=300:
+// about 20 KB) to be read into a reused body, with nothing in its payload.
+func routeFrame(t testing.TB, i, k int) []byte {
+	t.Helper()
+	ret := make(routing.Route, k)
+	for j := range ret {
+		ret[j] = routing.LocalAddress(string(bytes.Repeat([]byte{'a' + byte((i+j)%26)}, 60)))
+	}
+	m := routing.TransportMessage{Version: 1, Onward: routing.Route{routing.LocalAddress("fwd")}, Return: ret}
+	f, err := tcp.AppendFrame(nil, &m, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestReuseBodiesRoutesIntact: with ReuseBodies, a large frame whose bytes
+// are its routes (its payload empty) is relayed to a peer that is not
+// reading; its routes, decoded in place in the reused buffer, must still be
+// intact when it is written, though the hub goes on reading large frames
+// (which overwrite released buffers) meanwhile.
+func TestReuseBodiesRoutesIntact(t *testing.T) {
+	r := newBenchRelay(t, tcp.Config{ReuseBodies: true, SendQueueBytes: 4 << 20})
+	recv := r.dialTarget(t)
+	recv.(*net.TCPConn).SetReadBuffer(16 << 10)
+	send := r.dial(t)
+	const n, k = 120, 300
+	go func() {
+		for i := range n {
+			f := routeFrame(t, i, k)
+			if i%2 == 1 {
+				f = fwdFrame(t, bytes.Repeat([]byte{'#'}, 60000))
+			}
+			if _, err := send.Write(f); err != nil {
+				return
+			}
+		}
+	}()
+	last, still := uint64(0), 0
+	for deadline := time.Now().Add(5 * time.Second); still < 20 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond) // polling a counter, with a deadline
+		if in := r.tr.Stats().FramesIn; in != last {
+			last, still = in, 0
+		} else {
+			still++
+		}
+	}
+	recv.SetReadDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(recv)
+	for i := range n {
+		var hdr [2]byte
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			t.Fatalf("after %d frames: %v", i, err)
+		}
+		body := make([]byte, binary.BigEndian.Uint16(hdr[:]))
+		if _, err := io.ReadFull(br, body); err != nil {
+			t.Fatalf("after %d frames: %v", i, err)
+		}
+		m, _, err := routing.DecodeMessage(body)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if i%2 == 1 {
+			if !bytes.Equal(m.Payload, bytes.Repeat([]byte{'#'}, 60000)) {
+				t.Fatalf("frame %d: payload corrupted", i)
+			}
+			continue
+		}
+		if len(m.Return) != k+1 {
+			t.Fatalf("frame %d: return route of %d addresses, want %d", i, len(m.Return), k+1)
+		}
+		for j, a := range m.Return[1:] {
+			if want := strings.Repeat(string(rune('a'+(i+j)%26)), 60); a.Value != want {
+				t.Fatalf("frame %d: return address %d corrupted: %.20q…", i, j, a.Value)
+			}
+		}
+	}
 }

@@ -373,7 +373,10 @@ func (c *conn) drain() {
 // meanwhile in one write per connection (batching).
 func (c *conn) enqueue(ctx context.Context, m queued) error {
 	rd, _ := ctx.Value(readerKey{}).(*reader)
-	if rd != nil && rd.lease != nil && rd.lease.holds(m.m.Payload) {
+	if rd != nil && rd.lease != nil {
+		// Queued while the reader routes a message whose frame lies in a
+		// lent buffer: its payload, and its routes' address values too
+		// (decoded in place), may lie there, whatever the payload's size.
 		m.lease = rd.lease
 		m.lease.retain()
 	}
