@@ -309,3 +309,35 @@ func TestReuseBodiesRoutesIntact(t *testing.T) {
 		}
 	}
 }
+
+// TestReuseBodiesQueueBytesBound: a queued message whose frame lies in a
+// reused 64 KiB buffer holds that buffer until it is written, so it counts
+// as the buffer against SendQueueBytes (else a queue of 17 KB frames held
+// four times its byte bound).
+func TestReuseBodiesQueueBytesBound(t *testing.T) {
+	const bound = 256 << 10
+	r := newBenchRelay(t, tcp.Config{ReuseBodies: true, SendQueueBytes: bound, QueueFullWait: -1})
+	recv := r.dialTarget(t)
+	recv.(*net.TCPConn).SetReadBuffer(16 << 10)
+	send := r.dial(t)
+	const n = 1000 // 17 MB: more than the socket buffers take
+	var frames []byte
+	for i := range n {
+		frames = append(frames, fwdFrame(t, bytes.Repeat([]byte{byte(i)}, 17000))...)
+	}
+	go send.Write(frames)
+	// Full queues drop at once (QueueFullWait < 0): the hub reads all.
+	for deadline := time.Now().Add(20 * time.Second); r.tr.Stats().FramesIn < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the relay read %d of %d frames", r.tr.Stats().FramesIn, n)
+		}
+		time.Sleep(time.Millisecond) // polling a counter, with a deadline
+	}
+	st := r.tr.Stats()
+	if st.QueueFull == 0 {
+		t.Skip("no message was dropped: this machine's socket buffers took 17 MB, the queue never filled")
+	}
+	if max := bound / (64 << 10); st.Queued > max {
+		t.Fatalf("%d messages of 17 KB queued, each holding a 64 KiB buffer: more than %d (%d bytes)", st.Queued, max, bound)
+	}
+}

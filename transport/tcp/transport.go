@@ -40,7 +40,9 @@ type Config struct {
 	// connection; 0 means DefaultSendQueueSize.
 	SendQueueSize int
 	// SendQueueBytes bounds the encoded bytes waiting on each connection,
-	// so that a peer that stops reading holds at most this much memory;
+	// so that a peer that stops reading holds at most this much memory (a
+	// message whose frame lies in a reused buffer, Config.ReuseBodies,
+	// counts as the whole buffer);
 	// 0 means DefaultSendQueueBytes.
 	SendQueueBytes int
 	// QueueFullWait chooses what happens when a connection's send queue is

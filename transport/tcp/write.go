@@ -379,6 +379,9 @@ func (c *conn) enqueue(ctx context.Context, m queued) error {
 		// (decoded in place), may lie there, whatever the payload's size.
 		m.lease = rd.lease
 		m.lease.retain()
+		// It holds the whole buffer until written: count that against
+		// SendQueueBytes, which bounds what a slow peer holds.
+		m.size = max(m.size, cap(m.lease.buf))
 	}
 	err := c.enqueueLeased(ctx, m, rd)
 	if err != nil && m.lease != nil {
