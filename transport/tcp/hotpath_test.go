@@ -5,10 +5,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -339,5 +342,91 @@ func TestReuseBodiesQueueBytesBound(t *testing.T) {
 	}
 	if max := bound / (64 << 10); st.Queued > max {
 		t.Fatalf("%d messages of 17 KB queued, each holding a 64 KiB buffer: more than %d (%d bytes)", st.Queued, max, bound)
+	}
+}
+
+// dropLog records the onward routes of "dropped message" log records.
+type dropLog struct {
+	mu      sync.Mutex
+	onwards []string
+}
+
+func (l *dropLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *dropLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "dropped message" {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "onward" {
+				l.mu.Lock()
+				l.onwards = append(l.onwards, a.Value.String())
+				l.mu.Unlock()
+			}
+			return true
+		})
+	}
+	return nil
+}
+func (l *dropLog) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *dropLog) WithGroup(string) slog.Handler      { return l }
+
+// TestReuseBodiesDroppedLogIntact: a large unroutable frame is logged with
+// its onward route as it arrived, though its reader waited (probe
+// damping) while other connections read large frames into reused
+// buffers: the frame's buffer is not given back before the log.
+func TestReuseBodiesDroppedLogIntact(t *testing.T) {
+	logs := &dropLog{}
+	r := newBenchRelay(t, tcp.Config{ReuseBodies: true, Logger: slog.New(logs),
+		ProbeBurst: 1, ProbeRate: 0.001, ProbeDelay: 100 * time.Millisecond, ProbeStrikes: 100})
+	// Another connection keeps the relay reading large frames (echoed).
+	busy := r.dial(t)
+	stop := make(chan struct{})
+	defer close(stop)
+	go io.Copy(io.Discard, busy)
+	go func() {
+		f := benchFrame(t, routing.Route{routing.LocalAddress("echo_service")}, routing.Route{routing.LocalAddress("b")}, 60000)
+		for i := range f[40:] {
+			f[40+i] = '#'
+		}
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := busy.Write(f); err != nil {
+				return
+			}
+		}
+	}()
+	nc := r.dial(t)
+	const n = 4
+	for i := range n {
+		to := routing.Route{routing.LocalAddress(fmt.Sprintf("nowhere-%d-%s", i, strings.Repeat("x", 40)))}
+		m := routing.TransportMessage{Version: 1, Onward: to, Return: routing.Route{routing.LocalAddress("s")}, Payload: make([]byte, 20000)}
+		f, err := tcp.AppendFrame(nil, &m, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nc.Write(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		logs.mu.Lock()
+		got := len(logs.onwards)
+		logs.mu.Unlock()
+		if got >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d drops logged", got, n)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the log, with a deadline
+	}
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	for i, o := range logs.onwards[:n] {
+		if want := fmt.Sprintf("0#nowhere-%d-%s", i, strings.Repeat("x", 40)); o != want {
+			t.Errorf("drop %d logged onward %.60q, want %q", i, o, want)
+		}
 	}
 }

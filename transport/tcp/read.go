@@ -472,10 +472,6 @@ func (c *conn) route(rd *reader, limiter *rate.Limiter) error {
 		}
 		rd.more = rd.w-rd.r >= FrameHeaderSize
 		err = t.node.Route(rd.ctx, m)
-		if rd.lease != nil {
-			rd.lease.release()
-			rd.lease = nil
-		}
 		if !rd.more {
 			rd.flushPending()
 		}
@@ -490,11 +486,17 @@ func (c *conn) route(rd *reader, limiter *rate.Limiter) error {
 					return ErrClosed
 				}
 			}
-			if errors.Is(err, ErrQueueFull) || errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrNoConnection) {
-				continue // counted where it happened
+			// Counted where it happened: a full queue, a frame too large,
+			// no connection. Otherwise logged, before the lease goes: m's
+			// routes lie in its buffer.
+			if !errors.Is(err, ErrQueueFull) && !errors.Is(err, ErrFrameTooLarge) && !errors.Is(err, ErrNoConnection) {
+				t.stats.unroutable.Add(1)
+				t.logSometimes("dropped message", "peer", c.name, "onward", m.Onward.String(), "err", err)
 			}
-			t.stats.unroutable.Add(1)
-			t.logSometimes("dropped message", "peer", c.name, "onward", m.Onward.String(), "err", err)
+		}
+		if rd.lease != nil {
+			rd.lease.release()
+			rd.lease = nil
 		}
 	}
 }
