@@ -139,7 +139,7 @@ func (rf *RemoteForwarder) acceptReply(m *node.Message) bool {
 	switch {
 	case err == nil && body == rf.payload && len(m.Return()) >= 2:
 		rf.once.Do(func() {
-			rf.route = m.Return()
+			rf.route = m.Return().Clone() // kept: not the frame's memory
 			close(rf.ready)
 		})
 		return true

@@ -38,7 +38,8 @@ type queued struct {
 	m    routing.TransportMessage
 	size int
 	at   int64 // unix nanoseconds when queued, for sampled latency; 0 = not sampled
-	// lease, when not nil, holds the payload's memory until it is written.
+	// lease, when not nil, holds the memory of the frame the message was
+	// decoded from (payload and address values) until it is written.
 	lease *lease
 }
 

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"golang.org/x/time/rate"
 
@@ -138,9 +137,10 @@ func (rd *reader) alloc(n int) []byte {
 	return b
 }
 
-// lease is a pooled buffer lent to the messages whose payload it holds:
+// lease is a pooled buffer lent to the message whose frame it holds (its
+// payload and its routes' address values, decoded in place):
 // the reader holds one reference while it routes the message, and each
-// queued send of the payload one more until it is written. The last
+// send queued while it routes one more until it is written. The last
 // release returns the buffer to the pool; a reference never released (a
 // connection closed with the message queued) leaves it to the collector.
 type lease struct {
@@ -152,16 +152,6 @@ func newLease(buf []byte) *lease {
 	l := &lease{buf: buf}
 	l.refs.Store(1)
 	return l
-}
-
-// holds reports whether p lies in the leased buffer.
-func (l *lease) holds(p []byte) bool {
-	if len(p) == 0 {
-		return false
-	}
-	base := uintptr(unsafe.Pointer(unsafe.SliceData(l.buf)))
-	at := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
-	return at >= base && at < base+uintptr(cap(l.buf))
 }
 
 func (l *lease) retain() { l.refs.Add(1) }
@@ -482,12 +472,8 @@ func (c *conn) route(rd *reader, limiter *rate.Limiter) error {
 		}
 		rd.more = rd.w-rd.r >= FrameHeaderSize
 		err = t.node.Route(rd.ctx, m)
-		// Judged before the lease ends: the address may share its memory.
+		// Judged while the lease holds: the address may share its memory.
 		stale := err != nil && t.recentlyStopped(err)
-		if rd.lease != nil {
-			rd.lease.release()
-			rd.lease = nil
-		}
 		if !rd.more {
 			rd.flushPending()
 		}
@@ -504,11 +490,17 @@ func (c *conn) route(rd *reader, limiter *rate.Limiter) error {
 					return ErrClosed
 				}
 			}
-			if errors.Is(err, ErrQueueFull) || errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrNoConnection) {
-				continue // counted where it happened
+			// Counted where it happened: a full queue, a frame too large,
+			// no connection. Otherwise logged, before the lease goes: m's
+			// routes lie in its buffer.
+			if !errors.Is(err, ErrQueueFull) && !errors.Is(err, ErrFrameTooLarge) && !errors.Is(err, ErrNoConnection) {
+				t.stats.unroutable.Add(1)
+				t.logSometimes("dropped message", "peer", c.name, "onward", m.Onward.String(), "err", err)
 			}
-			t.stats.unroutable.Add(1)
-			t.logSometimes("dropped message", "peer", c.name, "onward", m.Onward.String(), "err", err)
+		}
+		if rd.lease != nil {
+			rd.lease.release()
+			rd.lease = nil
 		}
 	}
 }

@@ -40,7 +40,9 @@ type Config struct {
 	// connection; 0 means DefaultSendQueueSize.
 	SendQueueSize int
 	// SendQueueBytes bounds the encoded bytes waiting on each connection,
-	// so that a peer that stops reading holds at most this much memory;
+	// so that a peer that stops reading holds at most this much memory (a
+	// message whose frame lies in a reused buffer, Config.ReuseBodies,
+	// counts as the whole buffer);
 	// 0 means DefaultSendQueueBytes.
 	SendQueueBytes int
 	// QueueFullWait chooses what happens when a connection's send queue is
@@ -85,11 +87,12 @@ type Config struct {
 	// ReuseBodies lets the transport reuse the memory of large frames (16
 	// KiB and more) once the message is handled: the frame is read into a
 	// pooled buffer, and the buffer goes back to the pool when the routing
-	// of the message has returned and every send of its payload made
+	// of the message has returned and every send made
 	// meanwhile by the reading goroutine (to this transport's connections)
 	// has been written. It saves allocating, zeroing and collecting 64 KiB
 	// per large frame. Set it only for a node none of whose workers keeps a
-	// message (or its payload) after HandleMessage returns, other than by
+	// message (or its payload, or an address of its routes: their values
+	// lie in the frame) after HandleMessage returns, other than by
 	// sending it on: inline relays such as a hub's echo and forwarders. A
 	// worker with a mailbox, or one that keeps payloads, would see them
 	// overwritten.

@@ -373,9 +373,15 @@ func (c *conn) drain() {
 // meanwhile in one write per connection (batching).
 func (c *conn) enqueue(ctx context.Context, m queued) error {
 	rd, _ := ctx.Value(readerKey{}).(*reader)
-	if rd != nil && rd.lease != nil && rd.lease.holds(m.m.Payload) {
+	if rd != nil && rd.lease != nil {
+		// Queued while the reader routes a message whose frame lies in a
+		// lent buffer: its payload, and its routes' address values too
+		// (decoded in place), may lie there, whatever the payload's size.
 		m.lease = rd.lease
 		m.lease.retain()
+		// It holds the whole buffer until written: count that against
+		// SendQueueBytes, which bounds what a slow peer holds.
+		m.size = max(m.size, cap(m.lease.buf))
 	}
 	err := c.enqueueLeased(ctx, m, rd)
 	if err != nil && m.lease != nil {
