@@ -28,6 +28,14 @@ const migrationLock int64 = 0x2f1b6a4c3e5d7081
 // quickly instead of holding them.
 const defaultConnectTimeout = 5 * time.Second
 
+// defaultStatementTimeout is the server-side statement_timeout of the
+// pool's connections when the URL does not set one: a statement that waits
+// longer (a lock held by a stuck session, an overloaded server) is
+// cancelled and reported as store.ErrUnavailable, so that no HTTP handler
+// waits on the database for ever. Migrations run without it. A variable so
+// that tests can shorten it.
+var defaultStatementTimeout = 15 * time.Second
+
 // Store is a store.Store on PostgreSQL. It is safe for concurrent use;
 // Close it when done.
 type Store struct {
@@ -91,6 +99,9 @@ func open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	if !strings.Contains(dsn, "connect_timeout") {
 		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !ok {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(defaultStatementTimeout.Milliseconds())
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -180,6 +191,16 @@ func (s *Store) migrate(ctx context.Context) ([]store.Migration, error) {
 		return nil, s.wrap("migrate", err)
 	}
 	defer conn.Release()
+	// Waiting for another process's migrations, and a migration itself,
+	// may take longer than a request's statement_timeout.
+	if _, err := conn.Exec(ctx, `SET statement_timeout = 0`); err != nil {
+		return nil, s.wrap("migrate", err)
+	}
+	defer func() {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), `RESET statement_timeout`); err != nil {
+			conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+	}()
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
 		return nil, s.wrap("migration lock", err)
 	}
@@ -246,7 +267,8 @@ func unavailable(err error) bool {
 		switch {
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
 			strings.HasPrefix(pe.Code, "57P"), // admin shutdown, crash shutdown, cannot connect now
-			pe.Code == "53300":                // too many connections
+			pe.Code == "53300",                // too many connections
+			pe.Code == "57014":                // query_canceled: statement_timeout
 			return true
 		}
 		return false
