@@ -19,6 +19,11 @@ import (
 //go:embed migrations/postgres/*.sql
 var migrations embed.FS
 
+// ErrMigrationMismatch means that the database records a migration under
+// the same version as one of this program's but with another name: it was
+// migrated by a different build, and this one refuses to touch it.
+var ErrMigrationMismatch = errors.New("pgstore: the database's migrations are not this program's")
+
 // migrationLock is the key of the advisory lock held while migrating
 // (the first 8 bytes of SHA-256("ockamhub schema migrations")).
 const migrationLock int64 = 0x2f1b6a4c3e5d7081
@@ -221,12 +226,17 @@ func (s *Store) migrate(ctx context.Context) ([]store.Migration, error) {
 	var applied []store.Migration
 	for _, f := range files {
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			var done bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, f.Version).Scan(&done); err != nil {
-				return err
-			}
-			if done {
+			// A version recorded under another name was applied by a
+			// build whose migration of that number is a different change:
+			// going on would leave the schema neither one's.
+			var name string
+			switch err := tx.QueryRow(ctx, `SELECT name FROM schema_migrations WHERE version = $1`, f.Version).Scan(&name); {
+			case err == nil && name != f.Name:
+				return fmt.Errorf("%w: version %d is recorded as %q, this program's is %q", ErrMigrationMismatch, f.Version, name, f.Name)
+			case err == nil:
 				return nil
+			case !errors.Is(err, pgx.ErrNoRows):
+				return err
 			}
 			// No arguments: the simple protocol runs the file's statements.
 			if _, err := tx.Exec(ctx, f.SQL); err != nil {
@@ -260,8 +270,11 @@ func nowOr(t time.Time) time.Time {
 // unavailable reports whether err means the server could not be reached
 // or went away, rather than that it refused the statement.
 func unavailable(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, pgx.ErrNoRows) || errors.Is(err, ErrMigrationMismatch) {
 		return false
+	}
+	if _, ok := errors.AsType[*pgconn.ParseConfigError](err); ok {
+		return false // a malformed URL: retrying will not help
 	}
 	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
 		switch {

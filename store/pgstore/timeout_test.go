@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,5 +129,52 @@ func TestMigrateWaitsPastStatementTimeout(t *testing.T) {
 	s := open(t, dsn)
 	if _, err := s.Account(ctx, 1); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Account on an empty database: %v, want store.ErrNotFound", err)
+	}
+}
+
+// TestMigrationMismatch: a database recording one of this program's
+// migration versions under another name (migrated by a different build)
+// is refused, with an error that says so and is not store.ErrUnavailable.
+func TestMigrationMismatch(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	if _, err := pgstore.Migrate(ctx, dsn); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `UPDATE schema_migrations SET name = '0002_something_else' WHERE version = 2`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = pgstore.Open(ctx, dsn)
+	if !errors.Is(err, pgstore.ErrMigrationMismatch) || errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Open of a database migrated by another build: %v, want pgstore.ErrMigrationMismatch (and not store.ErrUnavailable)", err)
+	}
+	if !strings.Contains(err.Error(), "0002_something_else") {
+		t.Errorf("error %q does not name the recorded migration", err)
+	}
+}
+
+// TestMalformedURLNotUnavailable: a URL that cannot be parsed is a usage
+// error, not a database that is down (serve would say "unavailable" and an
+// operator would look at the server); the password stays out of it.
+func TestMalformedURLNotUnavailable(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://u:se/cret@127.0.0.1:1/db",
+		"postgres://u:secret@127.0.0.1:99999/db",
+		"postgres://u:secret@127.0.0.1:1/db?sslmode=bogus",
+		"postgres://u:sec%zzret@127.0.0.1:1/db",
+	} {
+		_, err := pgstore.Open(context.Background(), dsn)
+		if err == nil || errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("Open(%s): %v, want an error that is not store.ErrUnavailable", pgstore.Redact(dsn), err)
+			continue
+		}
+		if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "se/cret") {
+			t.Errorf("Open's error shows the password: %v", err)
+		}
 	}
 }
