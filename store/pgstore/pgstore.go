@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,39 @@ const defaultConnectTimeout = 5 * time.Second
 // waits on the database for ever. Migrations run without it. A variable so
 // that tests can shorten it.
 var defaultStatementTimeout = 15 * time.Second
+
+// clientTimeoutMargin is how much longer than the statement timeout the
+// client waits for an answer before it gives up on the connection itself:
+// statement_timeout needs a server that hears the cancellation, and a
+// network that drops packets (a partition, a dead host) would otherwise
+// keep a query, and its HTTP handler, waiting for as long as TCP takes to
+// notice (a quarter of an hour on Linux). A variable so that tests can
+// shorten it.
+var clientTimeoutMargin = 5 * time.Second
+
+// deadlineTracer bounds every statement of a pool by a client-side
+// timeout: pgx runs a query under the context its tracer returns.
+type deadlineTracer struct{ d time.Duration }
+
+type cancelKey struct{}
+
+// noDeadlineKey marks a context whose statements may wait for ever
+// (migrations: waiting for the migration lock, long schema changes).
+type noDeadlineKey struct{}
+
+func (t deadlineTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	if ctx.Value(noDeadlineKey{}) != nil {
+		return ctx
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.d)
+	return context.WithValue(ctx, cancelKey{}, cancel)
+}
+
+func (deadlineTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	if cancel, ok := ctx.Value(cancelKey{}).(context.CancelFunc); ok {
+		cancel()
+	}
+}
 
 // Store is a store.Store on PostgreSQL. It is safe for concurrent use;
 // Close it when done.
@@ -105,8 +139,14 @@ func open(ctx context.Context, dsn string) (*Store, error) {
 	if !strings.Contains(dsn, "connect_timeout") {
 		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
-	if _, ok := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !ok {
+	stmt := defaultStatementTimeout
+	if v, ok := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !ok {
 		cfg.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(defaultStatementTimeout.Milliseconds())
+	} else if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 {
+		stmt = time.Duration(ms) * time.Millisecond
+	}
+	if cfg.ConnConfig.Tracer == nil {
+		cfg.ConnConfig.Tracer = deadlineTracer{d: stmt + clientTimeoutMargin}
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -191,6 +231,7 @@ func (s *Store) migrate(ctx context.Context) ([]store.Migration, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx = context.WithValue(ctx, noDeadlineKey{}, true)
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, s.wrap("migrate", err)
