@@ -79,7 +79,7 @@ func (deadlineTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.Trac
 // Close it when done.
 type Store struct {
 	pool   *pgxpool.Pool
-	secret string // the URL's password, scrubbed from errors
+	secrets []string // the URL's passwords, scrubbed from errors
 }
 
 var _ store.Store = (*Store)(nil)
@@ -98,22 +98,42 @@ func Redact(dsn string) string {
 		return "postgres://(unparsable URL)"
 	}
 	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
+	changed := false
+	for _, k := range secretParams {
+		if q.Has(k) {
+			q.Set(k, "xxxxx")
+			changed = true
+		}
+	}
+	if changed {
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }
 
-func password(dsn string) string {
+// secretParams are the URL parameters that hold secrets: the password,
+// and the passphrase of the client's TLS key.
+var secretParams = []string{"password", "sslpassword"}
+
+// passwords returns the secrets in dsn (see secretParams), as they may
+// appear in an error's text.
+func passwords(dsn string) []string {
 	u, err := url.Parse(dsn)
 	if err != nil {
-		return ""
+		return nil
 	}
-	if p, ok := u.User.Password(); ok {
-		return p
+	var out []string
+	if p, ok := u.User.Password(); ok && p != "" {
+		out = append(out, p, url.UserPassword("", p).String()[1:]) // as given, and escaped
 	}
-	return u.Query().Get("password")
+	for _, k := range secretParams {
+		for _, v := range u.Query()[k] {
+			if v != "" {
+				out = append(out, v, url.QueryEscape(v))
+			}
+		}
+	}
+	return out
 }
 
 // Open connects to the PostgreSQL database at dsn (a postgres:// URL) and
@@ -131,7 +151,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 }
 
 func open(ctx context.Context, dsn string) (*Store, error) {
-	s := &Store{secret: password(dsn)}
+	s := &Store{secrets: passwords(dsn)}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, s.wrap("parse URL", err)
@@ -348,8 +368,12 @@ func (s *Store) wrap(op string, err error) error {
 	} else {
 		e = fmt.Errorf("pgstore: %s: %w", op, err)
 	}
-	if s.secret != "" && strings.Contains(e.Error(), s.secret) {
-		return &scrubbed{msg: strings.ReplaceAll(e.Error(), s.secret, "xxxxx"), err: e}
+	msg := e.Error()
+	for _, sec := range s.secrets {
+		msg = strings.ReplaceAll(msg, sec, "xxxxx")
+	}
+	if msg != e.Error() {
+		return &scrubbed{msg: msg, err: e}
 	}
 	return e
 }

@@ -167,13 +167,15 @@ func TestMalformedURLNotUnavailable(t *testing.T) {
 		"postgres://u:secret@127.0.0.1:99999/db",
 		"postgres://u:secret@127.0.0.1:1/db?sslmode=bogus",
 		"postgres://u:sec%zzret@127.0.0.1:1/db",
+		"postgres://u@127.0.0.1:99999/db?sslpassword=secret",
+		"postgres://u:s%20ecret@127.0.0.1:99999/db?sslpassword=secret",
 	} {
 		_, err := pgstore.Open(context.Background(), dsn)
 		if err == nil || errors.Is(err, store.ErrUnavailable) {
 			t.Errorf("Open(%s): %v, want an error that is not store.ErrUnavailable", pgstore.Redact(dsn), err)
 			continue
 		}
-		if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "se/cret") {
+		if strings.Contains(err.Error(), "ecret") {
 			t.Errorf("Open's error shows the password: %v", err)
 		}
 	}
