@@ -78,7 +78,7 @@ func (deadlineTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.Trac
 // Store is a store.Store on PostgreSQL. It is safe for concurrent use;
 // Close it when done.
 type Store struct {
-	pool   *pgxpool.Pool
+	pool    *pgxpool.Pool
 	secrets []string // the URL's passwords, scrubbed from errors
 }
 
