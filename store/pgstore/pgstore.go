@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -212,24 +213,24 @@ func Status(ctx context.Context, dsn string) ([]store.Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	applied := map[int]time.Time{}
+	applied := map[int]store.Migration{}
 	var exists bool
 	if err := s.pool.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
 		return nil, s.wrap("status", err)
 	}
 	if exists {
-		rows, err := s.pool.Query(ctx, `SELECT version, applied_at FROM schema_migrations`)
+		rows, err := s.pool.Query(ctx, `SELECT version, name, applied_at FROM schema_migrations`)
 		if err != nil {
 			return nil, s.wrap("status", err)
 		}
 		for rows.Next() {
-			var v int
-			var at time.Time
-			if err := rows.Scan(&v, &at); err != nil {
+			var m store.Migration
+			if err := rows.Scan(&m.Version, &m.Name, &m.AppliedAt); err != nil {
 				rows.Close()
 				return nil, s.wrap("status", err)
 			}
-			applied[v] = at.UTC()
+			m.AppliedAt = m.AppliedAt.UTC()
+			applied[m.Version] = m
 		}
 		if err := rows.Err(); err != nil {
 			return nil, s.wrap("status", err)
@@ -237,8 +238,16 @@ func Status(ctx context.Context, dsn string) ([]store.Migration, error) {
 	}
 	out := make([]store.Migration, 0, len(files))
 	for _, f := range files {
-		out = append(out, store.Migration{Version: f.Version, Name: f.Name, AppliedAt: applied[f.Version]})
+		out = append(out, store.Migration{Version: f.Version, Name: f.Name, AppliedAt: applied[f.Version].AppliedAt})
+		delete(applied, f.Version)
 	}
+	// Versions this program does not know were applied by a newer build:
+	// list them too, so that the schema's version is the database's.
+	for _, m := range applied {
+		m.Name += " (not in this program)"
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b store.Migration) int { return a.Version - b.Version })
 	return out, nil
 }
 

@@ -180,3 +180,30 @@ func TestMalformedURLNotUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusNewerDatabase: a database migrated by a newer build lists the
+// version this program does not have, so that "db status" reports the
+// schema the database has.
+func TestStatusNewerDatabase(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	if _, err := pgstore.Migrate(ctx, dsn); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future', now())`); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := pgstore.Status(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := ms[len(ms)-1]
+	if last.Version != 9999 || !last.Applied() || last.Name != "9999_future (not in this program)" {
+		t.Fatalf("Status of a database with 9999_future applied: last is %+v", last)
+	}
+}
