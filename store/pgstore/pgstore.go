@@ -39,9 +39,11 @@ const defaultConnectTimeout = 5 * time.Second
 // pool's connections when the URL does not set one: a statement that waits
 // longer (a lock held by a stuck session, an overloaded server) is
 // cancelled and reported as store.ErrUnavailable, so that no HTTP handler
-// waits on the database for ever. Migrations run without it. A variable so
-// that tests can shorten it.
-var defaultStatementTimeout = 15 * time.Second
+// waits on the database for ever. Migrations run without it. Short enough
+// that a request waiting for another's statement (provision runs one
+// change at a time) still answers within serve's 30 s write timeout. A
+// variable so that tests can shorten it.
+var defaultStatementTimeout = 10 * time.Second
 
 // clientTimeoutMargin is how much longer than the statement timeout the
 // client waits for an answer before it gives up on the connection itself:
