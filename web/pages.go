@@ -307,7 +307,8 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
 	if len(name) > maxTokenName {
 		d, err := h.settingsData(r)
 		if err != nil {
-			h.errorPage(w, r, http.StatusInternalServerError, "Could not load your tokens.")
+			status, msg := h.userError(r, err)
+			h.errorPage(w, r, status, msg)
 			return
 		}
 		d.Error = fmt.Sprintf("A token's name has at most %d characters.", maxTokenName)

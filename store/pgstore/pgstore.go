@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +21,11 @@ import (
 //go:embed migrations/postgres/*.sql
 var migrations embed.FS
 
+// ErrMigrationMismatch means that the database records a migration under
+// the same version as one of this program's but with another name: it was
+// migrated by a different build, and this one refuses to touch it.
+var ErrMigrationMismatch = errors.New("pgstore: the database's migrations are not this program's")
+
 // migrationLock is the key of the advisory lock held while migrating
 // (the first 8 bytes of SHA-256("ockamhub schema migrations")).
 const migrationLock int64 = 0x2f1b6a4c3e5d7081
@@ -28,11 +35,54 @@ const migrationLock int64 = 0x2f1b6a4c3e5d7081
 // quickly instead of holding them.
 const defaultConnectTimeout = 5 * time.Second
 
+// defaultStatementTimeout is the server-side statement_timeout of the
+// pool's connections when the URL does not set one: a statement that waits
+// longer (a lock held by a stuck session, an overloaded server) is
+// cancelled and reported as store.ErrUnavailable, so that no HTTP handler
+// waits on the database for ever. Migrations run without it. Short enough
+// that a request waiting for another's statement (provision runs one
+// change at a time) still answers within serve's 30 s write timeout. A
+// variable so that tests can shorten it.
+var defaultStatementTimeout = 10 * time.Second
+
+// clientTimeoutMargin is how much longer than the statement timeout the
+// client waits for an answer before it gives up on the connection itself:
+// statement_timeout needs a server that hears the cancellation, and a
+// network that drops packets (a partition, a dead host) would otherwise
+// keep a query, and its HTTP handler, waiting for as long as TCP takes to
+// notice (a quarter of an hour on Linux). A variable so that tests can
+// shorten it.
+var clientTimeoutMargin = 5 * time.Second
+
+// deadlineTracer bounds every statement of a pool by a client-side
+// timeout: pgx runs a query under the context its tracer returns.
+type deadlineTracer struct{ d time.Duration }
+
+type cancelKey struct{}
+
+// noDeadlineKey marks a context whose statements may wait for ever
+// (migrations: waiting for the migration lock, long schema changes).
+type noDeadlineKey struct{}
+
+func (t deadlineTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	if ctx.Value(noDeadlineKey{}) != nil {
+		return ctx
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.d)
+	return context.WithValue(ctx, cancelKey{}, cancel)
+}
+
+func (deadlineTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	if cancel, ok := ctx.Value(cancelKey{}).(context.CancelFunc); ok {
+		cancel()
+	}
+}
+
 // Store is a store.Store on PostgreSQL. It is safe for concurrent use;
 // Close it when done.
 type Store struct {
-	pool   *pgxpool.Pool
-	secret string // the URL's password, scrubbed from errors
+	pool    *pgxpool.Pool
+	secrets []string // the URL's passwords, scrubbed from errors
 }
 
 var _ store.Store = (*Store)(nil)
@@ -51,22 +101,42 @@ func Redact(dsn string) string {
 		return "postgres://(unparsable URL)"
 	}
 	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
+	changed := false
+	for _, k := range secretParams {
+		if q.Has(k) {
+			q.Set(k, "xxxxx")
+			changed = true
+		}
+	}
+	if changed {
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }
 
-func password(dsn string) string {
+// secretParams are the URL parameters that hold secrets: the password,
+// and the passphrase of the client's TLS key.
+var secretParams = []string{"password", "sslpassword"}
+
+// passwords returns the secrets in dsn (see secretParams), as they may
+// appear in an error's text.
+func passwords(dsn string) []string {
 	u, err := url.Parse(dsn)
 	if err != nil {
-		return ""
+		return nil
 	}
-	if p, ok := u.User.Password(); ok {
-		return p
+	var out []string
+	if p, ok := u.User.Password(); ok && p != "" {
+		out = append(out, p, url.UserPassword("", p).String()[1:]) // as given, and escaped
 	}
-	return u.Query().Get("password")
+	for _, k := range secretParams {
+		for _, v := range u.Query()[k] {
+			if v != "" {
+				out = append(out, v, url.QueryEscape(v))
+			}
+		}
+	}
+	return out
 }
 
 // Open connects to the PostgreSQL database at dsn (a postgres:// URL) and
@@ -84,13 +154,22 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 }
 
 func open(ctx context.Context, dsn string) (*Store, error) {
-	s := &Store{secret: password(dsn)}
+	s := &Store{secrets: passwords(dsn)}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, s.wrap("parse URL", err)
 	}
 	if !strings.Contains(dsn, "connect_timeout") {
 		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	stmt := defaultStatementTimeout
+	if v, ok := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !ok {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(defaultStatementTimeout.Milliseconds())
+	} else if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 {
+		stmt = time.Duration(ms) * time.Millisecond
+	}
+	if cfg.ConnConfig.Tracer == nil {
+		cfg.ConnConfig.Tracer = deadlineTracer{d: stmt + clientTimeoutMargin}
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -136,24 +215,24 @@ func Status(ctx context.Context, dsn string) ([]store.Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	applied := map[int]time.Time{}
+	applied := map[int]store.Migration{}
 	var exists bool
 	if err := s.pool.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
 		return nil, s.wrap("status", err)
 	}
 	if exists {
-		rows, err := s.pool.Query(ctx, `SELECT version, applied_at FROM schema_migrations`)
+		rows, err := s.pool.Query(ctx, `SELECT version, name, applied_at FROM schema_migrations`)
 		if err != nil {
 			return nil, s.wrap("status", err)
 		}
 		for rows.Next() {
-			var v int
-			var at time.Time
-			if err := rows.Scan(&v, &at); err != nil {
+			var m store.Migration
+			if err := rows.Scan(&m.Version, &m.Name, &m.AppliedAt); err != nil {
 				rows.Close()
 				return nil, s.wrap("status", err)
 			}
-			applied[v] = at.UTC()
+			m.AppliedAt = m.AppliedAt.UTC()
+			applied[m.Version] = m
 		}
 		if err := rows.Err(); err != nil {
 			return nil, s.wrap("status", err)
@@ -161,8 +240,16 @@ func Status(ctx context.Context, dsn string) ([]store.Migration, error) {
 	}
 	out := make([]store.Migration, 0, len(files))
 	for _, f := range files {
-		out = append(out, store.Migration{Version: f.Version, Name: f.Name, AppliedAt: applied[f.Version]})
+		out = append(out, store.Migration{Version: f.Version, Name: f.Name, AppliedAt: applied[f.Version].AppliedAt})
+		delete(applied, f.Version)
 	}
+	// Versions this program does not know were applied by a newer build:
+	// list them too, so that the schema's version is the database's.
+	for _, m := range applied {
+		m.Name += " (not in this program)"
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b store.Migration) int { return a.Version - b.Version })
 	return out, nil
 }
 
@@ -175,11 +262,22 @@ func (s *Store) migrate(ctx context.Context) ([]store.Migration, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx = context.WithValue(ctx, noDeadlineKey{}, true)
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, s.wrap("migrate", err)
 	}
 	defer conn.Release()
+	// Waiting for another process's migrations, and a migration itself,
+	// may take longer than a request's statement_timeout.
+	if _, err := conn.Exec(ctx, `SET statement_timeout = 0`); err != nil {
+		return nil, s.wrap("migrate", err)
+	}
+	defer func() {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), `RESET statement_timeout`); err != nil {
+			conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+	}()
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
 		return nil, s.wrap("migration lock", err)
 	}
@@ -200,12 +298,17 @@ func (s *Store) migrate(ctx context.Context) ([]store.Migration, error) {
 	var applied []store.Migration
 	for _, f := range files {
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			var done bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, f.Version).Scan(&done); err != nil {
-				return err
-			}
-			if done {
+			// A version recorded under another name was applied by a
+			// build whose migration of that number is a different change:
+			// going on would leave the schema neither one's.
+			var name string
+			switch err := tx.QueryRow(ctx, `SELECT name FROM schema_migrations WHERE version = $1`, f.Version).Scan(&name); {
+			case err == nil && name != f.Name:
+				return fmt.Errorf("%w: version %d is recorded as %q, this program's is %q", ErrMigrationMismatch, f.Version, name, f.Name)
+			case err == nil:
 				return nil
+			case !errors.Is(err, pgx.ErrNoRows):
+				return err
 			}
 			// No arguments: the simple protocol runs the file's statements.
 			if _, err := tx.Exec(ctx, f.SQL); err != nil {
@@ -239,14 +342,18 @@ func nowOr(t time.Time) time.Time {
 // unavailable reports whether err means the server could not be reached
 // or went away, rather than that it refused the statement.
 func unavailable(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, pgx.ErrNoRows) || errors.Is(err, ErrMigrationMismatch) {
 		return false
+	}
+	if _, ok := errors.AsType[*pgconn.ParseConfigError](err); ok {
+		return false // a malformed URL: retrying will not help
 	}
 	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
 		switch {
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
 			strings.HasPrefix(pe.Code, "57P"), // admin shutdown, crash shutdown, cannot connect now
-			pe.Code == "53300":                // too many connections
+			pe.Code == "53300",                // too many connections
+			pe.Code == "57014":                // query_canceled: statement_timeout
 			return true
 		}
 		return false
@@ -272,8 +379,12 @@ func (s *Store) wrap(op string, err error) error {
 	} else {
 		e = fmt.Errorf("pgstore: %s: %w", op, err)
 	}
-	if s.secret != "" && strings.Contains(e.Error(), s.secret) {
-		return &scrubbed{msg: strings.ReplaceAll(e.Error(), s.secret, "xxxxx"), err: e}
+	msg := e.Error()
+	for _, sec := range s.secrets {
+		msg = strings.ReplaceAll(msg, sec, "xxxxx")
+	}
+	if msg != e.Error() {
+		return &scrubbed{msg: msg, err: e}
 	}
 	return e
 }

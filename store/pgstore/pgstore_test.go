@@ -178,6 +178,7 @@ func TestRedact(t *testing.T) {
 		{"postgres://hub:s3cr3t@db.example.com:5432/hub?sslmode=require", "postgres://hub:xxxxx@db.example.com:5432/hub?sslmode=require"},
 		{"postgresql://hub@db/hub?password=s3cr3t", "postgresql://hub@db/hub?password=xxxxx"},
 		{"postgres://db/hub", "postgres://db/hub"},
+		{"postgres://hub@db/hub?sslmode=verify-full&sslpassword=keypass", "postgres://hub@db/hub?sslmode=verify-full&sslpassword=xxxxx"},
 	} {
 		if got := pgstore.Redact(tt.in); got != tt.want {
 			t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)

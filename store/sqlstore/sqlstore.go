@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -133,7 +134,14 @@ func Status(ctx context.Context, file string) ([]store.Migration, error) {
 	out := make([]store.Migration, 0, len(files))
 	for _, f := range files {
 		out = append(out, store.Migration{Version: f.Version, Name: f.Name, AppliedAt: applied[f.Version]})
+		delete(applied, f.Version)
 	}
+	// Versions this program does not know were applied by a newer build:
+	// list them too, so that the schema's version is the file's.
+	for v, at := range applied {
+		out = append(out, store.Migration{Version: v, Name: fmt.Sprintf("%04d (not in this program)", v), AppliedAt: at})
+	}
+	slices.SortFunc(out, func(a, b store.Migration) int { return a.Version - b.Version })
 	return out, nil
 }
 

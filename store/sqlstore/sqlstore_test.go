@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io/fs"
 	"os"
@@ -156,5 +157,29 @@ func TestStatusMissingFile(t *testing.T) {
 	}
 	if _, err := os.Stat(file); err == nil {
 		t.Fatal("Status created the file")
+	}
+}
+
+// TestStatusNewerDatabase: a file migrated by a newer build (a version
+// this program does not have) is listed with that version, so that "db
+// status" reports the schema the file has, not this program's latest.
+func TestStatusNewerDatabase(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "ockamhub.db")
+	open(t, file)
+	db, err := sql.Open("sqlite", file) // the driver sqlstore registers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, applied_at) VALUES (9999, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := sqlstore.Status(t.Context(), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := ms[len(ms)-1]
+	if last.Version != 9999 || !last.Applied() || last.Name != "9999 (not in this program)" {
+		t.Fatalf("Status of a file with migration 9999 applied: last is %+v", last)
 	}
 }
