@@ -333,14 +333,14 @@ func TestClusterFailoverAndRollingRestart(t *testing.T) {
 			return allEcho(live, nodes)
 		})
 		t.Logf("rolling restart: %s stopped, all nodes answer through the others after %v", in.Name, took)
+		if !strings.Contains(in.Output(), "handed node over") {
+			t.Errorf("%s logged no hand-over", in.Name)
+		}
 		in.Start()
 		poll(t, "all nodes answer with "+in.Name+" back", 30*time.Second, func() error {
 			runningSets(t, c.Instances)
 			return allEcho(c.Instances, nodes)
 		})
-		if !strings.Contains(in.Output(), "handed node over") {
-			t.Errorf("%s logged no hand-over", in.Name)
-		}
 	}
 	where = runningSets(t, c.Instances)
 	names := make([]string, 0, len(where))

@@ -149,7 +149,9 @@ func (in *Instance) Start() {
 		"--nodes-listen", in.IP, "--lease", in.c.Lease.String(), "--metrics", in.Metrics,
 		"--node-ports", in.c.NodePorts, "--max-nodes-per-user", "0", "--node-creations-per-hour", "0",
 		"--log-format", "text", "--log-level", "debug")
-	in.out = &buffer{}
+	if in.out == nil {
+		in.out = &buffer{} // kept across restarts
+	}
 	in.done = make(chan error, 1)
 	stdout, err := in.cmd.StdoutPipe()
 	if err != nil {
