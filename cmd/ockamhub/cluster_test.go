@@ -186,13 +186,15 @@ func TestClusterEveryInstanceAnswers(t *testing.T) {
 	}
 	poll(t, "counters published", 20*time.Second, func() error {
 		_, body := pgCall(t, hc, "GET", c.Instances[2].HTTP+"/api/v1/nodes", "")
-		var out struct{ Nodes []struct {
-			Name     string
-			Instance string
-			Stats    struct {
-				Accepted uint64 `json:"connections_accepted"`
+		var out struct {
+			Nodes []struct {
+				Name     string
+				Instance string
+				Stats    struct {
+					Accepted uint64 `json:"connections_accepted"`
+				}
 			}
-		} }
+		}
 		json.Unmarshal([]byte(body), &out)
 		for _, n := range out.Nodes {
 			if n.Stats.Accepted < 3 {
