@@ -3,11 +3,10 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -17,8 +16,8 @@ import (
 	proxyproto "github.com/pires/go-proxyproto"
 
 	"github.com/ockamhub/ockamhub/internal/clustertest"
+	"github.com/ockamhub/ockamhub/internal/faultnet"
 	"github.com/ockamhub/ockamhub/internal/pgtest"
-	"github.com/ockamhub/ockamhub/store"
 )
 
 // clusterLease is the instances' lease in the cluster tests: short, so
@@ -100,12 +99,15 @@ func runningSets(t *testing.T, ins []*clustertest.Instance) map[string]string {
 	return where
 }
 
-func startCluster(t *testing.T) (*clustertest.Cluster, *http.Client, []clNode) {
+func startCluster(t *testing.T, setup ...func(*clustertest.Cluster)) (*clustertest.Cluster, *http.Client, []clNode) {
 	db := pgtest.NewDatabase(t)
 	c := clustertest.New(t, binary, db, 3, clusterLease)
+	for _, f := range setup {
+		f(c)
+	}
 	c.StartAll()
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("OCKAMHUB_CLUSTER_LOGS") == "1" {
 			for _, in := range c.Instances {
 				t.Logf("%s output:\n%s", in.Name, in.Output())
 			}
@@ -159,7 +161,9 @@ func startCluster(t *testing.T) (*clustertest.Cluster, *http.Client, []clNode) {
 // owner sees the client's address through a relay (allow-list and
 // per-address limit), and refuses a PROXY header from a non-instance.
 func TestClusterEveryInstanceAnswers(t *testing.T) {
-	c, hc, nodes := startCluster(t)
+	c, hc, nodes := startCluster(t, func(c *clustertest.Cluster) {
+		c.Args = []string{"--max-conns-per-ip", "6"}
+	})
 	perInstance := map[string]int{}
 	for _, n := range nodes {
 		perInstance[n.Instance]++
@@ -244,14 +248,37 @@ func TestClusterEveryInstanceAnswers(t *testing.T) {
 		conn.Close()
 	}
 
-	// Per-address limit: --max-conns-per-ip (256 by default) counts the
-	// client's address, not the relays': a node open to all (nodes[1])
-	// accepts many connections from 127.0.0.1 through one relay... and the
-	// owner's /metrics counts them under per_ip only past the limit. We
-	// check the owner sees 127.0.0.1 by refusing it via the allow-list above;
-	// here, that a relay's own address is never what the owner admits:
-	_ = netip.Addr{}
-	_ = store.StatusRunning
+	// Per-address limit (--max-conns-per-ip 6): the owner counts relayed
+	// connections under the client's address, wherever they came in. Six
+	// connections from 127.0.0.1 spread over the three instances fill it;
+	// a seventh, through any instance, is refused; 127.0.0.9 still gets in.
+	// (Counted under the relays' addresses, no address would reach 6.)
+	open := nodes[1]
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for i := range 6 {
+		in := c.Instances[i%3]
+		conn, err := net.Dial("tcp", in.NodeAddr(open.Port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := echo(conn); err != nil {
+			t.Fatalf("connection %d through %s: %v", i+1, in.Name, err)
+		}
+		held = append(held, conn)
+	}
+	for _, in := range c.Instances {
+		if err := echoFrom("127.0.0.1", in.NodeAddr(open.Port)); err == nil {
+			t.Errorf("a 7th connection from 127.0.0.1 through %s was served past --max-conns-per-ip 6", in.Name)
+		}
+		if err := echoFrom("127.0.0.9", in.NodeAddr(open.Port)); err != nil {
+			t.Errorf("127.0.0.9 through %s: %v", in.Name, err)
+		}
+	}
 }
 
 // TestClusterFailoverAndRollingRestart: a forwarder through one
@@ -353,5 +380,64 @@ func TestClusterFailoverAndRollingRestart(t *testing.T) {
 	if len(names) != 9 {
 		t.Fatalf("after the rolling restart the instances run %v, want 9 nodes", where)
 	}
-	_ = io.EOF
+}
+
+// TestClusterDatabaseCut: an instance cut off from PostgreSQL (a
+// black-holing proxy in front of it) stops its nodes within its lease;
+// the others take them over; when the database returns the cluster
+// converges with each node on exactly one instance.
+func TestClusterDatabaseCut(t *testing.T) {
+	var proxy *faultnet.Proxy
+	c, _, nodes := startCluster(t, func(c *clustertest.Cluster) {
+		u, err := url.Parse(c.DB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if proxy, err = faultnet.Listen(u.Host); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { proxy.Close() })
+		u.Host = proxy.Addr()
+		c.Instances[2].DB = u.String()
+	})
+	poll(t, "27 echoes", 30*time.Second, func() error { return allEcho(c.Instances, nodes) })
+	cut := c.Instances[2]
+	before, err := cut.Nodes()
+	if err != nil || len(before) != 3 {
+		t.Fatalf("%s runs %v (%v), want 3 nodes", cut.Name, before, err)
+	}
+	proxy.Blackout()
+	cutAt := time.Now()
+	stopped := poll(t, cut.Name+" stops its nodes", clusterLease+10*time.Second, func() error {
+		runningSets(t, c.Instances)
+		ns, err := cut.Nodes()
+		if err != nil {
+			return err
+		}
+		if len(ns) > 0 {
+			return fmt.Errorf("%s still runs %v", cut.Name, ns)
+		}
+		return nil
+	})
+	t.Logf("%s stopped its nodes %v after losing the database (lease %v)", cut.Name, stopped, clusterLease)
+	if stopped > clusterLease {
+		t.Errorf("%s stopped its nodes %v after the cut, want within the lease %v", cut.Name, stopped, clusterLease)
+	}
+	took := poll(t, "the others serve every node", clusterLease+5*time.Second+20*time.Second, func() error {
+		runningSets(t, c.Instances)
+		return allEcho(c.Instances[:2], nodes)
+	})
+	t.Logf("nodes served by the others %v after the cut", time.Since(cutAt))
+	_ = took
+	proxy.Restore()
+	poll(t, "convergence after the database returns", 30*time.Second, func() error {
+		where := runningSets(t, c.Instances)
+		if len(where) != len(nodes) {
+			return fmt.Errorf("running: %v", where)
+		}
+		if v, err := cut.Metric("ockamhub_cluster_fenced"); err != nil || v != 0 {
+			return fmt.Errorf("%s fenced = %v (%v)", cut.Name, v, err)
+		}
+		return allEcho(c.Instances, nodes)
+	})
 }

@@ -29,7 +29,8 @@ type Cluster struct {
 	Bin       string
 	DB        string // the database URL the instances use, unless an Instance has its own
 	Lease     time.Duration
-	NodePorts string // FIRST-LAST
+	NodePorts string   // FIRST-LAST
+	Args      []string // more serve flags for every instance, set before starting
 	Instances []*Instance
 }
 
@@ -149,6 +150,7 @@ func (in *Instance) Start() {
 		"--nodes-listen", in.IP, "--lease", in.c.Lease.String(), "--metrics", in.Metrics,
 		"--node-ports", in.c.NodePorts, "--max-nodes-per-user", "0", "--node-creations-per-hour", "0",
 		"--log-format", "text", "--log-level", "debug")
+	in.cmd.Args = append(in.cmd.Args, in.c.Args...)
 	if in.out == nil {
 		in.out = &buffer{} // kept across restarts
 	}
