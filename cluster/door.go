@@ -96,8 +96,8 @@ func (g *guardConn) Read(b []byte) (int, error) {
 
 // readProxy reads the connection's first bytes: a PROXY v2 header (the
 // relay of a live instance) gives the client's address and the reader of
-// what follows; anything else is held back for the hub. ok is false for a
-// header that cannot be parsed.
+// what follows; anything else is held back for the hub. A header that
+// cannot be parsed, or carries no TCP source address, is an error.
 func readProxy(c net.Conn) (g *guardConn, relayed bool, err error) {
 	c.SetReadDeadline(time.Now().Add(headerTimeout))
 	defer c.SetReadDeadline(time.Time{})
@@ -122,7 +122,7 @@ func readProxy(c net.Conn) (g *guardConn, relayed bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if h.Version != 2 || h.SourceAddr == nil {
+	if _, tcp := h.SourceAddr.(*net.TCPAddr); h.Version != 2 || !tcp {
 		return nil, false, proxyproto.ErrInvalidAddress
 	}
 	return &guardConn{Conn: c, r: br, remote: h.SourceAddr}, true, nil
