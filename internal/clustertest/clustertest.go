@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -82,9 +83,11 @@ func New(t testing.TB, bin, db string, n int, lease time.Duration) *Cluster {
 	t.Helper()
 	CheckLoopback(t, n)
 	c := &Cluster{t: t, Bin: bin, DB: db, Lease: lease}
-	// A port range free on every instance's address.
+	// A port range free on every instance's address, below the ephemeral
+	// range (relays and clients bind ephemeral ports on these addresses).
+	low := ephemeralLow()
 	for try := 0; ; try++ {
-		first := 21000 + rand.IntN(30000)
+		first := 10000 + rand.IntN(max(low-10000-40, 1000))
 		if free(first, 40, n) {
 			c.NodePorts = fmt.Sprintf("%d-%d", first, first+39)
 			break
@@ -108,7 +111,7 @@ func New(t testing.TB, bin, db string, n int, lease time.Duration) *Cluster {
 
 func free(first, count, n int) bool {
 	for i := range n {
-		for p := first; p < first+count; p += 7 {
+		for p := first; p < first+count; p++ {
 			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:%d", i+2, p))
 			if err != nil {
 				return false
@@ -117,6 +120,23 @@ func free(first, count, n int) bool {
 		}
 	}
 	return true
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 1 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n < 11040 {
+		return 32768
+	}
+	return n
 }
 
 func freeAddr(t testing.TB, ip string) string {
