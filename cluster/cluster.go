@@ -31,6 +31,9 @@ type DB interface {
 	HandOver(ctx context.Context, id int64, from string) (string, error)
 	BumpSettings(ctx context.Context, id int64) error
 	PublishStats(ctx context.Context, self string, stats map[int64]store.NodeStats) error
+	// WatchCluster calls changed on every announced placement change
+	// until ctx ends.
+	WatchCluster(ctx context.Context, changed func())
 }
 
 // Nodes runs this instance's nodes; *provision.Local implements it.
@@ -113,6 +116,7 @@ type Member struct {
 	lastPublish                          time.Time
 	stopLoop                             context.CancelFunc
 	loopDone, watchDone                  chan struct{}
+	kick                                 chan struct{}
 	conns                                sync.WaitGroup
 }
 
@@ -171,9 +175,16 @@ func (m *Member) Start(ctx context.Context) error {
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.stopLoop = cancel
 	m.loopDone, m.watchDone = make(chan struct{}), make(chan struct{})
+	m.kick = make(chan struct{}, 1)
 	m.step(lctx)
 	go m.loop(lctx)
 	go m.watch(lctx)
+	go m.cfg.DB.WatchCluster(lctx, func() {
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+	})
 	m.log.Info("joined cluster", "addr", m.cfg.Addr, "lease", m.cfg.Lease, "other_live_instances", others)
 	return nil
 }
@@ -205,6 +216,7 @@ func (m *Member) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-m.kick: // a placement changed: act now
 		}
 		m.step(ctx)
 	}

@@ -26,6 +26,7 @@ const clusterLease = 2 * time.Second
 
 type clNode struct {
 	ID       int64  `json:"id"`
+	Hostname string `json:"hostname"`
 	Name     string `json:"name"`
 	Port     int    `json:"port"`
 	Address  string `json:"address"`
@@ -147,9 +148,8 @@ func startCluster(t *testing.T, setup ...func(*clustertest.Cluster)) (*clusterte
 		if n.Instance == "" {
 			t.Fatalf("created node has no \"instance\": %s", body)
 		}
-		if !strings.HasPrefix(n.Address, "127.0.0.1:") {
-			// The host name does not depend on the instance: it is the
-			// --nodes-domain of each (their --http's host here differs).
+		if want := fmt.Sprintf("n%d.%s", i, clustertest.NodesDomain); n.Hostname != want || n.Address != fmt.Sprintf("%s:%d", want, n.Port) {
+			t.Fatalf("created node: hostname %q, address %q; want %s:PORT whatever the instance", n.Hostname, n.Address, want)
 		}
 		nodes = append(nodes, n)
 	}
@@ -184,9 +184,22 @@ func TestClusterEveryInstanceAnswers(t *testing.T) {
 
 	// The API on another instance shows the same nodes, instances, and the
 	// owner's published counters.
-	code, body := pgCall(t, hc, "GET", c.Instances[2].HTTP+"/api/v1/nodes", "")
-	if code != 200 || !strings.Contains(body, `"instance":"i1"`) {
-		t.Fatalf("list on i3: %d %s", code, body)
+	for _, in := range c.Instances {
+		code, body := pgCall(t, hc, "GET", in.HTTP+"/api/v1/nodes", "")
+		var out struct{ Nodes []clNode }
+		if code != 200 || json.Unmarshal([]byte(body), &out) != nil || len(out.Nodes) != len(nodes) {
+			t.Fatalf("list on %s: %d %s", in.Name, code, body)
+		}
+		for i, n := range out.Nodes {
+			if n != nodes[i] {
+				t.Errorf("%s's API shows %+v, created as %+v", in.Name, n, nodes[i])
+			}
+		}
+		// The node page shows the instance too.
+		code, body = pgCall(t, hc, "GET", fmt.Sprintf("%s/nodes/%d", in.HTTP, nodes[0].ID), "")
+		if code != 200 || !strings.Contains(body, `<code id="instance">`+nodes[0].Instance+`</code>`) {
+			t.Errorf("node page on %s: %d, no instance %s", in.Name, code, nodes[0].Instance)
+		}
 	}
 	poll(t, "counters published", 20*time.Second, func() error {
 		_, body := pgCall(t, hc, "GET", c.Instances[2].HTTP+"/api/v1/nodes", "")
@@ -217,7 +230,7 @@ func TestClusterEveryInstanceAnswers(t *testing.T) {
 			setter = in
 		}
 	}
-	code, body = pgCall(t, hc, "PATCH", fmt.Sprintf("%s/api/v1/nodes/%d", setter.HTTP, target.ID), `{"allow":["127.0.0.9/32"]}`)
+	code, body := pgCall(t, hc, "PATCH", fmt.Sprintf("%s/api/v1/nodes/%d", setter.HTTP, target.ID), `{"allow":["127.0.0.9/32"]}`)
 	if code != 200 {
 		t.Fatalf("set allow-list: %d %s", code, body)
 	}

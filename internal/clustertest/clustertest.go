@@ -78,9 +78,21 @@ func CheckLoopback(t testing.TB, n int) {
 	}
 }
 
+// NodesDomain is every instance's --nodes-domain: node host names are
+// NAME.hub.test whichever instance runs or shows them (tests connect to
+// an instance's IP and the node's port).
+const NodesDomain = "hub.test"
+
+// BinEnv names a binary to run instead of the one a test built, e.g.
+// one built with -race: OCKAMHUB_CLUSTERTEST_BIN=/tmp/ockamhub-race.
+const BinEnv = "OCKAMHUB_CLUSTERTEST_BIN"
+
 // New returns a cluster of n instances (not started) on database db.
 func New(t testing.TB, bin, db string, n int, lease time.Duration) *Cluster {
 	t.Helper()
+	if b := os.Getenv(BinEnv); b != "" {
+		bin = b
+	}
 	CheckLoopback(t, n)
 	c := &Cluster{t: t, Bin: bin, DB: db, Lease: lease}
 	// A port range free on every instance's address, below the ephemeral
@@ -168,9 +180,10 @@ func (in *Instance) Start() {
 	}
 	in.cmd = exec.Command(in.c.Bin, "serve", "--db", db, "--instance", in.Name, "--http", in.httpAdr,
 		"--nodes-listen", in.IP, "--lease", in.c.Lease.String(), "--metrics", in.Metrics,
-		"--node-ports", in.c.NodePorts, "--max-nodes-per-user", "0", "--node-creations-per-hour", "0",
+		"--node-ports", in.c.NodePorts, "--nodes-domain", NodesDomain, "--max-nodes-per-user", "0", "--node-creations-per-hour", "0",
 		"--log-format", "text", "--log-level", "debug")
 	in.cmd.Args = append(in.cmd.Args, in.c.Args...)
+	in.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
 	if in.out == nil {
 		in.out = &buffer{} // kept across restarts
 	}

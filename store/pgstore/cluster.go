@@ -9,6 +9,51 @@ import (
 	"github.com/ockamhub/ockamhub/store"
 )
 
+// clusterChannel is the LISTEN/NOTIFY channel on which placement changes
+// are announced, so that instances act on them before their next tick.
+const clusterChannel = "ockamhub_cluster"
+
+// notify announces a placement change; a lost notification only delays
+// the change until the instances' next tick.
+func (s *Store) notify(ctx context.Context) {
+	s.pool.Exec(ctx, `SELECT pg_notify($1, '')`, clusterChannel)
+}
+
+// WatchCluster calls changed after each announced placement change (and
+// once when it starts listening) until ctx ends, reconnecting when the
+// connection breaks.
+func (s *Store) WatchCluster(ctx context.Context, changed func()) {
+	for ctx.Err() == nil {
+		s.watch(ctx, changed)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (s *Store) watch(ctx context.Context, changed func()) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return
+	}
+	// The connection keeps its LISTEN: it must not go back to the pool.
+	defer func() {
+		conn.Conn().Close(context.WithoutCancel(ctx))
+		conn.Release()
+	}()
+	if _, err := conn.Exec(ctx, `LISTEN `+clusterChannel); err != nil {
+		return
+	}
+	changed()
+	for {
+		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+			return
+		}
+		changed()
+	}
+}
+
 // Instance is a serve instance of a cluster, as recorded in the database.
 type Instance struct {
 	Name     string
@@ -106,6 +151,9 @@ func (s *Store) PlaceNode(ctx context.Context, id int64, self string) (string, e
 	err := s.pool.QueryRow(ctx, `WITH t AS (`+leastLoaded+`), ins AS (
 		INSERT INTO node_placement (node_id, instance) SELECT $3, name FROM t ON CONFLICT (node_id) DO NOTHING RETURNING instance)
 		SELECT coalesce((SELECT instance FROM ins), (SELECT instance FROM node_placement WHERE node_id = $3), '')`, self, "", id).Scan(&where)
+	if err == nil && where != self {
+		s.notify(ctx)
+	}
 	return where, s.wrap("place node", err)
 }
 
@@ -140,6 +188,9 @@ func (s *Store) ClaimOrphans(ctx context.Context, self string, margin time.Durat
 		claimed, err = pgx.CollectRows(rows, pgx.RowTo[int64])
 		return err
 	})
+	if err == nil && len(claimed) > 0 {
+		s.notify(ctx)
+	}
 	return orphans, claimed, s.wrap("claim nodes", err)
 }
 
@@ -159,6 +210,9 @@ func (s *Store) HandOver(ctx context.Context, id int64, from string) (string, er
 		UPDATE node_placement SET instance = (SELECT name FROM t), epoch = epoch + 1
 		WHERE node_id = $3 AND instance = $2 AND EXISTS (SELECT 1 FROM t) RETURNING instance)
 		SELECT coalesce((SELECT instance FROM u), '')`, "", from, id).Scan(&to)
+	if err == nil && to != "" {
+		s.notify(ctx)
+	}
 	return to, s.wrap("hand over node", err)
 }
 
@@ -166,6 +220,9 @@ func (s *Store) HandOver(ctx context.Context, id int64, from string) (string, er
 // instance running it applies them.
 func (s *Store) BumpSettings(ctx context.Context, id int64) error {
 	_, err := s.pool.Exec(ctx, `UPDATE node_placement SET settings_seq = settings_seq + 1 WHERE node_id = $1`, id)
+	if err == nil {
+		s.notify(ctx)
+	}
 	return s.wrap("bump settings", err)
 }
 
