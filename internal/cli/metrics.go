@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
-
 	"context"
 	"errors"
 	"flag"
@@ -21,7 +19,7 @@ func metricsFlag(fs *flag.FlagSet) *string {
 
 // startMetrics serves the telemetry handler on addr until the returned stop
 // function is called. An empty addr does nothing.
-func startMetrics(e *env, addr string, src telemetry.Source, ready func() error, extra ...prometheus.Collector) (stop func(), err error) {
+func startMetrics(e *env, addr string, src telemetry.Source, ready func() error, extra ...telemetry.Extra) (stop func(), err error) {
 	if addr == "" {
 		return func() {}, nil
 	}
@@ -30,7 +28,7 @@ func startMetrics(e *env, addr string, src telemetry.Source, ready func() error,
 		return nil, fmt.Errorf("metrics listener: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           telemetry.Handler(registry(src, extra), ready),
+		Handler:           telemetry.Handler(telemetry.NewRegistry(src, extra...), ready),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	done := make(chan struct{})
@@ -47,10 +45,4 @@ func startMetrics(e *env, addr string, src telemetry.Source, ready func() error,
 		srv.Shutdown(ctx)
 		<-done
 	}, nil
-}
-
-func registry(src telemetry.Source, extra []prometheus.Collector) *prometheus.Registry {
-	reg := telemetry.NewRegistry(src)
-	reg.MustRegister(extra...)
-	return reg
 }

@@ -14,10 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/ockamhub/ockamhub/cluster"
 	"github.com/ockamhub/ockamhub/githubauth"
+	"github.com/ockamhub/ockamhub/internal/telemetry"
 	"github.com/ockamhub/ockamhub/provision"
 	"github.com/ockamhub/ockamhub/store/pgstore"
 	"github.com/ockamhub/ockamhub/store/sqlstore"
@@ -263,7 +262,7 @@ the others take its nodes over, and on SIGTERM it hands them over first.`)
 	if err := prov.Restore(ctx); err != nil {
 		return err
 	}
-	var extraMetrics []prometheus.Collector
+	var extraMetrics []telemetry.Extra
 	if member != nil {
 		member.Attach(prov)
 		if err := member.Start(ctx); err != nil {
@@ -383,26 +382,23 @@ func orNone(v int) int {
 }
 
 // clusterMetrics are the cluster gauges and counters of /metrics.
-func clusterMetrics(m *cluster.Member) []prometheus.Collector {
-	g := func(name, help string, f func(cluster.Stats) float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(m.Stats()) })
+func clusterMetrics(m *cluster.Member) []telemetry.Extra {
+	f := func(name, help string, counter bool, v func(cluster.Stats) float64) telemetry.Extra {
+		return telemetry.Extra{Name: name, Help: help, Counter: counter, Value: func() float64 { return v(m.Stats()) }}
 	}
-	c := func(name, help string, f func(cluster.Stats) float64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(m.Stats()) })
-	}
-	return []prometheus.Collector{
-		g("ockamhub_cluster_live_instances", "Live instances of the cluster, this one included, at the last lease renewal.", func(s cluster.Stats) float64 { return float64(s.LiveInstances) }),
-		g("ockamhub_cluster_instance_nodes", "Hub nodes running on this instance.", func(s cluster.Stats) float64 { return float64(s.Nodes) }),
-		g("ockamhub_cluster_fenced", "1 while this instance's nodes are stopped because its lease could not be renewed.", func(s cluster.Stats) float64 {
+	return []telemetry.Extra{
+		f("ockamhub_cluster_live_instances", "Live instances of the cluster, this one included, at the last lease renewal.", false, func(s cluster.Stats) float64 { return float64(s.LiveInstances) }),
+		f("ockamhub_cluster_instance_nodes", "Hub nodes running on this instance.", false, func(s cluster.Stats) float64 { return float64(s.Nodes) }),
+		f("ockamhub_cluster_fenced", "1 while this instance's nodes are stopped because its lease could not be renewed.", false, func(s cluster.Stats) float64 {
 			if s.Fenced {
 				return 1
 			}
 			return 0
 		}),
-		g("ockamhub_cluster_relayed_connections_open", "Connections this instance is relaying to the instance that runs their node.", func(s cluster.Stats) float64 { return float64(s.RelayedOpen) }),
-		c("ockamhub_cluster_relayed_connections_total", "Connections relayed to the instance that runs their node.", func(s cluster.Stats) float64 { return float64(s.Relayed) }),
-		c("ockamhub_cluster_refused_connections_total", "Connections refused by the front door: a PROXY header from a source that is not a live instance, or no instance to serve them.", func(s cluster.Stats) float64 { return float64(s.Refused) }),
-		c("ockamhub_cluster_handovers_total", "Nodes handed to another instance on shutdown.", func(s cluster.Stats) float64 { return float64(s.HandOvers) }),
-		c("ockamhub_cluster_claims_total", "Nodes claimed from instances whose lease lapsed.", func(s cluster.Stats) float64 { return float64(s.Claimed) }),
+		f("ockamhub_cluster_relayed_connections_open", "Connections this instance is relaying to the instance that runs their node.", false, func(s cluster.Stats) float64 { return float64(s.RelayedOpen) }),
+		f("ockamhub_cluster_relayed_connections_total", "Connections relayed to the instance that runs their node.", true, func(s cluster.Stats) float64 { return float64(s.Relayed) }),
+		f("ockamhub_cluster_refused_connections_total", "Connections refused by the front door: a PROXY header from a source that is not a live instance, or no instance to serve them.", true, func(s cluster.Stats) float64 { return float64(s.Refused) }),
+		f("ockamhub_cluster_handovers_total", "Nodes handed to another instance on shutdown.", true, func(s cluster.Stats) float64 { return float64(s.HandOvers) }),
+		f("ockamhub_cluster_claims_total", "Nodes claimed from instances whose lease lapsed.", true, func(s cluster.Stats) float64 { return float64(s.Claimed) }),
 	}
 }
