@@ -433,8 +433,10 @@ func TestClusterDatabaseCut(t *testing.T) {
 		return nil
 	})
 	t.Logf("%s stopped its nodes %v after losing the database (lease %v)", cut.Name, stopped, clusterLease)
-	if stopped > clusterLease {
-		t.Errorf("%s stopped its nodes %v after the cut, want within the lease %v", cut.Name, stopped, clusterLease)
+	// The instance stops at 0.6 × lease after its last renewal; the poll
+	// (a /metrics scrape every 100 ms on a loaded machine) gets 1 s slack.
+	if stopped > clusterLease+time.Second {
+		t.Errorf("%s stopped its nodes %v after the cut, want within the lease %v (+1 s polling slack)", cut.Name, stopped, clusterLease)
 	}
 	took := poll(t, "the others serve every node", clusterLease+5*time.Second+20*time.Second, func() error {
 		runningSets(t, c.Instances)
