@@ -456,3 +456,47 @@ func TestClusterDatabaseCut(t *testing.T) {
 		return allEcho(c.Instances, nodes)
 	})
 }
+
+// TestClusterAloneKeepsServing: an instance that was the only live one
+// at its last renewal keeps serving its nodes through a database outage
+// (nobody could take them over).
+func TestClusterAloneKeepsServing(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	c := clustertest.New(t, binary, db, 1, clusterLease)
+	u, err := url.Parse(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := faultnet.Listen(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	u.Host = proxy.Addr()
+	in := c.Instances[0]
+	in.DB = u.String()
+	in.Start()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s output:\n%s", in.Name, in.Output())
+		}
+	})
+	hc := pgClient()
+	pgSignIn(t, hc, in.HTTP, "alice")
+	n := pgCreateNode(t, hc, in.HTTP, "solo")
+	poll(t, "echo", 20*time.Second, func() error { return echoFrom("127.0.0.1", in.NodeAddr(n.Port)) })
+	proxy.Blackout()
+	cutAt := time.Now()
+	// Three leases without the database: the node answers all along.
+	for time.Since(cutAt) < 3*clusterLease {
+		if err := echoFrom("127.0.0.1", in.NodeAddr(n.Port)); err != nil {
+			t.Fatalf("%v into the outage the lone instance's node does not answer: %v", time.Since(cutAt), err)
+		}
+		if v, err := in.Metric("ockamhub_cluster_fenced"); err != nil || v != 0 {
+			t.Fatalf("lone instance fenced = %v (%v)", v, err)
+		}
+		time.Sleep(200 * time.Millisecond) // pacing the probes, not synchronisation
+	}
+	proxy.Restore()
+	poll(t, "echo after the outage", 20*time.Second, func() error { return echoFrom("127.0.0.1", in.NodeAddr(n.Port)) })
+}
