@@ -112,6 +112,9 @@ type Node struct {
 	ForwarderNames []string
 	// NextRetry is when a failed node will next be tried; zero otherwise.
 	NextRetry time.Time
+	// Instance is the cluster instance that runs the node; "" outside a
+	// cluster.
+	Instance string
 }
 
 // Address is host:port to connect to, as a route's TCP hop takes it.
@@ -174,6 +177,25 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// Logger receives the provisioner's logs; nil discards.
 	Logger *slog.Logger
+	// Listen binds a node's port; nil means net.Listen on ListenHost.
+	// A cluster's front door gives each node a listener of its own.
+	Listen func(port int) (net.Listener, error)
+	// Cluster, when set, decides which instance of a cluster runs each
+	// node: Restore starts nothing, Create starts the node only when it
+	// is placed here, and the cluster calls Adopt and Release.
+	Cluster Cluster
+}
+
+// Cluster is what a Local provisioner needs from the cluster it is part of.
+type Cluster interface {
+	// Place records where new node n runs and reports whether it is here.
+	Place(ctx context.Context, n store.Node) (here bool, err error)
+	// Instance is the name of the instance that runs node id ("" unknown).
+	Instance(id int64) string
+	// Counters are node id's counters as its instance last published them.
+	Counters(id int64) (store.NodeStats, bool)
+	// Changed records that node id's settings changed, for its instance.
+	Changed(ctx context.Context, id int64)
 }
 
 // Defaults of Config.
@@ -272,6 +294,14 @@ func (p *Local) addr(port int) string {
 	return net.JoinHostPort(p.cfg.ListenHost, strconv.Itoa(port))
 }
 
+// listen binds port for a node.
+func (p *Local) listen(port int) (net.Listener, error) {
+	if p.cfg.Listen != nil {
+		return p.cfg.Listen(port)
+	}
+	return net.Listen("tcp", p.addr(port))
+}
+
 // checkRate returns a *RateError if accountID has used its creations of
 // the last hour.
 func (p *Local) checkRate(accountID int64, now time.Time) error {
@@ -364,6 +394,18 @@ func (p *Local) Create(ctx context.Context, accountID int64, name string) (Node,
 		return Node{}, err
 	}
 	p.noteCreate(accountID, now)
+	if p.cfg.Cluster != nil {
+		here, err := p.cfg.Cluster.Place(ctx, sn)
+		if err != nil || !here {
+			// Its instance starts it (or, on error, a live instance
+			// claims it as unplaced).
+			ln.Close()
+			if err != nil {
+				p.log.Warn("placing node", "node", sn.Name, "err", err)
+			}
+			return p.view(ctx, sn), nil
+		}
+	}
 	p.start(ctx, &sn, ln, nil)
 	return p.view(ctx, sn), nil
 }
@@ -375,7 +417,7 @@ func (p *Local) listenFree(used map[int]bool) (net.Listener, int, error) {
 		if used[port] {
 			continue
 		}
-		ln, err := net.Listen("tcp", p.addr(port))
+		ln, err := p.listen(port)
 		if err == nil {
 			return ln, port, nil
 		}
@@ -530,7 +572,7 @@ func (p *Local) retry(id int64) {
 		}
 		return
 	}
-	ln, err := net.Listen("tcp", p.addr(n.Port))
+	ln, err := p.listen(n.Port)
 	if err != nil {
 		p.log.Warn("hub node still cannot start", "node", n.Name, "port", n.Port, "err", err, "next_retry", min(r.backoff*2, p.cfg.RetryMax))
 		p.fail(ctx, n, err.Error(), r)
@@ -542,10 +584,16 @@ func (p *Local) retry(id int64) {
 
 func (p *Local) setStatus(ctx context.Context, n *store.Node, s store.Status, reason string) {
 	n.Status, n.Reason = s, reason
-	if err := p.cfg.Store.SetNodeStatus(context.WithoutCancel(ctx), n.ID, s, reason); err != nil && !errors.Is(err, store.ErrNotFound) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusBudget)
+	defer cancel()
+	if err := p.cfg.Store.SetNodeStatus(sctx, n.ID, s, reason); err != nil && !errors.Is(err, store.ErrNotFound) {
 		p.log.Error("recording node status", "node", n.Name, "status", s, "err", err)
 	}
 }
+
+// statusBudget bounds the recording of a node's status, so that an
+// unreachable database cannot hold up starting and stopping nodes.
+const statusBudget = 5 * time.Second
 
 // Restore starts every recorded node on its recorded port. A node that
 // cannot listen there is recorded as failed with the reason, and retried
@@ -556,6 +604,9 @@ func (p *Local) Restore(ctx context.Context) error {
 	defer p.opMu.Unlock()
 	if p.isClosed() {
 		return ErrClosed
+	}
+	if p.cfg.Cluster != nil {
+		return nil // the cluster adopts this instance's nodes
 	}
 	nodes, err := p.cfg.Store.AllNodes(ctx)
 	if err != nil {
@@ -569,7 +620,7 @@ func (p *Local) Restore(ctx context.Context) error {
 			continue
 		}
 		p.setStatus(ctx, &n, store.StatusStarting, "")
-		ln, err := net.Listen("tcp", p.addr(n.Port))
+		ln, err := p.listen(n.Port)
 		if err != nil {
 			p.log.Error("restoring hub node", "node", n.Name, "port", n.Port, "err", err)
 			p.fail(ctx, n, err.Error(), nil)
@@ -653,6 +704,9 @@ var serviceAddrs = []string{"echo_service", "forwarding_service", "static_forwar
 // time to a stored node.
 func (p *Local) view(ctx context.Context, n store.Node) Node {
 	v := Node{Node: n, Hostname: Hostname(n.Name, p.cfg.Domain)}
+	if p.cfg.Cluster != nil {
+		v.Instance = p.cfg.Cluster.Instance(n.ID)
+	}
 	if toks, err := p.cfg.Store.NodeForwarderTokens(ctx, n.ID); err == nil {
 		for name := range toks {
 			v.ForwarderNames = append(v.ForwarderNames, name)
@@ -666,6 +720,9 @@ func (p *Local) view(ctx context.Context, n store.Node) Node {
 	}
 	p.mu.Unlock()
 	if r == nil {
+		if p.cfg.Cluster != nil {
+			v.Stats, _ = p.cfg.Cluster.Counters(n.ID)
+		}
 		return v
 	}
 	for _, s := range serviceAddrs {
@@ -673,8 +730,14 @@ func (p *Local) view(ctx context.Context, n store.Node) Node {
 			v.Services = append(v.Services, s)
 		}
 	}
-	s := r.h.Stats()
-	v.Stats = store.NodeStats{
+	v.Stats = nodeStats(r.h)
+	return v
+}
+
+// nodeStats returns h's counters as the dashboard shows them.
+func nodeStats(h *hub.Hub) store.NodeStats {
+	s := h.Stats()
+	return store.NodeStats{
 		Conns:                s.TCP.Conns,
 		Accepted:             s.TCP.Accepted,
 		Forwarders:           s.Forwarders,
@@ -685,7 +748,6 @@ func (p *Local) view(ctx context.Context, n store.Node) Node {
 		BytesOut:             s.TCP.BytesOut,
 		Dropped:              s.TCP.Unroutable + s.TCP.NoConnection + s.TCP.QueueFull + s.TCP.TooLarge,
 	}
-	return v
 }
 
 // Stats returns the counters of every running node, by node name (node

@@ -64,6 +64,9 @@ func (p *Local) change(ctx context.Context, accountID, id int64, f func() error)
 	if r != nil {
 		applyHubSettings(r.h, n.Allow, nf)
 	}
+	if p.cfg.Cluster != nil {
+		p.cfg.Cluster.Changed(ctx, id)
+	}
 	return p.view(ctx, n), nil
 }
 

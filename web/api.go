@@ -35,6 +35,9 @@ type apiNode struct {
 	ForwarderNames []string `json:"forwarder_names"`
 	// NextRetry is when a failed node is next tried.
 	NextRetry *time.Time `json:"next_retry,omitempty"`
+	// Instance is the cluster instance that runs the node (serve
+	// --instance); absent outside a cluster.
+	Instance string `json:"instance,omitempty"`
 }
 
 // apiStats are a node's counters in the JSON API.
@@ -67,7 +70,7 @@ func toAPINode(n provision.Node) apiNode {
 		ID: n.ID, Name: n.Name, Hostname: n.Hostname, Port: n.Port, Address: n.Address(),
 		Route:  "1#" + n.Address() + " => echo_service",
 		Status: n.Status, Reason: n.Reason, Services: svcs, CreatedAt: n.CreatedAt, Stats: apiStats(n.Stats),
-		Allow: allow, NamedForwarding: n.NamedForwarding, ForwarderNames: names,
+		Allow: allow, NamedForwarding: n.NamedForwarding, ForwarderNames: names, Instance: n.Instance,
 	}
 	if !n.NextRetry.IsZero() {
 		t := n.NextRetry.UTC()

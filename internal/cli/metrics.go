@@ -19,7 +19,7 @@ func metricsFlag(fs *flag.FlagSet) *string {
 
 // startMetrics serves the telemetry handler on addr until the returned stop
 // function is called. An empty addr does nothing.
-func startMetrics(e *env, addr string, src telemetry.Source, ready func() error) (stop func(), err error) {
+func startMetrics(e *env, addr string, src telemetry.Source, ready func() error, extra ...telemetry.Extra) (stop func(), err error) {
 	if addr == "" {
 		return func() {}, nil
 	}
@@ -28,7 +28,7 @@ func startMetrics(e *env, addr string, src telemetry.Source, ready func() error)
 		return nil, fmt.Errorf("metrics listener: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           metricsHostGuard(telemetry.Handler(telemetry.NewRegistry(src), ready), ln.Addr()),
+		Handler:           metricsHostGuard(telemetry.Handler(telemetry.NewRegistry(src, extra...), ready), ln.Addr()),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	done := make(chan struct{})

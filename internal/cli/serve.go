@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,8 +14,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ockamhub/ockamhub/cluster"
 	"github.com/ockamhub/ockamhub/githubauth"
+	"github.com/ockamhub/ockamhub/internal/telemetry"
 	"github.com/ockamhub/ockamhub/provision"
+	"github.com/ockamhub/ockamhub/store/pgstore"
 	"github.com/ockamhub/ockamhub/store/sqlstore"
 	"github.com/ockamhub/ockamhub/web"
 )
@@ -62,7 +66,14 @@ port holds at most --max-http-conns connections (half the reserve), of
 which --max-http-conns-per-ip (256) from one address.
 
 Named forwarding and its tokens, and each node's allow-list, are set by the
-node's owner on the node's page or through the API.`)
+node's owner on the node's page or through the API.
+
+Several instances can share one PostgreSQL database (--db postgres://…
+with --instance NAME, see docs/deploy.md): each listens on every node's
+port on --nodes-listen, runs the nodes placed on it and relays the
+connections for the others' nodes to them (PROXY protocol v2, accepted
+only from live instances); when an instance's lease (--lease) lapses,
+the others take its nodes over, and on SIGTERM it hands them over first.`)
 	httpAddr := fs.String("http", "127.0.0.1:8080", "address to serve HTTP on; port 0 picks a free port")
 	dataDir := fs.String("data", "./ockamhub-data", "directory for the SQLite database when --db is not given")
 	dbURL := fs.String("db", "", dbFlagUsage)
@@ -88,6 +99,9 @@ node's owner on the node's page or through the API.`)
 	maxHTTP := fs.Int("max-http-conns", 0, "connections the web port holds at once; more wait in the kernel's backlog (0 = half the descriptor reserve)")
 	maxHTTPPerIP := fs.Int("max-http-conns-per-ip", serveMaxHTTPConnsPerIP, "connections to the web port from one address (IPv6: one /64); more are closed at once (0 = no limit; behind a reverse proxy every request comes from the proxy's address)")
 	metricsAddr := metricsFlag(fs)
+	instance := fs.String("instance", "", "join the cluster of instances sharing the --db PostgreSQL database under this name (unique per instance; default the host name when --cluster-addr or --lease is given); needs --db postgres://…")
+	clusterAddr := fs.String("cluster-addr", "", "IP address other instances relay this instance's node connections to, and relays come from (default: --nodes-listen)")
+	lease := fs.Duration("lease", cluster.DefaultLease, "cluster lease: an instance that has not renewed it for this long loses its nodes to the others")
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -147,6 +161,29 @@ node's owner on the node's page or through the API.`)
 	db, err := parseDB(*dbURL, *dataDir)
 	if err != nil {
 		return err
+	}
+	clustered := false
+	fs.Visit(func(f *flag.Flag) {
+		clustered = clustered || f.Name == "instance" || f.Name == "cluster-addr" || f.Name == "lease"
+	})
+	if clustered {
+		if !db.postgres {
+			return usagef("--instance, --cluster-addr and --lease need --db postgres://…: instances share their nodes through PostgreSQL")
+		}
+		if *instance == "" {
+			if *instance, err = os.Hostname(); err != nil {
+				return usagef("--instance: %v", err)
+			}
+		}
+		if *lease < 500*time.Millisecond {
+			return usagef("--lease must be at least 500ms")
+		}
+		if *clusterAddr == "" {
+			*clusterAddr = *nodesListen
+		}
+		if ip := net.ParseIP(*clusterAddr); ip == nil || ip.IsUnspecified() {
+			return usagef("--cluster-addr must be an IP address of this machine (give it when --nodes-listen is not one), not %q", *clusterAddr)
+		}
 	}
 	if !db.postgres {
 		// The database holds accounts and secret hashes: only we may read
@@ -213,15 +250,36 @@ node's owner on the node's page or through the API.`)
 	pubLoopback := isLoopbackHost(pub.Hostname())
 	localSignIn := bound.IP.IsLoopback() && pubLoopback || *allowLocal
 
-	prov, err := provision.New(provision.Config{
+	pcfg := provision.Config{
 		Store: st, Hub: hubCfg, ListenHost: *nodesListen, Domain: *nodesDomain,
 		Ports: ports, MaxNodesPerAccount: *maxNodes, MaxCreatesPerHour: orNone(*maxCreates), Logger: e.log,
-	})
+	}
+	var member *cluster.Member
+	if clustered {
+		member, err = cluster.New(cluster.Config{
+			DB: st.(*pgstore.Store), Name: *instance, Addr: *clusterAddr, ListenHost: *nodesListen, Lease: *lease, Logger: e.log,
+		})
+		if err != nil {
+			return usagef("%v", err)
+		}
+		pcfg.Cluster, pcfg.Listen = member, member.Listen
+	}
+	prov, err := provision.New(pcfg)
 	if err != nil {
 		return err
 	}
 	if err := prov.Restore(ctx); err != nil {
 		return err
+	}
+	var extraMetrics []telemetry.Extra
+	if member != nil {
+		member.Attach(prov)
+		if err := member.Start(ctx); err != nil {
+			member.Close()
+			return fmt.Errorf("joining the cluster: %w", err)
+		}
+		defer member.Close()
+		extraMetrics = clusterMetrics(member)
 	}
 	handler, err := web.New(web.Config{
 		Store: st, Provisioner: prov, GitHub: gh, LocalSignIn: localSignIn,
@@ -265,7 +323,7 @@ node's owner on the node's page or through the API.`)
 			return errors.New("database unavailable")
 		}
 		return nil
-	})
+	}, extraMetrics...)
 	if err != nil {
 		srv.Close()
 		prov.Shutdown(context.Background())
@@ -304,6 +362,11 @@ node's owner on the node's page or through the API.`)
 			serveErr = err
 		}
 	}
+	if member != nil {
+		// Hand every node over before stopping: the front door relays
+		// to the new owners meanwhile.
+		member.Leave(sctx)
+	}
 	if err := prov.Shutdown(sctx); err != nil {
 		e.log.Warn("hub nodes shutdown incomplete", "err", err)
 	}
@@ -332,4 +395,26 @@ func orNone(v int) int {
 		return -1
 	}
 	return v
+}
+
+// clusterMetrics are the cluster gauges and counters of /metrics.
+func clusterMetrics(m *cluster.Member) []telemetry.Extra {
+	f := func(name, help string, counter bool, v func(cluster.Stats) float64) telemetry.Extra {
+		return telemetry.Extra{Name: name, Help: help, Counter: counter, Value: func() float64 { return v(m.Stats()) }}
+	}
+	return []telemetry.Extra{
+		f("ockamhub_cluster_live_instances", "Live instances of the cluster, this one included, at the last lease renewal.", false, func(s cluster.Stats) float64 { return float64(s.LiveInstances) }),
+		f("ockamhub_cluster_instance_nodes", "Hub nodes running on this instance.", false, func(s cluster.Stats) float64 { return float64(s.Nodes) }),
+		f("ockamhub_cluster_fenced", "1 while this instance's nodes are stopped because its lease could not be renewed.", false, func(s cluster.Stats) float64 {
+			if s.Fenced {
+				return 1
+			}
+			return 0
+		}),
+		f("ockamhub_cluster_relayed_connections_open", "Connections this instance is relaying to the instance that runs their node.", false, func(s cluster.Stats) float64 { return float64(s.RelayedOpen) }),
+		f("ockamhub_cluster_relayed_connections_total", "Connections relayed to the instance that runs their node.", true, func(s cluster.Stats) float64 { return float64(s.Relayed) }),
+		f("ockamhub_cluster_refused_connections_total", "Connections refused by the front door: a PROXY header from a source that is not a live instance, or no instance to serve them.", true, func(s cluster.Stats) float64 { return float64(s.Refused) }),
+		f("ockamhub_cluster_handovers_total", "Nodes handed to another instance on shutdown.", true, func(s cluster.Stats) float64 { return float64(s.HandOvers) }),
+		f("ockamhub_cluster_claims_total", "Nodes claimed from instances whose lease lapsed.", true, func(s cluster.Stats) float64 { return float64(s.Claimed) }),
+	}
 }

@@ -22,14 +22,30 @@ type Source func() map[string]hub.Stats
 
 // NewRegistry returns a registry with the Go runtime and process metrics
 // and the hub metrics read from src at each scrape.
-func NewRegistry(src Source) *prometheus.Registry {
+//
+// extra adds process-wide metrics outside the hubs (a cluster's).
+func NewRegistry(src Source, extra ...Extra) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&hubCollector{src: src},
 	)
+	for _, x := range extra {
+		if x.Counter {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: x.Name, Help: x.Help}, x.Value))
+		} else {
+			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: x.Name, Help: x.Help}, x.Value))
+		}
+	}
 	return reg
+}
+
+// Extra is an unlabelled metric read at each scrape.
+type Extra struct {
+	Name, Help string
+	Counter    bool // a counter; a gauge otherwise
+	Value      func() float64
 }
 
 // Handler serves /metrics, /healthz (the process is up), /readyz (ready

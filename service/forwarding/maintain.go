@@ -102,6 +102,20 @@ func registerOnce(ctx context.Context, n *node.Node, c Connector, cfg MaintainCo
 		return nil, nil, err
 	}
 	done := c.Done(hub)
+	// A connection that closes before the reply (a hub restarting, a
+	// cluster instance that cannot reach the node's owner yet) ends the
+	// attempt at once rather than after RegisterTimeout.
+	lost := make(chan struct{})
+	rctx, stop := context.WithCancel(rctx)
+	defer stop()
+	go func() {
+		select {
+		case <-done:
+			close(lost)
+			stop()
+		case <-rctx.Done():
+		}
+	}()
 	var rf *RemoteForwarder
 	if cfg.Name != "" {
 		rf, err = RegisterStatic(rctx, n, routing.Route{hub}, cfg.Name, cfg.Token, cfg.Destination)
@@ -109,6 +123,13 @@ func registerOnce(ctx context.Context, n *node.Node, c Connector, cfg MaintainCo
 		rf, err = Register(rctx, n, routing.Route{hub}, cfg.Destination)
 	}
 	if err != nil {
+		select {
+		case <-lost:
+			if ctx.Err() == nil {
+				return nil, nil, fmt.Errorf("forwarding: connection to the hub %s lost before it answered the registration", cfg.Hub)
+			}
+		default:
+		}
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			err = fmt.Errorf("forwarding: the hub %s did not answer the registration within %v", cfg.Hub, cfg.RegisterTimeout)
 		}
