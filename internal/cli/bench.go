@@ -79,7 +79,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	chart := fs.String("chart", "", "write an SVG chart of throughput and latency against clients to this file (runs --sweep)")
 	sweep := fs.String("sweep", "", "comma-separated client counts to run, e.g. 1,2,4,8,16,32 (default with --chart)")
 	spawn := fs.Bool("spawn", false, "run the hub as a child 'ockamhub node' process, measured apart")
-	hubBin := fs.String("hub-bin", "", "with --spawn: the ockamhub binary to run (default: this one)")
+	hubBin := fs.String("hub-bin", "", "with --spawn: the ockamhub binary to run (default this one)")
 	hubAddr := fs.String("hub", "", "use the running hub at HOST:PORT instead of starting one")
 	hubPID := fs.Int("hub-pid", 0, "with --hub: the hub's process id on this machine, to read its CPU and memory")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the hub too when in process) to this file")
@@ -96,7 +96,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return serveBenchBaseline(ctx, e, loadgen.ServerKind(*serveBaseline))
 	}
 	if len(pos) != 1 {
-		return usagef("want one SCENARIO (echo, forward, bulk, secure or idle), got %d arguments", len(pos))
+		return usagef("want one SCENARIO (echo, forward, bulk, secure, idle or portal), got %d arguments", len(pos))
 	}
 	sc, err := loadgen.ParseScenario(pos[0])
 	if err != nil {

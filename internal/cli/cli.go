@@ -45,7 +45,7 @@ func init() {
 		{"forwarder", "register a forwarding address at a hub and echo what arrives", "--hub HOST:PORT [flags]", runForwarder},
 		{"portal", "reach a TCP service behind NAT: portal outlet and portal inlet", "outlet|inlet [flags]", runPortal},
 		{"secure-channel", "run a secure channel listener reachable through a hub; print an identity", "listen --hub HOST:PORT [flags] | identity [--key FILE]", runSecureChannel},
-		{"bench", "measure a hub under load (echo, forward, bulk, secure, idle), against baselines", "SCENARIO [flags]", runBench},
+		{"bench", "measure a hub under load (echo, forward, bulk, secure, idle, portal), against baselines", "SCENARIO [flags]", runBench},
 		{"serve", "run the Hub service: web sign-in, JSON API, and users' hub nodes", "[flags]", runServe},
 		{"db", "apply or list the Hub service's database migrations", "migrate|status [flags]", runDB},
 	}
@@ -114,6 +114,9 @@ Examples:
   ockamhub forwarder --hub 127.0.0.1:4000
   ockamhub secure-channel listen --hub 127.0.0.1:4000
   ockamhub send --secure --peer IDENTITY --route "1#127.0.0.1:4000 => 0#ALIAS => secure_channel" hello
+  ockamhub portal outlet --target 127.0.0.1:22 --hub 127.0.0.1:4000
+  ockamhub portal inlet --listen 127.0.0.1:2222 --route "1#127.0.0.1:4000 => 0#ALIAS"
+  ockamhub serve --http 127.0.0.1:8080 --data ./ockamhub-data
 `)
 }
 

@@ -147,7 +147,7 @@ processes may start or migrate together.`)
 		fmt.Fprintf(e.stdout, "%s: schema at version %d, %d pending\n", d, version(ms), pending)
 		return nil
 	case "":
-		return usagef("missing subcommand: migrate or status")
+		return usagef("want a command: migrate or status")
 	}
 	return usagef("unknown subcommand %q: want migrate or status", sub)
 }

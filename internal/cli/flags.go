@@ -38,7 +38,7 @@ func hubFlags(fs *flag.FlagSet, perNodeForwarding bool) *hubLimits {
 		maxFrame:       fs.Int("max-frame", tcp.MaxFrameSize, "largest frame body accepted or sent, in bytes (at most 65535)"),
 		queueWait:      fs.Duration("queue-full-wait", hub.DefaultQueueFullWait, "how long a message waits for room in a full send queue (slowing its sender) before it is dropped and counted"),
 		frameTimeout:   fs.Duration("frame-timeout", tcp.DefaultFrameTimeout, "time a started frame may take to arrive in full"),
-		idleTimeout:    fs.Duration("idle-timeout", 0, "close connections that receive nothing for this long (0 = never)"),
+		idleTimeout:    fs.Duration("idle-timeout", 0, "close connections that neither send nor receive for this long (0 = never; 2021 peers send no heartbeats)"),
 		msgRate:        fs.Float64("max-msg-rate", 0, "messages per second read from one connection (token bucket, burst = one second's worth); a faster peer is slowed down, not cut off (0 = no limit)"),
 		fwdIdle:        fs.Duration("forwarder-idle-timeout", 0, "remove forwarders that relay nothing for this long (0 = never; they always go when their connection closes)"),
 		gcHeadroom:     fs.Int("gc-headroom", defaultGCHeadroomMiB, "MiB the heap may grow by between garbage collections at least (fewer collections under load for at most this much memory; 0 = the Go default, GOGC=100; ignored when GOGC is set)"),
@@ -67,20 +67,7 @@ func (l *hubLimits) startGC() func() {
 
 func (l *hubLimits) config() (hub.Config, error) {
 	if *l.maxFrame < 16 || *l.maxFrame > tcp.MaxFrameSize {
-		var tokens map[string]string
-		if *l.tokensFile != "" {
-			var err error
-			if tokens, err = readTokens(*l.tokensFile); err != nil {
-				return hub.Config{}, err
-			}
-		}
-		if (*l.token != "" || tokens != nil) && !*l.static {
-			return hub.Config{}, usagef("--forwarder-token and --forwarder-tokens need --static-forwarding")
-		}
-		return hub.Config{
-			StaticForwarding: *l.static,
-			ForwarderToken:   *l.token,
-			ForwarderTokens:  tokens}, usagef("--max-frame must be between 16 and %d", tcp.MaxFrameSize)
+		return hub.Config{}, usagef("--max-frame must be between 16 and %d", tcp.MaxFrameSize)
 	}
 	if *l.sendQueueBytes < tcp.MaxFrameSize+tcp.FrameHeaderSize {
 		return hub.Config{}, usagef("--send-queue-bytes must be at least one frame (%d)", tcp.MaxFrameSize+tcp.FrameHeaderSize)
@@ -89,20 +76,7 @@ func (l *hubLimits) config() (hub.Config, error) {
 		return hub.Config{}, usagef("--queue-full-wait must be positive")
 	}
 	if *l.msgRate < 0 || *l.maxConns < 0 || *l.maxConnsPerIP < 0 || *l.maxFwdPerConn < 0 || *l.sendQueue < 1 {
-		var tokens map[string]string
-		if *l.tokensFile != "" {
-			var err error
-			if tokens, err = readTokens(*l.tokensFile); err != nil {
-				return hub.Config{}, err
-			}
-		}
-		if (*l.token != "" || tokens != nil) && !*l.static {
-			return hub.Config{}, usagef("--forwarder-token and --forwarder-tokens need --static-forwarding")
-		}
-		return hub.Config{
-			StaticForwarding: *l.static,
-			ForwarderToken:   *l.token,
-			ForwarderTokens:  tokens}, usagef("limits must not be negative, and --send-queue at least 1")
+		return hub.Config{}, usagef("limits must not be negative, and --send-queue at least 1")
 	}
 	var tokens map[string]string
 	if *l.tokensFile != "" {

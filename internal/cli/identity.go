@@ -45,9 +45,9 @@ type initiatorFlags struct {
 func addInitiatorFlags(fs *flag.FlagSet) *initiatorFlags {
 	return &initiatorFlags{
 		fs:         fs,
-		key:        fs.String("key", "", "`file` holding this side's static X25519 private key (hex), created with mode 0600 if missing; listeners recognise you by its identity (default: "+defaultPathHelp(securechannel.DefaultKeyFile)+")"),
+		key:        fs.String("key", "", "`file` holding this side's static X25519 private key (hex), created with mode 0600 if missing; listeners recognise you by its identity (default "+defaultPathHelp(securechannel.DefaultKeyFile)+")"),
 		peer:       fs.String("peer", "", "the responder's `identity` (the 64 hex digits of the listener's \"identity:\" line): any other responder is refused"),
-		knownPeers: fs.String("known-peers", "", "without --peer: `file` recording the identity first seen for each route; a later different identity is refused (default: "+defaultPathHelp(securechannel.DefaultKnownPeersFile)+")"),
+		knownPeers: fs.String("known-peers", "", "without --peer: `file` recording the identity first seen for each route; a later different identity is refused (default "+defaultPathHelp(securechannel.DefaultKnownPeersFile)+")"),
 		insecure:   fs.Bool("insecure-accept-any-peer", false, "accept ANY responder, as the 2021 Rust programs did: the channel is encrypted but NOT authenticated (anyone on the route, the hub included, can read it); for experiments only"),
 	}
 }
@@ -182,7 +182,7 @@ func (l *identityList) Set(v string) error {
 // --max-pending-handshakes on fs.
 func addListenerFlags(fs *flag.FlagSet) *listenerFlags {
 	f := &listenerFlags{
-		key:              fs.String("key", "", "`file` holding the listener's static X25519 private key (hex), created with mode 0600 if missing, so its identity stays the same across restarts; it must be a regular file of yours, mode 0600 (default: "+defaultPathHelp(securechannel.DefaultKeyFile)+")"),
+		key:              fs.String("key", "", "`file` holding the listener's static X25519 private key (hex), created with mode 0600 if missing, so its identity stays the same across restarts; it must be a regular file of yours, mode 0600 (default "+defaultPathHelp(securechannel.DefaultKeyFile)+")"),
 		allowFile:        fs.String("allow-file", "", "`file` of initiator identities to admit, one per line (# comments); with --allow, either admits"),
 		handshakeTimeout: fs.Duration("handshake-timeout", securechannel.DefaultHandshakeTimeout, "stop a handshake the initiator has not finished in this long"),
 		idleTimeout:      fs.Duration("idle-timeout", securechannel.DefaultIdleTimeout, "close a channel that carries no message for this long (0 = never)"),

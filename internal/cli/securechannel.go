@@ -46,7 +46,7 @@ func runSecureChannelIdentity(e *env, args []string) error {
   identity: IDENTITY
 IDENTITY is what a listener's --allow admits, and what "send --secure" and
 portal inlets present with the same --key.`)
-	key := fs.String("key", "", "key `file` (default: "+defaultPathHelp(securechannel.DefaultKeyFile)+")")
+	key := fs.String("key", "", "key `file` (default "+defaultPathHelp(securechannel.DefaultKeyFile)+")")
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -67,7 +67,7 @@ portal inlets present with the same --key.`)
 func runSecureChannelListen(ctx context.Context, e *env, args []string) error {
 	fs := e.flagSet("secure-channel listen", "--hub HOST:PORT [--key FILE] [--allow IDENTITY]... [flags]", `Runs a secure channel listener at "secure_channel" with an echo_service
 behind it, on a node that connects to the hub and registers a forwarder for
-the listener with the hub's forwarding_service (protocol.md §10.6). Prints
+the listener with the hub's forwarding_service (docs/protocol.md §4). Prints
   identity: IDENTITY
   forwarding address: 1#HOST:PORT => 0#ALIAS
 then serves until stopped. IDENTITY is the listener's static public key (64

@@ -63,7 +63,7 @@ refused, as ssh does with known_hosts. --insecure-accept-any-peer accepts
 anyone: encrypted, but not authenticated.`)
 	routeText := fs.String("route", "", "route to send along, e.g. \"1#127.0.0.1:4000 => echo_service\" (required)")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
-	settle := fs.Duration("settle", 10*time.Millisecond, "pause after connecting, before sending: 2021 Rust listeners may drop a reply sent very soon after a connection opens (protocol.md §7.1)")
+	settle := fs.Duration("settle", 10*time.Millisecond, "pause after connecting, before sending: 2021 Rust listeners may drop a reply sent very soon after a connection opens")
 	secure := addSecureSendFlags(fs)
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)
