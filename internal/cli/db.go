@@ -78,7 +78,9 @@ func runDB(ctx context.Context, e *env, args []string) error {
   ockamhub db migrate   applies the migrations the database lacks and prints
                         "applied NAME" for each, then "DB: schema at version N"
   ockamhub db status    prints each migration known to this program with the
-                        time it was applied, or "pending"; changes nothing
+                        time it was applied, or "pending" (and any a newer
+                        build applied, marked "(not in this program)"), then
+                        "DB: schema at version N, K pending"; changes nothing
 
 serve applies pending migrations itself at start-up. Migrations are applied
 under a lock (a PostgreSQL advisory lock; SQLite's write lock), so several
