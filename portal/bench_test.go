@@ -90,7 +90,9 @@ func BenchmarkDownload(b *testing.B) {
 		{"default", portal.Options{}},
 		{"chunk48K-window512K", portal.Options{Chunk: 48 << 10, Window: 512 << 10}},
 		{"chunk60K-window512K", portal.Options{Chunk: 60 << 10, Window: 512 << 10}},
+		{"chunk60K-window1M", portal.Options{Chunk: 60 << 10, Window: 1 << 20}},
 		{"chunk60K-window2M", portal.Options{Chunk: 60 << 10, Window: 2 << 20}},
+		{"chunk60K-window4M", portal.Options{Chunk: 60 << 10, Window: 4 << 20}},
 	} {
 		b.Run("plain/"+bc.name, func(b *testing.B) { benchDownload(b, false, bc.opts) })
 		b.Run("secure/"+bc.name, func(b *testing.B) { benchDownload(b, true, bc.opts) })
