@@ -28,8 +28,9 @@
 //
 // Routes are taken from the peer's first message only; a message whose
 // onward route continues past the portal's address is dropped. Every
-// message travels in one frame: chunks are at most 60 KiB, far under the
-// 65535-byte frame with routes and a secure channel's overhead.
+// message travels in one frame: chunks are at most 60 KiB, less when the
+// route is long, so that the frame with routes and a secure channel's
+// overhead stays under 65535 bytes.
 //
 // # Lossless or closed
 //
@@ -63,7 +64,7 @@
 // channel's [Budget] (shared by all portals in that channel) and, when the
 // budget is spent, sends a Disconnect with the last message it kept back
 // and closes, so the channel never refuses a message nor wraps its nonce.
-// With 48 KiB chunks a channel carries about 3 GiB each way; `ockamhub
+// With 60 KiB chunks a channel carries about 3.7 GiB each way; `ockamhub
 // portal inlet --secure` opens a new channel for new connections once the
 // current one has used half of its budget.
 //

@@ -92,7 +92,7 @@ func TestConcurrentConnections(t *testing.T) {
 
 // TestLongTransfer carries 1 GiB each way through an echo target behind the
 // hub, plain and inside a secure channel (whose 2021 framing allows 65535
-// messages per direction: 48 KiB chunks make that about 3 GiB).
+// messages per direction: 60 KiB chunks make that about 3.7 GiB).
 func TestLongTransfer(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("1 GiB transfers: not with -short or the race detector")

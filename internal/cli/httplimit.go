@@ -73,9 +73,9 @@ func (l *httpLimitListener) Accept() (net.Conn, error) {
 			l.mu.Lock()
 			if l.bySrc[src] >= l.perIP {
 				l.mu.Unlock()
+				l.refused.Add(1) // before the close a client may see
 				c.Close()
 				l.freeSlot()
-				l.refused.Add(1)
 				l.logRate.Do(func() {
 					l.log.Warn("too many HTTP connections from one address: closing new ones", "source", src, "max_http_conns_per_ip", l.perIP, "refused_total", l.refused.Load())
 				})
