@@ -11,7 +11,7 @@ import (
 )
 
 // segment is one named run of bytes in a vector file (format:
-// /work/shared/vectors/README.md, copied into testdata/).
+// "## name" lines, then hex bytes; the vectors are copied into testdata/).
 type segment struct {
 	name string // "" for a file without "## " lines
 	data []byte
