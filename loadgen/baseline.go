@@ -204,25 +204,11 @@ func (s *EchoServer) Serve(l net.Listener) error {
 		br := bufio.NewReaderSize(nc, rawReadBuffer)
 		bw := bufio.NewWriterSize(nc, rawWriteBuffer)
 		for {
-			if br.Buffered() < tcp.FrameHeaderSize && bw.Buffered() > 0 {
-				if bw.Flush() != nil {
-					return
-				}
-			}
-			hdr, err := br.Peek(tcp.FrameHeaderSize)
-			if err != nil {
+			b, ok := peekFrame(br, bw)
+			if !ok {
 				return
 			}
-			n := tcp.FrameHeaderSize + int(binary.BigEndian.Uint16(hdr))
-			if br.Buffered() < n && bw.Buffered() > 0 {
-				if bw.Flush() != nil {
-					return
-				}
-			}
-			b, err := br.Peek(n)
-			if err != nil {
-				return
-			}
+			n := len(b)
 			if bw.Available() < n {
 				if bw.Flush() != nil {
 					return
@@ -434,6 +420,26 @@ func framePipe(a, b net.Conn) {
 	<-done
 }
 
+// peekFrame returns the next whole frame (header included) buffered in br,
+// without consuming it, first flushing bw whenever the read may block, so
+// that nothing written waits behind a read. It reports false when br or bw
+// fails.
+func peekFrame(br *bufio.Reader, bw *bufio.Writer) ([]byte, bool) {
+	if br.Buffered() < tcp.FrameHeaderSize && bw.Buffered() > 0 && bw.Flush() != nil {
+		return nil, false
+	}
+	hdr, err := br.Peek(tcp.FrameHeaderSize)
+	if err != nil {
+		return nil, false
+	}
+	n := tcp.FrameHeaderSize + int(binary.BigEndian.Uint16(hdr))
+	if br.Buffered() < n && bw.Buffered() > 0 && bw.Flush() != nil {
+		return nil, false
+	}
+	b, err := br.Peek(n)
+	return b, err == nil
+}
+
 // relayFrames reads frames from in, decodes each, rewrites its routes,
 // encodes it and writes it to out, all in the calling goroutine; it flushes
 // out when no further frame is buffered. It returns when in or out fails,
@@ -442,25 +448,11 @@ func relayFrames(in, out net.Conn, rewrite func(*routing.TransportMessage)) {
 	br := bufio.NewReaderSize(in, rawReadBuffer)
 	bw := bufio.NewWriterSize(out, rawWriteBuffer)
 	for {
-		if br.Buffered() < tcp.FrameHeaderSize && bw.Buffered() > 0 {
-			if bw.Flush() != nil {
-				return
-			}
-		}
-		hdr, err := br.Peek(tcp.FrameHeaderSize)
-		if err != nil {
+		b, ok := peekFrame(br, bw)
+		if !ok {
 			return
 		}
-		n := tcp.FrameHeaderSize + int(binary.BigEndian.Uint16(hdr))
-		if br.Buffered() < n && bw.Buffered() > 0 {
-			if bw.Flush() != nil {
-				return
-			}
-		}
-		b, err := br.Peek(n)
-		if err != nil {
-			return
-		}
+		n := len(b)
 		m, _, err := routing.DecodeMessage(b[tcp.FrameHeaderSize:])
 		if err != nil {
 			return
