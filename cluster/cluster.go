@@ -80,6 +80,7 @@ type Stats struct {
 	Relayed       uint64 // connections relayed to another instance
 	RelayedOpen   int64  // of which open
 	Refused       uint64 // connections refused: bad or unexpected PROXY header, no owner
+	ProxyRefused  uint64 // PROXY headers from clients (not a live instance's relay), each closing its connection
 	HandOvers     uint64 // nodes handed to another instance on shutdown
 	Claimed       uint64 // nodes claimed from instances whose lease lapsed
 	Fenced        bool   // nodes stopped because the lease could not be renewed
@@ -114,6 +115,7 @@ type Member struct {
 
 	live                                 atomic.Int64
 	relayed, refused, handOvers, claimed atomic.Uint64
+	proxyRefused                         atomic.Uint64
 	relayedOpen                          atomic.Int64
 	acceptLog                            rate.Sometimes // node port accept failures
 	lastPublish                          time.Time
@@ -512,6 +514,7 @@ func (m *Member) serveConn(d *door, c net.Conn) {
 	} else {
 		g = &guardConn{Conn: c, r: c}
 	}
+	g.refused = func() { m.proxyRefused.Add(1) }
 	m.mu.Lock()
 	local := d.local
 	var owner, addr string
@@ -595,7 +598,8 @@ func (m *Member) Stats() Stats {
 	return Stats{
 		LiveInstances: int(m.live.Load()), Nodes: len(m.nodes.Running()),
 		Relayed: m.relayed.Load(), RelayedOpen: m.relayedOpen.Load(), Refused: m.refused.Load(),
-		HandOvers: m.handOvers.Load(), Claimed: m.claimed.Load(), Fenced: fenced,
+		ProxyRefused: m.proxyRefused.Load(),
+		HandOvers:    m.handOvers.Load(), Claimed: m.claimed.Load(), Fenced: fenced,
 	}
 }
 
