@@ -204,8 +204,11 @@ the others take its nodes over, and on SIGTERM it hands them over first.`)
 			e.log.Warn("database file was readable by others: made it 0600", "file", f)
 		}
 	}
-	st, err := db.open(ctx, *dataDir, *dbURL == "")
+	st, err := db.openRetry(ctx, e.log, *dataDir, *dbURL == "")
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // SIGINT or SIGTERM while waiting for the database
+		}
 		return err
 	}
 	defer st.Close()
