@@ -14,7 +14,9 @@ import (
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
+	"golang.org/x/time/rate"
 
+	"github.com/ockamhub/ockamhub/internal/backoff"
 	"github.com/ockamhub/ockamhub/store"
 	"github.com/ockamhub/ockamhub/store/pgstore"
 )
@@ -78,6 +80,7 @@ type Stats struct {
 	Relayed       uint64 // connections relayed to another instance
 	RelayedOpen   int64  // of which open
 	Refused       uint64 // connections refused: bad or unexpected PROXY header, no owner
+	ProxyRefused  uint64 // PROXY headers from clients (not a live instance's relay), each closing its connection
 	HandOvers     uint64 // nodes handed to another instance on shutdown
 	Claimed       uint64 // nodes claimed from instances whose lease lapsed
 	Fenced        bool   // nodes stopped because the lease could not be renewed
@@ -112,7 +115,9 @@ type Member struct {
 
 	live                                 atomic.Int64
 	relayed, refused, handOvers, claimed atomic.Uint64
+	proxyRefused                         atomic.Uint64
 	relayedOpen                          atomic.Int64
+	acceptLog                            rate.Sometimes // node port accept failures
 	lastPublish                          time.Time
 	stopLoop                             context.CancelFunc
 	loopDone, watchDone                  chan struct{}
@@ -123,7 +128,14 @@ type Member struct {
 type door struct {
 	port  int
 	ln    net.Listener
-	local *vlistener // the node, when it runs here
+	stop  chan struct{} // closed with ln
+	local *vlistener    // the node, when it runs here
+}
+
+// close closes the door's listener and ends its accept loop's backoff.
+func (d *door) close() {
+	d.ln.Close()
+	close(d.stop)
 }
 
 // New returns a Member; call Attach, then Start.
@@ -147,6 +159,7 @@ func New(cfg Config) (*Member, error) {
 		dial:  net.Dialer{Timeout: 3 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IP(self.AsSlice())}},
 		doors: map[int]*door{}, place: map[int64]pgstore.Placement{}, byPort: map[int]int64{},
 		addrs: map[string]string{}, peers: map[netip.Addr]bool{}, applied: map[int64]int64{}, startedAt: map[int64]time.Time{},
+		acceptLog: rate.Sometimes{Interval: time.Second},
 	}
 	return m, nil
 }
@@ -336,7 +349,7 @@ func (m *Member) refresh(ps []pgstore.Placement, ins []pgstore.Instance) {
 	}
 	for port, d := range m.doors {
 		if _, ok := m.byPort[port]; !ok && d.local == nil {
-			d.ln.Close()
+			d.close()
 			delete(m.doors, port)
 		}
 	}
@@ -406,7 +419,7 @@ func (m *Member) bindLocked(port int) (*door, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &door{port: port, ln: ln}
+	d := &door{port: port, ln: ln, stop: make(chan struct{})}
 	m.doors[port] = d
 	m.conns.Add(1)
 	go m.accept(d)
@@ -445,6 +458,7 @@ func (m *Member) Listen(port int) (net.Listener, error) {
 
 func (m *Member) accept(d *door) {
 	defer m.conns.Done()
+	var delay time.Duration
 	for {
 		c, err := d.ln.Accept()
 		if err != nil {
@@ -452,18 +466,23 @@ func (m *Member) accept(d *door) {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			if !errors.Is(err, net.ErrClosed) {
-				m.log.Warn("node port accept", "port", d.port, "err", err)
-				time.Sleep(50 * time.Millisecond) // too many open files: back off
-				m.mu.Lock()
-				closed := m.doors[d.port] != d
-				m.mu.Unlock()
-				if !closed {
-					continue
-				}
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// Out of descriptors (EMFILE, ENFILE): back off as the
+			// transport does, logging at most once a second.
+			delay = backoff.NextAccept(delay)
+			m.acceptLog.Do(func() { m.log.Warn("node port accept failed; backing off", "port", d.port, "err", err, "delay", delay) })
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-d.stop:
+				t.Stop()
+				return
+			}
+			continue
 		}
+		delay = 0
 		go m.serveConn(d, c)
 	}
 }
@@ -495,6 +514,7 @@ func (m *Member) serveConn(d *door, c net.Conn) {
 	} else {
 		g = &guardConn{Conn: c, r: c}
 	}
+	g.refused = func() { m.proxyRefused.Add(1) }
 	m.mu.Lock()
 	local := d.local
 	var owner, addr string
@@ -578,7 +598,8 @@ func (m *Member) Stats() Stats {
 	return Stats{
 		LiveInstances: int(m.live.Load()), Nodes: len(m.nodes.Running()),
 		Relayed: m.relayed.Load(), RelayedOpen: m.relayedOpen.Load(), Refused: m.refused.Load(),
-		HandOvers: m.handOvers.Load(), Claimed: m.claimed.Load(), Fenced: fenced,
+		ProxyRefused: m.proxyRefused.Load(),
+		HandOvers:    m.handOvers.Load(), Claimed: m.claimed.Load(), Fenced: fenced,
 	}
 }
 
@@ -641,7 +662,7 @@ func (m *Member) Close() {
 	m.mu.Lock()
 	m.closed = true
 	for port, d := range m.doors {
-		d.ln.Close()
+		d.close()
 		delete(m.doors, port)
 	}
 	m.mu.Unlock()

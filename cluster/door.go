@@ -53,6 +53,7 @@ type guardConn struct {
 	r       io.Reader // reads the connection (after a PROXY header, a bufio.Reader)
 	decided bool
 	held    []byte
+	refused func() // called on a refused header, before the connection closes
 }
 
 func (g *guardConn) RemoteAddr() net.Addr {
@@ -66,6 +67,9 @@ func (g *guardConn) Read(b []byte) (int, error) {
 	for !g.decided {
 		proxy, more := sniff(g.held)
 		if proxy {
+			if g.refused != nil {
+				g.refused()
+			}
 			g.Conn.Close()
 			return 0, ErrProxyRefused
 		}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -171,4 +173,42 @@ func FuzzReadProxy(f *testing.F) {
 		}
 		io.ReadAll(g)
 	})
+}
+
+// TestProxyFromClientCounted: a client (not a live instance) that sends a
+// PROXY header, posing as a relaying instance, has its connection closed,
+// and the refusal is counted before the close, so a client that sees the
+// close already sees it counted.
+func TestProxyFromClientCounted(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		head []byte
+	}{
+		{"v2", proxyHeader(t, "127.0.0.9")},
+		{"v1", []byte("PROXY TCP4 127.0.0.9 127.0.0.2 1 2\r\n")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &Member{log: slog.New(slog.DiscardHandler), peers: map[netip.Addr]bool{}, byPort: map[int]int64{}}
+			v := &vlistener{ch: make(chan net.Conn), done: make(chan struct{}), drop: func() {}}
+			defer v.Close()
+			d := &door{port: 1, local: v}
+			c, s := net.Pipe()
+			defer c.Close()
+			go m.serveConn(d, s)
+			go func() { // the node reads what the front door delivers
+				g, err := v.Accept()
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, g)
+			}()
+			go c.Write(append(tc.head, echoFrame...))
+			if n, err := c.Read(make([]byte, 1)); err == nil {
+				t.Fatalf("read %d bytes: connection not closed", n)
+			}
+			if got := m.proxyRefused.Load(); got != 1 {
+				t.Fatalf("proxy refused = %d after the close, want 1", got)
+			}
+		})
+	}
 }

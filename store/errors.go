@@ -15,6 +15,9 @@ var (
 	// ErrNodeLimit is returned by CreateNode when the account already has
 	// as many nodes as the limit allows.
 	ErrNodeLimit = errors.New("store: node limit reached")
+	// ErrTokenLimit is returned by CreateToken when the account already
+	// has as many API tokens as the limit allows.
+	ErrTokenLimit = errors.New("store: API token limit reached")
 	// ErrInvalidName is wrapped by the *NameError of CheckNodeName and
 	// CheckUsername.
 	ErrInvalidName = errors.New("store: invalid name")

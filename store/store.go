@@ -111,8 +111,10 @@ type Store interface {
 	DeleteExpiredSessions(ctx context.Context, now time.Time) error
 
 	// CreateToken stores t (its ID and CreatedAt are set by the store when
-	// zero) and returns it.
-	CreateToken(ctx context.Context, t Token) (Token, error)
+	// zero) and returns it, unless the account already has limit tokens
+	// (ErrTokenLimit; limit <= 0 means none). The check and the insert are
+	// atomic, across every process sharing the database.
+	CreateToken(ctx context.Context, t Token, limit int) (Token, error)
 	// TokenAccount returns the account of the token with hash h.
 	TokenAccount(ctx context.Context, h Hash) (Account, error)
 	// Tokens lists an account's tokens, oldest first.

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -315,25 +316,23 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusBadRequest, "settings", d)
 		return
 	}
-	// One token creation at a time, so that concurrent requests cannot
-	// pass the quota check together.
-	h.tokenMu.Lock()
-	defer h.tokenMu.Unlock()
-	if lim := h.cfg.MaxTokensPerAccount; lim > 0 {
+	// The store checks the quota and inserts atomically, so concurrent
+	// requests, on this instance or another sharing the database, cannot
+	// pass the check together.
+	secret := newSecret("ohp_")
+	lim := h.cfg.MaxTokensPerAccount
+	_, err := h.cfg.Store.CreateToken(r.Context(), store.Token{AccountID: accountOf(r).ID, Name: name, Hash: store.HashSecret(secret)}, lim)
+	if errors.Is(err, store.ErrTokenLimit) {
 		d, err := h.settingsData(r)
 		if err != nil {
 			status, msg := h.userError(r, err)
 			h.errorPage(w, r, status, msg)
 			return
 		}
-		if len(d.Tokens) >= lim {
-			d.Error = fmt.Sprintf("You have %d API tokens, the most allowed: delete one to create another.", lim)
-			h.render(w, r, http.StatusTooManyRequests, "settings", d)
-			return
-		}
+		d.Error = fmt.Sprintf("You have %d API tokens, the most allowed: delete one to create another.", lim)
+		h.render(w, r, http.StatusTooManyRequests, "settings", d)
+		return
 	}
-	secret := newSecret("ohp_")
-	_, err := h.cfg.Store.CreateToken(r.Context(), store.Token{AccountID: accountOf(r).ID, Name: name, Hash: store.HashSecret(secret)})
 	var d *pageData
 	if err == nil {
 		d, err = h.settingsData(r)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -490,5 +491,59 @@ func TestGitHubRefusalText(t *testing.T) {
 	wantStatus(t, "callback with a forged code", r, http.StatusBadGateway)
 	if !strings.Contains(r.body, "error code: bad_verification_code") || strings.Contains(r.body, "incorrect or expired") {
 		t.Fatalf("refusal page shows the description or lacks the code:\n%s", r.body)
+	}
+}
+
+// TestTokenLimitTwoInstances: two instances sharing one database, each
+// taking token creations for the same account at once, together store no
+// more than the per-account limit (the check was process-local).
+func TestTokenLimitTwoInstances(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "ockamhub.db")
+	a := newServer(t, options{tokens: 3, dataFile: file})
+	b := newServer(t, options{tokens: 3, dataFile: file})
+	c := a.client(t)
+	a.signIn(t, c, "alice") // the session is in the shared database: b knows it too
+	const n = 12
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	errs := make([]error, n)
+	for i := range n {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			resp, err := c.PostForm(s.URL+"/settings/tokens", url.Values{"name": {"t"}})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for i := range n {
+		switch {
+		case errs[i] != nil:
+			t.Fatalf("request %d: %v", i, errs[i])
+		case codes[i] == http.StatusOK:
+			ok++
+		case codes[i] != http.StatusTooManyRequests:
+			t.Fatalf("request %d: status %d", i, codes[i])
+		}
+	}
+	acct, err := a.st.UpsertAccount(t.Context(), store.ProviderLocal, "alice", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := a.st.Tokens(t.Context(), acct.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok != 3 || len(ts) != 3 {
+		t.Fatalf("%d creations succeeded, %d tokens stored; want 3 (the limit)", ok, len(ts))
 	}
 }

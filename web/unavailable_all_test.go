@@ -60,11 +60,11 @@ func (d *writesDownStore) DeleteSession(ctx context.Context, h store.Hash) error
 	}
 	return d.Store.DeleteSession(ctx, h)
 }
-func (d *writesDownStore) CreateToken(ctx context.Context, tk store.Token) (store.Token, error) {
+func (d *writesDownStore) CreateToken(ctx context.Context, tk store.Token, limit int) (store.Token, error) {
 	if err := d.err(); err != nil {
 		return store.Token{}, err
 	}
-	return d.Store.CreateToken(ctx, tk)
+	return d.Store.CreateToken(ctx, tk, limit)
 }
 func (d *writesDownStore) Tokens(ctx context.Context, accountID int64) ([]store.Token, error) {
 	if err := d.err(); err != nil {

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -94,7 +93,6 @@ type Handler struct {
 	signIns *limiter
 	// limitLog rate-limits the log line of a refused sign-in.
 	limitLog rate.Sometimes
-	tokenMu  sync.Mutex // serialises API token creation (the quota check)
 	handler  http.Handler
 	// unavailableLog rate-limits the warning logged for each request
 	// refused while the database is unreachable.

@@ -58,3 +58,10 @@ func (p Policy) Wait(ctx context.Context, n int) error {
 		return ctx.Err()
 	}
 }
+
+// NextAccept returns the delay after a failed accept (out of descriptors:
+// EMFILE, ENFILE) that follows prev (0 after a success): doubling from 5 ms
+// to 1 s.
+func NextAccept(prev time.Duration) time.Duration {
+	return min(max(2*prev, 5*time.Millisecond), time.Second)
+}

@@ -29,3 +29,13 @@ func TestWaitCancelled(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestNextAccept(t *testing.T) {
+	var d time.Duration
+	for _, want := range []time.Duration{5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000} {
+		d = NextAccept(d)
+		if d != want*time.Millisecond {
+			t.Fatalf("NextAccept = %v, want %v", d, want*time.Millisecond)
+		}
+	}
+}

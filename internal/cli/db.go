@@ -2,12 +2,17 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/time/rate"
+
+	"github.com/ockamhub/ockamhub/internal/backoff"
 	"github.com/ockamhub/ockamhub/store"
 	"github.com/ockamhub/ockamhub/store/pgstore"
 	"github.com/ockamhub/ockamhub/store/sqlstore"
@@ -66,6 +71,40 @@ func (d database) open(ctx context.Context, dataDir string, defaulted bool) (dbS
 		}
 	}
 	return sqlstore.Open(ctx, d.dsn)
+}
+
+// openRetryPolicy paces openRetry's attempts.
+var openRetryPolicy = backoff.Policy{Initial: 250 * time.Millisecond, Max: 10 * time.Second, Factor: 2}
+
+// openRetry is open, except that an unreachable PostgreSQL server
+// (store.ErrUnavailable) is tried again with backoff until it answers or
+// ctx ends (then it returns ctx's error). It logs the first attempts, then
+// at most once every 10 s, with the URL's password hidden.
+func (d database) openRetry(ctx context.Context, log *slog.Logger, dataDir string, defaulted bool) (dbStore, error) {
+	logs := rate.Sometimes{First: 3, Interval: 10 * time.Second}
+	for attempt := 1; ; attempt++ {
+		st, err := d.open(ctx, dataDir, defaulted)
+		if err == nil || !d.postgres {
+			return st, err
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !errors.Is(err, store.ErrUnavailable) {
+			return nil, err
+		}
+		delay := openRetryPolicy.Delay(attempt - 1)
+		logs.Do(func() {
+			log.Warn("database unreachable; retrying", "db", d.String(), "attempt", attempt, "retry_in", delay.Round(time.Millisecond), "err", err)
+		})
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+	}
 }
 
 func runDB(ctx context.Context, e *env, args []string) error {

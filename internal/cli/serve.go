@@ -204,8 +204,11 @@ the others take its nodes over, and on SIGTERM it hands them over first.`)
 			e.log.Warn("database file was readable by others: made it 0600", "file", f)
 		}
 	}
-	st, err := db.open(ctx, *dataDir, *dbURL == "")
+	st, err := db.openRetry(ctx, e.log, *dataDir, *dbURL == "")
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // SIGINT or SIGTERM while waiting for the database
+		}
 		return err
 	}
 	defer st.Close()
@@ -413,7 +416,8 @@ func clusterMetrics(m *cluster.Member) []telemetry.Extra {
 		}),
 		f("ockamhub_cluster_relayed_connections_open", "Connections this instance is relaying to the instance that runs their node.", false, func(s cluster.Stats) float64 { return float64(s.RelayedOpen) }),
 		f("ockamhub_cluster_relayed_connections_total", "Connections relayed to the instance that runs their node.", true, func(s cluster.Stats) float64 { return float64(s.Relayed) }),
-		f("ockamhub_cluster_refused_connections_total", "Connections refused by the front door: a live instance's relay with a bad PROXY header or for a node not running here, or a node no instance can serve (a PROXY header from any other source closes its connection without being counted here).", true, func(s cluster.Stats) float64 { return float64(s.Refused) }),
+		f("ockamhub_cluster_refused_connections_total", "Connections refused by the front door: a live instance's relay with a bad PROXY header or for a node not running here, or a node no instance can serve (a PROXY header from any other source is counted in ockamhub_cluster_proxy_refused_total).", true, func(s cluster.Stats) float64 { return float64(s.Refused) }),
+		f("ockamhub_cluster_proxy_refused_total", "PROXY protocol headers refused because a client sent them (directly, or after a live instance's relay header), each closing its connection.", true, func(s cluster.Stats) float64 { return float64(s.ProxyRefused) }),
 		f("ockamhub_cluster_handovers_total", "Nodes handed to another instance on shutdown.", true, func(s cluster.Stats) float64 { return float64(s.HandOvers) }),
 		f("ockamhub_cluster_claims_total", "Nodes claimed from instances whose lease lapsed.", true, func(s cluster.Stats) float64 { return float64(s.Claimed) }),
 	}

@@ -449,11 +449,31 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) error 
 	return s.wrap("delete expired sessions", err)
 }
 
-// CreateToken implements store.Store.
-func (s *Store) CreateToken(ctx context.Context, t store.Token) (store.Token, error) {
+// CreateToken implements store.Store. With a limit, the account's row is
+// locked for the transaction, so creates for one account are serialised
+// across every process sharing the database.
+func (s *Store) CreateToken(ctx context.Context, t store.Token, limit int) (store.Token, error) {
 	t.CreatedAt = msTime(nowOr(t.CreatedAt))
-	err := s.pool.QueryRow(ctx, `INSERT INTO tokens (account_id, name, hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id`,
-		t.AccountID, t.Name, t.Hash[:], t.CreatedAt).Scan(&t.ID)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if limit > 0 {
+			var id int64
+			if err := tx.QueryRow(ctx, `SELECT id FROM accounts WHERE id = $1 FOR UPDATE`, t.AccountID).Scan(&id); err != nil {
+				return err
+			}
+			var have int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM tokens WHERE account_id = $1`, t.AccountID).Scan(&have); err != nil {
+				return err
+			}
+			if have >= limit {
+				return store.ErrTokenLimit
+			}
+		}
+		return tx.QueryRow(ctx, `INSERT INTO tokens (account_id, name, hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id`,
+			t.AccountID, t.Name, t.Hash[:], t.CreatedAt).Scan(&t.ID)
+	})
+	if errors.Is(err, store.ErrTokenLimit) {
+		return store.Token{}, err
+	}
 	if err != nil {
 		return store.Token{}, s.wrap("create token", err)
 	}

@@ -284,11 +284,26 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) error 
 	return err
 }
 
-// CreateToken implements store.Store.
-func (s *Store) CreateToken(ctx context.Context, t store.Token) (store.Token, error) {
+// CreateToken implements store.Store. The count and the insert are one
+// write transaction (BEGIN IMMEDIATE), so writers are serialised.
+func (s *Store) CreateToken(ctx context.Context, t store.Token, limit int) (store.Token, error) {
 	t.CreatedAt = nowOr(t.CreatedAt)
-	err := s.db.QueryRowContext(ctx, `INSERT INTO tokens (account_id, name, hash, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
-		t.AccountID, t.Name, t.Hash[:], ms(t.CreatedAt)).Scan(&t.ID)
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if limit > 0 {
+			var have int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM tokens WHERE account_id = ?`, t.AccountID).Scan(&have); err != nil {
+				return err
+			}
+			if have >= limit {
+				return store.ErrTokenLimit
+			}
+		}
+		return tx.QueryRowContext(ctx, `INSERT INTO tokens (account_id, name, hash, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
+			t.AccountID, t.Name, t.Hash[:], ms(t.CreatedAt)).Scan(&t.ID)
+	})
+	if errors.Is(err, store.ErrTokenLimit) {
+		return store.Token{}, err
+	}
 	if err != nil {
 		return store.Token{}, fmt.Errorf("sqlstore: create token: %w", err)
 	}

@@ -32,6 +32,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Accounts", testAccounts},
 		{"Sessions", testSessions},
 		{"Tokens", testTokens},
+		{"TokenLimit", testTokenLimit},
+		{"TokenLimitConcurrent", testTokenLimitConcurrent},
 		{"Nodes", testNodes},
 		{"NodeUniqueness", testNodeUniqueness},
 		{"NodeLimit", testNodeLimit},
@@ -139,18 +141,18 @@ func testSessions(t *testing.T, s store.Store) {
 func testTokens(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	alice, bob := account(t, s, "alice"), account(t, s, "bob")
-	t1, err := s.CreateToken(ctx, store.Token{AccountID: alice.ID, Name: "laptop", Hash: store.HashSecret("t1")})
+	t1, err := s.CreateToken(ctx, store.Token{AccountID: alice.ID, Name: "laptop", Hash: store.HashSecret("t1")}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if t1.ID == 0 || t1.CreatedAt.IsZero() {
 		t.Fatalf("CreateToken: got %+v, want ID and CreatedAt set", t1)
 	}
-	t2, err := s.CreateToken(ctx, store.Token{AccountID: alice.ID, Name: "ci", Hash: store.HashSecret("t2")})
+	t2, err := s.CreateToken(ctx, store.Token{AccountID: alice.ID, Name: "ci", Hash: store.HashSecret("t2")}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreateToken(ctx, store.Token{AccountID: bob.ID, Name: "bob", Hash: store.HashSecret("t3")}); err != nil {
+	if _, err := s.CreateToken(ctx, store.Token{AccountID: bob.ID, Name: "bob", Hash: store.HashSecret("t3")}, 0); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.TokenAccount(ctx, store.HashSecret("t2"))
@@ -247,6 +249,58 @@ func testNodeUniqueness(t *testing.T, s store.Store) {
 	ns, err := s.AllNodes(ctx)
 	if err != nil || len(ns) != 1 {
 		t.Fatalf("AllNodes after refused creates: got %d nodes, %v; want 1", len(ns), err)
+	}
+}
+
+func testTokenLimit(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	alice, bob := account(t, s, "alice"), account(t, s, "bob")
+	for i := range 2 {
+		if _, err := s.CreateToken(ctx, store.Token{AccountID: alice.ID, Name: "t", Hash: store.HashSecret(fmt.Sprintf("a%d", i))}, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := s.CreateToken(ctx, store.Token{AccountID: alice.ID, Name: "t", Hash: store.HashSecret("a2")}, 2)
+	wantErr(t, "third token with limit 2", err, store.ErrTokenLimit)
+	if _, err := s.TokenAccount(ctx, store.HashSecret("a2")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the refused token was stored: %v", err)
+	}
+	if _, err := s.CreateToken(ctx, store.Token{AccountID: bob.ID, Name: "t", Hash: store.HashSecret("b0")}, 2); err != nil {
+		t.Fatalf("bob's first token: %v (the limit is per account)", err)
+	}
+	if _, err := s.CreateToken(ctx, store.Token{AccountID: alice.ID, Name: "t", Hash: store.HashSecret("a3")}, 0); err != nil {
+		t.Fatalf("limit 0 (none): %v", err)
+	}
+}
+
+func testTokenLimitConcurrent(t *testing.T, s store.Store) {
+	ctx := context.WithoutCancel(t.Context())
+	a := account(t, s, "alice")
+	const n, limit = 8, 3
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = s.CreateToken(ctx, store.Token{AccountID: a.ID, Name: "t", Hash: store.HashSecret(fmt.Sprintf("c%d", i))}, limit)
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, store.ErrTokenLimit):
+		default:
+			t.Errorf("create %d: %v", i, err)
+		}
+	}
+	ts, err := s.Tokens(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok != limit || len(ts) != limit {
+		t.Fatalf("%d concurrent creates with limit %d succeeded, %d stored; want %d", ok, limit, len(ts), limit)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/ockamhub/ockamhub/internal/backoff"
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
 )
@@ -233,7 +234,7 @@ func (t *Transport) recentlyStopped(err error) bool {
 // ENFILE), doubling from 5 ms to 1 s, and logs at most once a second.
 // It reports false if the transport closed meanwhile.
 func (t *Transport) acceptBackoff(err error, delay *time.Duration) bool {
-	*delay = min(max(2**delay, 5*time.Millisecond), time.Second)
+	*delay = backoff.NextAccept(*delay)
 	t.stats.acceptErrors.Add(1)
 	t.acceptLog.Do(func() { t.log.Warn("accept failed; backing off", "err", err, "delay", *delay) })
 	timer := time.NewTimer(*delay)
