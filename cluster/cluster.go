@@ -302,7 +302,7 @@ func (m *Member) step(ctx context.Context) {
 		m.log.Debug("reading placements", "err", err)
 		return
 	}
-	m.refresh(ps, ins)
+	m.refresh(ps, ins, snap)
 	if draining {
 		return
 	}
@@ -319,9 +319,17 @@ func (m *Member) step(ctx context.Context) {
 
 // refresh replaces the cached placement and instances and binds the
 // ports of new nodes.
-func (m *Member) refresh(ps []pgstore.Placement, ins []pgstore.Instance) {
+func (m *Member) refresh(ps []pgstore.Placement, ins []pgstore.Instance, snap time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// A node Place recorded after the snapshot was read is not in ps yet:
+	// keep it, or the API would answer its creation without an instance.
+	var recent []pgstore.Placement
+	for id, p := range m.place {
+		if !m.startedAt[id].Before(snap) {
+			recent = append(recent, p)
+		}
+	}
 	clear(m.addrs)
 	clear(m.peers)
 	for _, in := range ins {
@@ -335,6 +343,10 @@ func (m *Member) refresh(ps []pgstore.Placement, ins []pgstore.Instance) {
 	}
 	clear(m.place)
 	clear(m.byPort)
+	for _, p := range recent {
+		m.place[p.NodeID] = p
+		m.byPort[p.Port] = p.NodeID
+	}
 	for _, p := range ps {
 		m.place[p.NodeID] = p
 		m.byPort[p.Port] = p.NodeID
@@ -562,6 +574,7 @@ func (m *Member) Place(ctx context.Context, n store.Node) (bool, error) {
 		return false, err
 	}
 	m.mu.Lock()
+	m.startedAt[n.ID] = time.Now() // after the commit: a snapshot older than this may lack it
 	m.place[n.ID] = pgstore.Placement{NodeID: n.ID, AccountID: n.AccountID, Port: n.Port, Instance: where, Epoch: 1}
 	m.byPort[n.Port] = n.ID
 	m.mu.Unlock()
