@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/portal"
 	"github.com/ockamhub/ockamhub/routing"
@@ -76,27 +77,15 @@ func (c *recConn) Write(b []byte) (int, error) {
 // startHub runs a hub on 127.0.0.1; rec, when not nil, records its bytes.
 func startHub(t testing.TB, cfg hub.Config, rec *recorder) (string, *hub.Hub) {
 	t.Helper()
-	h, err := hub.New(cfg)
-	if err != nil {
-		t.Fatal(err)
+	if rec == nil {
+		h, addr := hubtest.Start(t, cfg)
+		return addr, h
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var l net.Listener = ln
-	if rec != nil {
-		l = recListener{ln, rec}
-	}
-	served := make(chan error, 1)
-	go func() { served <- h.Serve(l) }()
-	t.Cleanup(func() {
-		h.Close()
-		if err := <-served; !errors.Is(err, hub.ErrClosed) {
-			t.Errorf("hub Serve: %v", err)
-		}
-	})
-	return ln.Addr().String(), h
+	return ln.Addr().String(), hubtest.Serve(t, cfg, recListener{ln, rec})
 }
 
 // newNode returns a node with a TCP transport connected to hubAddr.

@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/internal/cli"
 )
 
@@ -40,28 +39,6 @@ func (b *scBuffer) String() string {
 	return b.b.String()
 }
 
-// scStartHub runs an in-process hub on 127.0.0.1 until the test ends.
-func scStartHub(t *testing.T) string {
-	t.Helper()
-	h, err := hub.New(hub.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- h.Serve(ln) }()
-	t.Cleanup(func() {
-		h.Close()
-		if err := <-served; !errors.Is(err, hub.ErrClosed) {
-			t.Errorf("hub Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
-}
-
 var scIdentityLine = regexp.MustCompile(`^identity: ([0-9a-f]{64})$`)
 
 var scForwardingLine = regexp.MustCompile(`^forwarding address: (1#127\.0\.0\.1:\d+ => 0#[0-9a-f]{16})$`)
@@ -72,7 +49,7 @@ func TestSecureChannelCLI(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs last, after the hub and listener stop
 	config := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", config) // the default key and known-peers files go here
-	hubAddr := scStartHub(t)
+	_, hubAddr := hubtest.Start(t, hub.Config{})
 	keyFile := filepath.Join(t.TempDir(), "listener.key")
 
 	ctx, cancel := context.WithCancel(context.Background())
