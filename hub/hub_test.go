@@ -244,16 +244,7 @@ type goClient struct {
 
 func newGoClient(t *testing.T, addr string) *goClient {
 	t.Helper()
-	n := node.New(node.Config{})
-	tr, err := tcp.New(n, tcp.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close(); n.Close() })
-	hubAddr, err := tr.Connect(t.Context(), addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, tr, hubAddr := hubtest.Connect(t, addr)
 	return &goClient{node: n, tcp: tr, hub: hubAddr}
 }
 

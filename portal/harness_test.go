@@ -17,7 +17,6 @@ import (
 	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/securechannel"
 	"github.com/ockamhub/ockamhub/service/forwarding"
-	"github.com/ockamhub/ockamhub/transport/tcp"
 )
 
 // recorder keeps every byte a hub reads and writes, to check what a relay
@@ -88,27 +87,11 @@ func startHub(t testing.TB, cfg hub.Config, rec *recorder) (string, *hub.Hub) {
 	return ln.Addr().String(), hubtest.Serve(t, cfg, recListener{ln, rec})
 }
 
-// newNode returns a node with a TCP transport connected to hubAddr.
-func newNode(t testing.TB, hubAddr string) (*node.Node, *tcp.Transport, routing.Address) {
-	t.Helper()
-	n := node.New(node.Config{})
-	tr, err := tcp.New(n, tcp.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close(); n.Close() })
-	a, err := tr.Connect(t.Context(), hubAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n, tr, a
-}
-
 // startOutlet runs an outlet behind a forwarder at the hub and returns the
 // route to it.
 func startOutlet(t testing.TB, hubAddr string, cfg portal.OutletConfig) (routing.Route, *portal.Outlet, *node.Node) {
 	t.Helper()
-	n, _, h := newNode(t, hubAddr)
+	n, _, h := hubtest.Connect(t, hubAddr)
 	o, err := portal.NewOutlet(n, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +157,7 @@ func plainPair(t testing.TB, hubAddr, target string, ocfg portal.OutletConfig, i
 	t.Helper()
 	ocfg.Target = target
 	route, o, _ := startOutlet(t, hubAddr, ocfg)
-	n, _, _ := newNode(t, hubAddr)
+	n, _, _ := hubtest.Connect(t, hubAddr)
 	icfg.Route = route
 	addr, in := startInlet(t, n, icfg)
 	return addr, in, o
@@ -186,7 +169,7 @@ func plainPair(t testing.TB, hubAddr, target string, ocfg portal.OutletConfig, i
 func securePair(t testing.TB, hubAddr, target string, ocfg portal.OutletConfig, icfg portal.InletConfig) (string, *portal.Inlet, *portal.Outlet) {
 	t.Helper()
 	ocfg.Target = target
-	on, _, h := newNode(t, hubAddr)
+	on, _, h := hubtest.Connect(t, hubAddr)
 	l, err := securechannel.Listen(t.Context(), on, "secure_channel", securechannel.ListenerConfig{AcceptAnyInitiator: true})
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +191,7 @@ func securePair(t testing.TB, hubAddr, target string, ocfg portal.OutletConfig, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, _, _ := newNode(t, hubAddr)
+	n, _, _ := hubtest.Connect(t, hubAddr)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	ch, err := securechannel.Create(ctx, n, rf.Route(), securechannel.Config{ExpectedPeerStatic: l.StaticPublic()})

@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
+	"github.com/ockamhub/ockamhub/transport/tcp"
 )
 
 // Start runs a hub with cfg on a new 127.0.0.1:0 listener and returns it
@@ -44,4 +47,22 @@ func Serve(t testing.TB, cfg hub.Config, ln net.Listener) *hub.Hub {
 		}
 	})
 	return h
+}
+
+// Connect returns a new node with a TCP transport connected to the hub at
+// hubAddr, and the hub's address on that transport. The transport and the
+// node are closed when the test ends.
+func Connect(t testing.TB, hubAddr string) (*node.Node, *tcp.Transport, routing.Address) {
+	t.Helper()
+	n := node.New(node.Config{})
+	tr, err := tcp.New(n, tcp.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close(); n.Close() })
+	a, err := tr.Connect(t.Context(), hubAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, tr, a
 }
