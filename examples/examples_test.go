@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/routing"
 )
 
@@ -266,29 +267,6 @@ func (s *server) waitListening(t *testing.T) string {
 	return addr
 }
 
-// startHub runs an in-process hub on 127.0.0.1 and returns its address.
-func startHub(t *testing.T) string {
-	t.Helper()
-	h, err := hub.New(hub.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		h.Close()
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- h.Serve(ln) }()
-	t.Cleanup(func() {
-		h.Close()
-		if err := <-served; !errors.Is(err, hub.ErrClosed) {
-			t.Errorf("hub Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
-}
-
 // forwardingAlias checks a "forwarding address: ROUTE" line printed by a
 // program registered with the hub at hubAddr and returns the forwarder's
 // address on the hub.
@@ -351,14 +329,14 @@ func TestStep2ClientServer(t *testing.T) {
 
 func TestStep3HubEcho(t *testing.T) {
 	t.Parallel()
-	hubAddr := startHub(t)
+	_, hubAddr := hubtest.Start(t, hub.Config{})
 	got := runClient(t, "step-3-hub-echo", "-hub", hubAddr)
 	expectLines(t, "step-3-hub-echo", got, []string{"Echo says: Hello you over there!"})
 }
 
 func TestStep4Forwarding(t *testing.T) {
 	t.Parallel()
-	hubAddr := startHub(t)
+	_, hubAddr := hubtest.Start(t, hub.Config{})
 	rcv := startServer(t, "step-4-receiver", "-hub", hubAddr)
 	alias := forwardingAlias(t, rcv.waitFor(t, "forwarding address: "), hubAddr)
 	rcv.ready = true
@@ -396,14 +374,14 @@ func TestRoutingOverTransportManyHops(t *testing.T) {
 
 func TestRoutingToHub(t *testing.T) {
 	t.Parallel()
-	hubAddr := startHub(t)
+	_, hubAddr := hubtest.Start(t, hub.Config{})
 	got := runClient(t, "10-routing-to-hub", "-hub", hubAddr)
 	expectLines(t, "10-routing-to-hub", got, []string{"App Received: Hello Ockam!"})
 }
 
 func TestForwardingThroughHub(t *testing.T) {
 	t.Parallel()
-	hubAddr := startHub(t)
+	_, hubAddr := hubtest.Start(t, hub.Config{})
 	resp := startServer(t, "11-forwarding-through-hub-responder", "-hub", hubAddr)
 	alias := strings.TrimPrefix(resp.waitFor(t, "Forwarding address for echo_service: "), "Forwarding address for echo_service: ")
 	if got := forwardingAlias(t, resp.waitFor(t, "forwarding address: "), hubAddr); got != alias {

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/routing"
 )
 
@@ -230,7 +232,7 @@ func TestSecureChannelExamples(t *testing.T) {
 	})
 
 	t.Run("12-secure-channel-hub-forwarding", func(t *testing.T) {
-		hubAddr := startHub(t)
+		_, hubAddr := hubtest.Start(t, hub.Config{})
 		keyFile := filepath.Join(t.TempDir(), "responder.key")
 		responder := scStart(t, dir, "12-secure-channel-hub-forwarding-responder", "-hub", hubAddr, "-key", keyFile)
 		key := responder.waitFor(t, "identity: ")

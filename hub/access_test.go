@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/service/forwarding"
@@ -58,7 +59,7 @@ func prefixes(s ...string) []netip.Prefix {
 // SetAllow applies to the next connection and closes open ones from
 // networks no longer admitted.
 func TestAllowList(t *testing.T) {
-	h, addr := startHub(t, hub.Config{Allow: prefixes("127.0.0.2/32")})
+	h, addr := hubtest.Start(t, hub.Config{Allow: prefixes("127.0.0.2/32")})
 	if !dialFrom(t, "127.0.0.2", addr).echoes() {
 		t.Fatal("a connection from the allowed network was not served")
 	}
@@ -102,7 +103,7 @@ func TestAllowList(t *testing.T) {
 // TestAllowListIPv4MappedPrefix: an allow-list entry written as an
 // IPv4-mapped IPv6 prefix admits the IPv4 peers it names.
 func TestAllowListIPv4MappedPrefix(t *testing.T) {
-	_, addr := startHub(t, hub.Config{Allow: prefixes("::ffff:127.0.0.0/104")})
+	_, addr := hubtest.Start(t, hub.Config{Allow: prefixes("::ffff:127.0.0.0/104")})
 	if !dialRaw(t, addr).echoes() {
 		t.Fatal("::ffff:127.0.0.0/104 does not admit 127.0.0.1")
 	}
@@ -144,7 +145,7 @@ func TestNamedForwarderHijack(t *testing.T) {
 		{"named forwarding, name without token", hub.Config{NamedForwarding: hub.NamedForwarding{Enabled: true}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h, addr := startHub(t, tc.cfg)
+			h, addr := hubtest.Start(t, tc.cfg)
 			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 			defer cancel()
 			owner, attacker := namedReceiver(t, ctx, addr, "owner"), namedReceiver(t, ctx, addr, "attacker")
@@ -181,7 +182,7 @@ func TestNamedForwarderHijack(t *testing.T) {
 // not closed yet (the reconnect case); without it, nobody takes it.
 func TestNamedForwardingTokens(t *testing.T) {
 	sum := sha256.Sum256([]byte("printer-token"))
-	h, addr := startHub(t, hub.Config{
+	h, addr := hubtest.Start(t, hub.Config{
 		// The operator-wide settings are overridden by the node's own.
 		StaticForwarding: true, ForwarderToken: "operator-wide",
 		NamedForwarding: hub.NamedForwarding{Enabled: true, TokenHashes: map[string][32]byte{"printer": sum}},
@@ -228,7 +229,7 @@ func TestNamedForwardingTokens(t *testing.T) {
 // the service, new token hashes apply to the next registration, disabling
 // stops the service and removes the names.
 func TestSetNamedForwarding(t *testing.T) {
-	h, addr := startHub(t, hub.Config{})
+	h, addr := hubtest.Start(t, hub.Config{})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	c := namedReceiver(t, ctx, addr, "c")
@@ -265,7 +266,7 @@ func TestSetNamedForwarding(t *testing.T) {
 // held by its previous connection keeps retrying, and gets the name once
 // that connection has gone.
 func TestMaintainRetriesNameInUse(t *testing.T) {
-	_, addr := startHub(t, hub.Config{NamedForwarding: hub.NamedForwarding{Enabled: true}})
+	_, addr := hubtest.Start(t, hub.Config{NamedForwarding: hub.NamedForwarding{Enabled: true}})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	prev := namedReceiver(t, ctx, addr, "prev")
@@ -339,7 +340,7 @@ func (l *logCounter) count(msg string) int {
 // logged, at most once a second whatever their number; refused names too.
 func TestRefusedRegistrationsCounted(t *testing.T) {
 	logs := &logCounter{}
-	h, addr := startHub(t, hub.Config{MaxForwardersPerConn: 1, StaticForwarding: true, Logger: slog.New(logs)})
+	h, addr := hubtest.Start(t, hub.Config{MaxForwardersPerConn: 1, StaticForwarding: true, Logger: slog.New(logs)})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	c := newGoClient(t, addr)
@@ -390,7 +391,7 @@ func TestRefusedRegistrationsCounted(t *testing.T) {
 // connection carries on byte for byte as before.
 func TestExactBytesHeartbeat(t *testing.T) {
 	logs := &logCounter{}
-	h, addr := startHub(t, hub.Config{Logger: slog.New(logs)})
+	h, addr := hubtest.Start(t, hub.Config{Logger: slog.New(logs)})
 	hb := frames(t, "heartbeat")[0]
 	if !bytes.Equal(hb, []byte{0x00, 0x04, 0x01, 0x00, 0x00, 0x00}) {
 		t.Fatalf("vector %x", hb)
@@ -441,7 +442,7 @@ func (c *rawConn) expectClosedWithin(d time.Duration) {
 // of a 2^64 space; the victim's forwarder and a client that sends to a
 // stale address now and then are not affected.
 func TestProbeDampingDefaults(t *testing.T) {
-	h, addr := startHub(t, hub.Config{})
+	h, addr := hubtest.Start(t, hub.Config{})
 	victim := dialRaw(t, addr)
 	victim.write(frames(t, "capture-gs-11-responder-to-hub")[0])
 	fwd := decode(t, victim.readFrame()).Return[0].Value

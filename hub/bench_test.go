@@ -2,10 +2,10 @@ package hub_test
 
 import (
 	"context"
-	"net"
 	"testing"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/service/forwarding"
@@ -19,18 +19,12 @@ type benchClient struct {
 }
 
 func benchSetup(b *testing.B) (string, func() *benchClient) {
-	h, err := hub.New(hub.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	go h.Serve(ln)
-	b.Cleanup(func() { h.Close() })
-	return ln.Addr().String(), func() *benchClient {
+	_, hubAddr := hubtest.Start(b, hub.Config{})
+	return hubAddr, func() *benchClient {
 		n := node.New(node.Config{})
 		tr, _ := tcp.New(n, tcp.Config{})
 		b.Cleanup(func() { tr.Close(); n.Close() })
-		a, err := tr.Connect(context.Background(), ln.Addr().String())
+		a, err := tr.Connect(context.Background(), hubAddr)
 		if err != nil {
 			b.Fatal(err)
 		}

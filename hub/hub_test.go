@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/internal/vectorfile"
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
@@ -25,28 +26,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// startHub runs a hub on 127.0.0.1 and returns it with its address.
-func startHub(t *testing.T, cfg hub.Config) (*hub.Hub, string) {
-	t.Helper()
-	h, err := hub.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- h.Serve(ln) }()
-	t.Cleanup(func() {
-		h.Close()
-		if err := <-served; !errors.Is(err, hub.ErrClosed) {
-			t.Errorf("Serve returned %v, want ErrClosed", err)
-		}
-	})
-	return h, ln.Addr().String()
-}
 
 // frames returns the frames of a vector file (each with its length prefix).
 func frames(t *testing.T, name string) [][]byte {
@@ -142,7 +121,7 @@ func subAddr(frame []byte, pairs ...string) []byte {
 }
 
 func TestExactBytesEcho(t *testing.T) {
-	_, addr := startHub(t, hub.Config{})
+	_, addr := hubtest.Start(t, hub.Config{})
 	for _, tc := range []struct{ req, rep string }{
 		{"frame-echo-request", "frame-echo-reply"},
 		{"capture-gs-10-client-to-hub", "capture-gs-10-hub-to-client"},
@@ -164,7 +143,7 @@ func TestExactBytesEcho(t *testing.T) {
 // byte the hub sends, with the run's random hub addresses substituted for
 // those of the capture.
 func TestExactBytesForwarding(t *testing.T) {
-	h, addr := startHub(t, hub.Config{})
+	h, addr := hubtest.Start(t, hub.Config{})
 	const capFwd, capInitAlias, capRespAlias = "9d7cda36", "b70d770b", "7cd5e669"
 	respToHub := frames(t, "capture-gs-11-responder-to-hub")
 	hubToResp := frames(t, "capture-gs-11-hub-to-responder")
@@ -228,7 +207,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 func TestForwarderRemovedWithConnection(t *testing.T) {
-	h, addr := startHub(t, hub.Config{})
+	h, addr := hubtest.Start(t, hub.Config{})
 	resp := dialRaw(t, addr)
 	resp.write(frames(t, "capture-gs-11-responder-to-hub")[0])
 	fwd := decode(t, resp.readFrame()).Return[0].Value
@@ -265,16 +244,7 @@ type goClient struct {
 
 func newGoClient(t *testing.T, addr string) *goClient {
 	t.Helper()
-	n := node.New(node.Config{})
-	tr, err := tcp.New(n, tcp.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close(); n.Close() })
-	hubAddr, err := tr.Connect(t.Context(), addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, tr, hubAddr := hubtest.Connect(t, addr)
 	return &goClient{node: n, tcp: tr, hub: hubAddr}
 }
 
@@ -290,7 +260,7 @@ func (c *goClient) echo(ctx context.Context, msg string) (string, error) {
 }
 
 func TestConcurrentClients(t *testing.T) {
-	_, addr := startHub(t, hub.Config{})
+	_, addr := hubtest.Start(t, hub.Config{})
 	const clients, each = 100, 20
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -317,7 +287,7 @@ func TestConcurrentClients(t *testing.T) {
 // TestForwardingGoClients: a Go node behind "NAT" registers with the Go
 // forwarder client; other Go nodes reach its echoer through the hub.
 func TestForwardingGoClients(t *testing.T) {
-	h, addr := startHub(t, hub.Config{})
+	h, addr := hubtest.Start(t, hub.Config{})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	recv := newGoClient(t, addr)
@@ -368,7 +338,7 @@ func TestForwardingGoClients(t *testing.T) {
 }
 
 func TestBadInputClosesOnlyOffender(t *testing.T) {
-	h, addr := startHub(t, hub.Config{})
+	h, addr := hubtest.Start(t, hub.Config{})
 	good := newGoClient(t, addr)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
@@ -422,7 +392,7 @@ func TestBadInputClosesOnlyOffender(t *testing.T) {
 }
 
 func TestPartialFrameTimesOut(t *testing.T) {
-	h, addr := startHub(t, hub.Config{TCP: tcp.Config{FrameTimeout: 100 * time.Millisecond}})
+	h, addr := hubtest.Start(t, hub.Config{TCP: tcp.Config{FrameTimeout: 100 * time.Millisecond}})
 	c := dialRaw(t, addr)
 	c.write([]byte{0x00, 0x2d, 0x01}) // a frame of 45 bytes that never comes
 	c.expectClosed()
@@ -432,7 +402,7 @@ func TestPartialFrameTimesOut(t *testing.T) {
 }
 
 func TestOversizedSendIsRefused(t *testing.T) {
-	_, addr := startHub(t, hub.Config{})
+	_, addr := hubtest.Start(t, hub.Config{})
 	c := newGoClient(t, addr)
 	big := make([]byte, tcp.MaxFrameSize)
 	err := c.node.Send(t.Context(), routing.Route{c.hub, routing.LocalAddress("echo_service")}, big)
@@ -484,7 +454,7 @@ func hexBytes(s string) []byte {
 }
 
 func TestMessageRateThrottles(t *testing.T) {
-	h, addr := startHub(t, hub.Config{TCP: tcp.Config{MessageRate: 50, MessageBurst: 5}})
+	h, addr := hubtest.Start(t, hub.Config{TCP: tcp.Config{MessageRate: 50, MessageBurst: 5}})
 	c := dialRaw(t, addr)
 	req := frames(t, "frame-echo-request")[0]
 	var batch []byte
@@ -503,7 +473,7 @@ func TestMessageRateThrottles(t *testing.T) {
 // TestConnectionFlood: connections beyond the limit are refused and counted
 // while a client that got in keeps exchanging messages without error.
 func TestConnectionFlood(t *testing.T) {
-	h, addr := startHub(t, hub.Config{TCP: tcp.Config{MaxConns: 10, FrameTimeout: 200 * time.Millisecond}})
+	h, addr := hubtest.Start(t, hub.Config{TCP: tcp.Config{MaxConns: 10, FrameTimeout: 200 * time.Millisecond}})
 	good := newGoClient(t, addr)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -548,7 +518,7 @@ func TestConnectionFlood(t *testing.T) {
 // TestNeverSendsEmptyOnwardRoute: messages that would reach a peer with an
 // empty onward route (which kills a 2021 Rust reader) are dropped.
 func TestNeverSendsEmptyOnwardRoute(t *testing.T) {
-	h, addr := startHub(t, hub.Config{})
+	h, addr := hubtest.Start(t, hub.Config{})
 	// The echo of a message whose return route is only the sender's
 	// connection alias would reach the sender with nothing to route by.
 	c := dialRaw(t, addr)
@@ -566,7 +536,7 @@ func TestNeverSendsEmptyOnwardRoute(t *testing.T) {
 }
 
 func TestGoClientRefusesRouteEndingAtHop(t *testing.T) {
-	_, addr := startHub(t, hub.Config{})
+	_, addr := hubtest.Start(t, hub.Config{})
 	c := newGoClient(t, addr)
 	err := c.node.Send(t.Context(), routing.Route{c.hub}, "x")
 	if !errors.Is(err, tcp.ErrNothingAfterHop) {
@@ -575,7 +545,7 @@ func TestGoClientRefusesRouteEndingAtHop(t *testing.T) {
 }
 
 func TestSendQueueByteBound(t *testing.T) {
-	h, addr := startHub(t, hub.Config{TCP: tcp.Config{SendQueueBytes: 256 << 10, QueueFullWait: 50 * time.Millisecond}})
+	h, addr := hubtest.Start(t, hub.Config{TCP: tcp.Config{SendQueueBytes: 256 << 10, QueueFullWait: 50 * time.Millisecond}})
 	// A peer that sends large echo requests and never reads.
 	c := dialRaw(t, addr)
 	m := routing.TransportMessage{Onward: routing.MustParseRoute("echo_service"), Return: routing.MustParseRoute("app"), Payload: make([]byte, 60000)}

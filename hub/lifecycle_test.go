@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 )
 
 // TestForwarderCyclesLeakNothing: 10,000 connect → register → disconnect
@@ -15,7 +16,7 @@ func TestForwarderCyclesLeakNothing(t *testing.T) {
 	if testing.Short() {
 		cycles = 1000
 	}
-	h, addr := startHub(t, hub.Config{})
+	h, addr := hubtest.Start(t, hub.Config{})
 	register := frames(t, "capture-gs-11-responder-to-hub")[0]
 	baseWorkers := h.Stats().Node.Workers
 	baseGoroutines := runtime.NumGoroutine()
@@ -41,7 +42,7 @@ func TestForwarderCyclesLeakNothing(t *testing.T) {
 }
 
 func TestForwarderIdleExpiry(t *testing.T) {
-	h, addr := startHub(t, hub.Config{ForwarderIdleTimeout: 100 * time.Millisecond})
+	h, addr := hubtest.Start(t, hub.Config{ForwarderIdleTimeout: 100 * time.Millisecond})
 	c := dialRaw(t, addr)
 	c.write(frames(t, "capture-gs-11-responder-to-hub")[0])
 	c.readFrame()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/internal/backoff"
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
@@ -24,7 +25,7 @@ import (
 // attempt ends when its connection closes, and it registers as soon as
 // the hub is reachable again.
 func TestMaintainRetriesAClosedConnectionAtOnce(t *testing.T) {
-	_, addr := startHub(t, hub.Config{})
+	_, addr := hubtest.Start(t, hub.Config{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/internal/backoff"
 	"github.com/ockamhub/ockamhub/internal/faultnet"
 	"github.com/ockamhub/ockamhub/node"
@@ -18,7 +19,7 @@ import (
 // receiver and the hub, and checks that after each fault traffic resumes
 // within 10 seconds of the link returning.
 func TestFaultsThroughProxy(t *testing.T) {
-	h, addr := startHub(t, hub.Config{})
+	h, addr := hubtest.Start(t, hub.Config{})
 	proxy, err := faultnet.Listen(addr)
 	if err != nil {
 		t.Fatal(err)

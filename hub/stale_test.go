@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 )
 
 // TestStreamToGoneForwarderNotProbing: a peer streaming to a forwarder whose
@@ -16,7 +17,7 @@ import (
 // other traffic. (Before, 500 such messages spent the probe allowance and
 // the connection was delayed, then closed.)
 func TestStreamToGoneForwarderNotProbing(t *testing.T) {
-	h, addr := startHub(t, hub.Config{})
+	h, addr := hubtest.Start(t, hub.Config{})
 	receiver := dialRaw(t, addr)
 	receiver.write(frames(t, "capture-gs-11-responder-to-hub")[0])
 	fwd := decode(t, receiver.readFrame()).Return[0].Value

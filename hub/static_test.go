@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/service/forwarding"
 )
 
 func TestStaticForwardingOffByDefault(t *testing.T) {
-	_, addr := startHub(t, hub.Config{})
+	_, addr := hubtest.Start(t, hub.Config{})
 	c := newGoClient(t, addr)
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
@@ -24,7 +25,7 @@ func TestStaticForwardingOffByDefault(t *testing.T) {
 }
 
 func TestStaticForwarding(t *testing.T) {
-	h, addr := startHub(t, hub.Config{StaticForwarding: true, ForwarderToken: "s3cret", ForwarderTokens: map[string]string{"vip": "v1p"}})
+	h, addr := hubtest.Start(t, hub.Config{StaticForwarding: true, ForwarderToken: "s3cret", ForwarderTokens: map[string]string{"vip": "v1p"}})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	receiver := func(tag string) *goClient {
@@ -91,7 +92,7 @@ func TestStaticForwarding(t *testing.T) {
 // TestStaticMoveUnderLoad: re-registering a name while messages flow to it
 // always succeeds, and messages that race the reply are delivered.
 func TestStaticMoveUnderLoad(t *testing.T) {
-	_, addr := startHub(t, hub.Config{StaticForwarding: true})
+	_, addr := hubtest.Start(t, hub.Config{StaticForwarding: true})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	recv := newGoClient(t, addr)
@@ -149,7 +150,7 @@ func TestStaticMoveUnderLoad(t *testing.T) {
 }
 
 func TestForwarderLimits(t *testing.T) {
-	h, addr := startHub(t, hub.Config{MaxForwardersPerConn: 3, StaticForwarding: true})
+	h, addr := hubtest.Start(t, hub.Config{MaxForwardersPerConn: 3, StaticForwarding: true})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	c := newGoClient(t, addr)
@@ -201,7 +202,7 @@ func TestForwarderLimits(t *testing.T) {
 }
 
 func TestMaintainStopsWhenRefused(t *testing.T) {
-	_, addr := startHub(t, hub.Config{StaticForwarding: true, ForwarderToken: "t"})
+	_, addr := hubtest.Start(t, hub.Config{StaticForwarding: true, ForwarderToken: "t"})
 	c := newGoClient(t, addr)
 	err := forwarding.Maintain(t.Context(), c.node, c.tcp, forwarding.MaintainConfig{Hub: addr, Destination: "x", Name: "n", Token: "wrong"})
 	if !errors.Is(err, forwarding.ErrRefused) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/service/forwarding"
 	"github.com/ockamhub/ockamhub/transport/tcp"
@@ -57,7 +58,7 @@ func TestStressForwardersIntact(t *testing.T) {
 	}
 	sizes := []int{8, 100, 4095, 4096, 9000, 16383, 16384, 16400, 30000, 60000}
 	// A queue that never drops within the test: every frame must arrive.
-	_, addr := startHub(t, hub.Config{TCP: tcp.Config{QueueFullWait: time.Minute}})
+	_, addr := hubtest.Start(t, hub.Config{TCP: tcp.Config{QueueFullWait: time.Minute}})
 
 	type recv struct {
 		nc  net.Conn

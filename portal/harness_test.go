@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/portal"
 	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/securechannel"
 	"github.com/ockamhub/ockamhub/service/forwarding"
-	"github.com/ockamhub/ockamhub/transport/tcp"
 )
 
 // recorder keeps every byte a hub reads and writes, to check what a relay
@@ -76,50 +76,22 @@ func (c *recConn) Write(b []byte) (int, error) {
 // startHub runs a hub on 127.0.0.1; rec, when not nil, records its bytes.
 func startHub(t testing.TB, cfg hub.Config, rec *recorder) (string, *hub.Hub) {
 	t.Helper()
-	h, err := hub.New(cfg)
-	if err != nil {
-		t.Fatal(err)
+	if rec == nil {
+		h, addr := hubtest.Start(t, cfg)
+		return addr, h
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var l net.Listener = ln
-	if rec != nil {
-		l = recListener{ln, rec}
-	}
-	served := make(chan error, 1)
-	go func() { served <- h.Serve(l) }()
-	t.Cleanup(func() {
-		h.Close()
-		if err := <-served; !errors.Is(err, hub.ErrClosed) {
-			t.Errorf("hub Serve: %v", err)
-		}
-	})
-	return ln.Addr().String(), h
-}
-
-// newNode returns a node with a TCP transport connected to hubAddr.
-func newNode(t testing.TB, hubAddr string) (*node.Node, *tcp.Transport, routing.Address) {
-	t.Helper()
-	n := node.New(node.Config{})
-	tr, err := tcp.New(n, tcp.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close(); n.Close() })
-	a, err := tr.Connect(t.Context(), hubAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n, tr, a
+	return ln.Addr().String(), hubtest.Serve(t, cfg, recListener{ln, rec})
 }
 
 // startOutlet runs an outlet behind a forwarder at the hub and returns the
 // route to it.
 func startOutlet(t testing.TB, hubAddr string, cfg portal.OutletConfig) (routing.Route, *portal.Outlet, *node.Node) {
 	t.Helper()
-	n, _, h := newNode(t, hubAddr)
+	n, _, h := hubtest.Connect(t, hubAddr)
 	o, err := portal.NewOutlet(n, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +157,7 @@ func plainPair(t testing.TB, hubAddr, target string, ocfg portal.OutletConfig, i
 	t.Helper()
 	ocfg.Target = target
 	route, o, _ := startOutlet(t, hubAddr, ocfg)
-	n, _, _ := newNode(t, hubAddr)
+	n, _, _ := hubtest.Connect(t, hubAddr)
 	icfg.Route = route
 	addr, in := startInlet(t, n, icfg)
 	return addr, in, o
@@ -197,7 +169,7 @@ func plainPair(t testing.TB, hubAddr, target string, ocfg portal.OutletConfig, i
 func securePair(t testing.TB, hubAddr, target string, ocfg portal.OutletConfig, icfg portal.InletConfig) (string, *portal.Inlet, *portal.Outlet) {
 	t.Helper()
 	ocfg.Target = target
-	on, _, h := newNode(t, hubAddr)
+	on, _, h := hubtest.Connect(t, hubAddr)
 	l, err := securechannel.Listen(t.Context(), on, "secure_channel", securechannel.ListenerConfig{AcceptAnyInitiator: true})
 	if err != nil {
 		t.Fatal(err)
@@ -219,7 +191,7 @@ func securePair(t testing.TB, hubAddr, target string, ocfg portal.OutletConfig, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, _, _ := newNode(t, hubAddr)
+	n, _, _ := hubtest.Connect(t, hubAddr)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	ch, err := securechannel.Create(ctx, n, rf.Route(), securechannel.Config{ExpectedPeerStatic: l.StaticPublic()})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ockamhub/ockamhub/bare"
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/portal"
 	"github.com/ockamhub/ockamhub/routing"
@@ -536,7 +537,7 @@ func TestConnLost(t *testing.T) {
 		io.Copy(io.Discard, c)
 		close(targetClosed)
 	})
-	on, otr, hop := newNode(t, hubAddr)
+	on, otr, hop := hubtest.Connect(t, hubAddr)
 	o, err := portal.NewOutlet(on, portal.OutletConfig{Target: target, Options: portal.Options{ConnDone: otr.Done}})
 	if err != nil {
 		t.Fatal(err)
@@ -546,7 +547,7 @@ func TestConnLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, itr, _ := newNode(t, hubAddr)
+	in, itr, _ := hubtest.Connect(t, hubAddr)
 	addr, inlet := startInlet(t, in, portal.InletConfig{Route: rf.Route(), Options: portal.Options{ConnDone: itr.Done}})
 	c := dial(t, addr) // an idle session: nothing either way
 	waitFor(t, "the portal open", func() bool { return o.Stats().Open == 1 && inlet.Stats().Open == 1 })

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"errors"
 	"net"
 	"path/filepath"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/internal/vectorfile"
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
@@ -85,23 +85,12 @@ func (r *recorder) streams() [][]byte {
 // recorded.
 func startRecordedHub(t *testing.T) (string, *recorder) {
 	t.Helper()
-	h, err := hub.New(hub.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	served := make(chan error, 1)
-	go func() { served <- h.Serve(recordingListener{ln, rec}) }()
-	t.Cleanup(func() {
-		h.Close()
-		if err := <-served; !errors.Is(err, hub.ErrClosed) {
-			t.Errorf("hub Serve: %v", err)
-		}
-	})
+	hubtest.Serve(t, hub.Config{}, recordingListener{ln, rec})
 	return ln.Addr().String(), rec
 }
 

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/ockamhub/ockamhub/bare"
+	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/internal/cli"
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
@@ -207,7 +209,7 @@ func (r *mitmRelay) seen() []string {
 // that the channel is unauthenticated, and the relay reads it.
 func TestSecureSendMITM(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	hubAddr := scStartHub(t)
+	_, hubAddr := hubtest.Start(t, hub.Config{})
 	dir := t.TempDir()
 	identity, fwd, _ := scListener(t, hubAddr, "--key", filepath.Join(dir, "listener.key"))
 	alias := strings.TrimPrefix(fwd[strings.LastIndex(fwd, " ")+1:], "0#")
@@ -281,7 +283,7 @@ func TestSecureSendMITM(t *testing.T) {
 // --allow-file admits only those initiators (identified by their --key);
 // others are refused, counted and logged, and their message goes nowhere.
 func TestSecureChannelCLIAllowList(t *testing.T) {
-	hubAddr := scStartHub(t)
+	_, hubAddr := hubtest.Start(t, hub.Config{})
 	dir := t.TempDir()
 	keyA, keyB, keyC := filepath.Join(dir, "a.key"), filepath.Join(dir, "b.key"), filepath.Join(dir, "c.key")
 	ids := map[string]string{}
@@ -323,7 +325,7 @@ func TestSecureChannelCLIAllowList(t *testing.T) {
 // TestSecureChannelCLIIdentityPersists: the listener's identity is kept in
 // --key across restarts, and "secure-channel identity" prints the same.
 func TestSecureChannelCLIIdentityPersists(t *testing.T) {
-	hubAddr := scStartHub(t)
+	_, hubAddr := hubtest.Start(t, hub.Config{})
 	key := filepath.Join(t.TempDir(), "listener.key")
 	first, _, _ := scListener(t, hubAddr, "--key", key)
 	second, _, _ := scListener(t, hubAddr, "--key", key) // a restart, sharing the file
@@ -422,7 +424,7 @@ func injectingProxy(t *testing.T, ln net.Listener, to string, dataFrame int, for
 // exited 0; it must take only a reply that came out of the channel.
 func TestSecureSendForgedReply(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	hubAddr := scStartHub(t)
+	_, hubAddr := hubtest.Start(t, hub.Config{})
 	dir := t.TempDir()
 	identity, fwd, _ := scListener(t, hubAddr, "--key", filepath.Join(dir, "listener.key"))
 	alias := strings.TrimPrefix(fwd[strings.LastIndex(fwd, " ")+1:], "0#")

@@ -1,14 +1,13 @@
 package cli
 
 import (
-	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"testing"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/portal"
 	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/securechannel"
@@ -19,29 +18,14 @@ import (
 // until the channel has used half of its message budget, then creates a
 // new one; and it reconnects when the hub connection is gone.
 func TestInletRouteRenewal(t *testing.T) {
-	h, err := hub.New(hub.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- h.Serve(ln) }()
-	defer func() {
-		h.Close()
-		if err := <-served; !errors.Is(err, hub.ErrClosed) {
-			t.Errorf("hub: %v", err)
-		}
-	}()
+	_, hubAddr := hubtest.Start(t, hub.Config{})
 	e := &env{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
 	outletNode, err := newClient(e, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer outletNode.Close()
-	hubA, err := outletNode.tcp.Connect(t.Context(), ln.Addr().String())
+	hubA, err := outletNode.tcp.Connect(t.Context(), hubAddr)
 	if err != nil {
 		t.Fatal(err)
 	}

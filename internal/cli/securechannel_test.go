@@ -1,23 +1,18 @@
 package cli_test
 
 import (
-	"bufio"
 	"bytes"
-	"context"
-	"errors"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/ockamhub/ockamhub/hub"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/internal/cli"
 )
 
@@ -40,28 +35,6 @@ func (b *scBuffer) String() string {
 	return b.b.String()
 }
 
-// scStartHub runs an in-process hub on 127.0.0.1 until the test ends.
-func scStartHub(t *testing.T) string {
-	t.Helper()
-	h, err := hub.New(hub.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- h.Serve(ln) }()
-	t.Cleanup(func() {
-		h.Close()
-		if err := <-served; !errors.Is(err, hub.ErrClosed) {
-			t.Errorf("hub Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
-}
-
 var scIdentityLine = regexp.MustCompile(`^identity: ([0-9a-f]{64})$`)
 
 var scForwardingLine = regexp.MustCompile(`^forwarding address: (1#127\.0\.0\.1:\d+ => 0#[0-9a-f]{16})$`)
@@ -72,46 +45,10 @@ func TestSecureChannelCLI(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs last, after the hub and listener stop
 	config := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", config) // the default key and known-peers files go here
-	hubAddr := scStartHub(t)
+	_, hubAddr := hubtest.Start(t, hub.Config{})
 	keyFile := filepath.Join(t.TempDir(), "listener.key")
 
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	var listenErr scBuffer
-	exited := make(chan int, 1)
-	go func() {
-		exited <- cli.Main(ctx, []string{"secure-channel", "listen", "--hub", hubAddr, "--key", keyFile, "--log-format", "text"}, pw, &listenErr)
-		pw.Close()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-exited:
-			if code != 0 {
-				t.Errorf("listen exited %d; stderr:\n%s", code, listenErr.String())
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("listen did not stop")
-		}
-	})
-
-	lines := bufio.NewScanner(pr)
-	if !lines.Scan() {
-		t.Fatalf("listen printed nothing; stderr:\n%s", listenErr.String())
-	}
-	idLine := scIdentityLine.FindStringSubmatch(lines.Text())
-	if idLine == nil {
-		t.Fatalf("listen printed %q, want identity: <64 hex digits>", lines.Text())
-	}
-	if !lines.Scan() {
-		t.Fatalf("listen printed only its identity; stderr:\n%s", listenErr.String())
-	}
-	m := scForwardingLine.FindStringSubmatch(lines.Text())
-	if m == nil {
-		t.Fatalf("listen printed %q, want forwarding address: 1#HOST:PORT => 0#ALIAS", lines.Text())
-	}
-	fwd := m[1]
-	go io.Copy(io.Discard, pr) // the listener prints nothing more; never block it
+	id, fwd, _ := scListener(t, hubAddr, "--key", keyFile)
 
 	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("key file: %v, mode %v; want 0600", err, fi.Mode())
@@ -123,7 +60,7 @@ func TestSecureChannelCLI(t *testing.T) {
 			t.Errorf("default key file: %v; want one of mode 0600", err)
 		}
 		known, err := os.ReadFile(filepath.Join(config, "ockamhub", "known_peers"))
-		if want := idLine[1] + " " + fwd + " => 0#secure_channel\n"; err != nil || string(known) != want {
+		if want := id + " " + fwd + " => 0#secure_channel\n"; err != nil || string(known) != want {
 			t.Errorf("known peers %q, %v; want %q", known, err, want)
 		}
 	})
@@ -141,11 +78,11 @@ func TestSecureChannelCLI(t *testing.T) {
 		// The hub's echo_service sends M1 back: not an M2, so it is dropped.
 		{"echo is no listener", []string{"send", "--secure", "--timeout", "500ms", "--route", "1#" + hubAddr + " => echo_service", "x"}, 1, "", "timed out"},
 		{"to without secure", []string{"send", "--to", "echoer", "--route", fwd, "x"}, 2, "", "--to needs --secure"},
-		{"peer without secure", []string{"send", "--peer", idLine[1], "--route", fwd, "x"}, 2, "", "--peer needs --secure"},
-		{"pinned", []string{"send", "--secure", "--peer", idLine[1], "--route", fwd + " => secure_channel", "pinned"}, 0, "pinned\n", ""},
+		{"peer without secure", []string{"send", "--peer", id, "--route", fwd, "x"}, 2, "", "--peer needs --secure"},
+		{"pinned", []string{"send", "--secure", "--peer", id, "--route", fwd + " => secure_channel", "pinned"}, 0, "pinned\n", ""},
 		{"pinned to another", []string{"send", "--secure", "--peer", strings.Repeat("ab", 32), "--route", fwd + " => secure_channel", "x"}, 1, "", "not the pinned identity " + strings.Repeat("ab", 32)},
 		{"bad peer", []string{"send", "--secure", "--peer", "abc", "--route", fwd + " => secure_channel", "x"}, 2, "", "bad --peer"},
-		{"peer and insecure", []string{"send", "--secure", "--peer", idLine[1], "--insecure-accept-any-peer", "--route", fwd + " => secure_channel", "x"}, 2, "", "contradict"},
+		{"peer and insecure", []string{"send", "--secure", "--peer", id, "--insecure-accept-any-peer", "--route", fwd + " => secure_channel", "x"}, 2, "", "contradict"},
 		{"bad to", []string{"send", "--secure", "--to", "1#a#b", "--route", fwd, "x"}, 2, "", "bad --to"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
