@@ -30,12 +30,13 @@ func TestMaintainRetriesAClosedConnectionAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
 	var refuse atomic.Int32
 	refuse.Store(3)
+	// The accept loop is in the group too, so that the relays it adds
+	// never race with Wait: close the listener, then wait for all.
 	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	go func() {
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -59,7 +60,7 @@ func TestMaintainRetriesAClosedConnectionAtOnce(t *testing.T) {
 				io.Copy(c, h)
 			})
 		}
-	}()
+	})
 
 	ctx, cancel := context.WithCancel(t.Context())
 	rn := node.New(node.Config{})
