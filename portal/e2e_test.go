@@ -389,7 +389,12 @@ func TestBudget(t *testing.T) {
 			} else {
 				outBudget = portal.NewBudget(40)
 			}
-			o, err := portal.NewOutlet(n, portal.OutletConfig{Target: echoTarget(t), Options: portal.Options{Chunk: 1024},
+			// A window of 64 chunks: the window bounds bytes, not
+			// messages, and with both ends and the channel in one node a
+			// window of thousands of 1 KiB chunks can fill the channel
+			// workers' mailboxes both ways at once (a cycle).
+			opts := portal.Options{Chunk: 1024, Window: 64 << 10}
+			o, err := portal.NewOutlet(n, portal.OutletConfig{Target: echoTarget(t), Options: opts,
 				Budget: func(routing.Route) *portal.Budget { return outBudget }})
 			if err != nil {
 				t.Fatal(err)
@@ -401,7 +406,7 @@ func TestBudget(t *testing.T) {
 			}
 			defer ch.Close()
 			addr, in := startInlet(t, n, portal.InletConfig{
-				Options: portal.Options{Chunk: 1024},
+				Options: opts,
 				RouteFunc: func(context.Context) (routing.Route, *portal.Budget, error) {
 					return routing.Route{ch.Address(), o.Address()}, inBudget, nil
 				},
