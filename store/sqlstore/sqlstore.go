@@ -41,7 +41,7 @@ func Open(ctx context.Context, file string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.migrate(ctx); err != nil {
+	if _, err := s.migrateRetry(ctx); err != nil {
 		s.db.Close()
 		return nil, fmt.Errorf("sqlstore: %s: %w", file, err)
 	}
@@ -50,8 +50,11 @@ func Open(ctx context.Context, file string) (*Store, error) {
 
 func open(file string, readOnly bool) (*Store, error) {
 	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
+	// busy_timeout first: the pragmas run in this order on every new
+	// connection, and switching a new file to WAL takes a lock that
+	// another process opening it at the same moment may hold.
 	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Set("_txlock", "immediate")
 	if readOnly {
@@ -85,7 +88,7 @@ func Migrate(ctx context.Context, file string) ([]store.Migration, error) {
 		return nil, err
 	}
 	defer s.db.Close()
-	applied, err := s.migrate(ctx)
+	applied, err := s.migrateRetry(ctx)
 	if err != nil {
 		return applied, fmt.Errorf("sqlstore: %s: %w", file, err)
 	}
@@ -143,6 +146,34 @@ func Status(ctx context.Context, file string) ([]store.Migration, error) {
 	}
 	slices.SortFunc(out, func(a, b store.Migration) int { return a.Version - b.Version })
 	return out, nil
+}
+
+// migrateRetry is migrate, tried again while the file is busy: processes
+// opening a new file at the same moment can get SQLITE_BUSY at once, without
+// the busy timeout, while one of them switches it to WAL. Each attempt
+// re-checks what is applied, so retrying is safe.
+func (s *Store) migrateRetry(ctx context.Context) ([]store.Migration, error) {
+	delay := 5 * time.Millisecond
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		applied, err := s.migrate(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return applied, err
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return applied, err
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+	}
+}
+
+// isBusy reports whether err is SQLite's "database is locked" (SQLITE_BUSY,
+// any extended code).
+func isBusy(err error) bool {
+	e, ok := errors.AsType[*sqlite.Error](err)
+	return ok && e.Code()&0xff == 5 // SQLITE_BUSY
 }
 
 // migrate applies the embedded migrations not yet recorded, each in its
