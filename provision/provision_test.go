@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/provision"
 	"github.com/ockamhub/ockamhub/routing"
@@ -97,22 +98,7 @@ func client(t *testing.T, addr string) (*node.Node, routing.Address) {
 	return n, hub
 }
 
-func echo(t *testing.T, addr string) {
-	t.Helper()
-	n, hub := client(t, addr)
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	if err := n.Send(ctx, routing.Route{hub, routing.LocalAddress("echo_service")}, "hello"); err != nil {
-		t.Fatal(err)
-	}
-	m, err := n.Receive(ctx)
-	if err != nil {
-		t.Fatalf("echo from %s: %v", addr, err)
-	}
-	if got, err := node.Body[string](m); err != nil || got != "hello" {
-		t.Fatalf("echo from %s: got %q, %v; want hello", addr, got, err)
-	}
-}
+func echo(t *testing.T, addr string) { t.Helper(); hubtest.Echo(t, addr) }
 
 func TestCreateEchoDelete(t *testing.T) {
 	e := newEnv(t, provision.Config{})

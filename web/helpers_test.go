@@ -17,11 +17,9 @@ import (
 	"time"
 
 	"github.com/ockamhub/ockamhub/githubauth"
-	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/provision"
-	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/store/sqlstore"
-	"github.com/ockamhub/ockamhub/transport/tcp"
 	"github.com/ockamhub/ockamhub/web"
 )
 
@@ -213,32 +211,7 @@ func wantAPIError(t *testing.T, what string, r response, status int, substr stri
 
 // echo sends hello to the echo_service of the hub node at addr with the
 // library and checks the reply.
-func echo(t *testing.T, addr string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	n := node.New(node.Config{})
-	defer n.Close()
-	tr, err := tcp.New(n, tcp.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	hub, err := tr.Connect(ctx, addr)
-	if err != nil {
-		t.Fatalf("connecting to %s: %v", addr, err)
-	}
-	if err := n.Send(ctx, routing.Route{hub, routing.LocalAddress("echo_service")}, "hello"); err != nil {
-		t.Fatal(err)
-	}
-	m, err := n.Receive(ctx)
-	if err != nil {
-		t.Fatalf("echo from %s: %v", addr, err)
-	}
-	if got, err := node.Body[string](m); err != nil || got != "hello" {
-		t.Fatalf("echo from %s: got %q, %v; want hello", addr, got, err)
-	}
-}
+func echo(t *testing.T, addr string) { t.Helper(); hubtest.Echo(t, addr) }
 
 // element returns the unescaped text inside the element with id in an
 // HTML page (for <pre id=X><code>…</code></pre>, the code's text).

@@ -16,11 +16,9 @@ import (
 	"time"
 
 	"github.com/ockamhub/ockamhub/githubauth"
-	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/provision"
-	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/store"
-	"github.com/ockamhub/ockamhub/transport/tcp"
 )
 
 // withHost sets the request's Host header (what a browser sends for a
@@ -393,25 +391,9 @@ func TestNodeSettingsPage(t *testing.T) {
 
 // echoErr dials the hub node at addr and echoes once, within a second.
 func echoErr(t *testing.T, addr string) error {
-	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
-	n := node.New(node.Config{})
-	defer n.Close()
-	tr, err := tcp.New(n, tcp.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	hub, err := tr.Connect(ctx, addr)
-	if err != nil {
-		return err
-	}
-	if err := n.Send(ctx, routing.Route{hub, routing.LocalAddress("echo_service")}, "hello"); err != nil {
-		return err
-	}
-	_, err = n.Receive(ctx)
-	return err
+	return hubtest.TryEcho(ctx, addr)
 }
 
 // TestAllowListAPIEndToEnd: PATCH /api/v1/nodes/{id} {"allow": [...]}

@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,10 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/internal/pgtest"
-	"github.com/ockamhub/ockamhub/node"
-	"github.com/ockamhub/ockamhub/routing"
-	"github.com/ockamhub/ockamhub/transport/tcp"
 )
 
 // testPassword is put in the database URL (trust authentication ignores
@@ -213,32 +210,7 @@ func pgListNodes(t *testing.T, c *http.Client, base string) []pgNode {
 
 // pgEcho sends hello to the echo_service of the node at addr and
 // checks the reply.
-func pgEcho(t *testing.T, addr string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	n := node.New(node.Config{})
-	defer n.Close()
-	tr, err := tcp.New(n, tcp.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	hub, err := tr.Connect(ctx, addr)
-	if err != nil {
-		t.Fatalf("connect %s: %v", addr, err)
-	}
-	if err := n.Send(ctx, routing.Route{hub, routing.LocalAddress("echo_service")}, "hello"); err != nil {
-		t.Fatal(err)
-	}
-	m, err := n.Receive(ctx)
-	if err != nil {
-		t.Fatalf("echo through %s: %v", addr, err)
-	}
-	if got, err := node.Body[string](m); err != nil || got != "hello" {
-		t.Fatalf("echo through %s: got %q, %v; want hello", addr, got, err)
-	}
-}
+func pgEcho(t *testing.T, addr string) { t.Helper(); hubtest.Echo(t, addr) }
 
 // pgPoll calls f every 100 ms until it returns true or the deadline passes.
 func pgPoll(t *testing.T, what string, within time.Duration, f func() bool) {

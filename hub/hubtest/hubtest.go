@@ -4,9 +4,12 @@
 package hubtest
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/ockamhub/ockamhub/hub"
 	"github.com/ockamhub/ockamhub/node"
@@ -65,4 +68,42 @@ func Connect(t testing.TB, hubAddr string) (*node.Node, *tcp.Transport, routing.
 		t.Fatal(err)
 	}
 	return n, tr, a
+}
+
+// TryEcho connects a fresh node to the hub node at addr, sends "hello" to
+// its echo_service and waits for the reply, all within ctx. It returns the
+// first error; the node and its connection are closed before it returns.
+func TryEcho(ctx context.Context, addr string) error {
+	n := node.New(node.Config{})
+	defer n.Close()
+	tr, err := tcp.New(n, tcp.Config{})
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	hop, err := tr.Connect(ctx, addr)
+	if err != nil {
+		return fmt.Errorf("connecting to %s: %w", addr, err)
+	}
+	if err := n.Send(ctx, routing.Route{hop, routing.LocalAddress("echo_service")}, "hello"); err != nil {
+		return err
+	}
+	m, err := n.Receive(ctx)
+	if err != nil {
+		return fmt.Errorf("echo from %s: %w", addr, err)
+	}
+	if got, err := node.Body[string](m); err != nil || got != "hello" {
+		return fmt.Errorf("echo from %s: got %q, %v; want hello", addr, got, err)
+	}
+	return nil
+}
+
+// Echo is TryEcho within 5 s that fails the test on error.
+func Echo(t testing.TB, addr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := TryEcho(ctx, addr); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -26,10 +26,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ockamhub/ockamhub/hub/hubtest"
 	"github.com/ockamhub/ockamhub/internal/cli"
-	"github.com/ockamhub/ockamhub/node"
-	"github.com/ockamhub/ockamhub/routing"
-	"github.com/ockamhub/ockamhub/transport/tcp"
 )
 
 // serveBuffer collects a command's stderr safely.
@@ -168,32 +166,7 @@ func serveAPI(t *testing.T, c *http.Client, method, u, body string, want int) []
 }
 
 // serveEcho sends hello to the echo_service at addr and checks the reply.
-func serveEcho(t *testing.T, addr string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	n := node.New(node.Config{})
-	defer n.Close()
-	tr, err := tcp.New(n, tcp.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	hub, err := tr.Connect(ctx, addr)
-	if err != nil {
-		t.Fatalf("connect %s: %v", addr, err)
-	}
-	if err := n.Send(ctx, routing.Route{hub, routing.LocalAddress("echo_service")}, "hello"); err != nil {
-		t.Fatal(err)
-	}
-	m, err := n.Receive(ctx)
-	if err != nil {
-		t.Fatalf("echo from %s: %v", addr, err)
-	}
-	if got, err := node.Body[string](m); err != nil || got != "hello" {
-		t.Fatalf("echo from %s: got %q, %v; want hello", addr, got, err)
-	}
-}
+func serveEcho(t *testing.T, addr string) { t.Helper(); hubtest.Echo(t, addr) }
 
 // TestServe signs in, creates a node through the API, echoes through it
 // and stops serve with its context.
