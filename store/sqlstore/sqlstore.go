@@ -377,15 +377,7 @@ func (s *Store) DeleteToken(ctx context.Context, accountID, id int64) error {
 
 func (s *Store) deleteOwned(ctx context.Context, table string, accountID, id int64) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM `+table+` WHERE id = ? AND account_id = ?`, id, accountID)
-	if err != nil {
-		return err
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return store.ErrNotFound
-	}
-	return nil
+	return affected(res, err)
 }
 
 const nodeCols = `id, account_id, name, port, status, reason, created_at, allow_cidrs, named_forwarding`
@@ -481,15 +473,7 @@ func (s *Store) nodes(ctx context.Context, query string, args ...any) ([]store.N
 // SetNodeStatus implements store.Store.
 func (s *Store) SetNodeStatus(ctx context.Context, id int64, st store.Status, reason string) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE nodes SET status = ?, reason = ? WHERE id = ?`, string(st), reason, id)
-	if err != nil {
-		return err
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return store.ErrNotFound
-	}
-	return nil
+	return affected(res, err)
 }
 
 // DeleteNode implements store.Store.
@@ -501,15 +485,7 @@ func (s *Store) DeleteNode(ctx context.Context, accountID, id int64) error {
 // row matched.
 func (s *Store) updateOwned(ctx context.Context, set string, accountID, id int64, args ...any) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE nodes SET `+set+` WHERE id = ? AND account_id = ?`, append(args, id, accountID)...)
-	if err != nil {
-		return err
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return store.ErrNotFound
-	}
-	return nil
+	return affected(res, err)
 }
 
 // SetNodeAllow implements store.Store.
@@ -542,15 +518,7 @@ func (s *Store) SetNodeForwarderToken(ctx context.Context, accountID, id int64, 
 func (s *Store) DeleteNodeForwarderToken(ctx context.Context, accountID, id int64, name string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM node_forwarder_tokens
 		WHERE name = ? AND node_id IN (SELECT id FROM nodes WHERE id = ? AND account_id = ?)`, name, id, accountID)
-	if err != nil {
-		return err
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return store.ErrNotFound
-	}
-	return nil
+	return affected(res, err)
 }
 
 // NodeForwarderTokens implements store.Store.
@@ -587,4 +555,18 @@ func (s *Store) TrimSessions(ctx context.Context, accountID int64, keep int, now
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
+}
+
+// affected turns the result of a statement on one owned row into nil, or
+// store.ErrNotFound when no row matched.
+func affected(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
 }
