@@ -279,13 +279,23 @@ func (f *forwarder) watch(cancel func() bool) {
 }
 
 func (f *forwarder) HandleMessage(ctx context.Context, s node.Sender, m *node.Message) error {
+	f.Relayed() // only the idle janitor reads lastUsed: no clock per message without one
+	tm := m.Transport()
+	tm.Onward, _ = f.RewriteOnward(tm.Onward) // the rest of the incoming onward route is discarded
+	return s.Forward(ctx, tm)
+}
+
+// RewriteOnward implements node.RouteRewriter: whatever the onward route,
+// the message leaves with the registrant's (HandleMessage does nothing
+// else), so a transport may relay it without calling HandleMessage.
+func (f *forwarder) RewriteOnward(routing.Route) (routing.Route, bool) { return f.route, true }
+
+// Relayed implements node.RouteRewriter: what HandleMessage does besides
+// forwarding.
+func (f *forwarder) Relayed() {
 	if f.timed {
-		// Only the idle janitor reads it: no clock per message without one.
 		f.lastUsed.Store(time.Now().UnixNano())
 	}
-	tm := m.Transport()
-	tm.Onward = f.route // the rest of the incoming onward route is discarded
-	return s.Forward(ctx, tm)
 }
 
 func (f *forwarder) Shutdown(context.Context) error {

@@ -400,6 +400,25 @@ type staticForwarder struct {
 	cancelWatch func() bool
 }
 
+// RewriteOnward implements node.RouteRewriter: the message leaves with the
+// registrant's route, unless a registration's gate would hold it (then
+// HandleMessage must handle it).
+func (f *staticForwarder) RewriteOnward(routing.Route) (routing.Route, bool) {
+	r := f.route.Load()
+	if g := f.gate.Load(); g != nil {
+		select {
+		case <-*g:
+		default:
+			return nil, false
+		}
+	}
+	return *r, true
+}
+
+// Relayed implements node.RouteRewriter: HandleMessage does nothing but
+// forward.
+func (f *staticForwarder) Relayed() {}
+
 func (f *staticForwarder) HandleMessage(ctx context.Context, s node.Sender, m *node.Message) error {
 	// The route before the gate: a registration stores its gate before its
 	// route, so a message that sees the new route also sees the gate that

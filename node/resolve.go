@@ -1,0 +1,110 @@
+package node
+
+import "github.com/ockamhub/ockamhub/routing"
+
+// RouteRewriter is implemented by an inline worker (WorkerConfig.Inline)
+// whose HandleMessage does nothing with a message but forward it, as it
+// is, with an onward route computed from the one it arrived with, such as
+// a forwarder. It lets a transport learn where a message will go before it
+// has read its payload (Node.Resolve), and then relay the message without
+// calling HandleMessage.
+type RouteRewriter interface {
+	Worker
+	// RewriteOnward returns the onward route HandleMessage would forward a
+	// message with, given the onward route it arrived with (its head is
+	// the worker's address), and false when HandleMessage might do
+	// anything else with that message. It must have no side effects and
+	// must not keep onward; the route it returns must not be modified by
+	// anyone afterwards.
+	RewriteOnward(onward routing.Route) (routing.Route, bool)
+	// Relayed does what HandleMessage does besides forwarding (such as
+	// noting when the worker was last used), for a message relayed as
+	// RewriteOnward said without a call to HandleMessage. It must not
+	// block.
+	Relayed()
+}
+
+// maxRewrites bounds the rewriting workers one resolution goes through.
+const maxRewrites = 4
+
+// Resolution is where a message goes, found by Node.Resolve: through up to
+// a few RouteRewriter workers, to a non-rewriting inline worker or a
+// transport. Commit accounts for the message once it has been relayed so.
+type Resolution struct {
+	// Onward is the route the message leaves the last rewriter with; its
+	// head is the address of Worker, or of a transport's hop.
+	Onward routing.Route
+	// Worker is the inline worker at Onward's head, or nil when the head
+	// is not a local address (a transport takes the message: Onward still
+	// holds its hop).
+	Worker Worker
+
+	via   [maxRewrites]*entry
+	nvia  int
+	final *entry // nil for a transport
+}
+
+// Resolve follows onward through RouteRewriter workers and reports where a
+// message with that onward route would be delivered, as Route would
+// deliver it, without delivering it and without side effects. It reports
+// false when that cannot be known in advance: an empty route, an unknown
+// or stopping worker, a worker with a mailbox, a rewriter that declines,
+// more than a few rewrites, no transport for the head's type, or a closed
+// node. The caller that then relays the message itself (as Worker, or the
+// transport, would) calls Commit; one that does not falls back to Route.
+func (n *Node) Resolve(onward routing.Route) (Resolution, bool) {
+	var r Resolution
+	for {
+		head, ok := onward.Next()
+		if !ok || n.isClosed.Load() {
+			return r, false
+		}
+		if head.Type != routing.Local {
+			if _, ok := n.transportMap()[head.Type]; !ok {
+				return r, false
+			}
+			r.Onward = onward
+			return r, true
+		}
+		e := n.lookup(head)
+		if e == nil || !e.inline || isClosed(e.quit) {
+			return r, false
+		}
+		rw, ok := e.worker.(RouteRewriter)
+		if !ok {
+			r.Onward, r.Worker, r.final = onward, e.worker, e
+			return r, true
+		}
+		if r.nvia == maxRewrites {
+			return r, false
+		}
+		if onward, ok = rw.RewriteOnward(onward); !ok {
+			return r, false
+		}
+		r.via[r.nvia] = e
+		r.nvia++
+	}
+}
+
+// Commit accounts for a message relayed as r says, without Route: the
+// routing counters Route would have kept, and each rewriter's Relayed.
+func (n *Node) Commit(r *Resolution) {
+	for _, e := range r.via[:r.nvia] {
+		e.routed.Add(1)
+		e.worker.(RouteRewriter).Relayed()
+	}
+	if r.final != nil {
+		r.final.routed.Add(1)
+	} else {
+		n.routed.Add(1)
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
