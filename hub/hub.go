@@ -56,6 +56,9 @@ type Config struct {
 	// ForwarderIdleTimeout removes forwarders that relay nothing for this
 	// long; 0 = never (they still go when their connection closes).
 	ForwarderIdleTimeout time.Duration
+	// NoCutThrough turns off the cut-through of large frames relayed by
+	// forwarders (tcp.Config.CutThrough, which the hub sets otherwise).
+	NoCutThrough bool
 	// MailboxSize is the node's default mailbox bound; 0 = default.
 	MailboxSize int
 	// StaticForwarding enables static_forwarding_service (named
@@ -130,6 +133,9 @@ func New(cfg Config) (*Hub, error) {
 	// The hub's workers (echo, forwarders, connection aliases) are inline
 	// relays that keep no payload: large frames' memory is reused.
 	tcfg.ReuseBodies = true
+	// The forwarders are route rewriters (node.RouteRewriter): large
+	// frames through them are spliced from socket to socket on Linux.
+	tcfg.CutThrough = !cfg.NoCutThrough
 	if len(cfg.Allow) > 0 {
 		tcfg.Allow = cfg.Allow
 	}

@@ -18,7 +18,7 @@ type hubLimits struct {
 	maxConns, maxConnsPerIP, maxFwdPerConn, sendQueue, maxFrame *int
 	sendQueueBytes                                              *int
 	frameTimeout, idleTimeout, fwdIdle, queueWait               *time.Duration
-	static                                                      *bool
+	static, noCutThrough                                        *bool
 	msgRate                                                     *float64
 	token, tokensFile                                           *string
 	gcHeadroom                                                  *int
@@ -41,6 +41,7 @@ func hubFlags(fs *flag.FlagSet, perNodeForwarding bool) *hubLimits {
 		idleTimeout:    fs.Duration("idle-timeout", 0, "close connections that neither send nor receive for this long (0 = never; 2021 peers send no heartbeats)"),
 		msgRate:        fs.Float64("max-msg-rate", 0, "messages per second read from one connection (token bucket, burst = one second's worth); a faster peer is slowed down, not cut off (0 = no limit)"),
 		fwdIdle:        fs.Duration("forwarder-idle-timeout", 0, "remove forwarders that relay nothing for this long (0 = never; they always go when their connection closes)"),
+		noCutThrough:   fs.Bool("no-cut-through", false, "relay large frames through forwarders by copying them (read, then write) instead of splicing their payload from socket to socket (Linux)"),
 		gcHeadroom:     fs.Int("gc-headroom", defaultGCHeadroomMiB, "MiB the heap may grow by between garbage collections at least (fewer collections under load for at most this much memory; 0 = the Go default, GOGC=100; ignored when GOGC is set)"),
 	}
 	if perNodeForwarding {
@@ -106,6 +107,7 @@ func (l *hubLimits) config() (hub.Config, error) {
 		},
 		MaxForwardersPerConn: cmp.Or(*l.maxFwdPerConn, -1), // 0 on the command line: no limit
 		ForwarderIdleTimeout: *l.fwdIdle,
+		NoCutThrough:         *l.noCutThrough,
 	}, nil
 }
 

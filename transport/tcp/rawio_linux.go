@@ -75,6 +75,9 @@ func (rd *reader) rawRead(fd uintptr) bool {
 				rd.buf = getReadBuf()
 			}
 			dst = rd.buf[rd.w:]
+			if rd.readMax > 0 && len(dst) > rd.readMax {
+				dst = dst[:rd.readMax]
+			}
 		}
 		n, err := syscall.Read(int(fd), dst)
 		switch err {

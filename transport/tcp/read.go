@@ -69,6 +69,12 @@ type reader struct {
 	frameStart time.Time
 	idleStart  time.Time
 
+	// cut-through's state (cut.go), made on first use; while the frames
+	// are being cut through, reads stop at readMax bytes (0: no bound),
+	// so that the next frame's payload stays in the socket for a splice
+	cs      *cutState
+	readMax int
+
 	// rawRead's arguments and results
 	rawFn   func(uintptr) bool
 	dst     []byte
@@ -309,6 +315,7 @@ func (rd *reader) next() ([]byte, error) {
 				return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
 			}
 			if avail >= FrameHeaderSize+n {
+				rd.readMax = 0
 				if n >= largeFrameDirectly && t.cfg.ReuseBodies {
 					return rd.donate(n), nil
 				}
@@ -330,7 +337,23 @@ func (rd *reader) next() ([]byte, error) {
 			}
 			if avail >= FrameHeaderSize {
 				if n := int(binary.BigEndian.Uint16(rd.buf[rd.r:])); n >= largeFrameDirectly || FrameHeaderSize+n > len(rd.buf) {
-					return rd.readLarge(n)
+					if n >= largeFrameDirectly && t.cfg.CutThrough {
+						done, body, err := rd.cutThrough(n)
+						switch {
+						case err != nil:
+							return nil, err
+						case done:
+							// Relayed (see cut.go). The next frame may be
+							// another: read only its head.
+							rd.readMax = cutPeek
+							return nil, nil
+						case body != nil:
+							rd.readMax = 0
+							return body, nil
+						}
+						rd.readMax = 0
+					}
+					return rd.readLarge(n, nil)
 				}
 			}
 			if rd.r > 0 {
@@ -351,9 +374,10 @@ func (rd *reader) next() ([]byte, error) {
 }
 
 // readLarge reads the rest of a large partial frame of n bytes straight
-// into its body: one copy of what is buffered, then reads sized to the
-// frame.
-func (rd *reader) readLarge(n int) ([]byte, error) {
+// into its body: one copy of what is buffered (and of what p holds, the
+// bytes that followed it, when a cut-through gave up), then reads sized
+// to the frame.
+func (rd *reader) readLarge(n int, p *pipe) ([]byte, error) {
 	t := rd.c.t
 	rd.flushPending() // the rest of the frame may take a while
 	var body []byte
@@ -366,6 +390,13 @@ func (rd *reader) readLarge(n int) ([]byte, error) {
 	}
 	k := copy(body, rd.buf[rd.r+FrameHeaderSize:rd.w])
 	rd.r, rd.w = 0, 0
+	if p != nil && p.n > 0 {
+		b, err := readPipe(p, body[k:k+p.n])
+		if err != nil {
+			return nil, err
+		}
+		k += len(b)
+	}
 	for {
 		err := rd.readFull(body[k:])
 		if err == nil {
@@ -456,6 +487,9 @@ func (c *conn) route(rd *reader, limiter *rate.Limiter) error {
 		body, err := rd.next()
 		if err != nil {
 			return err
+		}
+		if body == nil {
+			continue // cut through, and counted (cut.go)
 		}
 		c.framesIn.Add(1)
 		c.bytesIn.Add(uint64(len(body) + FrameHeaderSize))

@@ -97,6 +97,20 @@ type Config struct {
 	// worker with a mailbox, or one that keeps payloads, would see them
 	// overwritten.
 	ReuseBodies bool
+	// CutThrough lets the transport relay a large frame (16 KiB and more)
+	// from one of its connections to another without reading its payload
+	// into memory: on Linux, when the frame's head shows that the message
+	// would leave through another connection of this transport, through
+	// inline workers that only rewrite its route (node.RouteRewriter, such
+	// as a hub's forwarders) and a connection's alias or address, and that
+	// connection has nothing queued and nobody writing to it, the head is
+	// re-encoded and written, and the payload moved from socket to socket
+	// with splice(2) through a pipe (see cut.go). The bytes written are
+	// those the message would have been written as; counters and limits
+	// are the same. Nothing is written before the whole payload has
+	// arrived; in every other case the frame takes the usual path.
+	// Elsewhere than on Linux it does nothing. Hubs set it.
+	CutThrough bool
 	// Aliases names each accepted connection by a random local address of
 	// 16 hex digits (64 random bits, so that it cannot be guessed; the
 	// Elixir Hub used 8), instead of 1#<peer ip:port> as the Rust nodes do. The alias is what the peer's messages carry in their
@@ -154,6 +168,7 @@ type Stats struct {
 	TooLarge      uint64 // messages refused for exceeding the frame size
 	FrameTimeouts uint64 // connections closed for a partial frame timing out
 	Throttled     uint64 // reads delayed by the per-connection message rate
+	CutThrough    uint64 // large frames relayed with their payload spliced (Config.CutThrough); also in FramesIn/Out
 	// RelayLatency samples one message in 16: the time from being handed
 	// to a connection (by a worker, a forwarder, the echo service) until
 	// written to its socket, queueing included.
@@ -188,8 +203,8 @@ type Transport struct {
 		accepted, dialled, refused             atomic.Uint64
 		framesIn, framesOut, bytesIn, bytesOut atomic.Uint64 // of retired connections
 
-		malformed, empty, oversized, unroutable, noConn, queueFull, tooLarge, timeouts, throttled atomic.Uint64
-		allowClosed, acceptErrors, heartbeats, probeDelayed, probeClosed                          atomic.Uint64
+		malformed, empty, oversized, unroutable, noConn, queueFull, tooLarge, timeouts, throttled, cut atomic.Uint64
+		allowClosed, acceptErrors, heartbeats, probeDelayed, probeClosed                               atomic.Uint64
 	}
 	statsMu   sync.Mutex // Stats and retire: a connection is counted once
 	sometimes rate.Sometimes
@@ -484,7 +499,7 @@ func (t *Transport) Stats() Stats {
 		FramesIn: in, FramesOut: out, BytesIn: bin, BytesOut: bout,
 		DecodeErrors: s.malformed.Load() + s.empty.Load() + s.oversized.Load(), Unroutable: s.unroutable.Load(), NoConnection: s.noConn.Load(),
 		QueueFull: s.queueFull.Load(), TooLarge: s.tooLarge.Load(), FrameTimeouts: s.timeouts.Load(),
-		Throttled:  s.throttled.Load(),
+		Throttled: s.throttled.Load(), CutThrough: s.cut.Load(),
 		RefusedCap: t.admit.cap.Load(), RefusedPerIP: t.admit.perIP.Load(), RefusedBudget: t.admit.budget.Load(), RefusedAllow: t.admit.allow.Load(),
 		AllowClosed: s.allowClosed.Load(), AcceptErrors: s.acceptErrors.Load(), Heartbeats: s.heartbeats.Load(),
 		ProbeDelayed: s.probeDelayed.Load(), ProbeClosed: s.probeClosed.Load(),

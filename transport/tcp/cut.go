@@ -1,0 +1,153 @@
+package tcp
+
+import (
+	"encoding/binary"
+
+	"github.com/ockamhub/ockamhub/bare"
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
+)
+
+// Cut-through (Config.CutThrough): a large frame whose message only
+// crosses the node (a forwarder, then another connection's alias) is
+// relayed without its payload ever reaching user space. When a reader has
+// the head of a large frame buffered and the rest still in the socket,
+// planCut decodes the head (the routes, the payload's length) from what is
+// buffered and resolves its destination through the node's route
+// rewriters (node.Resolve) without side effects. On Linux
+// (cut_linux.go) the reader then
+//
+//  1. waits until the rest of the frame is in the socket's receive buffer
+//     (under the frame timeout, as a partial frame waits today), and moves
+//     it into a pipe from a small pool with splice(2). Nothing has been
+//     written anywhere yet: a source that stalls or dies mid-frame costs
+//     only itself, and anything unexpected here returns the frame to the
+//     usual path (its payload read back from the pipe);
+//  2. takes the destination's right to write only if its send queue is
+//     empty and nobody writes (as a routing goroutine writes directly
+//     today), else falls back;
+//  3. accounts for the message (node.Commit: the routing counters and the
+//     forwarder's last use; the connections' frame and byte counters), and
+//     writes the re-encoded head and the payload bytes it had buffered,
+//     then splices the pipe into the destination socket, all
+//     non-blocking. If the destination's socket fills up part-way, what is
+//     left of the frame is read from the pipe into a buffer and handed,
+//     with the right to write, to a writer goroutine, as a direct write
+//     the socket does not take in full is today.
+//
+// The head is encoded as the usual path encodes the message (encode in
+// write.go), so the destination sees the same bytes either way.
+
+// cutPlan is what planCut found out about a large frame.
+type cutPlan struct {
+	dst      *conn
+	res      node.Resolution
+	out      routing.TransportMessage // the message as it leaves, without its payload
+	payload  int                      // the payload's length
+	headLen  int                      // bytes of the incoming body before the payload
+	frameLen int                      // the outgoing frame's body length
+}
+
+// cutPeek is how much a reader reads after a frame it has cut through:
+// enough for the head of the next frame (its routes), and not its payload,
+// which may then be spliced too.
+const cutPeek = 512
+
+// maxCutRoute bounds the addresses of a route walked by planCut.
+const maxCutRoute = 256
+
+// planCut decides whether the frame of n bytes whose first bytes are p
+// (the rest is still in the socket) may be cut through, and where to. It
+// has no side effects. Any doubt says no: the usual path then handles the
+// frame, and its errors.
+func (c *conn) planCut(p []byte, n int) (cutPlan, bool) {
+	var plan cutPlan
+	// The head's extent: version, two routes, the payload's length.
+	r := bare.NewReader(p)
+	if _, err := r.U8(""); err != nil {
+		return plan, false
+	}
+	for range 2 {
+		k, err := r.Uint("")
+		if err != nil || k > maxCutRoute {
+			return plan, false
+		}
+		for range k {
+			if _, err := r.U8(""); err != nil {
+				return plan, false
+			}
+			if _, err := r.Data(""); err != nil {
+				return plan, false
+			}
+		}
+	}
+	end := r.Offset()
+	payload, err := r.Uint("")
+	if err != nil || payload > MaxFrameSize || r.Offset()+int(payload) != n {
+		// Trailing bytes after the payload (ignored by decoders) would
+		// not be relayed: the usual path drops them.
+		return plan, false
+	}
+	plan.headLen, plan.payload = r.Offset(), int(payload)
+	// Decoded by the same decoder as every frame (routing validates the
+	// addresses), from a copy of the routes with an empty payload.
+	head := make([]byte, end+1)
+	copy(head, p[:end])
+	m, used, err := routing.DecodeMessageFrom(head, c.addr)
+	if err != nil || used != len(head) {
+		return plan, false
+	}
+	t := c.t
+	res, ok := t.node.Resolve(m.Onward)
+	if !ok {
+		return plan, false
+	}
+	onward := res.Onward
+	var dst *conn
+	if res.Worker != nil {
+		// A connection's alias, as aliasWorker.HandleMessage sends.
+		aw, ok := res.Worker.(aliasWorker)
+		if !ok || aw.c.t != t {
+			return plan, false
+		}
+		dst = aw.c
+		for len(onward) > 0 && onward[0] == dst.addr {
+			onward = onward[1:]
+		}
+	} else {
+		// A connection's address, as RouteMessage sends.
+		if onward[0].Type != routing.TCP {
+			return plan, false
+		}
+		v, ok := t.conns.Load(onward[0])
+		if !ok {
+			return plan, false
+		}
+		dst = v.(*conn)
+		onward = onward[1:]
+	}
+	if len(onward) == 0 || dst.rc == nil {
+		return plan, false
+	}
+	m.Onward = onward
+	m.Payload = nil
+	plan.frameLen = m.EncodedLen() - 1 + bare.UintLen(payload) + int(payload)
+	if plan.frameLen > t.cfg.MaxFrameSize {
+		return plan, false
+	}
+	plan.dst, plan.res, plan.out = dst, res, m
+	return plan, true
+}
+
+// appendHead appends the outgoing frame's length prefix and head (up to
+// and including the payload's length) to b, as encode does for a large
+// payload.
+func (plan *cutPlan) appendHead(b []byte) ([]byte, error) {
+	start := len(b)
+	b = binary.BigEndian.AppendUint16(b, uint16(plan.frameLen))
+	b, err := plan.out.AppendBinary(b)
+	if err != nil {
+		return b[:start], err
+	}
+	return binary.AppendUvarint(b[:len(b)-1], uint64(plan.payload)), nil
+}

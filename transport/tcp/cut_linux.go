@@ -1,0 +1,387 @@
+//go:build linux
+
+package tcp
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// Pipes are file descriptors, and a hub may serve tens of thousands of
+// connections within a descriptor budget: no connection holds one. A
+// reader takes a pipe for one cut-through and gives it back empty; at
+// most maxIdlePipes wait in the pool, and at most maxPipes are open at
+// once (a cut-through that finds none takes the usual path).
+const (
+	maxIdlePipes = 8
+	maxPipes     = 64
+	// pipeSize holds a whole frame however the kernel cuts it: a pipe
+	// holds pipeSize/4096 buffers, one per piece of a socket buffer.
+	pipeSize = 256 << 10
+)
+
+const (
+	spliceMove     = 0x1 // SPLICE_F_MOVE
+	spliceNonblock = 0x2 // SPLICE_F_NONBLOCK
+	fSetPipeSize   = 1031
+)
+
+// pipe is a pipe of the pool; n bytes are in it.
+type pipe struct {
+	r, w int
+	n    int
+}
+
+var pipes struct {
+	mu   sync.Mutex
+	free []*pipe
+	open int // pipes open, in the pool or taken
+}
+
+// getPipe takes a pipe from the pool, or opens one; nil when maxPipes are
+// open or opening failed.
+func getPipe() *pipe {
+	pipes.mu.Lock()
+	if k := len(pipes.free); k > 0 {
+		p := pipes.free[k-1]
+		pipes.free[k-1] = nil
+		pipes.free = pipes.free[:k-1]
+		pipes.mu.Unlock()
+		return p
+	}
+	if pipes.open >= maxPipes {
+		pipes.mu.Unlock()
+		return nil
+	}
+	pipes.open++
+	pipes.mu.Unlock()
+	var fds [2]int
+	if err := syscall.Pipe2(fds[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+		pipes.mu.Lock()
+		pipes.open--
+		pipes.mu.Unlock()
+		return nil
+	}
+	// A failure leaves the default size (16 buffers): a frame that does
+	// not fit takes the usual path.
+	syscall.Syscall(syscall.SYS_FCNTL, uintptr(fds[1]), fSetPipeSize, pipeSize)
+	return &pipe{r: fds[0], w: fds[1]}
+}
+
+// putPipe gives p back: to the pool if it is empty and the pool has room,
+// else it is closed.
+func putPipe(p *pipe) {
+	pipes.mu.Lock()
+	if p.n == 0 && len(pipes.free) < maxIdlePipes {
+		pipes.free = append(pipes.free, p)
+		pipes.mu.Unlock()
+		return
+	}
+	pipes.open--
+	pipes.mu.Unlock()
+	syscall.Close(p.r)
+	syscall.Close(p.w)
+}
+
+// readPipe reads len(b) bytes (at most p.n) from p into b and returns b.
+func readPipe(p *pipe, b []byte) ([]byte, error) {
+	for k := 0; k < len(b); {
+		m, err := syscall.Read(p.r, b[k:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("tcp: reading a pipe: %w", err)
+		case m == 0:
+			return nil, errors.New("tcp: reading a pipe: unexpected end")
+		}
+		k += m
+		p.n -= m
+	}
+	return b, nil
+}
+
+// cutState holds a cut-through's arguments and results for the raw
+// callbacks (method values made once per reader: no allocation per frame).
+type cutState struct {
+	want    int // bytes of the frame still to come from the source socket
+	moved   int // of which in the pipe
+	full    bool
+	eof     bool
+	p       *pipe
+	err     error
+	inFn    func(uintptr) bool
+	outFn   func(uintptr) bool
+	outLeft int
+}
+
+// cutThrough tries to relay the large partial frame of n bytes at the
+// head of the read buffer (see cut.go). It reports whether it did; if it
+// did not but has read part of the payload (into a pipe), it returns the
+// frame's body for the usual path. An error closes the source connection,
+// as a read error would.
+func (rd *reader) cutThrough(n int) (bool, []byte, error) {
+	c := rd.c
+	t := c.t
+	if c.rc == nil {
+		return false, nil, nil
+	}
+	buffered := rd.buf[rd.r+FrameHeaderSize : rd.w]
+	plan, ok := c.planCut(buffered, n)
+	if !ok {
+		return false, nil, nil
+	}
+	// What this reader deferred goes first (ordering per destination), and
+	// nothing of it waits while the payload comes.
+	rd.flushPending()
+	p := getPipe()
+	if p == nil {
+		return false, nil, nil
+	}
+	cs := rd.cut()
+	cs.p, cs.want, cs.moved = p, n-len(buffered), 0
+	if err := rd.fillPipe(); err != nil {
+		discardPipe(p)
+		return false, nil, err
+	}
+	if cs.moved < cs.want {
+		// The pipe is full, the peer closed, or the socket failed: the
+		// usual path, with what the pipe holds. Nothing was written
+		// anywhere.
+		return rd.uncut(n, p)
+	}
+	dst := plan.dst
+	q := dst.queue
+	q.mu.Lock()
+	if q.closed || q.writing || len(q.msgs) > 0 {
+		q.mu.Unlock()
+		return rd.uncut(n, p)
+	}
+	q.writing = true
+	q.mu.Unlock()
+
+	// From here on the frame is relayed (or, if the destination fails,
+	// lost with it, as a queued message is).
+	t.node.Commit(&plan.res)
+	t.stats.cut.Add(1)
+	c.framesIn.Add(1)
+	c.bytesIn.Add(uint64(n + FrameHeaderSize))
+	rd.r, rd.w = 0, 0
+	rd.frameStart = time.Time{}
+	var at time.Time
+	if dst.sample.Add(1)%latencySampleEvery == 0 {
+		at = time.Now()
+	}
+
+	wb := getWbuf()
+	var err error
+	if wb.b, err = plan.appendHead(wb.b); err != nil {
+		// Unreachable: the head was decoded from the wire.
+		putWbuf(wb)
+		dst.flush(true)
+		discardPipe(p)
+		return true, nil, nil
+	}
+	wb.seal()
+	if len(buffered) > plan.headLen {
+		wb.segs = append(wb.segs, buffered[plan.headLen:])
+	}
+	wb.frames = 1
+	total := FrameHeaderSize + plan.frameLen
+	dst.countOut(wb, total)
+	k, err := dst.tryWrite(wb)
+	if err == nil {
+		wb.advance(k)
+		if wb.empty() {
+			cs.outLeft, cs.err = p.n, nil
+			err = dst.rc.Write(cs.outFn)
+			if err == nil {
+				err = cs.err
+			}
+			if err == nil && cs.outLeft == 0 {
+				putWbuf(wb)
+				putPipe(p)
+				dst.cutWrote(at)
+				dst.flush(true) // what was queued meanwhile; gives the right up
+				return true, nil, nil
+			}
+		}
+	}
+	if err != nil {
+		dst.uncountOut(wb, total)
+		putWbuf(wb)
+		dst.fail(err)
+		discardPipe(p)
+		return true, nil, nil
+	}
+	// The socket is full: a writer goroutine writes the rest of the frame,
+	// and what is queued after it.
+	rest := getWbuf()
+	for _, s := range wb.segs {
+		rest.b = append(rest.b, s...)
+	}
+	putWbuf(wb)
+	k = len(rest.b)
+	b, perr := readPipe(p, rest.b[k:k+p.n])
+	if perr != nil {
+		// Unreachable in practice; the destination has part of a frame.
+		putWbuf(rest)
+		dst.fail(perr)
+		discardPipe(p)
+		return true, nil, nil
+	}
+	putPipe(p)
+	rest.b = rest.b[:k+len(b)]
+	rest.seal()
+	dst.cutWrote(at)
+	go dst.finish(rest, nil, nil)
+	return true, nil, nil
+}
+
+// fillPipe moves the rest of the frame (cs.want bytes) from the socket
+// into the pipe as it arrives, waiting for it under the frame timeout as
+// readLarge does. It stops short, with no error, if the pipe is full or
+// the peer closed; an error is the reader's (a timeout, a shutdown).
+func (rd *reader) fillPipe() error {
+	cs := rd.cs
+	t := rd.c.t
+	cs.full, cs.eof, cs.err = false, false, nil
+	for {
+		if isClosed(t.draining) {
+			return errDraining
+		}
+		err := rd.c.rc.Read(cs.inFn)
+		if err == nil {
+			if cs.err != nil && cs.moved < cs.want {
+				// The usual path reads the socket and meets the error.
+				cs.err = nil
+			}
+			return nil
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		if isClosed(t.draining) {
+			return errDraining
+		}
+		rd.deadline = time.Time{}
+		end := rd.frameStart.Add(t.cfg.FrameTimeout)
+		if !time.Now().Before(end) {
+			t.stats.timeouts.Add(1)
+			return errors.New("partial frame timed out")
+		}
+		rd.setDeadline(end)
+	}
+}
+
+// spliceIn is fillPipe's callback: it moves what the socket has of the
+// frame into the pipe, and asks to wait for more (false) when that is not
+// all of it.
+func (rd *reader) spliceIn(fd uintptr) bool {
+	cs := rd.cs
+	for cs.moved < cs.want {
+		m, err := syscall.Splice(int(fd), nil, cs.p.w, nil, cs.want-cs.moved, spliceMove|spliceNonblock)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			// The socket is empty, or the pipe full (then the socket
+			// still has bytes).
+			if q, err := ioctlInt(fd, syscall.TIOCINQ); err != nil || q > 0 {
+				cs.full = true
+				return true
+			}
+			return false
+		case err != nil:
+			cs.err = err
+			return true
+		case m == 0:
+			cs.eof = true // the peer closed: the usual path finds out
+			return true
+		}
+		cs.moved += int(m)
+		cs.p.n += int(m)
+	}
+	return true
+}
+
+// cutWrote accounts for a frame cut through to c: the idle clock and, if
+// it was sampled, the relay latency.
+func (c *conn) cutWrote(at time.Time) {
+	if c.t.cfg.IdleTimeout > 0 {
+		c.lastWrite.Store(time.Now().UnixNano())
+	}
+	if !at.IsZero() {
+		c.t.latency.observe(time.Since(at))
+	}
+}
+
+// discardPipe empties p and gives it back (closed if that fails).
+func discardPipe(p *pipe) {
+	var scratch [4096]byte
+	for p.n > 0 {
+		if _, err := readPipe(p, scratch[:min(p.n, len(scratch))]); err != nil {
+			break
+		}
+	}
+	putPipe(p)
+}
+
+// uncut returns a frame whose payload (or part of it) went into p to the
+// usual path: its body is read back from the pipe, then the rest from
+// the socket.
+func (rd *reader) uncut(n int, p *pipe) (bool, []byte, error) {
+	body, err := rd.readLarge(n, p)
+	putPipe(p)
+	return false, body, err
+}
+
+// cut returns the reader's cut-through state, made on first use.
+func (rd *reader) cut() *cutState {
+	if rd.cs == nil {
+		cs := &cutState{}
+		cs.inFn = rd.spliceIn
+		cs.outFn = rd.spliceOut
+		rd.cs = cs
+	}
+	return rd.cs
+}
+
+func ioctlInt(fd uintptr, req uint) (int, error) {
+	var v int32
+	_, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, uintptr(req), uintptr(unsafe.Pointer(&v)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(v), nil
+}
+
+// spliceOut moves what the pipe holds into the destination socket (fd),
+// never waiting; cs.outLeft is what it could not.
+func (rd *reader) spliceOut(fd uintptr) bool {
+	cs := rd.cs
+	cs.err = nil
+	for cs.outLeft > 0 {
+		m, err := syscall.Splice(cs.p.r, nil, int(fd), nil, cs.outLeft, spliceMove|spliceNonblock)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return true
+		case err != nil:
+			cs.err = err
+			return true
+		case m == 0:
+			cs.err = errors.New("splice wrote nothing")
+			return true
+		}
+		cs.outLeft -= int(m)
+		cs.p.n -= int(m)
+	}
+	return true
+}
