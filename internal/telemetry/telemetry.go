@@ -104,6 +104,7 @@ var (
 		{d("accept_errors_total", "Failed accepts (out of file descriptors), each followed by a backoff."), prometheus.CounterValue, func(s *hub.Stats) float64 { return float64(s.TCP.AcceptErrors) }},
 		{d("forwarders_registered_total", "Forwarders registered."), prometheus.CounterValue, func(s *hub.Stats) float64 { return float64(s.ForwardersRegistered) }},
 		{d("forwarders_expired_total", "Forwarders removed for being idle."), prometheus.CounterValue, func(s *hub.Stats) float64 { return float64(s.ForwardersExpired) }},
+		{d("frames_cut_through_total", "Large frames relayed with their payload spliced from socket to socket (Linux; --no-cut-through turns it off); also counted in frames_total."), prometheus.CounterValue, func(s *hub.Stats) float64 { return float64(s.TCP.CutThrough) }},
 		{d("messages_routed_total", "Messages routed by the node to a worker or a connection."), prometheus.CounterValue, func(s *hub.Stats) float64 { return float64(s.Node.Routed) }},
 	}
 )

@@ -187,14 +187,15 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 		discardPipe(p)
 		return true, nil, nil
 	}
+	// The head and the payload bytes read with it, in one buffer for one
+	// send with MSG_MORE: the kernel holds them for the spliced rest, so
+	// that they leave together.
+	wb.b = append(wb.b, buffered[plan.headLen:]...)
 	wb.seal()
-	if len(buffered) > plan.headLen {
-		wb.segs = append(wb.segs, buffered[plan.headLen:])
-	}
 	wb.frames = 1
 	total := FrameHeaderSize + plan.frameLen
 	dst.countOut(wb, total)
-	k, err := dst.tryWrite(wb)
+	k, err := dst.sendMore(wb.b)
 	if err == nil {
 		wb.advance(k)
 		if wb.empty() {
@@ -308,6 +309,32 @@ func (rd *reader) spliceIn(fd uintptr) bool {
 		cs.p.n += int(m)
 	}
 	return true
+}
+
+// sendMore writes what the socket takes of b at once, with MSG_MORE (see
+// cutThrough); it never waits.
+func (c *conn) sendMore(b []byte) (int, error) {
+	var n int
+	var werr error
+	err := c.rc.Write(func(fd uintptr) bool {
+		for {
+			k, e := syscall.SendmsgN(int(fd), b, nil, nil, syscall.MSG_MORE|syscall.MSG_DONTWAIT)
+			switch e {
+			case nil:
+				n = k
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+			default:
+				werr = e
+			}
+			return true
+		}
+	})
+	if err == nil {
+		err = werr
+	}
+	return n, err
 }
 
 // cutWrote accounts for a frame cut through to c: the idle clock and, if

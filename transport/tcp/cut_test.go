@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
 	"github.com/ockamhub/ockamhub/transport/tcp"
 )
@@ -427,5 +428,65 @@ func TestCutThroughShutdownAndFDs(t *testing.T) {
 	// its idle pipes.
 	if after := fds(); after > before+2*tcp.MaxIdlePipes {
 		t.Fatalf("%d descriptors open, %d before", after, before)
+	}
+}
+
+// whoami starts a worker at "whoami" on r's node that reports the head of
+// the return route of what it receives: a connection's alias.
+func whoami(t *testing.T, r *benchRelay) func(nc net.Conn) routing.Address {
+	t.Helper()
+	seen := make(chan routing.Address, 1)
+	w := node.HandlerFunc(func(_ context.Context, _ node.Sender, m *node.Message) error {
+		seen <- m.Return()[0]
+		return nil
+	})
+	if _, err := r.node.StartWorkerConfig(context.Background(), w, node.WorkerConfig{Addresses: []string{"whoami"}, Inline: true}); err != nil {
+		t.Fatal(err)
+	}
+	return func(nc net.Conn) routing.Address {
+		m := routing.TransportMessage{Version: 1, Onward: routing.Route{routing.LocalAddress("whoami")}, Return: routing.Route{routing.LocalAddress("x")}}
+		f, err := tcp.AppendFrame(nil, &m, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nc.Write(f); err != nil {
+			t.Fatal(err)
+		}
+		return <-seen
+	}
+}
+
+// TestCutThroughAliasSameBytes: with connection aliases (a hub's), frames
+// relayed to a connection's alias, named twice at the head of the
+// forwarder's route, are cut through and written as the usual path writes
+// them.
+func TestCutThroughAliasSameBytes(t *testing.T) {
+	const count = 200
+	frames, relayed := cutFrames(t, count)
+	run := func(cut bool) ([]byte, tcp.Stats) {
+		r := newBenchRelay(t, tcp.Config{ReuseBodies: true, CutThrough: cut, Aliases: true, Logger: testLogger()})
+		who := whoami(t, r)
+		recv := r.dial(t)
+		alias := who(recv)
+		r.target = routing.Route{alias, alias, routing.LocalAddress("r0000000")}
+		send := r.dial(t)
+		salias := who(send)
+		go send.Write(frames)
+		got := readTranscript(t, recv, relayed)
+		// The sender's alias is on every return route: random, of 16 hex
+		// digits.
+		got = bytes.ReplaceAll(got, []byte(salias.Value), []byte("0000000000000000"))
+		return got, r.tr.Stats()
+	}
+	want, ws := run(false)
+	got, gs := run(true)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("cut-through wrote %d bytes that differ from the usual path's %d", len(got), len(want))
+	}
+	if runtime.GOOS == "linux" && gs.CutThrough == 0 {
+		t.Error("nothing was cut through")
+	}
+	if gs.FramesOut != ws.FramesOut || gs.BytesOut != ws.BytesOut || gs.TooLarge != ws.TooLarge {
+		t.Fatalf("counters differ: cut %+v, usual %+v", gs, ws)
 	}
 }

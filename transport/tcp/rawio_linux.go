@@ -33,7 +33,8 @@ func (c *conn) tryWrite(wb *wbuf) (int, error) {
 	iov := wb.io.v[:0]
 	for _, s := range wb.segs {
 		if len(s) > 0 {
-			iov = append(iov, syscall.Iovec{Base: &s[0], Len: uint64(len(s))})
+			iov = append(iov, syscall.Iovec{Base: &s[0]})
+			iov[len(iov)-1].SetLen(len(s))
 		}
 	}
 	wb.io.v = iov
