@@ -53,6 +53,14 @@ type cutPlan struct {
 // which may then be spliced too.
 const cutPeek = 512
 
+// headCache is the last head a reader decoded for a cut-through (its
+// version and routes, followed by a 0), and the message decoded from it:
+// the routes, copied out of the frame, are never modified.
+type headCache struct {
+	key []byte
+	m   routing.TransportMessage
+}
+
 // maxCutRoute bounds the addresses of a route walked by planCut.
 const maxCutRoute = 256
 
@@ -60,7 +68,8 @@ const maxCutRoute = 256
 // (the rest is still in the socket) may be cut through, and where to. It
 // has no side effects. Any doubt says no: the usual path then handles the
 // frame, and its errors.
-func (c *conn) planCut(p []byte, n int) (cutPlan, bool) {
+func (rd *reader) planCut(p []byte, n int) (cutPlan, bool) {
+	c := rd.c
 	var plan cutPlan
 	// The head's extent: version, two routes, the payload's length.
 	r := bare.NewReader(p)
@@ -90,12 +99,20 @@ func (c *conn) planCut(p []byte, n int) (cutPlan, bool) {
 	}
 	plan.headLen, plan.payload = r.Offset(), int(payload)
 	// Decoded by the same decoder as every frame (routing validates the
-	// addresses), from a copy of the routes with an empty payload.
-	head := make([]byte, end+1)
-	copy(head, p[:end])
-	m, used, err := routing.DecodeMessageFrom(head, c.addr)
-	if err != nil || used != len(head) {
-		return plan, false
+	// addresses), from a copy of the routes with an empty payload; a
+	// stream of frames with the same routes is decoded once.
+	var m routing.TransportMessage
+	if hc := &rd.headCache; hc.key != nil && string(hc.key[:len(hc.key)-1]) == string(p[:end]) {
+		m = hc.m
+	} else {
+		head := make([]byte, end+1)
+		copy(head, p[:end])
+		var used int
+		m, used, err = routing.DecodeMessageFrom(head, c.addr)
+		if err != nil || used != len(head) {
+			return plan, false
+		}
+		hc.key, hc.m = head, m
 	}
 	t := c.t
 	res, ok := t.node.Resolve(m.Onward)

@@ -109,7 +109,10 @@ func readPipe(p *pipe, b []byte) ([]byte, error) {
 // cutState holds a cut-through's arguments and results for the raw
 // callbacks (method values made once per reader: no allocation per frame).
 type cutState struct {
-	want    int // bytes of the frame still to come from the source socket
+	head    []byte           // the outgoing head, encoded
+	iov     [2]syscall.Iovec // the head and the payload bytes read with it
+	pre     int              // bytes of them put in the pipe
+	want    int              // bytes of the frame still to come from the source socket
 	moved   int // of which in the pipe
 	full    bool
 	eof     bool
@@ -132,7 +135,7 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 		return false, nil, nil
 	}
 	buffered := rd.buf[rd.r+FrameHeaderSize : rd.w]
-	plan, ok := c.planCut(buffered, n)
+	plan, ok := rd.planCut(buffered, n)
 	if !ok {
 		return false, nil, nil
 	}
@@ -144,6 +147,33 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 		return false, nil, nil
 	}
 	cs := rd.cut()
+	// The pipe gets the outgoing frame in order: its head and the payload
+	// bytes read with it (copied in), then the rest of the payload from
+	// the socket.
+	var err error
+	if cs.head, err = plan.appendHead(cs.head[:0]); err != nil {
+		// Unreachable: the head was decoded from the wire.
+		putPipe(p)
+		return false, nil, nil
+	}
+	cs.iov[0] = syscall.Iovec{Base: &cs.head[0]}
+	cs.iov[0].SetLen(len(cs.head))
+	nv := 1
+	if rest := buffered[plan.headLen:]; len(rest) > 0 {
+		cs.iov[1] = syscall.Iovec{Base: &rest[0]}
+		cs.iov[1].SetLen(len(rest))
+		nv = 2
+	}
+	cs.pre = len(cs.head) + len(buffered) - plan.headLen
+	k, err := writePipe(p.w, cs.iov[:nv])
+	cs.iov = [2]syscall.Iovec{}
+	if k > 0 {
+		p.n += k
+	}
+	if err != nil || k < cs.pre {
+		discardPipe(p)
+		return false, nil, nil
+	}
 	cs.p, cs.want, cs.moved = p, n-len(buffered), 0
 	if err := rd.fillPipe(); err != nil {
 		discardPipe(p)
@@ -177,71 +207,60 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 	if dst.sample.Add(1)%latencySampleEvery == 0 {
 		at = time.Now()
 	}
-
-	wb := getWbuf()
-	var err error
-	if wb.b, err = plan.appendHead(wb.b); err != nil {
-		// Unreachable: the head was decoded from the wire.
-		putWbuf(wb)
-		dst.flush(true)
-		discardPipe(p)
-		return true, nil, nil
-	}
-	// The head and the payload bytes read with it, in one buffer for one
-	// send with MSG_MORE: the kernel holds them for the spliced rest, so
-	// that they leave together.
-	wb.b = append(wb.b, buffered[plan.headLen:]...)
-	wb.seal()
-	wb.frames = 1
 	total := FrameHeaderSize + plan.frameLen
-	dst.countOut(wb, total)
-	k, err := dst.sendMore(wb.b)
+	dst.framesOut.Add(1)
+	dst.bytesOut.Add(uint64(total))
+	cs.outLeft, cs.err = p.n, nil
+	err = dst.rc.Write(cs.outFn)
 	if err == nil {
-		wb.advance(k)
-		if wb.empty() {
-			cs.outLeft, cs.err = p.n, nil
-			err = dst.rc.Write(cs.outFn)
-			if err == nil {
-				err = cs.err
-			}
-			if err == nil && cs.outLeft == 0 {
-				putWbuf(wb)
-				putPipe(p)
-				dst.cutWrote(at)
-				dst.flush(true) // what was queued meanwhile; gives the right up
-				return true, nil, nil
-			}
-		}
+		err = cs.err
 	}
-	if err != nil {
-		dst.uncountOut(wb, total)
-		putWbuf(wb)
+	switch {
+	case err != nil:
+		dst.framesOut.Add(^uint64(0))
+		dst.bytesOut.Add(-uint64(total))
 		dst.fail(err)
 		discardPipe(p)
 		return true, nil, nil
+	case cs.outLeft == 0:
+		putPipe(p)
+		dst.cutWrote(at)
+		dst.flush(true) // what was queued meanwhile; gives the right up
+		return true, nil, nil
 	}
-	// The socket is full: a writer goroutine writes the rest of the frame,
-	// and what is queued after it.
-	rest := getWbuf()
-	for _, s := range wb.segs {
-		rest.b = append(rest.b, s...)
-	}
-	putWbuf(wb)
-	k = len(rest.b)
-	b, perr := readPipe(p, rest.b[k:k+p.n])
+	// The socket is full: a writer goroutine writes the rest of the frame
+	// (read back from the pipe), and what is queued after it.
+	wb := getWbuf()
+	b, perr := readPipe(p, wb.b[:p.n])
 	if perr != nil {
 		// Unreachable in practice; the destination has part of a frame.
-		putWbuf(rest)
+		putWbuf(wb)
 		dst.fail(perr)
 		discardPipe(p)
 		return true, nil, nil
 	}
 	putPipe(p)
-	rest.b = rest.b[:k+len(b)]
-	rest.seal()
+	wb.b = b
+	wb.seal()
 	dst.cutWrote(at)
-	go dst.finish(rest, nil, nil)
+	go dst.finish(wb, nil, nil)
 	return true, nil, nil
+}
+
+// writePipe copies the bytes of iov into the pipe fd with one writev.
+// (Not vmsplice: a pipe would then refer to this memory, which is reused,
+// and so would the destination's socket buffers after a splice.)
+func writePipe(fd int, iov []syscall.Iovec) (int, error) {
+	for {
+		r, _, e := syscall.Syscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		switch e {
+		case 0:
+			return int(r), nil
+		case syscall.EINTR:
+			continue
+		}
+		return 0, e
+	}
 }
 
 // fillPipe moves the rest of the frame (cs.want bytes) from the socket
@@ -311,32 +330,6 @@ func (rd *reader) spliceIn(fd uintptr) bool {
 	return true
 }
 
-// sendMore writes what the socket takes of b at once, with MSG_MORE (see
-// cutThrough); it never waits.
-func (c *conn) sendMore(b []byte) (int, error) {
-	var n int
-	var werr error
-	err := c.rc.Write(func(fd uintptr) bool {
-		for {
-			k, e := syscall.SendmsgN(int(fd), b, nil, nil, syscall.MSG_MORE|syscall.MSG_DONTWAIT)
-			switch e {
-			case nil:
-				n = k
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-			default:
-				werr = e
-			}
-			return true
-		}
-	})
-	if err == nil {
-		err = werr
-	}
-	return n, err
-}
-
 // cutWrote accounts for a frame cut through to c: the idle clock and, if
 // it was sampled, the relay latency.
 func (c *conn) cutWrote(at time.Time) {
@@ -363,6 +356,18 @@ func discardPipe(p *pipe) {
 // usual path: its body is read back from the pipe, then the rest from
 // the socket.
 func (rd *reader) uncut(n int, p *pipe) (bool, []byte, error) {
+	// First the outgoing head and the payload bytes read with it: the
+	// usual path has them in the read buffer.
+	var scratch [4096]byte
+	for left := rd.cs.pre; left > 0; {
+		b, err := readPipe(p, scratch[:min(left, len(scratch))])
+		if err != nil {
+			p.n = -1 // closed, not pooled
+			putPipe(p)
+			return false, nil, err
+		}
+		left -= len(b)
+	}
 	body, err := rd.readLarge(n, p)
 	putPipe(p)
 	return false, body, err

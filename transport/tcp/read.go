@@ -72,8 +72,9 @@ type reader struct {
 	// cut-through's state (cut.go), made on first use; while the frames
 	// are being cut through, reads stop at readMax bytes (0: no bound),
 	// so that the next frame's payload stays in the socket for a splice
-	cs      *cutState
-	readMax int
+	cs        *cutState
+	readMax   int
+	headCache headCache
 
 	// rawRead's arguments and results
 	rawFn   func(uintptr) bool
