@@ -113,7 +113,7 @@ type cutState struct {
 	iov     [2]syscall.Iovec // the head and the payload bytes read with it
 	pre     int              // bytes of them put in the pipe
 	want    int              // bytes of the frame still to come from the source socket
-	moved   int // of which in the pipe
+	moved   int              // of which in the pipe
 	full    bool
 	eof     bool
 	p       *pipe
