@@ -9,34 +9,37 @@ import (
 )
 
 // Cut-through (Config.CutThrough): a large frame whose message only
-// crosses the node (a forwarder, then another connection's alias) is
-// relayed without its payload ever reaching user space. When a reader has
-// the head of a large frame buffered and the rest still in the socket,
-// planCut decodes the head (the routes, the payload's length) from what is
-// buffered and resolves its destination through the node's route
-// rewriters (node.Resolve) without side effects. On Linux
+// crosses the node (a forwarder, then another connection's alias or
+// address) is relayed without its payload ever reaching user space. When
+// a reader has the head of a large frame buffered and the rest still in
+// the socket, planCut decodes the head (the routes, the payload's length)
+// from what is buffered and resolves its destination through the node's
+// route rewriters (node.Resolve), without side effects. On Linux
 // (cut_linux.go) the reader then
 //
-//  1. waits until the rest of the frame is in the socket's receive buffer
-//     (under the frame timeout, as a partial frame waits today), and moves
-//     it into a pipe from a small pool with splice(2). Nothing has been
-//     written anywhere yet: a source that stalls or dies mid-frame costs
-//     only itself, and anything unexpected here returns the frame to the
-//     usual path (its payload read back from the pipe);
+//  1. takes a pipe from a small pool (no connection holds one), writes into
+//     it the outgoing frame's head, encoded as the usual path encodes it
+//     (encode in write.go), and the payload bytes it had read with the
+//     head, and moves the rest of the payload from the socket into the
+//     pipe with splice(2) as it arrives, under the frame timeout (as a
+//     partial frame waits today). Nothing has been written to the
+//     destination yet: a source that stalls or dies mid-frame costs only
+//     itself, and anything unexpected returns the frame to the usual path
+//     (its payload read back from the pipe);
 //  2. takes the destination's right to write only if its send queue is
-//     empty and nobody writes (as a routing goroutine writes directly
-//     today), else falls back;
+//     empty and nobody writes (as a routing goroutine writes directly), or
+//     else returns the frame to the usual path;
 //  3. accounts for the message (node.Commit: the routing counters and the
 //     forwarder's last use; the connections' frame and byte counters), and
-//     writes the re-encoded head and the payload bytes it had buffered,
-//     then splices the pipe into the destination socket, all
-//     non-blocking. If the destination's socket fills up part-way, what is
-//     left of the frame is read from the pipe into a buffer and handed,
-//     with the right to write, to a writer goroutine, as a direct write
-//     the socket does not take in full is today.
+//     splices the pipe into the destination's socket without waiting. If
+//     the socket fills up part-way, what is left of the frame is read from
+//     the pipe into a buffer and handed, with the right to write, to a
+//     writer goroutine, as a direct write the socket does not take in full
+//     is today.
 //
-// The head is encoded as the usual path encodes the message (encode in
-// write.go), so the destination sees the same bytes either way.
+// After a frame cut through, the reader reads only cutPeek bytes, the head
+// of the next frame, so that its payload stays in the socket for the next
+// splice; a frame that is not cut through ends that.
 
 // cutPlan is what planCut found out about a large frame.
 type cutPlan struct {
