@@ -277,7 +277,7 @@ func TestCutThroughSlowDestination(t *testing.T) {
 	r := newBenchRelay(t, tcp.Config{ReuseBodies: true, CutThrough: true, QueueFullWait: -1, SendQueueBytes: 256 << 10})
 	recv := r.dialTarget(t)
 	src := r.dial(t)
-	const frames, echoEvery = 200, 10
+	const frames, echoEvery = 400, 10
 	echoes := make(chan error, 1)
 	go func() {
 		for range frames / echoEvery {
