@@ -89,9 +89,11 @@ func (rd *reader) rawRead(fd uintptr) bool {
 			continue
 		case syscall.EAGAIN:
 			if rd.dst == nil && rd.w == 0 {
-				// Idle: hold no read buffer and no slab while waiting.
+				// Idle: hold no read buffer, no slab and no decoded
+				// head while waiting.
 				putReadBuf(rd.buf)
 				rd.buf, rd.slab = nil, nil
+				rd.headCache = headCache{}
 			}
 			return false
 		}
