@@ -113,7 +113,8 @@ type cutState struct {
 	iov     [2]syscall.Iovec // the head and the payload bytes read with it
 	pre     int              // bytes of them put in the pipe
 	want    int              // bytes of the frame still to come from the source socket
-	moved   int              // of which in the pipe
+	moved   int              // bytes moved from the socket into the pipe
+	extra   int              // of which beyond the frame: the next frame's first bytes
 	full    bool
 	eof     bool
 	p       *pipe
@@ -179,6 +180,7 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 		discardPipe(p)
 		return false, nil, err
 	}
+	cs.extra = max(cs.moved-cs.want, 0)
 	if cs.moved < cs.want {
 		// The pipe is full, the peer closed, or the socket failed: the
 		// usual path, with what the pipe holds. Nothing was written
@@ -210,7 +212,7 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 	total := FrameHeaderSize + plan.frameLen
 	dst.framesOut.Add(1)
 	dst.bytesOut.Add(uint64(total))
-	cs.outLeft, cs.err = p.n, nil
+	cs.outLeft, cs.err = p.n-cs.extra, nil
 	err = dst.rc.Write(cs.outFn)
 	if err == nil {
 		err = cs.err
@@ -220,31 +222,61 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 		dst.framesOut.Add(^uint64(0))
 		dst.bytesOut.Add(-uint64(total))
 		dst.fail(err)
-		discardPipe(p)
-		return true, nil, nil
+		if err := dropPipe(p, cs.outLeft); err != nil {
+			return true, nil, err
+		}
+		return true, nil, rd.takeExtra(p)
 	case cs.outLeft == 0:
-		putPipe(p)
 		dst.cutWrote(at)
 		dst.flush(true) // what was queued meanwhile; gives the right up
-		return true, nil, nil
+		return true, nil, rd.takeExtra(p)
 	}
 	// The socket is full: a writer goroutine writes the rest of the frame
 	// (read back from the pipe), and what is queued after it.
 	wb := getWbuf()
-	b, perr := readPipe(p, wb.b[:p.n])
+	b, perr := readPipe(p, wb.b[:cs.outLeft])
 	if perr != nil {
 		// Unreachable in practice; the destination has part of a frame.
 		putWbuf(wb)
 		dst.fail(perr)
 		discardPipe(p)
-		return true, nil, nil
+		return true, nil, perr
 	}
-	putPipe(p)
 	wb.b = b
 	wb.seal()
 	dst.cutWrote(at)
 	go dst.finish(wb, nil, nil)
-	return true, nil, nil
+	return true, nil, rd.takeExtra(p)
+}
+
+// takeExtra moves the bytes that followed the frame in the socket, and
+// came into the pipe with it (cs.extra), to the empty read buffer, and
+// gives the pipe back. An error loses them: the connection must close.
+func (rd *reader) takeExtra(p *pipe) error {
+	if k := rd.cs.extra; k > 0 {
+		b, err := readPipe(p, rd.buf[:k])
+		if err != nil {
+			discardPipe(p)
+			return err
+		}
+		rd.r, rd.w = 0, len(b)
+	}
+	putPipe(p)
+	return nil
+}
+
+// dropPipe reads k bytes from p and throws them away.
+func dropPipe(p *pipe, k int) error {
+	var scratch [4096]byte
+	for k > 0 {
+		b, err := readPipe(p, scratch[:min(k, len(scratch))])
+		if err != nil {
+			discardPipe(p)
+			return err
+		}
+		k -= len(b)
+	}
+	return nil
 }
 
 // writePipe copies the bytes of iov into the pipe fd with one writev.
@@ -265,8 +297,10 @@ func writePipe(fd int, iov []syscall.Iovec) (int, error) {
 
 // fillPipe moves the rest of the frame (cs.want bytes) from the socket
 // into the pipe as it arrives, waiting for it under the frame timeout as
-// readLarge does. It stops short, with no error, if the pipe is full or
-// the peer closed; an error is the reader's (a timeout, a shutdown).
+// readLarge does, and with it up to cutPeek bytes that follow it, if they
+// are there (the next frame's head: one read fewer). It stops short, with
+// no error, if the pipe is full or the peer closed; an error is the
+// reader's (a timeout, a shutdown).
 func (rd *reader) fillPipe() error {
 	cs := rd.cs
 	t := rd.c.t
@@ -305,7 +339,7 @@ func (rd *reader) fillPipe() error {
 func (rd *reader) spliceIn(fd uintptr) bool {
 	cs := rd.cs
 	for cs.moved < cs.want {
-		m, err := syscall.Splice(int(fd), nil, cs.p.w, nil, cs.want-cs.moved, spliceMove|spliceNonblock)
+		m, err := syscall.Splice(int(fd), nil, cs.p.w, nil, cs.want+cutPeek-cs.moved, spliceMove|spliceNonblock)
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -358,17 +392,16 @@ func discardPipe(p *pipe) {
 func (rd *reader) uncut(n int, p *pipe) (bool, []byte, error) {
 	// First the outgoing head and the payload bytes read with it: the
 	// usual path has them in the read buffer.
-	var scratch [4096]byte
-	for left := rd.cs.pre; left > 0; {
-		b, err := readPipe(p, scratch[:min(left, len(scratch))])
-		if err != nil {
-			p.n = -1 // closed, not pooled
-			putPipe(p)
-			return false, nil, err
-		}
-		left -= len(b)
+	if err := dropPipe(p, rd.cs.pre); err != nil {
+		return false, nil, err
 	}
 	body, err := rd.readLarge(n, p)
+	if err == nil && p.n > 0 {
+		// The next frame's first bytes (cs.extra), to the read buffer
+		// readLarge emptied.
+		err = rd.takeExtra(p)
+		return false, body, err
+	}
 	putPipe(p)
 	return false, body, err
 }

@@ -392,7 +392,7 @@ func (rd *reader) readLarge(n int, p *pipe) ([]byte, error) {
 	k := copy(body, rd.buf[rd.r+FrameHeaderSize:rd.w])
 	rd.r, rd.w = 0, 0
 	if p != nil && p.n > 0 {
-		b, err := readPipe(p, body[k:k+p.n])
+		b, err := readPipe(p, body[k:k+min(p.n, n-k)])
 		if err != nil {
 			return nil, err
 		}
