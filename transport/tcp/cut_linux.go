@@ -438,11 +438,13 @@ func (rd *reader) spliceOut(fd uintptr) bool {
 			continue
 		case err == syscall.EAGAIN:
 			return true
+		case err == syscall.EINVAL, err == syscall.ENOSYS, err == syscall.EOPNOTSUPP, m == 0 && err == nil:
+			// This socket (or kernel) does not take spliced pages: what
+			// is left is written the usual way, as when the socket is
+			// full.
+			return true
 		case err != nil:
 			cs.err = err
-			return true
-		case m == 0:
-			cs.err = errors.New("splice wrote nothing")
 			return true
 		}
 		cs.outLeft -= int(m)
