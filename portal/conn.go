@@ -169,9 +169,9 @@ type pconn struct {
 
 	// smu orders what goes to the peer: a data message's offset and its
 	// place in the stream, and the Disconnect's total, are taken under it.
-	// Whoever unlocks it sends the Credit a delivering goroutine left in
-	// creditDue (see grant).
-	smu        sync.Mutex
+	smu sync.Mutex
+	// creditDue is the Credit a delivering goroutine left for the writer
+	// goroutine to send (grant).
 	creditDue  atomic.Uint64
 	mu         sync.Mutex
 	ext        bool
@@ -319,48 +319,29 @@ func (c *pconn) run(ctx context.Context, ext bool) {
 // Disconnect, after which nothing more is sent).
 func (c *pconn) send(payload []byte, last bool) error {
 	c.smu.Lock()
-	defer c.unlockSend()
+	defer c.smu.Unlock()
 	return c.sendLocked(c.ctx, payload, last, 0)
 }
 
-// unlockSend unlocks smu, first sending the Credit a delivering goroutine
-// left because smu was held (grant).
-func (c *pconn) unlockSend() {
-	for {
-		c.smu.Unlock()
-		if c.creditDue.Load() == 0 || !c.smu.TryLock() {
-			// Nothing due, or whoever holds smu now sends it.
-			return
+// grant grants the peer credit up to limit g. A delivering goroutine
+// leaves it to the writer goroutine: it must not wait for what sending
+// may wait for (smu, held by a send waiting for room on the way; room in
+// the mailbox of the secure channel worker that is delivering this very
+// message).
+func (c *pconn) grant(g uint64, delivering bool) {
+	if !delivering {
+		if err := c.send(AppendCredit(nil, g), false); err != nil {
+			c.fail(err)
 		}
-		if g := c.creditDue.Swap(0); g > 0 {
-			if err := c.sendLocked(c.ctx, AppendCredit(nil, g), false, 0); err != nil {
-				c.log.Debug("portal: sending Credit", "err", err)
-			}
-		}
+		return
 	}
-}
-
-// grant sends Credit up to limit g from a delivering goroutine, which must
-// not wait for smu (held by a send that may wait for room on the way to
-// the peer): when smu is taken, its holder sends it on unlocking.
-// ctx is the delivering goroutine's (a TCP reader's writes what it routes
-// itself, after the message it delivers).
-func (c *pconn) grant(ctx context.Context, g uint64) {
 	for {
 		old := c.creditDue.Load()
 		if old >= g || c.creditDue.CompareAndSwap(old, g) {
 			break
 		}
 	}
-	if !c.smu.TryLock() {
-		return
-	}
-	if g := c.creditDue.Swap(0); g > 0 {
-		if err := c.sendLocked(ctx, AppendCredit(nil, g), false, 0); err != nil {
-			c.log.Debug("portal: sending Credit", "err", err)
-		}
-	}
-	c.unlockSend()
+	c.q.poke()
 }
 
 // sendLocked sends one message with smu held, as long as ctx allows; n is
@@ -409,7 +390,7 @@ func (c *pconn) sendClose(abort bool) {
 	stuck := time.AfterFunc(c.opts.CloseWait, c.cancel)
 	c.smu.Lock()
 	stuck.Stop()
-	defer c.unlockSend()
+	defer c.smu.Unlock()
 	c.mu.Lock()
 	if c.gen == G2 {
 		c.sendClosed = true
@@ -567,7 +548,7 @@ func (c *pconn) sendRead(msg []byte) error {
 // extension peer) or Payload.
 func (c *pconn) sendData(msg []byte, asData bool) error {
 	c.smu.Lock()
-	defer c.unlockSend()
+	defer c.smu.Unlock()
 	c.mu.Lock()
 	off := c.sent
 	c.mu.Unlock()
@@ -631,9 +612,17 @@ func (c *pconn) writer() {
 			c.cancel()
 			return
 		}
+		if g := c.creditDue.Swap(0); g > 0 {
+			if err := c.send(AppendCredit(nil, g), false); err != nil {
+				c.fail(err)
+			}
+		}
 		n := 0
 		for _, b := range batch {
 			n += len(b)
+		}
+		if len(batch) == 0 {
+			continue // poked for a Credit
 		}
 		bufs := net.Buffers(batch)
 		_, err := bufs.WriteTo(c.nc)
@@ -644,14 +633,14 @@ func (c *pconn) writer() {
 			c.cancel()
 			return
 		}
-		c.wrote(c.ctx, n)
+		c.wrote(n, false)
 	}
 }
 
 // wrote counts n bytes written to the local socket, and grants an
 // extension peer more credit once a quarter of the window has been
 // written.
-func (c *pconn) wrote(ctx context.Context, n int) {
+func (c *pconn) wrote(n int, delivering bool) {
 	c.stats.bytesOut.Add(uint64(n))
 	c.mu.Lock()
 	c.written += uint64(n)
@@ -662,7 +651,7 @@ func (c *pconn) wrote(ctx context.Context, n int) {
 	}
 	c.mu.Unlock()
 	if g > 0 {
-		c.grant(ctx, g)
+		c.grant(g, delivering)
 	}
 }
 
@@ -868,7 +857,7 @@ func (c *pconn) deliver(ctx context.Context, d []byte, checked bool, off uint64)
 			return false
 		}
 		if n > 0 {
-			c.wrote(ctx, n)
+			c.wrote(n, true)
 		}
 		return true
 	}

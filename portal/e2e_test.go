@@ -623,3 +623,45 @@ func TestPayloadsAreKept(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentSecureDownloads: many portals inside one secure channel
+// download at once, their windows together more than the channel
+// worker's mailbox holds, so that it fills. The channel worker delivers to the
+// portals in its own goroutine: a portal that sent its Credit from there
+// would wait for room in that worker's mailbox, which only that goroutine
+// empties (a deadlock seen once in a few runs of `bench portal`).
+func TestConcurrentSecureDownloads(t *testing.T) {
+	const streams, size = 16, 8 << 20
+	hubAddr, _ := startHub(t, hub.Config{}, nil)
+	addr, in, _ := securePair(t, hubAddr, zeroTarget(t), portal.OutletConfig{}, portal.InletConfig{})
+	var wg sync.WaitGroup
+	errs := make(chan error, streams)
+	for i := range streams {
+		wg.Go(func() {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(60 * time.Second))
+			req := []byte{'s', 0, 0, 0, 0, 0, size >> 16, 0, 0}
+			if _, err := c.Write(req); err != nil {
+				errs <- err
+				return
+			}
+			n, err := io.Copy(io.Discard, io.LimitReader(c, size))
+			if err != nil || n != size {
+				errs <- fmt.Errorf("stream %d: %d of %d bytes: %v", i, n, size, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if st := in.Stats(); st.Failed != 0 {
+		t.Errorf("inlet stats %+v", st)
+	}
+}

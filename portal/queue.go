@@ -16,6 +16,7 @@ type writeQueue struct {
 	bytes   int // queued, or popped and not yet written
 	limit   int
 	busy    bool // someone writes to the socket: the writer (a popped batch) or a deliverer (claim)
+	poked   bool // the writer has something else to do (see poke)
 	closed  bool // no more pushes; the writer drains what is queued
 	aborted bool // the writer stops at once
 }
@@ -84,8 +85,9 @@ func (q *writeQueue) release(rest []byte) bool {
 }
 
 // pop returns everything queued and takes the right to write, waiting for
-// something and for the right; ok is false when the queue is closed and
-// drained, or aborted.
+// something and for the right, or returns an empty batch (without the
+// right) when poked; ok is false when the queue is closed and drained, or
+// aborted.
 func (q *writeQueue) pop() (batch [][]byte, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -95,8 +97,11 @@ func (q *writeQueue) pop() (batch [][]byte, ok bool) {
 			return nil, false
 		case !q.busy && len(q.chunks) > 0:
 			batch, q.chunks = q.chunks, nil
-			q.busy = true
+			q.busy, q.poked = true, false
 			return batch, true
+		case q.poked:
+			q.poked = false
+			return nil, true
 		case q.closed && !q.busy:
 			return nil, false
 		}
@@ -110,6 +115,14 @@ func (q *writeQueue) done(n int) {
 	q.mu.Lock()
 	q.bytes -= n
 	q.busy = false
+	q.cond.Broadcast()
+	q.mu.Unlock()
+}
+
+// poke wakes the writer's pop, without a batch if nothing is queued.
+func (q *writeQueue) poke() {
+	q.mu.Lock()
+	q.poked = true
 	q.cond.Broadcast()
 	q.mu.Unlock()
 }
