@@ -198,6 +198,10 @@ type pconn struct {
 	overflow *node.Mailbox
 	backlog  int
 
+	// watch, when set, fails the portal when the TCP connection its route
+	// starts with closes (Options.ConnDone).
+	watch *connWatch
+
 	active  atomic.Int64 // UnixNano of the last byte either way (G2 idle timeout)
 	q       *writeQueue
 	wg      sync.WaitGroup
@@ -284,15 +288,10 @@ func (c *pconn) run(ctx context.Context, ext bool) {
 	if c.gen == G2 && c.opts.G2IdleTimeout > 0 {
 		c.wg.Go(c.idle)
 	}
-	if first, ok := c.route.Next(); ok && first.Type == routing.TCP && c.opts.ConnDone != nil {
+	if first, ok := c.route.Next(); ok && first.Type == routing.TCP && c.opts.ConnDone != nil && c.watch != nil {
 		if done := c.opts.ConnDone(first); done != nil {
-			c.wg.Go(func() {
-				select {
-				case <-done:
-					c.fail(fmt.Errorf("%w: %s", ErrConnLost, first))
-				case <-c.ctx.Done():
-				}
-			})
+			c.watch.add(first, done, c)
+			defer c.watch.remove(done, c)
 		}
 	}
 	c.reader() // in this goroutine: one fewer to start per portal

@@ -49,6 +49,7 @@ type Inlet struct {
 	mu     sync.Mutex
 	lns    []net.Listener
 	closed bool
+	watch  connWatch
 	// acceptErr rate-limits the log of failed accepts.
 	acceptErr rate.Sometimes
 }
@@ -147,6 +148,7 @@ func (in *Inlet) ServeConn(ctx context.Context, nc net.Conn) {
 	// and whatever follows it at once, are handled as they arrive.
 	c := newPConn(in.node, nc, "inlet", G3, nil, budget, in.log, in.cfg.Options, &in.stats)
 	c.handshaking = true
+	c.watch = &in.watch
 	c.hs = make(chan handshakeResult, 1)
 	if err := c.register(); err != nil {
 		nc.Close()

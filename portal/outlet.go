@@ -74,6 +74,7 @@ type Outlet struct {
 	// flood of Pings whose answers cannot be delivered must not hold one
 	// goroutine (and a mailbox) per Ping. Over it, Pings go unanswered.
 	refusing chan struct{}
+	watch    connWatch
 	bad      rate.Sometimes
 	// unreach rate-limits the log of answers to unreachable targets or
 	// over the limit, which a flood of Pings would otherwise repeat.
@@ -231,6 +232,7 @@ func (o *Outlet) open(route routing.Route) {
 		budget = o.cfg.Budget(route)
 	}
 	c := newPConn(o.node, nc, "outlet", o.cfg.Generation, route, budget, o.log, o.cfg.Options, &o.stats)
+	c.watch = &o.watch
 	var pong []byte
 	if o.cfg.Generation == G2 {
 		pong = G2Handshake
