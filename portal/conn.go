@@ -180,6 +180,7 @@ type pconn struct {
 	sent       uint64 // stream bytes sent
 	recvd      uint64 // stream bytes received and queued
 	granted    uint64 // ext: the limit we granted the peer
+	peerWindow uint64 // ext: the peer's window, or more (0: not known yet; see recycler)
 	written    uint64 // stream bytes written to the local socket
 	wake       chan struct{}
 
@@ -458,7 +459,9 @@ const smallRead = 4 << 10
 // bytes without copying them.
 func (c *pconn) reader() {
 	size := headroom + max(c.opts.Chunk, c.opts.LegacyChunk)
-	buf := make([]byte, size)
+	var rec recycler
+	b := new(readBuf)
+	buf := b[:size]
 	for {
 		c.mu.Lock()
 		n := c.opts.LegacyChunk
@@ -486,12 +489,22 @@ func (c *pconn) reader() {
 			out := buf[:headroom+k]
 			if k < smallRead {
 				out = append([]byte(nil), out...)
-			} else {
-				buf = make([]byte, size) // out now belongs to the message
 			}
 			if serr := c.sendRead(out); serr != nil {
 				c.fail(serr)
 				return
+			}
+			if k >= smallRead {
+				// out now belongs to the message: take another buffer,
+				// one the peer is done with if it can tell (recycler).
+				c.mu.Lock()
+				end, ext, limit, win := c.sent, c.ext, c.sendLimit, c.peerWindow
+				c.mu.Unlock()
+				if ext {
+					rec.sent(b, end)
+				}
+				b = rec.get(limit, win)
+				buf = b[:size]
 			}
 		}
 		if err != nil {
@@ -767,6 +780,7 @@ func (c *pconn) handshake(m *node.Message) {
 		if r.ext != nil {
 			c.ext = true
 			c.sendLimit = r.ext.Window
+			c.peerWindow = r.ext.Window // the outlet's first grant: its window
 			c.granted = uint64(c.opts.Window)
 		}
 		c.mu.Unlock()
@@ -806,8 +820,10 @@ func (c *pconn) handle(ctx context.Context, m *node.Message) bool {
 		c.mu.Lock()
 		if !c.ext && c.extOffered {
 			// The inlet took our offer: from now on both ways are flow
-			// controlled, and our data carries offsets.
+			// controlled, and our data carries offsets. Its first limit is
+			// its window, or more when it has already written bytes.
 			c.ext = true
+			c.peerWindow = msg.Offset
 		}
 		if msg.Offset > c.sendLimit {
 			c.sendLimit = msg.Offset
