@@ -600,7 +600,7 @@ func (c *pconn) localEOF(err error) {
 	defer t.Stop()
 	select {
 	case <-c.peerEOF:
-		// The receiver has already checked the total and closes.
+		// peerDisconnect has already checked the total, and closes.
 	case <-t.C:
 		if ext {
 			c.closeLocal(fmt.Errorf("portal: the peer did not answer Disconnect within %v after local EOF (%v)", wait, err))
@@ -909,7 +909,7 @@ func (c *pconn) peerDisconnect(msg Message) {
 
 // closeLocal ends the portal gracefully: the writer writes what is queued
 // (for at most CloseWait), then closes the local socket, which ends the
-// reader, and the context, which ends the receiver.
+// reader, and the context, which ends the portal (its worker then stops).
 func (c *pconn) closeLocal(reason error) {
 	c.once.Do(func() {
 		c.reason = reason
