@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ockamhub/ockamhub/node"
@@ -130,16 +131,30 @@ func (c *counters) snapshot() Stats {
 }
 
 // pconn is one portal: a local TCP connection relayed to the peer portal
-// worker at route, from the mailbox mb (a fresh random address). It owns nc
-// and mb.
+// worker at route, from addr (a fresh random address). It owns nc and the
+// worker at addr.
 //
-// Three goroutines: reader (local socket → peer), writer (queue → local
-// socket), receiver (mailbox → queue; control messages). Every message to
-// the peer goes through send, which refuses anything after a Disconnect.
+// The portal's address is an inline worker (node.WorkerConfig.Inline):
+// the peer's messages are handled in the goroutine that delivers them
+// (the TCP transport's reader, a secure channel's worker), one at a time
+// (hmu), and their bytes are written to the local socket from there when
+// nothing is queued and the socket takes them at once; what it does not
+// take waits in q for the writer goroutine. The delivering goroutine never
+// waits for the local socket, nor for anything this portal sends: a
+// message that would wait (a 2021 Rust peer, which has no flow control,
+// ahead of a slow local socket) goes to a mailbox (overflow) whose
+// goroutine waits instead, and the delivering goroutine waits only when
+// that mailbox is full, as it would with a mailbox of its own.
+//
+// Two goroutines besides: the one that runs the portal reads the local
+// socket and sends to the peer (reader), and the writer writes what is
+// queued to the local socket. Every message to the peer goes through sendLocked,
+// which refuses anything after a Disconnect.
 type pconn struct {
 	node   *node.Node
-	mb     *node.Mailbox
+	addr   routing.Address
 	nc     net.Conn
+	rc     syscall.RawConn // for writes that never wait; nil: none
 	role   string
 	gen    Generation
 	route  routing.Route
@@ -154,7 +169,10 @@ type pconn struct {
 
 	// smu orders what goes to the peer: a data message's offset and its
 	// place in the stream, and the Disconnect's total, are taken under it.
-	smu        sync.Mutex
+	smu sync.Mutex
+	// creditDue is the Credit a delivering goroutine left for the writer
+	// goroutine to send (grant).
+	creditDue  atomic.Uint64
 	mu         sync.Mutex
 	ext        bool
 	sendClosed bool   // Disconnect sent (G3) or sending stopped (G2)
@@ -162,11 +180,32 @@ type pconn struct {
 	sent       uint64 // stream bytes sent
 	recvd      uint64 // stream bytes received and queued
 	granted    uint64 // ext: the limit we granted the peer
+	peerWindow uint64 // ext: the peer's window, or more (0: not known yet; see recycler)
 	written    uint64 // stream bytes written to the local socket
 	wake       chan struct{}
 
+	// hmu serialises the handling of the peer's messages.
+	hmu sync.Mutex
+	// handshaking: an inlet waits for the outlet's answer, sent to hs.
+	handshaking bool
+	hs          chan handshakeResult
+	// stopped: no more of the peer's messages are handled (after their
+	// Disconnect, an error, or the end of the portal).
+	stopped bool
+	// overflow, opened on first need, takes the messages that would make
+	// the delivering goroutine wait; backlog counts those not yet handled:
+	// while it is not 0, the overflow goroutine handles every message, in
+	// order.
+	overflow *node.Mailbox
+	backlog  int
+
+	// watch, when set, fails the portal when the TCP connection its route
+	// starts with closes (Options.ConnDone).
+	watch *connWatch
+
 	active  atomic.Int64 // UnixNano of the last byte either way (G2 idle timeout)
 	q       *writeQueue
+	wg      sync.WaitGroup
 	cancel  context.CancelFunc
 	ctx     context.Context
 	once    sync.Once
@@ -176,61 +215,90 @@ type pconn struct {
 	start   time.Time
 }
 
-func newPConn(n *node.Node, mb *node.Mailbox, nc net.Conn, role string, gen Generation, route routing.Route, budget *Budget, log *slog.Logger, opts Options, st *counters) *pconn {
-	opts.Chunk = fitChunk(opts.Chunk, route, mb.Address())
-	opts.LegacyChunk = fitChunk(opts.LegacyChunk, route, mb.Address())
+// handshakeResult is what an inlet learnt from the outlet's answer.
+type handshakeResult struct {
+	gen   Generation
+	route routing.Route
+	ext   *Extension
+	err   error
+}
+
+func newPConn(n *node.Node, nc net.Conn, role string, gen Generation, route routing.Route, budget *Budget, log *slog.Logger, opts Options, st *counters) *pconn {
+	addr := routing.LocalAddress(node.RandomAddress(16)) // fresh and unguessable, per connection
 	ctx, cancel := context.WithCancel(context.Background())
-	return &pconn{
-		node: n, mb: mb, nc: nc, role: role, gen: gen, route: route, budget: budget,
-		log: log.With("portal", mb.Address().Value, "role", role), opts: opts, stats: st,
+	c := &pconn{
+		node: n, addr: addr, nc: nc, rc: directConn(nc), role: role, gen: gen, budget: budget,
+		log: log.With("portal", addr.Value, "role", role), opts: opts, stats: st,
 		wake: make(chan struct{}, 1), q: newWriteQueue(max(opts.Window, 1<<20)),
 		ctx: ctx, cancel: cancel, peerEOF: make(chan struct{}), start: time.Now(),
+	}
+	c.setRoute(route)
+	return c
+}
+
+// setRoute sets the route to the peer, and the chunk sizes that fit it.
+func (c *pconn) setRoute(route routing.Route) {
+	c.route = route
+	if route != nil {
+		c.opts.Chunk = fitChunk(c.opts.Chunk, route, c.addr)
+		c.opts.LegacyChunk = fitChunk(c.opts.LegacyChunk, route, c.addr)
+	}
+}
+
+// register starts the portal's inline worker at c.addr.
+func (c *pconn) register() error {
+	_, err := c.node.StartWorkerConfig(context.Background(), c, node.WorkerConfig{Addresses: []string{c.addr.Value}, Inline: true})
+	return err
+}
+
+// unregister stops the portal's worker and overflow mailbox: nothing more
+// is delivered to the portal.
+func (c *pconn) unregister() {
+	c.hmu.Lock()
+	c.stopped = true
+	ov := c.overflow
+	c.hmu.Unlock()
+	c.node.StopWorker(context.Background(), c.addr.Value)
+	if ov != nil {
+		ov.Close()
 	}
 }
 
 // run relays until the portal closes, and logs its close. ext means the
-// extension is in force from the start (an inlet that got an offer, with
-// the peer's window).
-func (c *pconn) run(ctx context.Context, ext *Extension) {
+// extension is in force from the start (an inlet that got an offer).
+func (c *pconn) run(ctx context.Context, ext bool) {
 	c.stats.open.Add(1)
 	c.stats.opened.Add(1)
 	defer c.stats.open.Add(-1)
-	if ext != nil {
-		c.ext = true
-		c.sendLimit = ext.Window
-		c.granted = uint64(c.opts.Window)
+	if ext {
 		// Tell the outlet we speak the extension, and grant its window.
-		if err := c.send(AppendCredit(nil, c.granted), false); err != nil {
+		c.mu.Lock()
+		g := c.granted
+		c.mu.Unlock()
+		if err := c.send(AppendCredit(nil, g), false); err != nil {
 			c.fail(err)
 		}
 	}
-	c.log.Info("portal open", "peer", c.route.String(), "generation", c.gen.String(), "flow_control", ext != nil)
+	c.log.Info("portal open", "peer", c.route.String(), "generation", c.gen.String(), "flow_control", ext)
 	stop := context.AfterFunc(ctx, func() {
 		c.sendDisconnect()
 		c.closeLocal(fmt.Errorf("portal: shutting down: %w", ErrClosed))
 	})
 	defer stop()
-	var wg sync.WaitGroup
-	wg.Go(c.writer)
-	wg.Go(c.reader)
-	wg.Go(c.receiver)
+	c.wg.Go(c.writer)
 	if c.gen == G2 && c.opts.G2IdleTimeout > 0 {
-		wg.Go(c.idle)
+		c.wg.Go(c.idle)
 	}
-	if first, ok := c.route.Next(); ok && first.Type == routing.TCP && c.opts.ConnDone != nil {
+	if first, ok := c.route.Next(); ok && first.Type == routing.TCP && c.opts.ConnDone != nil && c.watch != nil {
 		if done := c.opts.ConnDone(first); done != nil {
-			wg.Go(func() {
-				select {
-				case <-done:
-					c.fail(fmt.Errorf("%w: %s", ErrConnLost, first))
-				case <-c.ctx.Done():
-				}
-			})
+			c.watch.add(first, done, c)
+			defer c.watch.remove(done, c)
 		}
 	}
+	c.reader() // in this goroutine: one fewer to start per portal
 	<-c.ctx.Done()
-	wg.Wait()
-	c.mb.Close()
+	c.unregister()
+	c.wg.Wait()
 	c.mu.Lock()
 	in, out := c.sent, c.written
 	c.mu.Unlock()
@@ -252,12 +320,33 @@ func (c *pconn) run(ctx context.Context, ext *Extension) {
 func (c *pconn) send(payload []byte, last bool) error {
 	c.smu.Lock()
 	defer c.smu.Unlock()
-	return c.sendLocked(payload, last, 0)
+	return c.sendLocked(c.ctx, payload, last, 0)
 }
 
-// sendLocked sends one message with smu held; n is the stream bytes it
-// carries.
-func (c *pconn) sendLocked(payload []byte, last bool, n int) error {
+// grant grants the peer credit up to limit g. A delivering goroutine
+// leaves it to the writer goroutine: it must not wait for what sending
+// may wait for (smu, held by a send waiting for room on the way; room in
+// the mailbox of the secure channel worker that is delivering this very
+// message).
+func (c *pconn) grant(g uint64, delivering bool) {
+	if !delivering {
+		if err := c.send(AppendCredit(nil, g), false); err != nil {
+			c.fail(err)
+		}
+		return
+	}
+	for {
+		old := c.creditDue.Load()
+		if old >= g || c.creditDue.CompareAndSwap(old, g) {
+			break
+		}
+	}
+	c.q.poke()
+}
+
+// sendLocked sends one message with smu held, as long as ctx allows; n is
+// the stream bytes it carries.
+func (c *pconn) sendLocked(ctx context.Context, payload []byte, last bool, n int) error {
 	c.mu.Lock()
 	if c.sendClosed {
 		c.mu.Unlock()
@@ -272,17 +361,17 @@ func (c *pconn) sendLocked(payload []byte, last bool, n int) error {
 	}
 	c.sent += uint64(n)
 	c.mu.Unlock()
-	// The mailbox's address is the portal's only address on the wire.
+	// The worker's address is the portal's only address on the wire.
 	// No timer per message: a blocked send ends with the portal's context.
 	// The last message may go out after that context ended (see
 	// sendClose), within CloseWait.
-	ctx := c.ctx
 	if last {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(c.ctx), c.opts.CloseWait)
 		defer cancel()
 	}
-	if err := c.mb.SendFrom(ctx, c.mb.Address(), c.route, node.Raw(payload)); err != nil {
+	m := routing.TransportMessage{Version: routing.Version, Onward: c.route, Return: routing.Route{c.addr}, Payload: payload}
+	if err := c.node.Route(ctx, m); err != nil {
 		return fmt.Errorf("portal: sending to %s: %w", c.route, err)
 	}
 	return nil
@@ -315,7 +404,7 @@ func (c *pconn) sendClose(abort bool) {
 	if abort && total >= 0 {
 		p = AppendAbort(nil, uint64(total))
 	}
-	if err := c.sendLocked(p, true, 0); err != nil {
+	if err := c.sendLocked(c.ctx, p, true, 0); err != nil {
 		c.log.Debug("portal: sending Disconnect", "err", err)
 	}
 }
@@ -370,7 +459,9 @@ const smallRead = 4 << 10
 // bytes without copying them.
 func (c *pconn) reader() {
 	size := headroom + max(c.opts.Chunk, c.opts.LegacyChunk)
-	buf := make([]byte, size)
+	var rec recycler
+	b := new(readBuf)
+	buf := b[:size]
 	for {
 		c.mu.Lock()
 		n := c.opts.LegacyChunk
@@ -398,12 +489,22 @@ func (c *pconn) reader() {
 			out := buf[:headroom+k]
 			if k < smallRead {
 				out = append([]byte(nil), out...)
-			} else {
-				buf = make([]byte, size) // out now belongs to the message
 			}
 			if serr := c.sendRead(out); serr != nil {
 				c.fail(serr)
 				return
+			}
+			if k >= smallRead {
+				// out now belongs to the message: take another buffer,
+				// one the peer is done with if it can tell (recycler).
+				c.mu.Lock()
+				end, ext, limit, win := c.sent, c.ext, c.sendLimit, c.peerWindow
+				c.mu.Unlock()
+				if ext {
+					rec.sent(b, end)
+				}
+				b = rec.get(limit, win)
+				buf = b[:size]
 			}
 		}
 		if err != nil {
@@ -477,7 +578,7 @@ func (c *pconn) sendData(msg []byte, asData bool) error {
 	copy(p, h)
 	c.stats.bytesIn.Add(uint64(k))
 	c.active.Store(time.Now().UnixNano())
-	return c.sendLocked(p, false, k)
+	return c.sendLocked(c.ctx, p, false, k)
 }
 
 // localEOF handles the end of the local socket's input: Disconnect, then
@@ -499,7 +600,7 @@ func (c *pconn) localEOF(err error) {
 	defer t.Stop()
 	select {
 	case <-c.peerEOF:
-		// The receiver has already checked the total and closes.
+		// peerDisconnect has already checked the total, and closes.
 	case <-t.C:
 		if ext {
 			c.closeLocal(fmt.Errorf("portal: the peer did not answer Disconnect within %v after local EOF (%v)", wait, err))
@@ -512,8 +613,8 @@ func (c *pconn) localEOF(err error) {
 	}
 }
 
-// writer writes what the peer sent to the local socket, and grants credit
-// as it goes.
+// writer writes what the delivering goroutines could not write at once
+// to the local socket, and grants credit as it goes.
 func (c *pconn) writer() {
 	for {
 		batch, ok := c.q.pop()
@@ -523,9 +624,17 @@ func (c *pconn) writer() {
 			c.cancel()
 			return
 		}
+		if g := c.creditDue.Swap(0); g > 0 {
+			if err := c.send(AppendCredit(nil, g), false); err != nil {
+				c.fail(err)
+			}
+		}
 		n := 0
 		for _, b := range batch {
 			n += len(b)
+		}
+		if len(batch) == 0 {
+			continue // poked for a Credit
 		}
 		bufs := net.Buffers(batch)
 		_, err := bufs.WriteTo(c.nc)
@@ -536,72 +645,185 @@ func (c *pconn) writer() {
 			c.cancel()
 			return
 		}
-		c.stats.bytesOut.Add(uint64(n))
-		c.mu.Lock()
-		c.written += uint64(n)
-		var grant uint64
-		if c.ext && !c.sendClosed && c.written+uint64(c.opts.Window)-c.granted >= uint64(c.opts.Window/4) {
-			c.granted = c.written + uint64(c.opts.Window)
-			grant = c.granted
-		}
-		c.mu.Unlock()
-		if grant > 0 {
-			if err := c.send(AppendCredit(nil, grant), false); err != nil {
-				c.fail(err)
-				return
-			}
-		}
+		c.wrote(n, false)
 	}
 }
 
-// receiver handles the peer's messages until the portal closes.
-func (c *pconn) receiver() {
-	for {
-		m, err := c.mb.Receive(c.ctx)
-		if err != nil {
-			return
-		}
-		if !c.handle(m) {
-			return
-		}
+// wrote counts n bytes written to the local socket, and grants an
+// extension peer more credit once a quarter of the window has been
+// written.
+func (c *pconn) wrote(n int, delivering bool) {
+	c.stats.bytesOut.Add(uint64(n))
+	c.mu.Lock()
+	c.written += uint64(n)
+	var g uint64
+	if c.ext && !c.sendClosed && c.written+uint64(c.opts.Window)-c.granted >= uint64(c.opts.Window/4) {
+		c.granted = c.written + uint64(c.opts.Window)
+		g = c.granted
+	}
+	c.mu.Unlock()
+	if g > 0 {
+		c.grant(g, delivering)
 	}
 }
 
-// handle handles one message from the peer; false ends the receiver.
-func (c *pconn) handle(m *node.Message) bool {
+// HandleMessage handles one of the peer's messages, in the goroutine that
+// delivers it (the portal is an inline worker). m is valid only until it
+// returns; its payload, which data delivered to the local socket later
+// keeps (q), is not reused: the TCP transport of a node that runs portals
+// allocates each frame's body (tcp.Config.ReuseBodies is for hubs only),
+// and a secure channel's decrypted payload is new memory
+// (TestPayloadsAreKept).
+func (c *pconn) HandleMessage(ctx context.Context, _ node.Sender, m *node.Message) error {
 	if len(m.Onward()) != 1 {
 		// portals.md §3: nothing may follow the portal's own address.
 		c.log.Debug("portal: dropped a message routed past the portal", "onward", m.Onward().String())
-		return true
+		return nil
 	}
+	c.hmu.Lock()
+	switch {
+	case c.stopped:
+		c.hmu.Unlock()
+		return nil
+	case c.handshaking:
+		c.handshake(m)
+		c.hmu.Unlock()
+		return nil
+	case c.backlog > 0 || c.q.full():
+		// It would wait for the local socket (a peer without flow
+		// control): the overflow goroutine waits instead, and handles
+		// what follows in order until it has caught up.
+		ov, err := c.openOverflow()
+		if err != nil {
+			c.hmu.Unlock()
+			return nil
+		}
+		c.backlog++
+		c.hmu.Unlock()
+		fwd := routing.TransportMessage{Version: routing.Version, Onward: routing.Route{ov.Address()}, Return: m.Return(), Payload: m.Payload()}
+		if err := c.node.Route(ctx, fwd); err != nil {
+			c.hmu.Lock()
+			c.backlog--
+			c.hmu.Unlock()
+		}
+		return nil
+	}
+	if !c.handle(ctx, m) {
+		c.stopped = true
+	}
+	c.hmu.Unlock()
+	return nil
+}
+
+// openOverflow returns the overflow mailbox, opening it and starting its
+// goroutine on first use; c.hmu is held.
+func (c *pconn) openOverflow() (*node.Mailbox, error) {
+	if c.overflow != nil {
+		return c.overflow, nil
+	}
+	ov, err := c.node.OpenMailbox("")
+	if err != nil {
+		return nil, err
+	}
+	c.overflow = ov
+	c.wg.Go(func() {
+		for {
+			m, err := ov.Receive(c.ctx)
+			if err != nil {
+				return
+			}
+			c.hmu.Lock()
+			stopped := c.stopped
+			c.hmu.Unlock()
+			// Handled without hmu, which the delivering goroutines take:
+			// this one may wait for the local socket. It is the only one
+			// handling while backlog is not 0.
+			ok := stopped || c.handle(c.ctx, m)
+			c.hmu.Lock()
+			c.backlog--
+			if !ok {
+				c.stopped = true
+			}
+			c.hmu.Unlock()
+		}
+	})
+	return ov, nil
+}
+
+// handshake handles an inlet's first message from the outlet (portals.md
+// §5), with hmu held: the route, generation and extension it sets are in
+// force for the messages that follow at once, before ServeConn learns the
+// result from hs.
+func (c *pconn) handshake(m *node.Message) {
+	if len(m.Return()) == 0 {
+		return // not for us (portals.md §3)
+	}
+	c.handshaking = false
+	p := m.Payload()
+	var r handshakeResult
+	if len(p) == 1 && p[0] == 0 {
+		r = handshakeResult{gen: G2, route: m.Return()}
+	} else if msg, err := DecodeG3(p, false); err != nil || msg.Tag != TagPong {
+		r.err = fmt.Errorf("%w: % x from %s", ErrHandshake, p[:min(len(p), 8)], m.Return())
+	} else {
+		r = handshakeResult{gen: G3, route: m.Return(), ext: msg.Ext}
+		if c.opts.NoExtension || (r.ext != nil && r.ext.Version != ExtensionVersion) {
+			r.ext = nil
+		}
+	}
+	if r.err != nil {
+		c.stopped = true
+	} else {
+		c.mu.Lock()
+		c.gen = r.gen
+		c.setRoute(r.route)
+		if r.ext != nil {
+			c.ext = true
+			c.sendLimit = r.ext.Window
+			c.peerWindow = r.ext.Window // the outlet's first grant: its window
+			c.granted = uint64(c.opts.Window)
+		}
+		c.mu.Unlock()
+	}
+	c.hs <- r
+}
+
+// handle handles one message from the peer; false: no more are handled.
+// ctx is the delivering goroutine's. It never waits, but in push for a
+// peer without flow control (then only in the overflow goroutine), and
+// leaves what could wait to a goroutine of its own (a Disconnect's answer,
+// a failure's).
+func (c *pconn) handle(ctx context.Context, m *node.Message) bool {
 	p := m.Payload()
 	if c.gen == G2 {
 		d, err := DecodeG2Data(p)
 		if err != nil {
-			c.fail(fmt.Errorf("portal: G2 message from %s: %w", m.Return(), err))
+			c.failLater(fmt.Errorf("portal: G2 message from %s: %w", m.Return(), err))
 			return false
 		}
-		return c.deliver(d, false, 0)
+		return c.deliver(ctx, d, false, 0)
 	}
 	c.mu.Lock()
 	ext := c.ext || c.extOffered
 	c.mu.Unlock()
 	msg, err := DecodeG3(p, ext)
 	if err != nil {
-		c.fail(fmt.Errorf("portal: message from %s: %w", m.Return(), err))
+		c.failLater(fmt.Errorf("portal: message from %s: %w", m.Return(), err))
 		return false
 	}
 	switch msg.Tag {
 	case TagPayload:
-		return c.deliver(msg.Data, false, 0)
+		return c.deliver(ctx, msg.Data, false, 0)
 	case TagData:
-		return c.deliver(msg.Data, true, msg.Offset)
+		return c.deliver(ctx, msg.Data, true, msg.Offset)
 	case TagCredit:
 		c.mu.Lock()
 		if !c.ext && c.extOffered {
 			// The inlet took our offer: from now on both ways are flow
-			// controlled, and our data carries offsets.
+			// controlled, and our data carries offsets. Its first limit is
+			// its window, or more when it has already written bytes.
 			c.ext = true
+			c.peerWindow = msg.Offset
 		}
 		if msg.Offset > c.sendLimit {
 			c.sendLimit = msg.Offset
@@ -613,27 +835,27 @@ func (c *pconn) handle(m *node.Message) bool {
 		}
 		return true
 	case TagDisconnect:
-		c.peerDisconnect(msg)
+		c.wg.Go(func() { c.peerDisconnect(msg) })
 		return false
 	default: // Ping, Pong after the handshake
-		c.fail(fmt.Errorf("portal: %w: tag %d after the handshake", ErrHandshake, msg.Tag))
+		c.failLater(fmt.Errorf("portal: %w: tag %d after the handshake", ErrHandshake, msg.Tag))
 		return false
 	}
 }
 
-// deliver queues bytes for the local socket, checking the offset and the
-// window of an extension peer.
-func (c *pconn) deliver(d []byte, checked bool, off uint64) bool {
+// deliver writes bytes to the local socket, or queues them, checking the
+// offset and the window of an extension peer.
+func (c *pconn) deliver(ctx context.Context, d []byte, checked bool, off uint64) bool {
 	c.mu.Lock()
 	if checked {
 		if off != c.recvd {
 			c.mu.Unlock()
-			c.fail(fmt.Errorf("%w: data at offset %d, expected %d", ErrLost, off, c.recvd))
+			c.failLater(fmt.Errorf("%w: data at offset %d, expected %d", ErrLost, off, c.recvd))
 			return false
 		}
 		if c.recvd+uint64(len(d)) > c.granted {
 			c.mu.Unlock()
-			c.fail(fmt.Errorf("%w: %d bytes past the limit %d", ErrFlowControl, c.recvd+uint64(len(d))-c.granted, c.granted))
+			c.failLater(fmt.Errorf("%w: %d bytes past the limit %d", ErrFlowControl, c.recvd+uint64(len(d))-c.granted, c.granted))
 			return false
 		}
 	}
@@ -643,7 +865,18 @@ func (c *pconn) deliver(d []byte, checked bool, off uint64) bool {
 	if len(d) == 0 {
 		return true
 	}
-	// The payload aliases the frame, which the transport does not reuse.
+	if c.rc != nil && c.q.claim() {
+		// Nothing queued, nobody writing: write what the socket takes now.
+		n := tryWrite(c.rc, d)
+		if !c.q.release(d[n:]) {
+			return false
+		}
+		if n > 0 {
+			c.wrote(n, true)
+		}
+		return true
+	}
+	// The payload aliases the frame, which is not reused (HandleMessage).
 	return c.q.push(d)
 }
 
@@ -676,7 +909,7 @@ func (c *pconn) peerDisconnect(msg Message) {
 
 // closeLocal ends the portal gracefully: the writer writes what is queued
 // (for at most CloseWait), then closes the local socket, which ends the
-// reader, and the context, which ends the receiver.
+// reader, and the context, which ends the portal (its worker then stops).
 func (c *pconn) closeLocal(reason error) {
 	c.once.Do(func() {
 		c.reason = reason
@@ -688,6 +921,12 @@ func (c *pconn) closeLocal(reason error) {
 	})
 }
 
+// failLater is fail from a goroutine of its own, for a delivering
+// goroutine: sending the Disconnect may wait.
+func (c *pconn) failLater(err error) {
+	c.wg.Go(func() { c.fail(err) })
+}
+
 // fail ends the portal on an error: Disconnect to the peer (so that both
 // ends close), and an abortive close of the local socket (RST), so that the
 // local application sees an error rather than a clean end of a stream that
@@ -696,10 +935,13 @@ func (c *pconn) fail(err error) {
 	c.once.Do(func() {
 		c.reason = err
 		c.sendClose(true)
-		c.q.abort()
+		// Linger 0 before the abort: the writer, which the abort ends,
+		// closes the socket too, and a close before this would be a
+		// clean end (TestConnLost failed once in 10 runs under -race).
 		if tc, ok := c.nc.(*net.TCPConn); ok {
 			tc.SetLinger(0)
 		}
+		c.q.abort()
 		c.nc.Close()
 		c.cancel()
 	})

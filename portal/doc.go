@@ -68,9 +68,19 @@
 // portal inlet --secure` opens a new channel for new connections once the
 // current one has used half of its budget.
 //
-// Portals keep received payloads until written (mailboxes, write queues):
-// do not run them on a node whose TCP transport reuses message bodies
-// (an optimisation meant for hubs, whose relays keep nothing).
+// A portal's address is an inline worker: the peer's messages are handled
+// in the goroutine that delivers them (the TCP transport's reader, a
+// secure channel's worker), and their bytes written to the local socket
+// from there when the socket takes them at once; the rest waits in the
+// portal's queue for its writer goroutine, which also sends the Credits
+// (a delivering goroutine never waits on anything the portal sends). A
+// 2021 peer, which has no flow control, can get more than the queue holds
+// ahead of a slow socket: its messages then go through a mailbox, whose
+// goroutine waits instead, as before.
+//
+// Portals keep received payloads until written (write queues): do not run
+// them on a node whose TCP transport reuses message bodies (an
+// optimisation meant for hubs, whose relays keep nothing).
 //
 // Portals never send the heartbeat (an empty-route message): every message
 // has the peer's route.

@@ -548,3 +548,120 @@ func TestMaxConns(t *testing.T) {
 	default:
 	}
 }
+
+// TestPayloadsAreKept: the bytes a portal could not write to its local
+// socket at once wait in its queue as the frames' payloads, after the
+// delivering goroutine has returned (the portal is an inline worker). They
+// must arrive intact: the TCP transport of a portal's node, and a secure
+// channel's decryption, give every message memory of its own. The target
+// reads slowly through small socket buffers, so that most bytes wait;
+// with a 2021 peer (no flow control) and a small window, more than the
+// queue's limit waits, and the portal's overflow goroutine takes over.
+func TestPayloadsAreKept(t *testing.T) {
+	const size = 3 << 20
+	for _, tc := range []struct {
+		name   string
+		secure bool
+		opts   portal.Options
+	}{
+		{"plain", false, portal.Options{}},
+		{"plain-2021", false, portal.Options{NoExtension: true, Window: 256 << 10}},
+		{"secure", true, portal.Options{}},
+		{"secure-2021", true, portal.Options{NoExtension: true, Window: 256 << 10}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sum := make(chan []byte, 1)
+			target := serveTCP(t, func(c net.Conn) {
+				c.(*net.TCPConn).SetReadBuffer(64 << 10)
+				h := sha256.New()
+				buf := make([]byte, 16<<10)
+				for n := 0; n < size; {
+					start := time.Now()
+					k, err := c.Read(buf)
+					h.Write(buf[:k])
+					n += k
+					if err != nil {
+						break
+					}
+					// Read at about 16 MB/s: this pacing is the behaviour
+					// under test.
+					time.Sleep(time.Until(start.Add(time.Duration(k) * time.Microsecond / 16)))
+				}
+				sum <- h.Sum(nil)
+			})
+			hubAddr, _ := startHub(t, hub.Config{}, nil)
+			dialer := &net.Dialer{}
+			ocfg := portal.OutletConfig{Options: tc.opts, Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := dialer.DialContext(ctx, network, addr)
+				if err == nil {
+					c.(*net.TCPConn).SetWriteBuffer(64 << 10)
+				}
+				return c, err
+			}}
+			icfg := portal.InletConfig{Options: tc.opts}
+			pair := plainPair
+			if tc.secure {
+				pair = securePair
+			}
+			addr, in, o := pair(t, hubAddr, target, ocfg, icfg)
+			c := dial(t, addr)
+			data := make([]byte, size)
+			rand.Read(data)
+			go c.Write(data)
+			want := sha256.Sum256(data)
+			select {
+			case got := <-sum:
+				if !bytes.Equal(got, want[:]) {
+					t.Fatal("the target got a corrupted stream")
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatal("the target did not get everything")
+			}
+			if in.Stats().Failed != 0 || o.Stats().Failed != 0 {
+				t.Error("portal failed")
+			}
+		})
+	}
+}
+
+// TestConcurrentSecureDownloads: many portals inside one secure channel
+// download at once, their windows together more than the channel
+// worker's mailbox holds, so that it fills. The channel worker delivers to the
+// portals in its own goroutine: a portal that sent its Credit from there
+// would wait for room in that worker's mailbox, which only that goroutine
+// empties (a deadlock seen once in a few runs of `bench portal`).
+func TestConcurrentSecureDownloads(t *testing.T) {
+	const streams, size = 16, 8 << 20
+	hubAddr, _ := startHub(t, hub.Config{}, nil)
+	addr, in, _ := securePair(t, hubAddr, zeroTarget(t), portal.OutletConfig{}, portal.InletConfig{})
+	var wg sync.WaitGroup
+	errs := make(chan error, streams)
+	for i := range streams {
+		wg.Go(func() {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(60 * time.Second))
+			req := []byte{'s', 0, 0, 0, 0, 0, size >> 16, 0, 0}
+			if _, err := c.Write(req); err != nil {
+				errs <- err
+				return
+			}
+			n, err := io.Copy(io.Discard, io.LimitReader(c, size))
+			if err != nil || n != size {
+				errs <- fmt.Errorf("stream %d: %d of %d bytes: %v", i, n, size, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if st := in.Stats(); st.Failed != 0 {
+		t.Errorf("inlet stats %+v", st)
+	}
+}

@@ -49,6 +49,7 @@ type Inlet struct {
 	mu     sync.Mutex
 	lns    []net.Listener
 	closed bool
+	watch  connWatch
 	// acceptErr rate-limits the log of failed accepts.
 	acceptErr rate.Sometimes
 }
@@ -143,56 +144,46 @@ func (in *Inlet) ServeConn(ctx context.Context, nc net.Conn) {
 			return
 		}
 	}
-	mb, err := in.node.OpenMailbox("") // a fresh, unguessable address per connection
-	if err != nil {
+	// The portal's worker exists before the Ping goes: the outlet's answer,
+	// and whatever follows it at once, are handled as they arrive.
+	c := newPConn(in.node, nc, "inlet", G3, nil, budget, in.log, in.cfg.Options, &in.stats)
+	c.handshaking = true
+	c.watch = &in.watch
+	c.hs = make(chan handshakeResult, 1)
+	if err := c.register(); err != nil {
 		nc.Close()
 		return
 	}
-	gen, peer, ext, err := in.handshake(ctx, mb, route, budget)
+	ext, err := in.handshake(ctx, c, route, budget)
 	if err != nil {
 		in.stats.failed.Add(1)
 		in.log.Warn("portal: handshake failed", "client", nc.RemoteAddr().String(), "route", route.String(), "err", err)
-		mb.Close()
+		c.unregister()
 		nc.Close()
 		return
 	}
-	c := newPConn(in.node, mb, nc, "inlet", gen, peer, budget, in.log, in.cfg.Options, &in.stats)
 	c.run(ctx, ext)
 }
 
-// handshake sends the Ping and waits for the answer (portals.md §5).
-func (in *Inlet) handshake(ctx context.Context, mb *node.Mailbox, route routing.Route, budget *Budget) (Generation, routing.Route, *Extension, error) {
+// handshake sends the Ping and waits for the answer (portals.md §5), which
+// c's worker handles; it reports whether the extension is in force.
+func (in *Inlet) handshake(ctx context.Context, c *pconn, route routing.Route, budget *Budget) (bool, error) {
 	if !budget.take(false) {
-		return 0, nil, nil, ErrBudget
+		return false, ErrBudget
 	}
 	hctx, cancel := context.WithTimeout(ctx, in.cfg.HandshakeTimeout)
 	defer cancel()
-	if err := mb.SendFrom(hctx, mb.Address(), route, node.Raw(AppendPing(nil))); err != nil {
-		return 0, nil, nil, fmt.Errorf("portal: sending Ping to %s: %w", route, err)
+	ping := routing.TransportMessage{Version: routing.Version, Onward: route, Return: routing.Route{c.addr}, Payload: AppendPing(nil)}
+	if err := in.node.Route(hctx, ping); err != nil {
+		return false, fmt.Errorf("portal: sending Ping to %s: %w", route, err)
 	}
-	for {
-		m, err := mb.Receive(hctx)
-		if err != nil {
-			if ctx.Err() == nil && hctx.Err() != nil {
-				return 0, nil, nil, fmt.Errorf("%w: no answer from %s within %v", ErrTimeout, route, in.cfg.HandshakeTimeout)
-			}
-			return 0, nil, nil, err
+	select {
+	case r := <-c.hs:
+		return r.ext != nil, r.err
+	case <-hctx.Done():
+		if ctx.Err() == nil {
+			return false, fmt.Errorf("%w: no answer from %s within %v", ErrTimeout, route, in.cfg.HandshakeTimeout)
 		}
-		if len(m.Onward()) != 1 || len(m.Return()) == 0 {
-			continue // not for us (portals.md §3)
-		}
-		p := m.Payload()
-		if len(p) == 1 && p[0] == 0 {
-			return G2, m.Return(), nil, nil
-		}
-		msg, err := DecodeG3(p, false)
-		if err != nil || msg.Tag != TagPong {
-			return 0, nil, nil, fmt.Errorf("%w: % x from %s", ErrHandshake, p[:min(len(p), 8)], m.Return())
-		}
-		ext := msg.Ext
-		if in.cfg.Options.NoExtension || (ext != nil && ext.Version != ExtensionVersion) {
-			ext = nil
-		}
-		return G3, m.Return(), ext, nil
+		return false, ctx.Err()
 	}
 }

@@ -63,7 +63,7 @@ type OutletConfig struct {
 type Outlet struct {
 	cfg    OutletConfig
 	node   *node.Node
-	mb     *node.Mailbox
+	addr   routing.Address
 	log    *slog.Logger
 	stats  counters
 	ctx    context.Context
@@ -74,11 +74,17 @@ type Outlet struct {
 	// flood of Pings whose answers cannot be delivered must not hold one
 	// goroutine (and a mailbox) per Ping. Over it, Pings go unanswered.
 	refusing chan struct{}
+	watch    connWatch
 	bad      rate.Sometimes
 	// unreach rate-limits the log of answers to unreachable targets or
 	// over the limit, which a flood of Pings would otherwise repeat.
 	unreach rate.Sometimes
 	once    sync.Once
+	// mu orders the portals started by Pings (handled in the goroutines
+	// that deliver them: the outlet is an inline worker) before Close's
+	// wait: once closed, none starts.
+	mu     sync.Mutex
+	closed bool
 }
 
 // NewOutlet starts an outlet on n at cfg.Name.
@@ -101,23 +107,27 @@ func NewOutlet(n *node.Node, cfg OutletConfig) (*Outlet, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	mb, err := n.OpenMailbox(cfg.Name)
-	if err != nil {
-		return nil, fmt.Errorf("portal: starting outlet %q: %w", cfg.Name, err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	o := &Outlet{cfg: cfg, node: n, mb: mb, log: log.With("outlet", cfg.Name), ctx: ctx, cancel: cancel,
+	o := &Outlet{cfg: cfg, node: n, log: log.With("outlet", cfg.Name), ctx: ctx, cancel: cancel,
 		bad: rate.Sometimes{First: 5, Interval: 10 * time.Second}, unreach: rate.Sometimes{First: 10, Interval: time.Second}}
 	if cfg.MaxConns > 0 {
 		o.sem = make(chan struct{}, cfg.MaxConns)
 		o.refusing = make(chan struct{}, maxRefusing)
 	}
-	o.wg.Go(o.listen)
+	// An inline worker: a Ping is checked in the goroutine that delivers
+	// it, which then starts the portal's goroutine (no hand-off through a
+	// mailbox on the way to a new portal).
+	addrs, err := n.StartWorkerConfig(context.Background(), node.HandlerFunc(o.handle), node.WorkerConfig{Addresses: []string{cfg.Name}, Inline: true})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("portal: starting outlet %q: %w", cfg.Name, err)
+	}
+	o.addr = addrs[0]
 	return o, nil
 }
 
 // Address returns the outlet's local address.
-func (o *Outlet) Address() routing.Address { return o.mb.Address() }
+func (o *Outlet) Address() routing.Address { return o.addr }
 
 // Stats returns the outlet's counters.
 func (o *Outlet) Stats() Stats { return o.stats.snapshot() }
@@ -126,21 +136,26 @@ func (o *Outlet) Stats() Stats { return o.stats.snapshot() }
 // close. It waits for them and is idempotent.
 func (o *Outlet) Close() error {
 	o.once.Do(func() {
-		o.mb.Close()
+		o.node.StopWorker(context.Background(), o.addr.Value)
+		o.mu.Lock()
+		o.closed = true
+		o.mu.Unlock()
 		o.cancel()
 	})
 	o.wg.Wait()
 	return nil
 }
 
-func (o *Outlet) listen() {
-	for {
-		m, err := o.mb.Receive(o.ctx)
-		if err != nil {
-			return
-		}
+// handle handles a message to the outlet's address, in the goroutine that
+// delivers it. m is valid only until it returns: what a portal keeps of it
+// is its return route, which is not reused (node.WorkerConfig.Inline).
+func (o *Outlet) handle(_ context.Context, _ node.Sender, m *node.Message) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.closed {
 		o.ping(m)
 	}
+	return nil
 }
 
 func (o *Outlet) refuse(m *node.Message, why string) {
@@ -149,7 +164,8 @@ func (o *Outlet) refuse(m *node.Message, why string) {
 	})
 }
 
-// ping checks a handshake message and starts its portal.
+// ping checks a handshake message and starts its portal; o.mu is held.
+// It never waits.
 func (o *Outlet) ping(m *node.Message) {
 	if len(m.Onward()) != 1 || len(m.Return()) == 0 {
 		o.refuse(m, "route continues past the outlet, or no return route")
@@ -211,16 +227,12 @@ func (o *Outlet) open(route routing.Route) {
 		o.unreachable(route, err)
 		return
 	}
-	mb, err := o.node.OpenMailbox("")
-	if err != nil {
-		nc.Close()
-		return
-	}
 	var budget *Budget
 	if o.cfg.Budget != nil {
 		budget = o.cfg.Budget(route)
 	}
-	c := newPConn(o.node, mb, nc, "outlet", o.cfg.Generation, route, budget, o.log, o.cfg.Options, &o.stats)
+	c := newPConn(o.node, nc, "outlet", o.cfg.Generation, route, budget, o.log, o.cfg.Options, &o.stats)
+	c.watch = &o.watch
 	var pong []byte
 	if o.cfg.Generation == G2 {
 		pong = G2Handshake
@@ -233,13 +245,19 @@ func (o *Outlet) open(route routing.Route) {
 		}
 		pong = AppendPong(nil, ext)
 	}
-	if err := c.send(pong, false); err != nil {
-		o.log.Warn("portal: answering a Ping", "to", route.String(), "err", err)
+	if err := c.register(); err != nil {
 		nc.Close()
-		mb.Close()
 		return
 	}
-	c.run(o.ctx, nil)
+	if err := c.send(pong, false); err != nil {
+		o.log.Warn("portal: answering a Ping", "to", route.String(), "err", err)
+		c.unregister()
+		nc.Close()
+		c.cancel()
+		c.wg.Wait()
+		return
+	}
+	c.run(o.ctx, false)
 }
 
 // unreachable answers a Ping whose target cannot be reached: G3 Pong then

@@ -529,13 +529,14 @@ func TestCloseWithStuckSend(t *testing.T) {
 // idle SSH session; an outlet waiting for credit) close with their
 // connection when Options.ConnDone is set, instead of holding their sockets
 // (and the outlet's MaxConns slots) until those end, which for an idle
-// session may be never.
+// session may be never. Two portals share each connection (one watch per
+// connection).
 func TestConnLost(t *testing.T) {
 	hubAddr, h := startHub(t, hub.Config{}, nil)
-	targetClosed := make(chan struct{})
+	targetClosed := make(chan struct{}, 2)
 	target := serveTCP(t, func(c net.Conn) {
 		io.Copy(io.Discard, c)
-		close(targetClosed)
+		targetClosed <- struct{}{}
 	})
 	on, otr, hop := hubtest.Connect(t, hubAddr)
 	o, err := portal.NewOutlet(on, portal.OutletConfig{Target: target, Options: portal.Options{ConnDone: otr.Done}})
@@ -549,17 +550,21 @@ func TestConnLost(t *testing.T) {
 	}
 	in, itr, _ := hubtest.Connect(t, hubAddr)
 	addr, inlet := startInlet(t, in, portal.InletConfig{Route: rf.Route(), Options: portal.Options{ConnDone: itr.Done}})
-	c := dial(t, addr) // an idle session: nothing either way
-	waitFor(t, "the portal open", func() bool { return o.Stats().Open == 1 && inlet.Stats().Open == 1 })
+	cs := []net.Conn{dial(t, addr), dial(t, addr)} // idle sessions: nothing either way
+	waitFor(t, "the portals open", func() bool { return o.Stats().Open == 2 && inlet.Stats().Open == 2 })
 	h.Close()
-	waitFor(t, "both portals closed", func() bool { return o.Stats().Open == 0 && inlet.Stats().Open == 0 })
-	select {
-	case <-targetClosed:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the target's connection is still open")
+	waitFor(t, "all portals closed", func() bool { return o.Stats().Open == 0 && inlet.Stats().Open == 0 })
+	for range cs {
+		select {
+		case <-targetClosed:
+		case <-time.After(30 * time.Second):
+			t.Fatal("a target's connection is still open")
+		}
 	}
-	c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.Copy(io.Discard, c); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("client: %v; want the connection reset", err)
+	for _, c := range cs {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.Copy(io.Discard, c); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("client: %v; want the connection reset", err)
+		}
 	}
 }

@@ -25,6 +25,7 @@ docs/benchmarks.md, "Portals".`)
 	samples := fs.Int("samples", 200, "connections timed for the time to first byte")
 	jsonOut := fs.Bool("json", false, "print JSON instead of tables")
 	chart := fs.String("chart", "", "also write an SVG chart of the results to this file")
+	gcHeadroom := gcHeadroomFlag(fs)
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -44,7 +45,12 @@ docs/benchmarks.md, "Portals".`)
 	if *bytes < int64(len(counts)) || *samples < 1 {
 		return usagef("--bytes and --samples must be positive")
 	}
+	if *gcHeadroom < 0 {
+		return usagef("--gc-headroom must not be negative")
+	}
 	setupLog()
+	// As `portal inlet|outlet` run (all of them share this process here).
+	defer startGCHeadroom(*gcHeadroom)()
 	rep, err := loadgen.RunPortal(ctx, loadgen.PortalConfig{Streams: counts, Bytes: *bytes, Samples: *samples})
 	if err != nil {
 		return err

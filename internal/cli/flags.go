@@ -59,11 +59,23 @@ const defaultGCHeadroomMiB = 32
 
 // startGC starts the garbage collector tuning --gc-headroom asks for; the
 // returned function stops it.
-func (l *hubLimits) startGC() func() {
-	if *l.gcHeadroom <= 0 {
+func (l *hubLimits) startGC() func() { return startGCHeadroom(*l.gcHeadroom) }
+
+// gcHeadroomFlag defines --gc-headroom for the commands that relay streams
+// without a hub's other limits (portal inlet|outlet, bench portal): each
+// portal chunk is a new 64 KiB buffer, and with the Go default the
+// collector ran hundreds of times a second (docs/benchmarks.md, "Portals").
+func gcHeadroomFlag(fs *flag.FlagSet) *int {
+	return fs.Int("gc-headroom", defaultGCHeadroomMiB, "MiB the heap may grow by between garbage collections at least (fewer collections under load for at most this much memory; 0 = the Go default, GOGC=100; ignored when GOGC is set)")
+}
+
+// startGCHeadroom starts the garbage collector tuning a --gc-headroom of
+// mib asks for; the returned function stops it.
+func startGCHeadroom(mib int) func() {
+	if mib <= 0 {
 		return func() {}
 	}
-	return gctune.Start(uint64(*l.gcHeadroom) << 20).Stop
+	return gctune.Start(uint64(mib) << 20).Stop
 }
 
 func (l *hubLimits) config() (hub.Config, error) {

@@ -76,6 +76,7 @@ releases. Each portal's open and close are logged with its byte counts.`)
 	noFC := fs.Bool("no-flow-control", false, "never offer ockamhub's flow-control extension in the Pong: speak exact 2021 G3 bytes to every inlet (docs/protocol.md §6.4)")
 	g2Idle := fs.Duration("g2-idle-timeout", 0, "with --g2: close a portal that carried nothing either way for this long (G2 has no close signal; 0 = never)")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the hub to answer a registration")
+	gcHeadroom := gcHeadroomFlag(fs)
 	lf := addListenerFlags(fs)
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)
@@ -91,6 +92,8 @@ releases. Each portal's open and close are logged with its byte counts.`)
 		return usagef("give --hub HOST:PORT (through a hub) or --listen ADDR (direct), not both")
 	case *maxConns < 0:
 		return usagef("--max-conns must not be negative")
+	case *gcHeadroom < 0:
+		return usagef("--gc-headroom must not be negative")
 	case *fwdName != "" && *hubAddr == "":
 		return usagef("--forwarder-name needs --hub")
 	case *token != "" && *fwdName == "":
@@ -99,6 +102,7 @@ releases. Each portal's open and close are logged with its byte counts.`)
 	if _, _, err := net.SplitHostPort(*target); err != nil {
 		return usagef("bad --target %q: want HOST:PORT", *target)
 	}
+	defer startGCHeadroom(*gcHeadroom)()
 	if *hubAddr != "" {
 		if _, _, err := net.SplitHostPort(*hubAddr); err != nil {
 			return usagef("bad --hub %q: want HOST:PORT", *hubAddr)
@@ -252,6 +256,7 @@ Each portal's open and close are logged with its byte counts.`)
 	outletName := fs.String("outlet", portal.DefaultOutletName, "with --secure: the outlet's address inside the channel (the outlet's --name)")
 	g2Idle := fs.Duration("g2-idle-timeout", 0, "close a portal to a G2 outlet that carried nothing either way for this long (G2 has no close signal; 0 = never)")
 	idf := addInitiatorFlags(fs)
+	gcHeadroom := gcHeadroomFlag(fs)
 	setupLog := e.logFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -266,6 +271,8 @@ Each portal's open and close are logged with its byte counts.`)
 		return usagef("--route is required")
 	case *g2Idle < 0:
 		return usagef("--g2-idle-timeout must not be negative")
+	case *gcHeadroom < 0:
+		return usagef("--gc-headroom must not be negative")
 	}
 	route, err := routing.ParseRoute(*routeText)
 	if err != nil {
@@ -274,6 +281,7 @@ Each portal's open and close are logged with its byte counts.`)
 	if first, _ := route.Next(); first.Type != routing.TCP {
 		return usagef("the route must start with a TCP address (1#HOST:PORT), not %s", first)
 	}
+	defer startGCHeadroom(*gcHeadroom)()
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if !*secure {

@@ -1,0 +1,60 @@
+package portal
+
+import "weak"
+
+// readBuf is the memory of one read from the local socket: room for the
+// message header and the largest chunk.
+type readBuf [headroom + MaxChunk]byte
+
+// maxRecycle bounds the buffers a portal remembers for reuse.
+const maxRecycle = 64
+
+// recycler lets a portal's reader reuse the buffers of reads it sent to an
+// extension peer once the peer has proven it is done with them, instead of
+// allocating (and clearing, and collecting) 64 KiB per chunk. The
+// transport, and a secure channel, keep a payload until they have written
+// it, and do not say when; the peer's Credit does: an ockamhub peer grants
+// up to the bytes it has written to its own socket plus its window, so
+// once the limit it grants is past a buffer's last stream offset plus that
+// window, the buffer's bytes have crossed every hop and nothing on this
+// side reads them again. The buffers are held weakly: a portal that goes
+// idle holds none for the collector. A peer that lies about its window or
+// grants credit for bytes it has not received gets a stream corrupted by
+// later bytes of the same stream: nothing another portal sends. Used by
+// the reader goroutine only.
+type recycler struct {
+	bufs []recycled
+}
+
+type recycled struct {
+	p   weak.Pointer[readBuf]
+	end uint64 // the stream offset after the buffer's bytes
+}
+
+// sent remembers b, whose bytes end at stream offset end.
+func (r *recycler) sent(b *readBuf, end uint64) {
+	if len(r.bufs) == maxRecycle {
+		r.bufs = r.bufs[:copy(r.bufs, r.bufs[1:])]
+	}
+	r.bufs = append(r.bufs, recycled{p: weak.Make(b), end: end})
+}
+
+// get returns a buffer the peer is done with, given the limit it granted
+// and its window (0: unknown, nothing is reused), or a new one.
+func (r *recycler) get(limit, window uint64) *readBuf {
+	i := 0
+	var b *readBuf
+	for ; i < len(r.bufs) && window > 0 && r.bufs[i].end+window <= limit; i++ {
+		if b = r.bufs[i].p.Value(); b != nil {
+			i++
+			break
+		}
+	}
+	if i > 0 {
+		r.bufs = r.bufs[:copy(r.bufs, r.bufs[i:])]
+	}
+	if b == nil {
+		b = new(readBuf)
+	}
+	return b
+}
