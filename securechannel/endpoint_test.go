@@ -46,7 +46,7 @@ func establishedPair(t *testing.T) (ini, res *endpoint) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &endpoint{ch: newChannel(n, initiator, nil, nil), hs: hs}
+		return newEndpoint(newChannel(n, initiator, nil, nil), hs)
 	}
 	ini, res = mk(true), mk(false)
 	msg := []byte(nil)
@@ -66,6 +66,10 @@ func establishedPair(t *testing.T) (ini, res *endpoint) {
 	}
 	ini.remoteRoute = routing.Route{res.ch.remote}
 	res.remoteRoute = routing.Route{ini.ch.remote}
+	for _, ep := range []*endpoint{ini, res} {
+		ep.direct.Store(true) // no handshake goroutine: decrypt inline at once
+		ep.running = false
+	}
 	return ini, res
 }
 
