@@ -675,7 +675,7 @@ func (ep *endpoint) encrypt(ctx context.Context, s node.Sender, m *node.Message)
 	if !ep.ready.Load() {
 		return fmt.Errorf("securechannel: message for %s: %w", ep.ch.local, ErrNotReady)
 	}
-	onward := m.Onward().Step()
+	onward := m.Onward()[min(1, len(m.Onward())):] // stepped, not copied: it is only encoded
 	if len(onward) == 0 {
 		return fmt.Errorf("securechannel: message for %s names no worker after the channel: %w", ep.ch.local, node.ErrEmptyRoute)
 	}
@@ -741,12 +741,14 @@ func (ep *endpoint) decrypt(ctx context.Context, s node.Sender, m *node.Message)
 		ep.drop(statReplays, m, fmt.Sprintf("counter %d", n), ErrReplay)
 		return nil
 	}
-	inner, _, err := routing.DecodeMessage(pt)
+	// pt is ours and never modified again: the inner message's addresses
+	// share its memory (one allocation fewer), and address_local is put at
+	// the head of its return route as it is decoded (one more).
+	inner, _, err := routing.DecodeMessageOwned(pt, ep.ch.local)
 	if err != nil {
 		ep.drop(statDecryptFailures, m, "inner message does not decode", err)
 		return nil
 	}
-	inner.Return = inner.Return.Prepend(ep.ch.local)
 	ep.ch.stats.inc(statReceived)
 	ep.ch.touch()
 	if err := s.Forward(ctx, inner); err != nil {
