@@ -163,6 +163,11 @@ func (ch *Channel) LogValue() slog.Value { return slog.StringValue(ch.String()) 
 
 // Address returns address_local, the plaintext side of the channel: send to
 // [ch.Address(), worker] to reach worker on the peer's node.
+//
+// A message sent to Address on the channel's node is encrypted in the
+// sender's goroutine, before the send returns, into a buffer of the
+// channel's own: its payload is not referenced afterwards, so the sender
+// may reuse that buffer.
 func (ch *Channel) Address() routing.Address { return ch.local }
 
 // RemoteAddress returns address_remote, the address the peer sends
