@@ -163,11 +163,6 @@ func (ch *Channel) LogValue() slog.Value { return slog.StringValue(ch.String()) 
 
 // Address returns address_local, the plaintext side of the channel: send to
 // [ch.Address(), worker] to reach worker on the peer's node.
-//
-// A message sent to Address on the channel's node is encrypted in the
-// sender's goroutine, before the send returns, into a buffer of the
-// channel's own: its payload is not referenced afterwards, so the sender
-// may reuse that buffer.
 func (ch *Channel) Address() routing.Address { return ch.local }
 
 // RemoteAddress returns address_remote, the address the peer sends
@@ -208,9 +203,11 @@ func (ch *Channel) Stats() Stats { return ch.stats.snapshot() }
 // no close message). It is idempotent and safe to call from any goroutine.
 func (ch *Channel) Close() error {
 	ch.closeOnce.Do(func() {
-		err := ch.node.StopWorker(context.Background(), ch.remote.Value)
-		if err != nil && !errors.Is(err, node.ErrUnknownAddress) {
-			ch.log.Debug("securechannel: close", "channel", ch.local.Value, "err", err)
+		for _, a := range []routing.Address{ch.remote, ch.local} {
+			err := ch.node.StopWorker(context.Background(), a.Value)
+			if err != nil && !errors.Is(err, node.ErrUnknownAddress) {
+				ch.log.Debug("securechannel: close", "channel", ch.local.Value, "err", err)
+			}
 		}
 	})
 	return nil
@@ -338,11 +335,14 @@ func (ch *Channel) refuse(err error) {
 	}
 }
 
-// endpoint is the worker behind a Channel, at both of its addresses. It is
-// an inline worker (node.WorkerConfig.Inline): once the handshake is done, a
-// message is encrypted in the goroutine that sends it to address_local and
-// decrypted in the goroutine that delivers it to address_remote (a
-// transport's reader), with no mailbox hand-off either way.
+// endpoint is the worker behind a Channel. At address_remote it is an
+// inline worker (node.WorkerConfig.Inline): once the handshake is done, a
+// message is decrypted in the goroutine that delivers it (a transport's
+// reader), with no mailbox hand-off. At address_local a worker of the node
+// with its own goroutine and mailbox encrypts (encrypt): encrypting in the
+// sender's goroutine instead was measured slower for a single portal stream,
+// whose reading goroutine then reads and encrypts in turn instead of in
+// parallel (docs/benchmarks.md, "Portals").
 //
 // The handshake runs in a goroutine of its own (run), which takes everything
 // that arrives at address_remote until the handshake is complete and every
@@ -377,10 +377,10 @@ type endpoint struct {
 	running  bool // run owns the hand-off and the cleanup at stop; under mu
 
 	// life ends when the worker stops: it bounds the handshake goroutine's
-	// sends and the senders waiting for sendLock. A send or forward in a
-	// sender's goroutine is bounded by that sender's context, as in any
-	// inline worker (binding each to life too cost 1 µs and 5 allocations
-	// a message).
+	// sends and the senders waiting for sendLock. A forward in a sender's
+	// goroutine is bounded by that sender's context, as in any inline
+	// worker (binding each to life too cost 1 µs and 5 allocations a
+	// message).
 	life   context.Context
 	cancel context.CancelFunc
 
@@ -418,14 +418,21 @@ func newEndpoint(ch *Channel, hs *noise.HandshakeState) *endpoint {
 	}
 }
 
-// start registers the endpoint as an inline worker at the channel's two
-// addresses and starts its handshake goroutine.
+// start registers the endpoint's workers, the encrypting one at
+// address_local and the inline one at address_remote, and starts its
+// handshake goroutine.
 func (ep *endpoint) start(ctx context.Context) error {
-	_, err := ep.ch.node.StartWorkerConfig(ctx, ep, node.WorkerConfig{
-		Addresses: []string{ep.ch.remote.Value, ep.ch.local.Value},
+	n := ep.ch.node
+	if err := n.StartWorker(ctx, ep.ch.local.Value, node.HandlerFunc(ep.encrypt)); err != nil {
+		ep.cancel()
+		return fmt.Errorf("securechannel: starting channel worker: %w", err)
+	}
+	_, err := n.StartWorkerConfig(ctx, ep, node.WorkerConfig{
+		Addresses: []string{ep.ch.remote.Value},
 		Inline:    true,
 	})
 	if err != nil {
+		n.StopWorker(context.Background(), ep.ch.local.Value)
 		ep.cancel()
 		return fmt.Errorf("securechannel: starting channel worker: %w", err)
 	}
@@ -434,9 +441,10 @@ func (ep *endpoint) start(ctx context.Context) error {
 }
 
 // HandleMessage dispatches by the address the message arrived at: plaintext
-// at address_local is encrypted; at address_remote, handshake messages
-// until the handshake completes and ciphertext afterwards (protocol.md §10.3).
-// It runs in the sender's goroutine, possibly in several at once.
+// at address_local is encrypted (the encrypting worker calls encrypt
+// directly); at address_remote, handshake messages until the handshake
+// completes and ciphertext afterwards (protocol.md §10.3). At address_remote
+// it runs in the sender's goroutine, possibly in several at once.
 func (ep *endpoint) HandleMessage(ctx context.Context, s node.Sender, m *node.Message) error {
 	if m.Address() == ep.ch.local {
 		return ep.encrypt(ctx, s, m)
@@ -669,7 +677,8 @@ func (ep *endpoint) stopSoon() {
 }
 
 // encrypt carries a plaintext message that arrived at address_local to the
-// peer (protocol.md §10.5, sender steps 1–6), in the sender's goroutine.
+// peer (protocol.md §10.5, sender steps 1–6), in the encrypting worker's
+// goroutine.
 // The inner message is encoded straight into the buffer that goes out, and
 // sealed there in place: one allocation and one copy of the payload. Its
 // counter is taken, and it is sealed and sent, under sendLock, so that

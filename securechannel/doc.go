@@ -34,13 +34,12 @@
 // addresses along the routes the handshake messages came back on, not
 // through the listener or a hub's forwarder.
 //
-// A channel end is an inline worker (node.WorkerConfig.Inline): a message
-// is encrypted in the goroutine that sends it to address_local, under a
-// per-channel turn so that counters leave in order, and decrypted in the
-// goroutine that delivers it to address_remote (a transport's reader), with
-// no mailbox between them. Only the handshake has a goroutine of its own,
-// which ends once the channel is established, so that a slow
-// Config.VerifyPeer never holds up a connection.
+// A channel end decrypts in the goroutine that delivers a message to
+// address_remote (a transport's reader: node.WorkerConfig.Inline), with no
+// mailbox in between; it encrypts in a worker goroutine of its own, one
+// message at a time, so that counters leave in order. The handshake has a
+// goroutine of its own, which ends once the channel is established, so that
+// a slow Config.VerifyPeer never holds up a connection.
 //
 // # What a channel authenticates, and what it does not
 //
