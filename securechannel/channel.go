@@ -337,12 +337,13 @@ func (ch *Channel) refuse(err error) {
 
 // endpoint is the worker behind a Channel. At address_remote it is an
 // inline worker (node.WorkerConfig.Inline): once the handshake is done, a
-// message is decrypted in the goroutine that delivers it (a transport's
-// reader), with no mailbox hand-off. At address_local a worker of the node
-// with its own goroutine and mailbox encrypts (encrypt): encrypting in the
-// sender's goroutine instead was measured slower for a single portal stream,
-// whose reading goroutine then reads and encrypts in turn instead of in
-// parallel (docs/benchmarks.md, "Portals").
+// small data message is decrypted in the goroutine that delivers it (a
+// transport's reader), with no hand-off, and a large one in a goroutine of
+// the endpoint's own (deliverData). At address_local a worker of the node
+// with its own goroutine and mailbox encrypts (encrypt). Encrypting or
+// decrypting 60 KiB portal chunks in the sender's or the reader's goroutine
+// was measured slower for a single portal stream: that goroutine then reads
+// and encrypts (or decrypts) in turn instead of in parallel.
 //
 // The handshake runs in a goroutine of its own (run), which takes everything
 // that arrives at address_remote until the handshake is complete and every
@@ -803,7 +804,8 @@ func (ep *endpoint) encrypt(ctx context.Context, s node.Sender, m *node.Message)
 // (protocol.md §10.5, receiver steps 1–4). Once the handshake goroutine has
 // ended, it runs in the goroutine that delivered the message (a transport's
 // reader: one per connection, so a connection's messages are handled in
-// order). The plaintext goes to a new buffer: the payload received is
+// order) or in decryptLoop (deliverData). The plaintext goes to a new
+// buffer: the payload received is
 // read-only, and the inner message's payload, which aliases the plaintext,
 // belongs to its destination.
 func (ep *endpoint) decrypt(ctx context.Context, s node.Sender, m *node.Message) error {
