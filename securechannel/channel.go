@@ -336,14 +336,15 @@ func (ch *Channel) refuse(err error) {
 }
 
 // endpoint is the worker behind a Channel. At address_remote it is an
-// inline worker (node.WorkerConfig.Inline): once the handshake is done, a
-// small data message is decrypted in the goroutine that delivers it (a
-// transport's reader), with no hand-off, and a large one in a goroutine of
-// the endpoint's own (deliverData). At address_local a worker of the node
-// with its own goroutine and mailbox encrypts (encrypt). Encrypting or
-// decrypting 60 KiB portal chunks in the sender's or the reader's goroutine
-// was measured slower for a single portal stream: that goroutine then reads
-// and encrypts (or decrypts) in turn instead of in parallel.
+// inline worker (node.WorkerConfig.Inline) that hands each message over:
+// to the handshake goroutine (run) until the channel is established, then
+// to the decrypting goroutine (deliverData, decryptLoop). At address_local
+// a worker of the node with its own goroutine and mailbox encrypts
+// (encrypt). Encrypting or decrypting in the sender's or the transport
+// reader's goroutine instead (no hand-off) was measured slower: for a
+// single portal stream, that goroutine then reads and encrypts (or
+// decrypts) in turn instead of in parallel, and every channel over one
+// connection would be decrypted by its one reader.
 //
 // The handshake runs in a goroutine of its own (run), which takes everything
 // that arrives at address_remote until the handshake is complete and every
@@ -391,13 +392,10 @@ type endpoint struct {
 	sendLock chan struct{}
 	sendN    uint32 // next data-message counter; refused at noise.MaxNonce
 
-	// Data messages larger than inlineDecryptMax, and any that arrive while
-	// some are waiting, are decrypted by decryptLoop, in parallel with the
-	// goroutine that delivered them: decq holds them in arrival order, and
-	// decBusy counts those handed over and not yet delivered.
+	// Data messages are decrypted by decryptLoop, in parallel with the
+	// goroutine that delivered them: decq holds them in arrival order.
 	decOnce sync.Once // makes decq and starts decryptLoop, at the first hand-off
 	decq    chan queued
-	decBusy atomic.Int32
 
 	winMu  sync.Mutex // guards window: decryptions may run in several goroutines
 	window replayWindow
@@ -416,16 +414,8 @@ const handshakeQueue = 16
 // decryptQueue bounds the data messages waiting for a channel's decrypting
 // goroutine (as many as a worker's mailbox: 64 was measured slower for
 // 60 KiB messages); a sender waits while it is full, as for a mailbox. The
-// queue and its goroutine exist only once a large message has come.
+// queue and its goroutine exist only once a data message has come.
 const decryptQueue = 256
-
-// inlineDecryptMax is the largest data message decrypted in the goroutine
-// that delivers it (when none is waiting for decryptLoop): for a small one
-// a hand-off costs more than the decryption, while a large one (a portal's
-// 60 KiB chunk) is decrypted faster in parallel with the transport's reader
-// reading the next (measured in BenchmarkChannelThroughput and
-// BenchmarkChannelRoundTrip).
-const inlineDecryptMax = 4 << 10
 
 // newEndpoint returns the endpoint of ch, with hs for its handshake.
 func newEndpoint(ch *Channel, hs *noise.HandshakeState) *endpoint {
@@ -509,19 +499,13 @@ func (ep *endpoint) enqueue(ctx context.Context, s node.Sender, m *node.Message)
 	}
 }
 
-// deliverData decrypts a data message here if it is small and none is
-// waiting for decryptLoop, and otherwise hands it to decryptLoop. A
-// delivering goroutine's messages stay in order: once it has handed one
-// over, its next ones follow through decq until decryptLoop has caught up.
+// deliverData hands a data message to decryptLoop, in the order of
+// arrival.
 func (ep *endpoint) deliverData(ctx context.Context, s node.Sender, m *node.Message) error {
-	if len(m.Payload()) <= inlineDecryptMax && ep.decBusy.Load() == 0 {
-		return ep.decrypt(ctx, s, m)
-	}
 	ep.decOnce.Do(func() {
 		ep.decq = make(chan queued, decryptQueue)
 		go ep.decryptLoop()
 	})
-	ep.decBusy.Add(1)
 	// m is lent to an inline worker only for this call: decryptLoop gets a
 	// copy.
 	q := queued{s: s, m: node.NewMessage(m.Address(), m.Transport())}
@@ -534,10 +518,8 @@ func (ep *endpoint) deliverData(ctx context.Context, s node.Sender, m *node.Mess
 	case ep.decq <- q:
 		return nil
 	case <-ctx.Done():
-		ep.decBusy.Add(-1)
 		return fmt.Errorf("securechannel: channel %s: %w", ep.ch.local, ctx.Err())
 	case <-ep.life.Done():
-		ep.decBusy.Add(-1)
 		return fmt.Errorf("securechannel: channel %s: %w", ep.ch.local, ErrClosed)
 	}
 }
@@ -551,7 +533,6 @@ func (ep *endpoint) decryptLoop() {
 			if err := ep.decrypt(ep.life, q.s, q.m); err != nil {
 				ep.ch.log.Debug("securechannel: delivering", "channel", ep.ch.local.Value, "err", err)
 			}
-			ep.decBusy.Add(-1)
 		case <-ep.life.Done():
 			return
 		}
@@ -806,11 +787,9 @@ func (ep *endpoint) encrypt(ctx context.Context, s node.Sender, m *node.Message)
 }
 
 // decrypt carries a data message from the peer on to its inner destination
-// (protocol.md §10.5, receiver steps 1–4). Once the handshake goroutine has
-// ended, it runs in the goroutine that delivered the message (a transport's
-// reader: one per connection, so a connection's messages are handled in
-// order) or in decryptLoop (deliverData). The plaintext goes to a new
-// buffer: the payload received is
+// (protocol.md §10.5, receiver steps 1–4), in decryptLoop (or in run, for
+// messages that came before the handshake goroutine ended). The plaintext
+// goes to a new buffer: the payload received is
 // read-only, and the inner message's payload, which aliases the plaintext,
 // belongs to its destination.
 func (ep *endpoint) decrypt(ctx context.Context, s node.Sender, m *node.Message) error {

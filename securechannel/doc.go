@@ -34,14 +34,11 @@
 // addresses along the routes the handshake messages came back on, not
 // through the listener or a hub's forwarder.
 //
-// A channel end decrypts a small message in the goroutine that delivers it
-// to address_remote (a transport's reader: node.WorkerConfig.Inline), with
-// no hand-off, and a large one (over 4 KiB) in a goroutine of its own, in
-// parallel with the reader, keeping their order; it encrypts in a worker
-// goroutine of its own, one message at a time, so that counters leave in
-// order. The handshake has a
-// goroutine of its own, which ends once the channel is established, so that
-// a slow Config.VerifyPeer never holds up a connection.
+// A channel end encrypts in a worker goroutine of its own, one message at a
+// time, so that counters leave in order, and decrypts in another, in the
+// order messages arrive. The handshake has a goroutine of its own, which
+// ends once the channel is established, so that a slow Config.VerifyPeer
+// never holds up a connection.
 //
 // # What a channel authenticates, and what it does not
 //

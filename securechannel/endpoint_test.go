@@ -100,7 +100,7 @@ func TestNonceExhausted(t *testing.T) {
 	// The two that went out carry counters 65533 and 65534, and decrypt.
 	r := &recordingSender{}
 	for i, m := range s.sent {
-		if err := res.HandleMessage(ctx, r, node.NewMessage(res.ch.remote, m)); err != nil {
+		if err := res.decrypt(ctx, r, node.NewMessage(res.ch.remote, m)); err != nil {
 			t.Fatal(err)
 		}
 		if n, _, _ := openSealed(res.recv, m.Payload); n != uint16(noise.MaxNonce-2+i) {
@@ -140,8 +140,8 @@ func TestEndpointDrops(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tc.stat(res.ch.Stats())
 			r := &recordingSender{}
-			if err := res.HandleMessage(ctx, r, node.NewMessage(res.ch.remote, tc.m)); err != nil {
-				t.Fatalf("HandleMessage: %v, want nil (dropped)", err)
+			if err := res.decrypt(ctx, r, node.NewMessage(res.ch.remote, tc.m)); err != nil {
+				t.Fatalf("decrypt: %v, want nil (dropped)", err)
 			}
 			if len(r.sent) != 0 {
 				t.Errorf("forwarded %v", r.sent)
@@ -152,7 +152,7 @@ func TestEndpointDrops(t *testing.T) {
 		})
 	}
 	r := &recordingSender{}
-	if err := res.HandleMessage(ctx, r, node.NewMessage(res.ch.remote, seal(2, goodInner))); err != nil {
+	if err := res.decrypt(ctx, r, node.NewMessage(res.ch.remote, seal(2, goodInner))); err != nil {
 		t.Fatal(err)
 	}
 	if len(r.sent) != 1 {

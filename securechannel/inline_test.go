@@ -142,9 +142,9 @@ func TestSlowVerifyPeer(t *testing.T) {
 	}
 }
 
-// TestMixedSizesInOrder: small data messages are decrypted in the
-// delivering goroutine and large ones in the channel's decrypting
-// goroutine; a sequence that mixes them still arrives whole and in order.
+// TestMixedSizesInOrder: a sequence of small and large data messages, one
+// after another from one sender, arrives whole and in order through the
+// channel's hand-offs (the encrypting worker, the decrypting goroutine).
 func TestMixedSizesInOrder(t *testing.T) {
 	const count = 400
 	n := newNode(t)
@@ -159,7 +159,7 @@ func TestMixedSizesInOrder(t *testing.T) {
 	defer cancel()
 	size := func(i int) int {
 		if i%3 == 0 || i%7 == 0 {
-			return 8<<10 + i // over inlineDecryptMax
+			return 8<<10 + i
 		}
 		return 4 + i%50
 	}
