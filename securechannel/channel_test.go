@@ -330,8 +330,8 @@ func TestPinMismatch(t *testing.T) {
 	}
 	// The initiator's worker is gone; the responder waits for M3 until its
 	// handshake timeout.
-	if got := n.Stats().Workers; got != workers+1 {
-		t.Errorf("%d workers, want %d (the listener's pending responder only)", got, workers+1)
+	if got := n.Stats().Workers; got != workers+workersPerEnd {
+		t.Errorf("%d workers, want %d (the listener's pending responder only)", got, workers+workersPerEnd)
 	}
 }
 
@@ -351,7 +351,7 @@ func TestAuthorized(t *testing.T) {
 	// The initiator cannot tell: M3 is the last handshake message.
 	bad := create(t, n, routing.Route{l.Address()}, securechannel.Config{InsecureAcceptAnyPeer: true})
 	eventually(t, "the unauthorized responder to stop", func() bool {
-		return l.Stats().Unauthorized == 1 && n.Stats().Workers == workers+1 // + the initiator
+		return l.Stats().Unauthorized == 1 && n.Stats().Workers == workers+workersPerEnd // + the initiator
 	})
 	ctx := t.Context()
 	errs := n.Stats().WorkerErrors
@@ -499,8 +499,8 @@ func TestClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := n.Stats().Workers; got != workers+3 {
-		t.Errorf("%d workers, want %d (listener, responder, initiator)", got, workers+3)
+	if got := n.Stats().Workers; got != workers+1+2*workersPerEnd {
+		t.Errorf("%d workers, want %d (listener, responder, initiator)", got, workers+1+2*workersPerEnd)
 	}
 	for range 2 {
 		if err := ch.Close(); err != nil {
@@ -537,7 +537,7 @@ func TestIdleTimeout(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	eventually(t, "the idle responder to stop", func() bool {
-		return l.Stats().IdleTimeouts == 1 && n.Stats().Workers == workers+1 // + the idle initiator
+		return l.Stats().IdleTimeouts == 1 && n.Stats().Workers == workers+workersPerEnd // + the idle initiator
 	})
 	if got, _ := roundTrip(t, n, busy, "still here"); got != "still here" {
 		t.Fatalf("reply %q", got)

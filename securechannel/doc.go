@@ -34,6 +34,12 @@
 // addresses along the routes the handshake messages came back on, not
 // through the listener or a hub's forwarder.
 //
+// A channel end encrypts in a worker goroutine of its own, one message at a
+// time, so that counters leave in order, and decrypts in another, in the
+// order messages arrive. The handshake has a goroutine of its own, which
+// ends once the channel is established, so that a slow Config.VerifyPeer
+// never holds up a connection.
+//
 // # What a channel authenticates, and what it does not
 //
 // Every data message is encrypted and authenticated with AES-256-GCM under

@@ -46,7 +46,7 @@ func establishedPair(t *testing.T) (ini, res *endpoint) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &endpoint{ch: newChannel(n, initiator, nil, nil), hs: hs}
+		return newEndpoint(newChannel(n, initiator, nil, nil), hs)
 	}
 	ini, res = mk(true), mk(false)
 	msg := []byte(nil)
@@ -66,6 +66,10 @@ func establishedPair(t *testing.T) (ini, res *endpoint) {
 	}
 	ini.remoteRoute = routing.Route{res.ch.remote}
 	res.remoteRoute = routing.Route{ini.ch.remote}
+	for _, ep := range []*endpoint{ini, res} {
+		ep.direct.Store(true) // no handshake goroutine: decrypt inline at once
+		ep.running = false
+	}
 	return ini, res
 }
 
@@ -96,7 +100,7 @@ func TestNonceExhausted(t *testing.T) {
 	// The two that went out carry counters 65533 and 65534, and decrypt.
 	r := &recordingSender{}
 	for i, m := range s.sent {
-		if err := res.HandleMessage(ctx, r, node.NewMessage(res.ch.remote, m)); err != nil {
+		if err := res.decrypt(ctx, r, node.NewMessage(res.ch.remote, m)); err != nil {
 			t.Fatal(err)
 		}
 		if n, _, _ := openSealed(res.recv, m.Payload); n != uint16(noise.MaxNonce-2+i) {
@@ -136,8 +140,8 @@ func TestEndpointDrops(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tc.stat(res.ch.Stats())
 			r := &recordingSender{}
-			if err := res.HandleMessage(ctx, r, node.NewMessage(res.ch.remote, tc.m)); err != nil {
-				t.Fatalf("HandleMessage: %v, want nil (dropped)", err)
+			if err := res.decrypt(ctx, r, node.NewMessage(res.ch.remote, tc.m)); err != nil {
+				t.Fatalf("decrypt: %v, want nil (dropped)", err)
 			}
 			if len(r.sent) != 0 {
 				t.Errorf("forwarded %v", r.sent)
@@ -148,7 +152,7 @@ func TestEndpointDrops(t *testing.T) {
 		})
 	}
 	r := &recordingSender{}
-	if err := res.HandleMessage(ctx, r, node.NewMessage(res.ch.remote, seal(2, goodInner))); err != nil {
+	if err := res.decrypt(ctx, r, node.NewMessage(res.ch.remote, seal(2, goodInner))); err != nil {
 		t.Fatal(err)
 	}
 	if len(r.sent) != 1 {
@@ -170,4 +174,38 @@ func TestEncryptRefusesEmptyRoute(t *testing.T) {
 	if ini.sendN != 0 {
 		t.Errorf("counter advanced to %d for a refused message", ini.sendN)
 	}
+}
+
+// TestEncryptWaitsItsTurn: encryption and sending are serialised by
+// sendLock. A sender that finds it taken (by a sender whose next hop
+// blocks) gives up when its context ends, or when the channel stops,
+// without consuming a counter.
+func TestEncryptWaitsItsTurn(t *testing.T) {
+	ini, _ := establishedPair(t)
+	plain := node.NewMessage(ini.ch.local, routing.TransportMessage{
+		Onward:  routing.Route{ini.ch.local, routing.LocalAddress("echo_service")},
+		Return:  routing.Route{routing.LocalAddress("app")},
+		Payload: []byte("x"),
+	})
+	ini.sendLock <- struct{}{} // a sender blocked on its next hop holds the turn
+	s := &recordingSender{}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := ini.HandleMessage(ctx, s, plain); !errors.Is(err, context.Canceled) {
+		t.Errorf("with its context ended: %v, want context.Canceled", err)
+	}
+
+	waiting := make(chan error)
+	go func() { waiting <- ini.HandleMessage(t.Context(), s, plain) }()
+	if err := ini.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waiting; !errors.Is(err, ErrClosed) {
+		t.Errorf("once the channel stopped: %v, want ErrClosed", err)
+	}
+	if len(s.sent) != 0 || ini.sendN != 0 {
+		t.Errorf("sent %d, counter %d; want nothing sent, counter 0", len(s.sent), ini.sendN)
+	}
+	<-ini.sendLock
 }

@@ -183,6 +183,27 @@ func appendSealed(out []byte, c *noise.CipherState, n uint16, plaintext []byte) 
 	return c.Encrypt(out, n, plaintext)
 }
 
+// dataHeaderLen returns the size of what precedes the ciphertext in the
+// data-message payload for a plaintext of n bytes: the Vec<u8> length and
+// the counter.
+func dataHeaderLen(n int) int {
+	return bare.UintLen(uint64(counterLen+n+noise.Overhead)) + counterLen
+}
+
+// sealInPlace turns buf, which holds dataHeaderLen(len(plaintext)) bytes of
+// room followed by the plaintext, into the data-message payload for counter
+// n, sealing the plaintext where it is: the payload appendSealed would
+// append. hdr is the size of the room; buf must have the capacity for
+// noise.Overhead more bytes, or it is reallocated.
+func sealInPlace(buf []byte, hdr int, c *noise.CipherState, n uint16) []byte {
+	pt := buf[hdr:]
+	b := bare.AppendUint(buf[:0], uint64(counterLen+len(pt)+noise.Overhead))
+	b = binary.BigEndian.AppendUint16(b, n)
+	// b ends exactly where pt starts: Seal's output overlaps its input
+	// exactly, which AES-GCM allows.
+	return c.Encrypt(b, n, pt)
+}
+
 // openSealed decodes a data-message payload and decrypts it with c,
 // returning the counter and the plaintext (newly allocated). It returns an
 // error wrapping ErrDataMessage for a malformed payload and

@@ -60,11 +60,20 @@ func (c *recordedConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// Write records b before writing it, so that whatever the peer has
+// received is already in the recording (recording afterwards raced with a
+// test reading the recording as soon as a reply arrived: a truncated last
+// frame), and drops what a short write did not write.
 func (c *recordedConn) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
 	c.mu.Lock()
-	c.out.Write(b[:n])
+	c.out.Write(b)
 	c.mu.Unlock()
+	n, err := c.Conn.Write(b)
+	if n < len(b) {
+		c.mu.Lock()
+		c.out.Truncate(c.out.Len() - (len(b) - n))
+		c.mu.Unlock()
+	}
 	return n, err
 }
 

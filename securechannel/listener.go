@@ -522,7 +522,8 @@ func (l *Listener) startResponder(ctx context.Context, src []routing.Address) (*
 	if err != nil {
 		return nil, fmt.Errorf("securechannel: %w", err)
 	}
-	ep := &endpoint{ch: ch, hs: hs, authorized: l.cfg.Authorized, onRefused: l.logRefused}
+	ep := newEndpoint(ch, hs)
+	ep.authorized, ep.onRefused = l.cfg.Authorized, l.logRefused
 
 	l.mu.Lock()
 	if l.closed {

@@ -22,6 +22,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const listenerName = "secure_channel_listener"
 
+// workersPerEnd is how many workers a channel end registers on its node:
+// its encrypting worker at address_local and its inline one at
+// address_remote.
+const workersPerEnd = 2
+
 var echoRoute = routing.LocalAddress(echo.Address)
 
 // vector returns one named segment of a vector file under testdata/.
