@@ -187,6 +187,14 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 		// anywhere.
 		return rd.uncut(n, p)
 	}
+	// The route is judged again now that the frame is whole, as the usual
+	// path judges it: a forwarder stopped, or a name moved, while the
+	// payload came must not take it where it used to lead.
+	again, ok := rd.planCut(buffered, n)
+	if !ok || again.dst != plan.dst || !again.out.Onward.Equal(plan.out.Onward) {
+		return rd.uncut(n, p)
+	}
+	plan.res = again.res
 	dst := plan.dst
 	q := dst.queue
 	q.mu.Lock()
