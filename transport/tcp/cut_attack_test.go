@@ -1,8 +1,10 @@
 package tcp_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"runtime"
 	"testing"
 
@@ -67,4 +69,117 @@ func seqPayload(id, seq, size int) []byte {
 	binary.BigEndian.PutUint32(p, uint32(id))
 	binary.BigEndian.PutUint32(p[4:], uint32(seq))
 	return p
+}
+
+// wireRoute encodes a route as a peer may: counts and lengths as uvarints
+// padded to pad bytes (non-minimal encodings, which decoders accept).
+func wireRoute(b []byte, pad int, route ...routing.Address) []byte {
+	b = padUvarint(b, uint64(len(route)), pad)
+	for _, a := range route {
+		b = append(b, byte(a.Type))
+		b = padUvarint(b, uint64(len(a.Value)), pad)
+		b = append(b, a.Value...)
+	}
+	return b
+}
+
+// padUvarint appends v as a uvarint of at least pad bytes.
+func padUvarint(b []byte, v uint64, pad int) []byte {
+	for i := 1; i < pad || v >= 0x80; i++ {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+// wireFrame is a frame for the relay's forwarder as a peer may encode it:
+// version, padded varints, and trailing bytes after the payload (which
+// decoders ignore).
+func wireFrame(version byte, pad int, ret routing.Route, payload []byte, trailing int) []byte {
+	if over := len(wireBody(version, pad, ret, payload, trailing)) - tcp.MaxFrameSize; over > 0 {
+		payload = payload[:len(payload)-over] // the largest frame (its length prefix is 16 bits)
+	}
+	body := wireBody(version, pad, ret, payload, trailing)
+	return append(binary.BigEndian.AppendUint16(nil, uint16(len(body))), body...)
+}
+
+func wireBody(version byte, pad int, ret routing.Route, payload []byte, trailing int) []byte {
+	body := []byte{version}
+	body = wireRoute(body, pad, routing.LocalAddress("fwd"), routing.LocalAddress("x"))
+	body = wireRoute(body, pad, ret...)
+	body = padUvarint(body, uint64(len(payload)), pad)
+	body = append(body, payload...)
+	return append(body, make([]byte, trailing)...)
+}
+
+// relayUntil sends stream (in pieces of varying sizes) to a relay
+// configured by cfg, followed by a frame whose payload is "end", and
+// returns what the relay's target received before that frame.
+func relayUntil(t *testing.T, cfg tcp.Config, stream []byte) ([]byte, tcp.Stats) {
+	t.Helper()
+	cfg.Logger = testLogger()
+	r := newBenchRelay(t, cfg)
+	recv := r.dialTarget(t)
+	send := r.dial(t)
+	stream = append(stream, fwdFrame(t, []byte("end"))...)
+	go func() {
+		for k, i := 0, 0; k < len(stream); i++ {
+			n := min(len(stream)-k, 1+(i*7919)%70000)
+			if _, err := send.Write(stream[k : k+n]); err != nil {
+				return
+			}
+			k += n
+		}
+	}()
+	var got []byte
+	for {
+		f := readOne(t, recv)
+		if m, _, err := routing.DecodeMessage(f[2:]); err == nil && string(m.Payload) == "end" {
+			break
+		}
+		got = append(got, f...)
+	}
+	return bytes.ReplaceAll(got, []byte(send.LocalAddr().String()), []byte("127.0.0.1:00000")), r.tr.Stats()
+}
+
+// TestCutThroughOddEncodings: frames encoded as no encoder would (padded
+// varints, trailing bytes, another version), at the size thresholds (16
+// KiB, the largest frame), and heads longer than what a reader reads after
+// a frame cut through (512 bytes), pipelined, are relayed with the bytes
+// the usual path writes, and dropped where it drops them.
+func TestCutThroughOddEncodings(t *testing.T) {
+	long := routing.Route{}
+	for i := range 60 {
+		long = append(long, routing.LocalAddress(fmt.Sprintf("hop%05d", i)))
+	}
+	short := routing.Route{routing.LocalAddress("s0000000")}
+	var stream []byte
+	add := func(f []byte) { stream = append(stream, f...) }
+	for i, size := range []int{16 << 10, 16<<10 - 30, 16<<10 - 29, 16<<10 - 28, 40000, 65535 - 40, 65535 - 20, 65535 - 10, 30000} {
+		p := bytes.Repeat([]byte{byte(i + 1)}, size)
+		add(wireFrame(1, 1, short, p, 0))
+		add(wireFrame(1, 3, short, p[:size/2], 0))
+		add(wireFrame(1, 1, short, p[:size/2], 7))
+		add(wireFrame(2, 2, long, p[:size/2], 0))
+		add(wireFrame(1, 1, long, p[:size-len(long)*11], 0))
+	}
+	want, ws := relayUntil(t, tcp.Config{ReuseBodies: true}, stream)
+	got, gs := relayUntil(t, tcp.Config{ReuseBodies: true, CutThrough: true}, stream)
+	if !bytes.Equal(got, want) {
+		i := 0
+		for i < min(len(got), len(want)) && got[i] == want[i] {
+			i++
+		}
+		t.Fatalf("cut-through wrote %d bytes that differ from the usual path's %d from byte %d", len(got), len(want), i)
+	}
+	if len(want) == 0 {
+		t.Fatal("nothing relayed")
+	}
+	if runtime.GOOS == "linux" && gs.CutThrough == 0 {
+		t.Error("nothing was cut through")
+	}
+	if gs.FramesOut != ws.FramesOut || gs.BytesOut != ws.BytesOut || gs.TooLarge != ws.TooLarge {
+		t.Errorf("counters differ: cut %+v, usual %+v", gs, ws)
+	}
+	t.Logf("%d of %d frames cut through, %d too large", gs.CutThrough, gs.FramesIn, gs.TooLarge)
 }
