@@ -5,6 +5,11 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"time"
 	"runtime"
 	"testing"
 
@@ -182,4 +187,138 @@ func TestCutThroughOddEncodings(t *testing.T) {
 		t.Errorf("counters differ: cut %+v, usual %+v", gs, ws)
 	}
 	t.Logf("%d of %d frames cut through, %d too large", gs.CutThrough, gs.FramesIn, gs.TooLarge)
+}
+
+// routeForwarder relays everything with a fixed onward route, as a hub's
+// forwarder does (a node.RouteRewriter).
+type routeForwarder struct{ route routing.Route }
+
+func (f routeForwarder) HandleMessage(ctx context.Context, s node.Sender, m *node.Message) error {
+	tm := m.Transport()
+	tm.Onward = f.route
+	return s.Forward(ctx, tm)
+}
+
+func (f routeForwarder) RewriteOnward(routing.Route) (routing.Route, bool) { return f.route, true }
+func (f routeForwarder) Relayed()                                          {}
+
+// TestCutThroughPipelinedDestinations: one peer pipelines large and small
+// frames to three destinations, one of them its own connection; each
+// destination gets its frames whole and in order, and the pipes all come
+// back.
+func TestCutThroughPipelinedDestinations(t *testing.T) {
+	r := newBenchRelay(t, tcp.Config{ReuseBodies: true, CutThrough: true, Logger: testLogger()})
+	src := r.dial(t)
+	a := r.dial(t)
+	b := r.dial(t)
+	conns := []net.Conn{a, b, src}
+	for i, nc := range conns {
+		waitFor(t, "the relay to see the connection", func() bool {
+			return slices.Contains(r.tr.Connections(), routing.TCPAddress(nc.LocalAddr().String()))
+		})
+		route := routing.Route{routing.TCPAddress(nc.LocalAddr().String()), routing.LocalAddress("r0000000")}
+		if _, err := r.node.StartWorkerConfig(context.Background(), routeForwarder{route}, node.WorkerConfig{Addresses: []string{fmt.Sprintf("to%d", i)}, Inline: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const each = 60
+	sizes := []int{60000, 16 << 10, 100, 16<<10 - 1, 65000 - 100, 20000, 8, 40000}
+	var stream []byte
+	for seq := range each {
+		for id := range conns {
+			m := routing.TransportMessage{Version: 1, Onward: routing.Route{routing.LocalAddress(fmt.Sprintf("to%d", id))},
+				Return: routing.Route{routing.LocalAddress("s0000000")}, Payload: seqPayload(id, seq, sizes[(seq+id)%len(sizes)])}
+			f, err := tcp.AppendFrame(nil, &m, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stream = append(stream, f...)
+		}
+	}
+	go func() {
+		for k, i := 0, 0; k < len(stream); i++ {
+			n := min(len(stream)-k, 1+(i*7919)%70000)
+			if _, err := src.Write(stream[k : k+n]); err != nil {
+				return
+			}
+			k += n
+		}
+	}()
+	errs := make(chan error, len(conns))
+	for id, nc := range conns {
+		go func() {
+			nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+			for seq := range each {
+				var hdr [2]byte
+				if _, err := io.ReadFull(nc, hdr[:]); err != nil {
+					errs <- fmt.Errorf("destination %d, frame %d: %w", id, seq, err)
+					return
+				}
+				body := make([]byte, binary.BigEndian.Uint16(hdr[:]))
+				if _, err := io.ReadFull(nc, body); err != nil {
+					errs <- fmt.Errorf("destination %d, frame %d: %w", id, seq, err)
+					return
+				}
+				m, _, err := routing.DecodeMessage(body)
+				if err != nil {
+					errs <- fmt.Errorf("destination %d, frame %d: %w", id, seq, err)
+					return
+				}
+				if want := seqPayload(id, seq, sizes[(seq+id)%len(sizes)]); !bytes.Equal(m.Payload, want) {
+					errs <- fmt.Errorf("destination %d: frame %d is not the one sent (%d bytes)", id, seq, len(m.Payload))
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d frames cut through", r.tr.Stats().CutThrough)
+	waitFor(t, "the pipes to be given back", func() bool { return tcp.PipesInUse() == 0 })
+}
+
+// TestCutThroughPipesExhausted: peers that each stop mid-frame can take
+// every pipe (64), but not the relay: other peers' large frames then take
+// the usual path, and the pipes come back when the stalled peers go.
+func TestCutThroughPipesExhausted(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("cut-through is Linux only")
+	}
+	const maxPipes = 64
+	r := newBenchRelay(t, tcp.Config{ReuseBodies: true, CutThrough: true, Logger: slog.New(slog.DiscardHandler)})
+	recv := r.dialTarget(t)
+	half := seqFrame(t, 9, 9, 60000)[:20000]
+	var stalled []net.Conn
+	for range maxPipes + 4 {
+		nc := r.dial(t)
+		if _, err := nc.Write(half); err != nil {
+			t.Fatal(err)
+		}
+		stalled = append(stalled, nc)
+	}
+	waitFor(t, "the stalled frames to take every pipe", func() bool { return tcp.PipesInUse() == maxPipes })
+	good := r.dial(t)
+	for seq := range 5 {
+		if _, err := good.Write(seqFrame(t, 1, seq, 60000)); err != nil {
+			t.Fatal(err)
+		}
+		if id, got := checkSeq(t, readOne(t, recv)); id != 1 || got != seq {
+			t.Fatalf("got frame %d/%d, want 1/%d", id, got, seq)
+		}
+	}
+	if n := tcp.PipesInUse(); n != maxPipes {
+		t.Fatalf("%d pipes taken, want %d", n, maxPipes)
+	}
+	for _, nc := range stalled {
+		nc.Close()
+	}
+	waitFor(t, "the pipes to be given back", func() bool { return tcp.PipesInUse() == 0 })
+	waitFor(t, "the stalled connections to close", func() bool { return r.tr.Stats().Conns == 2 })
+	if n := r.tr.Stats().CutThrough; n != 0 {
+		t.Errorf("CutThrough = %d with no pipe to be had", n)
+	}
 }
