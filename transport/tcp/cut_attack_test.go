@@ -8,10 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"slices"
-	"time"
 	"runtime"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
