@@ -10,6 +10,7 @@ import (
 	"net"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -320,5 +321,69 @@ func TestCutThroughPipesExhausted(t *testing.T) {
 	waitFor(t, "the stalled connections to close", func() bool { return r.tr.Stats().Conns == 2 })
 	if n := r.tr.Stats().CutThrough; n != 0 {
 		t.Errorf("CutThrough = %d with no pipe to be had", n)
+	}
+}
+
+// TestCutThroughIdleMemory: a peer whose frame, cut through, had a long
+// head (a long return route) does not leave the relay holding memory of
+// that size for as long as it stays connected: idle connections hold no
+// buffer, with cut-through as without.
+func TestCutThroughIdleMemory(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("cut-through is Linux only")
+	}
+	const conns = 100
+	ret := routing.Route{routing.LocalAddress("s0000000"), routing.LocalAddress(strings.Repeat("a", 40000))}
+	m := routing.TransportMessage{Version: 1, Onward: routing.Route{routing.LocalAddress("fwd")}, Return: ret, Payload: make([]byte, 8000)}
+	frame, err := tcp.AppendFrame(nil, &m, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	run := func(cut bool) (uint64, uint64) {
+		r := newBenchRelay(t, tcp.Config{ReuseBodies: true, CutThrough: cut, Logger: testLogger()})
+		recv := r.dialTarget(t)
+		done := make(chan error, 1)
+		go func() { done <- readFrames(recv, conns) }()
+		before := heap()
+		var ncs []net.Conn
+		for i := range conns {
+			nc := r.dial(t)
+			ncs = append(ncs, nc)
+			if _, err := nc.Write(frame[:len(frame)-4000]); err != nil {
+				t.Fatal(err)
+			}
+			if cut {
+				waitFor(t, "the frame to take a pipe", func() bool { return tcp.PipesInUse() == 1 })
+			}
+			if _, err := nc.Write(frame[len(frame)-4000:]); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the frame to be relayed", func() bool { return r.tr.Stats().FramesOut == uint64(i+1) })
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the pipes to be given back", func() bool { return tcp.PipesInUse() == 0 })
+		after := heap()
+		runtime.KeepAlive(ncs)
+		return after - min(before, after), r.tr.Stats().CutThrough
+	}
+	usual, _ := run(false)
+	held, cuts := run(true)
+	t.Logf("heap growth with %d idle connections: %d KiB usual, %d KiB cut through (%d cuts)", conns, usual>>10, held>>10, cuts)
+	if cuts < conns/2 {
+		// (A frame finding the destination still being written to takes
+		// the usual path.)
+		t.Fatalf("%d of %d frames cut through", cuts, conns)
+	}
+	if held > usual+conns*8<<10 {
+		t.Fatalf("idle connections hold %d KiB more after their frames were cut through", (held-usual)>>10)
 	}
 }

@@ -168,6 +168,11 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 	cs.pre = len(cs.head) + len(buffered) - plan.headLen
 	k, err := writePipe(p.w, cs.iov[:nv])
 	cs.iov = [2]syscall.Iovec{}
+	if cap(cs.head) > cutPeek {
+		// A long head (a peer's long return route) is not kept for the
+		// connection's life: an idle connection holds no buffer.
+		cs.head = nil
+	}
 	if k > 0 {
 		p.n += k
 	}
