@@ -117,6 +117,7 @@ type cutState struct {
 	extra   int              // of which beyond the frame: the next frame's first bytes
 	full    bool
 	eof     bool
+	waited  bool // fillPipe waited for the socket (the route is then judged again)
 	p       *pipe
 	err     error
 	inFn    func(uintptr) bool
@@ -168,6 +169,11 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 	cs.pre = len(cs.head) + len(buffered) - plan.headLen
 	k, err := writePipe(p.w, cs.iov[:nv])
 	cs.iov = [2]syscall.Iovec{}
+	if cap(cs.head) > cutPeek {
+		// A long head (a peer's long return route) is not kept for the
+		// connection's life: an idle connection holds no buffer.
+		cs.head = nil
+	}
 	if k > 0 {
 		p.n += k
 	}
@@ -175,7 +181,7 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 		discardPipe(p)
 		return false, nil, nil
 	}
-	cs.p, cs.want, cs.moved = p, n-len(buffered), 0
+	cs.p, cs.want, cs.moved, cs.waited = p, n-len(buffered), 0, false
 	if err := rd.fillPipe(); err != nil {
 		discardPipe(p)
 		return false, nil, err
@@ -186,6 +192,16 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 		// usual path, with what the pipe holds. Nothing was written
 		// anywhere.
 		return rd.uncut(n, p)
+	}
+	if cs.waited {
+		// The route is judged again now that the frame is whole, as the
+		// usual path judges it: a forwarder stopped, or a name moved,
+		// while the payload came must not take it where it used to lead.
+		again, ok := rd.planCut(buffered, n)
+		if !ok || again.dst != plan.dst || !again.out.Onward.Equal(plan.out.Onward) {
+			return rd.uncut(n, p)
+		}
+		plan.res = again.res
 	}
 	dst := plan.dst
 	q := dst.queue
@@ -350,6 +366,7 @@ func (rd *reader) spliceIn(fd uintptr) bool {
 				cs.full = true
 				return true
 			}
+			cs.waited = true
 			return false
 		case err != nil:
 			cs.err = err
