@@ -11,13 +11,14 @@ func RaiseFileLimit() (FileLimit, error) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		return FileLimit{}, err
 	}
-	fl := FileLimit{SoftBefore: rl.Cur, Hard: rl.Max, Soft: rl.Cur}
+	// The fields are uint64 on Linux and int64 on some BSDs.
+	fl := FileLimit{SoftBefore: uint64(rl.Cur), Hard: uint64(rl.Max), Soft: uint64(rl.Cur)}
 	if rl.Cur < rl.Max {
 		rl.Cur = rl.Max
 		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 			return fl, err
 		}
-		fl.Soft = rl.Max
+		fl.Soft = uint64(rl.Max)
 	}
 	return fl, nil
 }
@@ -27,5 +28,5 @@ func fileLimit() uint64 {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		return 0
 	}
-	return rl.Cur
+	return uint64(rl.Cur)
 }
