@@ -279,7 +279,9 @@ func (c *pconn) run(ctx context.Context, ext bool) {
 			c.fail(err)
 		}
 	}
-	c.log.Info("portal open", "peer", c.route.String(), "generation", c.gen.String(), "flow_control", ext)
+	if c.log.Enabled(ctx, slog.LevelInfo) { // the route's text costs a microsecond or two per portal
+		c.log.Info("portal open", "peer", c.route.String(), "generation", c.gen.String(), "flow_control", ext)
+	}
 	stop := context.AfterFunc(ctx, func() {
 		c.sendDisconnect()
 		c.closeLocal(fmt.Errorf("portal: shutting down: %w", ErrClosed))
