@@ -135,7 +135,10 @@ func serveTCP(t testing.TB, handle func(net.Conn)) string {
 	}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	go func() {
+	// The accept loop counts in wg too: a handler is added while the
+	// count is above zero, never concurrently with a Wait at zero (which
+	// the race detector reports).
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -143,7 +146,7 @@ func serveTCP(t testing.TB, handle func(net.Conn)) string {
 			}
 			wg.Go(func() { defer c.Close(); handle(c) })
 		}
-	}()
+	})
 	return ln.Addr().String()
 }
 
