@@ -3,6 +3,7 @@ package tcp
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ockamhub/ockamhub/routing"
@@ -22,13 +23,19 @@ import (
 type sendQueue struct {
 	mu       sync.Mutex
 	msgs     []queued
-	spare    []queued      // the last batch, for reuse while the connection is busy
-	limit    int           // messages
-	maxBytes int           // encoded bytes
-	bytes    int           // encoded bytes queued now
-	writing  bool          // someone holds the right to write (see above)
-	closed   bool          // the connection has closed: nobody may take the right
-	deferred *reader       // a reader that queued here and will flush before it blocks
+	spare    []queued // the last batch, for reuse while the connection is busy
+	limit    int      // messages
+	maxBytes int      // encoded bytes
+	bytes    int      // encoded bytes queued now
+	writing  bool     // someone holds the right to write (see above)
+	closed   bool     // the connection has closed: nobody may take the right
+	deferred *reader  // a reader that queued here and will flush before it blocks
+	// hot is set when a sender has written its message itself, and
+	// cleared when input arrives or a writer goroutine finds the queue
+	// empty: while it is set, a sender that finds the queue idle leaves the
+	// write to a writer goroutine, so that a burst of one sender is
+	// batched (one write) instead of one write per message.
+	hot      atomic.Bool
 	space    chan struct{} // signalled when the writer has made room
 	released chan struct{} // signalled when the right to write is given up
 }

@@ -217,6 +217,9 @@ func (rd *reader) fill() error {
 		return io.EOF
 	}
 	rd.w += rd.n
+	if rd.c.queue.hot.Load() {
+		rd.c.queue.hot.Store(false) // input: the next send may be written directly
+	}
 	return nil
 }
 

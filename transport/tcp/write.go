@@ -243,6 +243,9 @@ func (c *conn) flushAs(h how) {
 		}
 		batch := q.takeLocked()
 		if len(batch) == 0 {
+			if h == inWriter {
+				q.hot.Store(false) // the burst is over
+			}
 			q.giveUpLocked()
 			q.mu.Unlock()
 			return
@@ -458,14 +461,18 @@ func (c *conn) enqueueLeased(ctx context.Context, m queued, rd *reader) error {
 		return nil
 	}
 	q.writing = true
-	alone := len(q.msgs) == 1
+	alone := len(q.msgs) == 1 && !q.hot.Load()
+	if alone {
+		q.hot.Store(true)
+	}
 	q.mu.Unlock()
 	if alone {
-		// The queue was empty and nobody was writing: the sender writes
-		// its message itself, with a non-blocking write (no hand-off to
-		// a writer goroutine); what the socket does not take goes to one.
-		// The claim above, under the queue's lock, makes the queue's
-		// order the write order, whoever else sends.
+		// The queue was empty, nobody was writing, and this is the first
+		// send since input arrived or the last burst was written: the
+		// sender writes its message itself, with a non-blocking write (no
+		// hand-off to a writer goroutine); what the socket does not take
+		// goes to one. The claim above, under the queue's lock, makes the
+		// queue's order the write order, whoever else sends.
 		c.flushAs(inSender)
 		return nil
 	}
