@@ -30,12 +30,14 @@ type sendQueue struct {
 	writing  bool     // someone holds the right to write (see above)
 	closed   bool     // the connection has closed: nobody may take the right
 	deferred *reader  // a reader that queued here and will flush before it blocks
-	// hot is set when a sender has written its message itself, and
-	// cleared when input arrives or a writer goroutine finds the queue
-	// empty: while it is set, a sender that finds the queue idle leaves the
-	// write to a writer goroutine, so that a burst of one sender is
-	// batched (one write) instead of one write per message.
-	hot      atomic.Bool
+	// direct counts the messages senders have written themselves since
+	// input last arrived or a writer goroutine last found the queue
+	// empty: from maxSenderDirect on, a sender that finds the queue idle
+	// leaves the write to a writer goroutine, so that a burst of one
+	// sender is batched (one write) instead of one write per message,
+	// while a few messages in a row (a reply and a credit, a credit and
+	// data) are each written at once.
+	direct   atomic.Int32
 	space    chan struct{} // signalled when the writer has made room
 	released chan struct{} // signalled when the right to write is given up
 }

@@ -217,8 +217,8 @@ func (rd *reader) fill() error {
 		return io.EOF
 	}
 	rd.w += rd.n
-	if rd.c.queue.hot.Load() {
-		rd.c.queue.hot.Store(false) // input: the next send may be written directly
+	if rd.c.queue.direct.Load() != 0 {
+		rd.c.queue.direct.Store(0) // input: the next sends may be written directly
 	}
 	return nil
 }

@@ -26,6 +26,10 @@ const maxSegments = 64
 // busy destination cannot hold one reader for long.
 const maxDirectRounds = 4
 
+// maxSenderDirect bounds the messages in a row that senders write
+// themselves (see sendQueue.direct).
+const maxSenderDirect = 3
+
 // how says who runs flush, and so what it may do.
 type how uint8
 
@@ -244,7 +248,7 @@ func (c *conn) flushAs(h how) {
 		batch := q.takeLocked()
 		if len(batch) == 0 {
 			if h == inWriter {
-				q.hot.Store(false) // the burst is over
+				q.direct.Store(0) // the burst is over
 			}
 			q.giveUpLocked()
 			q.mu.Unlock()
@@ -461,14 +465,14 @@ func (c *conn) enqueueLeased(ctx context.Context, m queued, rd *reader) error {
 		return nil
 	}
 	q.writing = true
-	alone := len(q.msgs) == 1 && !q.hot.Load()
+	alone := len(q.msgs) == 1 && q.direct.Load() < maxSenderDirect
 	if alone {
-		q.hot.Store(true)
+		q.direct.Add(1)
 	}
 	q.mu.Unlock()
 	if alone {
-		// The queue was empty, nobody was writing, and this is the first
-		// send since input arrived or the last burst was written: the
+		// The queue was empty, nobody was writing, and this is one of the
+		// first sends since input arrived or the last burst was written: the
 		// sender writes its message itself, with a non-blocking write (no
 		// hand-off to a writer goroutine); what the socket does not take
 		// goes to one. The claim above, under the queue's lock, makes the
