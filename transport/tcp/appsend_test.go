@@ -117,7 +117,7 @@ func TestAppSendSlowPeer(t *testing.T) {
 	a := newAppClient(t, tcp.Config{QueueFullWait: -1, SendQueueSize: 64})
 	sent := 0
 	for ; ; sent++ {
-		p := bytes.Repeat([]byte{byte(sent)}, 20000)
+		p := bytes.Repeat([]byte{byte(sent)}, 4000)
 		binary.BigEndian.PutUint32(p, uint32(sent))
 		err := a.send(t.Context(), p)
 		if errors.Is(err, tcp.ErrQueueFull) {
@@ -131,7 +131,7 @@ func TestAppSendSlowPeer(t *testing.T) {
 		}
 	}
 	for i, p := range readPayloads(t, a.peer, sent) {
-		if binary.BigEndian.Uint32(p) != uint32(i) || len(p) != 20000 || p[len(p)-1] != byte(i) {
+		if binary.BigEndian.Uint32(p) != uint32(i) || len(p) != 4000 || p[len(p)-1] != byte(i) {
 			t.Fatalf("message %d: got %d bytes, first %d", i, len(p), binary.BigEndian.Uint32(p))
 		}
 	}

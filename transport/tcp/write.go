@@ -30,6 +30,13 @@ const maxDirectRounds = 4
 // themselves (see sendQueue.direct).
 const maxSenderDirect = 3
 
+// maxSenderDirectSize is the largest message (encoded) a sender writes
+// itself. Control messages and small data gain a hand-off's latency; a
+// large one costs its copy into the socket, which a writer goroutine
+// makes on another core while the sender prepares the next (a portal's
+// reader reads on), so bulk keeps going through a writer goroutine.
+const maxSenderDirectSize = 4 << 10
+
 // how says who runs flush, and so what it may do.
 type how uint8
 
@@ -465,7 +472,7 @@ func (c *conn) enqueueLeased(ctx context.Context, m queued, rd *reader) error {
 		return nil
 	}
 	q.writing = true
-	alone := len(q.msgs) == 1 && q.direct.Load() < maxSenderDirect
+	alone := len(q.msgs) == 1 && m.size <= maxSenderDirectSize && q.direct.Load() < maxSenderDirect
 	if alone {
 		q.direct.Add(1)
 	}
