@@ -228,8 +228,8 @@ func (q *sendQueue) giveUpLocked() {
 	signal(q.released)
 }
 
-// flush writes what is queued; the caller holds the right to write and
-// gives it to flush. Run by a reader or a sender (h) it never blocks on
+// flushAs writes what is queued; the caller holds the right to write and
+// gives it to flushAs. Run by a reader or a sender (h) it never blocks on
 // the socket: what the socket does not take at once is handed, with the
 // right, to a writer goroutine. The right is given up once the queue is
 // empty.
