@@ -23,9 +23,15 @@
 // those writes to just before its next read, so that a burst becomes one
 // write per destination. Only what a socket does not take at once is left,
 // with the right to write, to a writer goroutine that exits once the queue
-// is empty. An idle connection therefore holds one goroutine (its reader),
-// no queue array and, on Linux, no read buffer (buffers come from a pool
-// when the socket is readable). Queues stay bounded in messages and bytes
+// is empty. An application's goroutine (not a reader: a portal's reader
+// sending data, a secure channel's encryptor) that sends a small message
+// (up to 4 KiB) to an idle connection writes it the same way, with one
+// non-blocking write from its own goroutine, for the first few messages
+// after input arrives or a burst is written; a burst, a busy connection or
+// bulk data is batched by a writer goroutine as before, and a sender never
+// waits on the socket. An idle connection therefore holds one goroutine
+// (its reader), no queue array and, on Linux, no read buffer (buffers come
+// from a pool when the socket is readable). Queues stay bounded in messages and bytes
 // (Config.SendQueueSize, SendQueueBytes), and a sender that finds one full
 // waits at most Config.QueueFullWait, as before.
 //

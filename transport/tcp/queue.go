@@ -3,6 +3,7 @@ package tcp
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ockamhub/ockamhub/routing"
@@ -22,13 +23,21 @@ import (
 type sendQueue struct {
 	mu       sync.Mutex
 	msgs     []queued
-	spare    []queued      // the last batch, for reuse while the connection is busy
-	limit    int           // messages
-	maxBytes int           // encoded bytes
-	bytes    int           // encoded bytes queued now
-	writing  bool          // someone holds the right to write (see above)
-	closed   bool          // the connection has closed: nobody may take the right
-	deferred *reader       // a reader that queued here and will flush before it blocks
+	spare    []queued // the last batch, for reuse while the connection is busy
+	limit    int      // messages
+	maxBytes int      // encoded bytes
+	bytes    int      // encoded bytes queued now
+	writing  bool     // someone holds the right to write (see above)
+	closed   bool     // the connection has closed: nobody may take the right
+	deferred *reader  // a reader that queued here and will flush before it blocks
+	// direct counts the messages senders have written themselves since
+	// input last arrived or a writer goroutine last found the queue
+	// empty: from maxSenderDirect on, a sender that finds the queue idle
+	// leaves the write to a writer goroutine, so that a burst of one
+	// sender is batched (one write) instead of one write per message,
+	// while a few messages in a row (a reply and a credit, a credit and
+	// data) are each written at once.
+	direct   atomic.Int32
 	space    chan struct{} // signalled when the writer has made room
 	released chan struct{} // signalled when the right to write is given up
 }

@@ -3,8 +3,11 @@
 package tcp
 
 import (
+	"errors"
 	"net"
+	"os"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -43,7 +46,7 @@ func (c *conn) tryWrite(wb *wbuf) (int, error) {
 	}
 	var n int
 	var werr error
-	err := c.rc.Write(func(fd uintptr) bool {
+	fn := func(fd uintptr) bool {
 		for {
 			r, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 			switch e {
@@ -57,7 +60,14 @@ func (c *conn) tryWrite(wb *wbuf) (int, error) {
 			}
 			return true
 		}
-	})
+	}
+	err := c.rc.Write(fn)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The deadline of the last blocking write (writeBlocking) has
+		// passed: it bounded that write, not this one, which never waits.
+		c.nc.SetWriteDeadline(time.Time{})
+		err = c.rc.Write(fn)
+	}
 	clear(iov)
 	if err == nil {
 		err = werr

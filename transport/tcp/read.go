@@ -217,6 +217,9 @@ func (rd *reader) fill() error {
 		return io.EOF
 	}
 	rd.w += rd.n
+	if rd.c.queue.direct.Load() != 0 {
+		rd.c.queue.direct.Store(0) // input: the next sends may be written directly
+	}
 	return nil
 }
 

@@ -26,6 +26,41 @@ const maxSegments = 64
 // busy destination cannot hold one reader for long.
 const maxDirectRounds = 4
 
+// maxSenderDirect bounds the messages in a row that senders write
+// themselves (see sendQueue.direct).
+const maxSenderDirect = 3
+
+// maxSenderDirectSize is the largest message (encoded) a sender writes
+// itself. Control messages and small data gain a hand-off's latency; a
+// large one costs its copy into the socket, which a writer goroutine
+// makes on another core while the sender prepares the next (a portal's
+// reader reads on), so bulk keeps going through a writer goroutine.
+const maxSenderDirectSize = 4 << 10
+
+// how says who runs flush, and so what it may do.
+type how uint8
+
+const (
+	// inWriter: a writer goroutine, which may block on the socket.
+	inWriter how = iota
+	// inReader: a routing goroutine (a connection's reader), which never
+	// blocks on the socket and writes up to maxDirectRounds batches.
+	inReader
+	// inSender: an application's goroutine that found the connection
+	// idle: one batch with non-blocking writes, the rest (and any
+	// failure, whose close runs hooks) left to a writer goroutine, so that
+	// the sender never waits on the socket nor runs another's code.
+	inSender
+)
+
+// rounds returns the batches flush writes before handing the rest on.
+func (h how) rounds() int {
+	if h == inSender {
+		return 1
+	}
+	return maxDirectRounds
+}
+
 // wbuf is a batch being written: frames encoded into b, and the segments
 // (parts of b, and large payloads where they lie) to write in order.
 type wbuf struct {
@@ -193,12 +228,13 @@ func (q *sendQueue) giveUpLocked() {
 	signal(q.released)
 }
 
-// flush writes what is queued; the caller holds the right to write and
-// gives it to flush. With direct set it runs in a routing goroutine and
-// never blocks on the socket: what the socket does not take at once is
-// handed, with the right, to a writer goroutine. The right is given up
-// once the queue is empty.
-func (c *conn) flush(direct bool) {
+// flushAs writes what is queued; the caller holds the right to write and
+// gives it to flushAs. Run by a reader or a sender (h) it never blocks on
+// the socket: what the socket does not take at once is handed, with the
+// right, to a writer goroutine. The right is given up once the queue is
+// empty.
+func (c *conn) flushAs(h how) {
+	direct := h != inWriter
 	if direct && c.rc == nil {
 		go c.flush(false)
 		return
@@ -211,30 +247,43 @@ func (c *conn) flush(direct bool) {
 			q.mu.Unlock()
 			return
 		}
-		if direct && round >= maxDirectRounds && len(q.msgs) > 0 {
+		if direct && round >= h.rounds() && len(q.msgs) > 0 {
 			q.mu.Unlock()
 			go c.flush(false)
 			return
 		}
 		batch := q.takeLocked()
 		if len(batch) == 0 {
+			if h == inWriter {
+				q.direct.Store(0) // the burst is over
+			}
 			q.giveUpLocked()
 			q.mu.Unlock()
 			return
 		}
 		q.mu.Unlock()
-		if !c.writeBatch(batch, direct) {
+		if !c.writeBatch(batch, h) {
 			return // handed over, or failed
 		}
 		q.release(batch)
 	}
 }
 
+// flush is flushAs for a routing goroutine (direct) or a writer goroutine.
+func (c *conn) flush(direct bool) {
+	if direct {
+		c.flushAs(inReader)
+	} else {
+		c.flushAs(inWriter)
+	}
+}
+
 // writeBatch writes batch in chunks of at most maxBatch bytes. It reports
 // false when it has handed the rest to a writer goroutine (direct) or the
 // connection has failed; the right to write then belongs to the writer, or
-// has been given up.
-func (c *conn) writeBatch(batch []queued, direct bool) bool {
+// has been given up (by a writer goroutine, for a sender).
+func (c *conn) writeBatch(batch []queued, h how) bool {
+	direct := h != inWriter
 	for len(batch) > 0 {
 		wb := getWbuf()
 		k := c.encode(wb, batch)
@@ -251,7 +300,13 @@ func (c *conn) writeBatch(batch []queued, direct bool) bool {
 			if err != nil {
 				c.uncountOut(wb, bytes)
 				putWbuf(wb)
-				c.fail(err)
+				if h == inSender {
+					// Closing runs the connection's hooks: not in the
+					// sender's goroutine, which may hold its own locks.
+					go c.fail(err)
+				} else {
+					c.fail(err)
+				}
 				return false
 			}
 			wb.advance(n)
@@ -299,7 +354,7 @@ func (c *conn) finish(wb *wbuf, chunk, batch []queued) {
 		c.fail(err)
 		return
 	}
-	if len(batch) > 0 && !c.writeBatch(batch, false) {
+	if len(batch) > 0 && !c.writeBatch(batch, inWriter) {
 		return
 	}
 	c.flush(false)
@@ -417,8 +472,22 @@ func (c *conn) enqueueLeased(ctx context.Context, m queued, rd *reader) error {
 		return nil
 	}
 	q.writing = true
+	alone := len(q.msgs) == 1 && m.size <= maxSenderDirectSize && q.direct.Load() < maxSenderDirect
+	if alone {
+		q.direct.Add(1)
+	}
 	q.mu.Unlock()
-	c.startFlush(rd != nil)
+	if alone {
+		// The queue was empty, nobody was writing, and this is one of the
+		// first sends since input arrived or the last burst was written: the
+		// sender writes its message itself, with a non-blocking write (no
+		// hand-off to a writer goroutine); what the socket does not take
+		// goes to one. The claim above, under the queue's lock, makes the
+		// queue's order the write order, whoever else sends.
+		c.flushAs(inSender)
+		return nil
+	}
+	c.startFlush(false)
 	return nil
 }
 
