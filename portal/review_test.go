@@ -423,7 +423,8 @@ func TestHostileInlet(t *testing.T) {
 			// that is an error to the sender, over TCP a drop.
 			mb.Send(t.Context(), route, node.Raw(portal.AppendDisconnect(nil, -1)))
 		}
-		waitFor(t, "the portal closed", func() bool { return o.Stats().Open == 0 })
+		// Opened too: the Pong goes before the portal counts as open.
+		waitFor(t, "the portal closed", func() bool { st := o.Stats(); return st.Opened == 1 && st.Open == 0 })
 		expectNothing(t, mb)
 		if st := o.Stats(); st.Failed != 0 || st.Opened != 1 {
 			t.Errorf("outlet stats %+v", st)
