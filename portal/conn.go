@@ -179,6 +179,7 @@ type pconn struct {
 	sendLimit  uint64 // ext: the peer lets us send stream bytes [0, sendLimit)
 	sent       uint64 // stream bytes sent
 	recvd      uint64 // stream bytes received and queued
+	dataSeen   bool   // ext: a Data has come (no Payload may follow)
 	granted    uint64 // ext: the limit we granted the peer
 	peerWindow uint64 // ext: the peer's window, or more (0: not known yet; see recycler)
 	written    uint64 // stream bytes written to the local socket
@@ -831,6 +832,20 @@ func (c *pconn) handle(ctx context.Context, m *node.Message) bool {
 	}
 	switch msg.Tag {
 	case TagPayload:
+		// A Payload escapes the window: from an extension peer it may only
+		// come before it knew the extension was in force (an outlet's
+		// reads before the inlet's Credit reached it), never after its
+		// first Data, nor from an inlet that has accepted (its Credit
+		// comes before any of its bytes). Otherwise a peer could queue
+		// without bound ahead of a slow socket, and make the delivering
+		// goroutine, a TCP reader other portals share, wait.
+		c.mu.Lock()
+		late := c.ext && (c.extOffered || c.dataSeen)
+		c.mu.Unlock()
+		if late {
+			c.failLater(fmt.Errorf("%w: Payload from %s after the flow control began", ErrFlowControl, m.Return()))
+			return false
+		}
 		return c.deliver(ctx, msg.Data, false, 0)
 	case TagData:
 		return c.deliver(ctx, msg.Data, true, msg.Offset)
@@ -866,6 +881,7 @@ func (c *pconn) handle(ctx context.Context, m *node.Message) bool {
 func (c *pconn) deliver(ctx context.Context, d []byte, checked bool, off uint64) bool {
 	c.mu.Lock()
 	if checked {
+		c.dataSeen = true
 		if off != c.recvd {
 			c.mu.Unlock()
 			c.failLater(fmt.Errorf("%w: data at offset %d, expected %d", ErrLost, off, c.recvd))

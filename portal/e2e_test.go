@@ -512,7 +512,9 @@ func TestWindowEnforced(t *testing.T) {
 	if err != nil || got.Tag != portal.TagDisconnect || !got.Abort {
 		t.Fatalf("got %+v, %v; want an Abort", got, err)
 	}
-	waitFor(t, "the outlet's portal closed", func() bool { return o.Stats().Open == 0 })
+	// Opened too: the outlet sends the Pong before it counts the portal
+	// open, so Open alone can be 0 before the portal has even started.
+	waitFor(t, "the outlet's portal closed", func() bool { st := o.Stats(); return st.Opened == 1 && st.Open == 0 })
 	if o.Stats().Failed != 1 {
 		t.Errorf("outlet failures %d, want 1", o.Stats().Failed)
 	}

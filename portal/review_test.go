@@ -279,6 +279,25 @@ func TestHostileOutlet(t *testing.T) {
 			clientClosed(t, c)
 			expectNothing(t, peer)
 		}},
+		{"payload after data", func(t *testing.T, peer *node.Mailbox, I routing.Route, c net.Conn) {
+			send(t, peer, I, portal.AppendPong(nil, &portal.Extension{Version: portal.ExtensionVersion, Window: 1 << 20}))
+			if m, err := portal.DecodeG3(receive(t, peer).Payload(), true); err != nil || m.Tag != portal.TagCredit {
+				t.Fatalf("got %+v, %v; want the inlet's Credit", m, err)
+			}
+			// Before its first Data an outlet may still send Payloads
+			// (reads from before the Credit reached it); after, never.
+			send(t, peer, I, portal.AppendPayload(nil, []byte("ab")))
+			send(t, peer, I, portal.AppendData(nil, 2, []byte("cd")))
+			send(t, peer, I, portal.AppendPayload(nil, []byte("ef")))
+			if m, err := portal.DecodeG3(receive(t, peer).Payload(), true); err != nil || m.Tag != portal.TagDisconnect || !m.Abort {
+				t.Fatalf("got %+v, %v; want an Abort", m, err)
+			}
+			c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			b, _ := io.ReadAll(c)
+			if string(b) != "abcd" && string(b) != "ab" && string(b) != "" {
+				t.Fatalf("client read %q: more than the bytes before the Payload", b)
+			}
+		}},
 		{"credit without offer", func(t *testing.T, peer *node.Mailbox, I routing.Route, c net.Conn) {
 			send(t, peer, I, portal.AppendPong(nil, nil))
 			send(t, peer, I, portal.AppendCredit(nil, 1<<62))
@@ -358,6 +377,21 @@ func TestHostileInlet(t *testing.T) {
 			t.Fatalf("got %+v, %v; want Data 0 echo", m, err)
 		}
 	})
+	// A Payload is not flow controlled: once the inlet has accepted the
+	// extension it must send Data, or it could queue without bound ahead
+	// of a slow target, and make the delivering goroutine (a TCP reader
+	// shared by every portal on the connection) wait for that target.
+	t.Run("payload after credit", func(t *testing.T) {
+		n, o := newOutlet(t)
+		mb, route, _ := fakeInlet(t, n, routing.Route{o.Address()})
+		send(t, mb, route, portal.AppendCredit(nil, 1<<20))
+		send(t, mb, route, portal.AppendPayload(nil, []byte("echo")))
+		m, err := portal.DecodeG3(receive(t, mb).Payload(), true)
+		if err != nil || m.Tag != portal.TagDisconnect || !m.Abort {
+			t.Fatalf("got %+v, %v; want an Abort", m, err)
+		}
+		waitFor(t, "the portal closed", func() bool { return o.Stats().Open == 0 })
+	})
 	t.Run("huge offset", func(t *testing.T) {
 		n, o := newOutlet(t)
 		mb, route, _ := fakeInlet(t, n, routing.Route{o.Address()})
@@ -389,7 +423,8 @@ func TestHostileInlet(t *testing.T) {
 			// that is an error to the sender, over TCP a drop.
 			mb.Send(t.Context(), route, node.Raw(portal.AppendDisconnect(nil, -1)))
 		}
-		waitFor(t, "the portal closed", func() bool { return o.Stats().Open == 0 })
+		// Opened too: the Pong goes before the portal counts as open.
+		waitFor(t, "the portal closed", func() bool { st := o.Stats(); return st.Opened == 1 && st.Open == 0 })
 		expectNothing(t, mb)
 		if st := o.Stats(); st.Failed != 0 || st.Opened != 1 {
 			t.Errorf("outlet stats %+v", st)

@@ -778,10 +778,15 @@ func (ep *endpoint) encrypt(ctx context.Context, s node.Sender, m *node.Message)
 	n := uint16(ep.sendN)
 	ep.sendN++ // consumed even if routing fails below: a nonce is never reused
 	payload := sealInPlace(buf, hdr, ep.send, n)
+	// Counted before the hand-off: the next hop may be an inline worker
+	// whose reply (an echo on the same node) comes back, and is counted as
+	// received, before SendFrom returns; Stats must never show more
+	// received than sent for a round trip that has completed.
+	ep.ch.stats.inc(statSent)
 	if err := s.SendFrom(ctx, ep.ch.remote, ep.remoteRoute, node.Raw(payload)); err != nil {
+		ep.ch.stats.dec(statSent)
 		return fmt.Errorf("securechannel: sending to %s: %w", ep.remoteRoute, err)
 	}
-	ep.ch.stats.inc(statSent)
 	ep.ch.touch()
 	return nil
 }

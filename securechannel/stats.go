@@ -52,6 +52,13 @@ func (c *counters) inc(s stat) {
 	}
 }
 
+// dec undoes an inc.
+func (c *counters) dec(s stat) {
+	for ; c != nil; c = c.parent {
+		c.v[s].Add(^uint64(0))
+	}
+}
+
 func (c *counters) snapshot() Stats {
 	return Stats{
 		Handshakes:        c.v[statHandshakes].Load(),
