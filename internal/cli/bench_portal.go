@@ -27,12 +27,8 @@ docs/benchmarks.md, "Portals".`)
 	chart := fs.String("chart", "", "also write an SVG chart of the results to this file")
 	gcHeadroom := gcHeadroomFlag(fs)
 	setupLog := e.logFlags(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	var counts []int
 	for _, s := range strings.Split(*streams, ",") {

@@ -185,6 +185,19 @@ func isTerminal(f *os.File) bool {
 // usages holds each FlagSet's real usage printer (see flagSet).
 var usages sync.Map // *flag.FlagSet -> func()
 
+// parseNoArgs is parse for a command that takes flags only: a positional
+// argument is a usage error.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	return nil
+}
+
 // parse parses args with fs, allowing flags after positional arguments
 // ("send hello --route X" as well as "send --route X hello").
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {

@@ -18,12 +18,8 @@ once it accepts connections. SIGINT or SIGTERM shut it down gracefully.`)
 	hf := hubFlags(fs, false)
 	metricsAddr := metricsFlag(fs)
 	setupLog := e.logFlags(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	setupLog()
 	cfg, err := hf.config()

@@ -48,12 +48,8 @@ IDENTITY is what a listener's --allow admits, and what "send --secure" and
 portal inlets present with the same --key.`)
 	key := fs.String("key", "", "key `file` (default "+defaultPathHelp(securechannel.DefaultKeyFile)+")")
 	setupLog := e.logFlags(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	setupLog()
 	kp, err := loadKeyFlag(e, *key)

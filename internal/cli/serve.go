@@ -103,12 +103,8 @@ the others take its nodes over, and on SIGTERM it hands them over first.`)
 	clusterAddr := fs.String("cluster-addr", "", "IP address other instances relay this instance's node connections to, and relays come from (default --nodes-listen)")
 	lease := fs.Duration("lease", cluster.DefaultLease, "cluster lease: an instance that has not renewed it for this long loses its nodes to the others")
 	setupLog := e.logFlags(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	setupLog()
 	hubCfg, err := hf.config()
