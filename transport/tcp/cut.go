@@ -1,8 +1,6 @@
 package tcp
 
 import (
-	"encoding/binary"
-
 	"github.com/ockamhub/ockamhub/bare"
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
@@ -163,11 +161,5 @@ func (rd *reader) planCut(p []byte, n int) (cutPlan, bool) {
 // and including the payload's length) to b, as encode does for a large
 // payload.
 func (plan *cutPlan) appendHead(b []byte) ([]byte, error) {
-	start := len(b)
-	b = binary.BigEndian.AppendUint16(b, uint16(plan.frameLen))
-	b, err := plan.out.AppendBinary(b)
-	if err != nil {
-		return b[:start], err
-	}
-	return binary.AppendUvarint(b[:len(b)-1], uint64(plan.payload)), nil
+	return appendLargeHead(b, &plan.out, plan.frameLen, plan.payload)
 }

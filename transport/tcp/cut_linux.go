@@ -229,7 +229,7 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 	dst.framesOut.Add(1)
 	dst.bytesOut.Add(uint64(total))
 	cs.outLeft, cs.err = p.n-cs.extra, nil
-	err = dst.rawWrite(cs.outFn)
+	err = dst.rc.Write(cs.outFn)
 	if err == nil {
 		err = cs.err
 	}

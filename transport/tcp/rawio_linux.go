@@ -3,11 +3,8 @@
 package tcp
 
 import (
-	"errors"
 	"net"
-	"os"
 	"syscall"
-	"time"
 	"unsafe"
 )
 
@@ -61,7 +58,7 @@ func (c *conn) tryWrite(wb *wbuf) (int, error) {
 			return true
 		}
 	}
-	err := c.rawWrite(fn)
+	err := c.rc.Write(fn)
 	clear(iov)
 	if err == nil {
 		err = werr
@@ -104,17 +101,4 @@ func (rd *reader) rawRead(fd uintptr) bool {
 		rd.n, rd.err = 0, err
 		return true
 	}
-}
-
-// rawWrite runs fn, a write that never waits, on the socket. The deadline
-// of the last blocking write (writeBlocking) may have passed: it bounded
-// that write, not this one, so it is cleared rather than taken as this
-// write's failure (which would close the connection).
-func (c *conn) rawWrite(fn func(fd uintptr) bool) error {
-	err := c.rc.Write(fn)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		c.nc.SetWriteDeadline(time.Time{})
-		err = c.rc.Write(fn)
-	}
-	return err
 }

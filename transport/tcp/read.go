@@ -199,6 +199,7 @@ func (rd *reader) fill() error {
 		n, err := rd.c.nc.Read(rd.buf[rd.w:])
 		rd.w += n
 		if n > 0 {
+			rd.gotInput()
 			return nil
 		}
 		if err == nil {
@@ -217,10 +218,16 @@ func (rd *reader) fill() error {
 		return io.EOF
 	}
 	rd.w += rd.n
-	if rd.c.queue.direct.Load() != 0 {
-		rd.c.queue.direct.Store(0) // input: the next sends may be written directly
-	}
+	rd.gotInput()
 	return nil
+}
+
+// gotInput notes input on the connection: the next sends from application
+// goroutines may be written directly again (sendQueue.direct).
+func (rd *reader) gotInput() {
+	if rd.c.queue.direct.Load() != 0 {
+		rd.c.queue.direct.Store(0)
+	}
 }
 
 // readFull reads exactly len(p) bytes into p; after an error, dstLeft is

@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/ockamhub/ockamhub/routing"
 )
 
 // maxBatch is how many bytes are gathered before one write.
@@ -141,9 +143,8 @@ func (c *conn) encode(wb *wbuf, batch []queued) int {
 				start := len(wb.b)
 				head := *m
 				head.Payload = nil
-				b := binary.BigEndian.AppendUint16(wb.b, uint16(n))
-				if b, err = head.AppendBinary(b); err == nil {
-					b = binary.AppendUvarint(b[:len(b)-1], uint64(len(m.Payload)))
+				var b []byte
+				if b, err = appendLargeHead(wb.b, &head, n, len(m.Payload)); err == nil {
 					wb.b = b
 					wb.seal()
 					wb.segs = append(wb.segs, m.Payload)
@@ -361,8 +362,13 @@ func (c *conn) finish(wb *wbuf, chunk, batch []queued) {
 }
 
 // writeBlocking writes wb in full, bounded by WriteTimeout.
+//
+// The deadline is cleared afterwards: it bounds this write only, and a
+// passed deadline would fail the next non-blocking write (tryWrite, a
+// cut-through's splice), closing the connection.
 func (c *conn) writeBlocking(wb *wbuf) error {
 	c.nc.SetWriteDeadline(time.Now().Add(c.t.cfg.WriteTimeout))
+	defer c.nc.SetWriteDeadline(time.Time{})
 	bufs := net.Buffers(wb.segs)
 	_, err := bufs.WriteTo(c.nc)
 	wb.segs = wb.segs[:0]
@@ -556,4 +562,20 @@ func (c *conn) sendSlow(ctx context.Context, m queued, rd *reader) error {
 			return &ConnError{Peer: c.name, Err: fmt.Errorf("%w: %w", ErrQueueFull, err)}
 		}
 	}
+}
+
+// appendLargeHead appends to b the length prefix of a frame of frameLen
+// bytes and the head of a message whose payload of payloadLen bytes is
+// written apart: head (with no payload) encoded up to and including the
+// payload's length. encode and cut-through both use it, so that a frame
+// cut through has the same bytes as one written the usual way.
+func appendLargeHead(b []byte, head *routing.TransportMessage, frameLen, payloadLen int) ([]byte, error) {
+	start := len(b)
+	b = binary.BigEndian.AppendUint16(b, uint16(frameLen))
+	b, err := head.AppendBinary(b)
+	if err != nil {
+		return b[:start], err
+	}
+	// The empty payload's length (one byte, 0) becomes the real one.
+	return binary.AppendUvarint(b[:len(b)-1], uint64(payloadLen)), nil
 }
