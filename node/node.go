@@ -364,6 +364,17 @@ func WithBeforeBlock(ctx context.Context, f func()) context.Context {
 	return context.WithValue(ctx, beforeBlockKey{}, f)
 }
 
+// BeforeBlock calls the function WithBeforeBlock put in ctx, if any. A
+// worker that is about to wait for room in a queue of its own (as Route
+// waits for a full mailbox) calls it first, so that the goroutine that
+// delivered the message (a transport's reader) writes what it deferred
+// before it waits.
+func BeforeBlock(ctx context.Context) {
+	if f, ok := ctx.Value(beforeBlockKey{}).(func()); ok {
+		f()
+	}
+}
+
 // messagePool recycles the Messages given to inline workers.
 var messagePool = sync.Pool{New: func() any { return new(Message) }}
 
@@ -469,9 +480,7 @@ func (e *entry) deliver(ctx context.Context, m *Message) error {
 	default:
 	}
 	// The mailbox is full: let the caller do what must not wait behind it.
-	if f, ok := ctx.Value(beforeBlockKey{}).(func()); ok {
-		f()
-	}
+	BeforeBlock(ctx)
 	select {
 	case e.mailbox <- m:
 		return nil

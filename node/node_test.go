@@ -384,3 +384,46 @@ func TestStartWorkerContext(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestBeforeBlock: BeforeBlock calls what WithBeforeBlock put in the
+// context, and nothing without it; Route calls it before waiting for a
+// full mailbox.
+func TestBeforeBlock(t *testing.T) {
+	node.BeforeBlock(t.Context()) // no function: nothing happens
+	calls := 0
+	ctx := node.WithBeforeBlock(t.Context(), func() { calls++ })
+	node.BeforeBlock(ctx)
+	if calls != 1 {
+		t.Fatalf("%d calls, want 1", calls)
+	}
+	n := node.New(node.Config{})
+	defer n.Close()
+	block := make(chan struct{})
+	defer close(block)
+	if _, err := n.StartWorkerConfig(t.Context(), node.HandlerFunc(func(context.Context, node.Sender, *node.Message) error {
+		<-block
+		return nil
+	}), node.WorkerConfig{Addresses: []string{"slow"}, MailboxSize: 1}); err != nil {
+		t.Fatal(err)
+	}
+	m := routing.TransportMessage{Version: 1, Onward: routing.Route{routing.LocalAddress("slow")}}
+	// One in the handler, one in the mailbox: the third waits, after the
+	// call, until its context ends.
+	for range 2 {
+		if err := n.Route(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	before := calls
+	// The handler may not have taken the first message yet: route until
+	// one waits (a full mailbox).
+	for calls == before {
+		if err := n.Route(wctx, m); err == nil {
+			continue
+		} else if !errors.Is(err, node.ErrMailboxFull) {
+			t.Fatal(err)
+		}
+	}
+}

@@ -492,6 +492,12 @@ func (ep *endpoint) enqueue(ctx context.Context, s node.Sender, m *node.Message)
 	select {
 	case ep.queue <- q:
 		return nil
+	default:
+	}
+	node.BeforeBlock(ctx) // the queue is full, as a mailbox can be
+	select {
+	case ep.queue <- q:
+		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("securechannel: channel %s: %w", ep.ch.local, ctx.Err())
 	case <-ep.life.Done():
@@ -514,6 +520,7 @@ func (ep *endpoint) deliverData(ctx context.Context, s node.Sender, m *node.Mess
 		return nil
 	default:
 	}
+	node.BeforeBlock(ctx) // the queue is full, as a mailbox can be
 	select {
 	case ep.decq <- q:
 		return nil
