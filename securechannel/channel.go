@@ -379,18 +379,17 @@ type endpoint struct {
 	running  bool // run owns the hand-off and the cleanup at stop; under mu
 
 	// life ends when the worker stops: it bounds the handshake goroutine's
-	// sends and the senders waiting for sendLock. A forward in a sender's
+	// sends. A forward in a sender's
 	// goroutine is bounded by that sender's context, as in any inline
 	// worker (binding each to life too cost 1 µs and 5 allocations a
 	// message).
 	life   context.Context
 	cancel context.CancelFunc
 
-	// sendLock (a semaphore of one, so that a waiting sender can give up
-	// with its context) serialises encryption and sending: data messages
-	// leave in counter order. sendN belongs to its holder.
-	sendLock chan struct{}
-	sendN    uint32 // next data-message counter; refused at noise.MaxNonce
+	// sendN is the next data-message counter (refused at noise.MaxNonce);
+	// it belongs to the encrypting worker, whose one goroutine encrypts and
+	// sends one message at a time, so that they leave in counter order.
+	sendN uint32
 
 	// Data messages are decrypted by decryptLoop, in parallel with the
 	// goroutine that delivered them: decq holds them in arrival order.
@@ -421,13 +420,12 @@ const decryptQueue = 256
 func newEndpoint(ch *Channel, hs *noise.HandshakeState) *endpoint {
 	life, cancel := context.WithCancel(context.Background())
 	return &endpoint{
-		ch:       ch,
-		hs:       hs,
-		queue:    make(chan queued, handshakeQueue),
-		running:  true,
-		life:     life,
-		cancel:   cancel,
-		sendLock: make(chan struct{}, 1),
+		ch:      ch,
+		hs:      hs,
+		queue:   make(chan queued, handshakeQueue),
+		running: true,
+		life:    life,
+		cancel:  cancel,
 	}
 }
 
@@ -453,15 +451,11 @@ func (ep *endpoint) start(ctx context.Context) error {
 	return nil
 }
 
-// HandleMessage dispatches by the address the message arrived at: plaintext
-// at address_local is encrypted (the encrypting worker calls encrypt
-// directly); at address_remote, handshake messages until the handshake
-// completes and ciphertext afterwards (protocol.md §10.3). At address_remote
-// it runs in the sender's goroutine, possibly in several at once.
+// HandleMessage handles what arrives at address_remote (plaintext at
+// address_local goes to the encrypting worker, encrypt): handshake messages
+// until the handshake completes and ciphertext afterwards (protocol.md
+// §10.3). It runs in the sender's goroutine, possibly in several at once.
 func (ep *endpoint) HandleMessage(ctx context.Context, s node.Sender, m *node.Message) error {
-	if m.Address() == ep.ch.local {
-		return ep.encrypt(ctx, s, m)
-	}
 	if ep.direct.Load() {
 		return ep.deliverData(ctx, s, m)
 	}
@@ -740,11 +734,10 @@ func (ep *endpoint) stopSoon() {
 // peer (protocol.md §10.5, sender steps 1–6), in the encrypting worker's
 // goroutine.
 // The inner message is encoded straight into the buffer that goes out, and
-// sealed there in place: one allocation and one copy of the payload. Its
-// counter is taken, and it is sealed and sent, under sendLock, so that
-// messages leave in counter order; a sender waiting for the lock gives up
-// when its context ends or the channel stops, as it would at a full mailbox.
-// The holder waits for a blocked next hop as long as its context allows.
+// sealed there in place: one allocation and one copy of the payload. The
+// worker's one goroutine takes each counter, seals and sends in turn, so
+// that messages leave in counter order; it waits for a blocked next hop as
+// long as its context allows.
 func (ep *endpoint) encrypt(ctx context.Context, s node.Sender, m *node.Message) error {
 	if !ep.ready.Load() {
 		return fmt.Errorf("securechannel: message for %s: %w", ep.ch.local, ErrNotReady)
@@ -764,18 +757,6 @@ func (ep *endpoint) encrypt(ctx context.Context, s node.Sender, m *node.Message)
 		return fmt.Errorf("securechannel: encoding message for %s: %w", onward, err)
 	}
 
-	select {
-	case ep.sendLock <- struct{}{}:
-	default:
-		select {
-		case ep.sendLock <- struct{}{}:
-		case <-ctx.Done():
-			return fmt.Errorf("securechannel: channel %s: %w", ep.ch.local, ctx.Err())
-		case <-ep.life.Done():
-			return fmt.Errorf("securechannel: channel %s: %w", ep.ch.local, ErrClosed)
-		}
-	}
-	defer func() { <-ep.sendLock }()
 	// Beyond 2021: Rust refused n == 65535 too, but we also count it and
 	// return a sentinel, so the refusal is visible in Stats.
 	if ep.sendN >= noise.MaxNonce {

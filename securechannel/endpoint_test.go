@@ -87,7 +87,7 @@ func TestNonceExhausted(t *testing.T) {
 	})
 	ctx := t.Context()
 	for i, want := range []error{nil, nil, ErrNonceExhausted, ErrNonceExhausted} {
-		if err := ini.HandleMessage(ctx, s, plain); !errors.Is(err, want) {
+		if err := ini.encrypt(ctx, s, plain); !errors.Is(err, want) {
 			t.Fatalf("message %d: %v, want %v", i, err, want)
 		}
 	}
@@ -168,44 +168,10 @@ func TestEncryptRefusesEmptyRoute(t *testing.T) {
 	ini, _ := establishedPair(t)
 	s := &recordingSender{}
 	m := node.NewMessage(ini.ch.local, routing.TransportMessage{Onward: routing.Route{ini.ch.local}, Payload: []byte("x")})
-	if err := ini.HandleMessage(t.Context(), s, m); !errors.Is(err, node.ErrEmptyRoute) || len(s.sent) != 0 {
+	if err := ini.encrypt(t.Context(), s, m); !errors.Is(err, node.ErrEmptyRoute) || len(s.sent) != 0 {
 		t.Errorf("err %v, sent %d; want ErrEmptyRoute, 0", err, len(s.sent))
 	}
 	if ini.sendN != 0 {
 		t.Errorf("counter advanced to %d for a refused message", ini.sendN)
 	}
-}
-
-// TestEncryptWaitsItsTurn: encryption and sending are serialised by
-// sendLock. A sender that finds it taken (by a sender whose next hop
-// blocks) gives up when its context ends, or when the channel stops,
-// without consuming a counter.
-func TestEncryptWaitsItsTurn(t *testing.T) {
-	ini, _ := establishedPair(t)
-	plain := node.NewMessage(ini.ch.local, routing.TransportMessage{
-		Onward:  routing.Route{ini.ch.local, routing.LocalAddress("echo_service")},
-		Return:  routing.Route{routing.LocalAddress("app")},
-		Payload: []byte("x"),
-	})
-	ini.sendLock <- struct{}{} // a sender blocked on its next hop holds the turn
-	s := &recordingSender{}
-
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	if err := ini.HandleMessage(ctx, s, plain); !errors.Is(err, context.Canceled) {
-		t.Errorf("with its context ended: %v, want context.Canceled", err)
-	}
-
-	waiting := make(chan error)
-	go func() { waiting <- ini.HandleMessage(t.Context(), s, plain) }()
-	if err := ini.Shutdown(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-waiting; !errors.Is(err, ErrClosed) {
-		t.Errorf("once the channel stopped: %v, want ErrClosed", err)
-	}
-	if len(s.sent) != 0 || ini.sendN != 0 {
-		t.Errorf("sent %d, counter %d; want nothing sent, counter 0", len(s.sent), ini.sendN)
-	}
-	<-ini.sendLock
 }
