@@ -420,10 +420,29 @@ func (rd *reader) writeCuts(dst *conn) error {
 		return perr
 	}
 	wb.b = b
-	wb.seal()
 	dst.cutWrote(cs.at)
-	go dst.finish(wb, nil, nil)
+	go dst.finishCut(wb)
 	return nil
+}
+
+// finishCut is the writer goroutine of a batch the destination's socket
+// did not take in full: it writes the rest (wb.b) in pieces of at most
+// maxBatch bytes, each bounded by WriteTimeout as a writer goroutine's
+// batches are (not the whole batch at once), then what is queued, and
+// gives up the right to write.
+func (c *conn) finishCut(wb *wbuf) {
+	b := wb.b
+	for len(b) > maxBatch {
+		wb.segs = append(wb.segs[:0], b[:maxBatch])
+		if err := c.writeBlocking(wb); err != nil {
+			putWbuf(wb)
+			c.fail(err)
+			return
+		}
+		b = b[maxBatch:]
+	}
+	wb.segs = append(wb.segs[:0], b)
+	c.finish(wb, nil, nil)
 }
 
 // dropPipe reads k bytes from p and throws them away; if that fails, p is
