@@ -147,8 +147,8 @@ type cutState struct {
 const maxCutBatch = 16
 
 // cutJoined counts the frames written in a batch after its first, and
-// cutPartial the batches the destination's socket did not take in full
-// (for tests).
+// cutPartial the batches of several frames the destination's socket did
+// not take in full (for tests).
 var cutJoined, cutPartial atomic.Uint64
 
 // cutThrough tries to relay the large partial frame of n bytes at the
@@ -404,7 +404,9 @@ func (rd *reader) writeCuts(dst *conn) error {
 		dst.flush(true) // what was queued meanwhile; gives the right up
 		return nil
 	}
-	cutPartial.Add(1)
+	if cs.frames > 1 {
+		cutPartial.Add(1)
+	}
 	// The socket is full: a writer goroutine writes the rest (read back
 	// from the pipe), and what is queued after it.
 	wb := getWbuf()

@@ -13,5 +13,6 @@ func PipesInUse() int {
 const MaxIdlePipes = maxIdlePipes
 
 // CutBatchCounts returns the frames cut through in a batch after its
-// first, and the batches whose destination did not take them in full.
+// first, and the batches of several frames whose destination did not take
+// them in full.
 func CutBatchCounts() (joined, partial uint64) { return cutJoined.Load(), cutPartial.Load() }
