@@ -3,12 +3,10 @@
 package tcp
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -22,12 +20,9 @@ import (
 const (
 	maxIdlePipes = 8
 	maxPipes     = 64
-	// pipeSize holds a whole frame however the kernel cuts it (a pipe
-	// holds pipeSize/4096 buffers, one per piece of a socket buffer), and
-	// a batch of up to eight 60 KB frames (cutThrough). 64 such pipes are
-	// half the pages a user's pipes may hold by default
-	// (/proc/sys/fs/pipe-user-pages-soft).
-	pipeSize = 512 << 10
+	// pipeSize holds a whole frame however the kernel cuts it: a pipe
+	// holds pipeSize/4096 buffers, one per piece of a socket buffer.
+	pipeSize = 256 << 10
 )
 
 const (
@@ -36,11 +31,10 @@ const (
 	fSetPipeSize   = 1031
 )
 
-// pipe is a pipe of the pool; n bytes are in it, of at most size.
+// pipe is a pipe of the pool; n bytes are in it.
 type pipe struct {
 	r, w int
 	n    int
-	size int
 }
 
 var pipes struct {
@@ -75,11 +69,8 @@ func getPipe() *pipe {
 	}
 	// A failure leaves the default size (16 buffers): a frame that does
 	// not fit takes the usual path.
-	size, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fds[1]), fSetPipeSize, pipeSize)
-	if e != 0 {
-		size = 16 << 12
-	}
-	return &pipe{r: fds[0], w: fds[1], size: int(size)}
+	syscall.Syscall(syscall.SYS_FCNTL, uintptr(fds[1]), fSetPipeSize, pipeSize)
+	return &pipe{r: fds[0], w: fds[1]}
 }
 
 // putPipe gives p back: to the pool if it is empty and the pool has room,
@@ -118,58 +109,35 @@ func readPipe(p *pipe, b []byte) ([]byte, error) {
 // cutState holds a cut-through's arguments and results for the raw
 // callbacks (method values made once per reader: no allocation per frame).
 type cutState struct {
-	p    *pipe
-	head []byte           // the outgoing head, encoded
-	iov  [2]syscall.Iovec // the head and the payload bytes read with it
-
-	// the frame being filled: the bytes of it put in the pipe from the
-	// read buffer (pre), those still to come from the source socket
-	// (want), and those moved so far (moved)
-	pre, want, moved int
-	full, eof        bool
-	try              bool // spliceIn moves what the socket has, never waits
-	waited           bool // the frame waited (its route is then judged again)
-
-	// the batch: whole frames in the pipe, to one destination, not written
-	// yet: frames, bytes, and the time of one sampled for RelayLatency
-	frames, bytes int
-	at            time.Time
-
+	head    []byte           // the outgoing head, encoded
+	iov     [2]syscall.Iovec // the head and the payload bytes read with it
+	pre     int              // bytes of them put in the pipe
+	want    int              // bytes of the frame still to come from the source socket
+	moved   int              // bytes moved from the socket into the pipe
+	extra   int              // of which beyond the frame: the next frame's first bytes
+	full    bool
+	eof     bool
+	waited  bool // fillPipe waited for the socket (the route is then judged again)
+	p       *pipe
 	err     error
-	outLeft int // bytes of the batch spliceOut has yet to write
-	peeked  int // bytes peekHead read
 	inFn    func(uintptr) bool
 	outFn   func(uintptr) bool
-	peekFn  func(uintptr) bool
+	outLeft int
 }
-
-// maxCutBatch bounds the frames written with one splice.
-const maxCutBatch = 16
-
-// cutJoined counts the frames written in a batch after its first, and
-// cutPartial the batches of several frames the destination's socket did
-// not take in full (for tests).
-var cutJoined, cutPartial atomic.Uint64
 
 // cutThrough tries to relay the large partial frame of n bytes at the
 // head of the read buffer (see cut.go). It reports whether it did; if it
 // did not but has read part of the payload (into a pipe), it returns the
 // frame's body for the usual path. An error closes the source connection,
 // as a read error would.
-//
-// Once a frame is whole in the pipe and the right to write to its
-// destination taken, the frames that follow it in the socket to the same
-// destination join it in the pipe while each is whole already (nothing
-// waits with the right held), and the batch is written with one splice. A
-// frame the socket has only part of is written after the batch, as a
-// first frame is; any other frame ends the batch and is left, as read, to
-// the usual path.
 func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 	c := rd.c
+	t := c.t
 	if c.rc == nil {
 		return false, nil, nil
 	}
-	plan, ok := rd.planCut(rd.buf[rd.r+FrameHeaderSize:rd.w], n)
+	buffered := rd.buf[rd.r+FrameHeaderSize : rd.w]
+	plan, ok := rd.planCut(buffered, n)
 	if !ok {
 		return false, nil, nil
 	}
@@ -181,81 +149,14 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 		return false, nil, nil
 	}
 	cs := rd.cut()
-	cs.p = p
-	if !rd.putHead(&plan, false) {
-		discardPipe(p)
-		return false, nil, nil
-	}
-	relayed := false
-	for {
-		// The frame whose head is in the pipe (its head read is in the
-		// read buffer): the rest of it, as it comes.
-		if err := rd.fillPipe(); err != nil {
-			discardPipe(p)
-			return relayed, nil, err
-		}
-		if cs.moved < cs.want {
-			// The pipe is full, the peer closed, or the socket failed:
-			// the usual path, with what the pipe holds. Nothing of this
-			// frame was written anywhere.
-			return rd.uncut(n, p)
-		}
-		if cs.waited {
-			// The route is judged again now that the frame is whole, as
-			// the usual path judges it: a forwarder stopped, or a name
-			// moved, while the payload came must not take it where it
-			// used to lead.
-			again, ok := rd.planCut(rd.buf[rd.r+FrameHeaderSize:rd.w], n)
-			if !ok || again.dst != plan.dst || !again.out.Onward.Equal(plan.out.Onward) {
-				return rd.uncut(n, p)
-			}
-			plan.res = again.res
-		}
-		dst := plan.dst
-		q := dst.queue
-		q.mu.Lock()
-		if q.closed || q.writing || len(q.msgs) > 0 {
-			q.mu.Unlock()
-			return rd.uncut(n, p)
-		}
-		q.writing = true
-		q.mu.Unlock()
-
-		// From here on the frame is relayed (or, if the destination
-		// fails, lost with it, as a queued message is).
-		relayed = true
-		cs.frames, cs.bytes, cs.at = 0, 0, time.Time{}
-		rd.commitCut(&plan, n)
-		next, nn, partial := rd.appendCuts(dst)
-		if err := rd.writeCuts(dst); err != nil {
-			return true, nil, err
-		}
-		if !partial {
-			putPipe(p)
-			return true, nil, nil
-		}
-		// A frame to the same destination that the socket had only part
-		// of: its head and what had come of it are in the pipe.
-		plan, n = next, nn
-	}
-}
-
-// putHead writes into the pipe the outgoing head of plan's frame and the
-// payload bytes read with it (all of the read buffer after the incoming
-// head), and makes it the frame being filled. With atomic it writes all of
-// it or nothing (a write of at most PIPE_BUF bytes to a pipe is atomic),
-// as a frame joining a batch must; it reports whether it wrote all.
-func (rd *reader) putHead(plan *cutPlan, atomic bool) bool {
-	cs := rd.cs
-	buffered := rd.buf[rd.r+FrameHeaderSize : rd.w]
+	// The pipe gets the outgoing frame in order: its head and the payload
+	// bytes read with it (copied in), then the rest of the payload from
+	// the socket.
 	var err error
 	if cs.head, err = plan.appendHead(cs.head[:0]); err != nil {
 		// Unreachable: the head was decoded from the wire.
-		return false
-	}
-	pre := len(cs.head) + len(buffered) - plan.headLen
-	if atomic && pre > pipeAtomic {
-		return false
+		putPipe(p)
+		return false, nil, nil
 	}
 	cs.iov[0] = syscall.Iovec{Base: &cs.head[0]}
 	cs.iov[0].SetLen(len(cs.head))
@@ -265,7 +166,8 @@ func (rd *reader) putHead(plan *cutPlan, atomic bool) bool {
 		cs.iov[1].SetLen(len(rest))
 		nv = 2
 	}
-	k, err := writePipe(cs.p.w, cs.iov[:nv])
+	cs.pre = len(cs.head) + len(buffered) - plan.headLen
+	k, err := writePipe(p.w, cs.iov[:nv])
 	cs.iov = [2]syscall.Iovec{}
 	if cap(cs.head) > cutPeek {
 		// A long head (a peer's long return route) is not kept for the
@@ -273,182 +175,113 @@ func (rd *reader) putHead(plan *cutPlan, atomic bool) bool {
 		cs.head = nil
 	}
 	if k > 0 {
-		cs.p.n += k
+		p.n += k
 	}
-	if err != nil || k < pre {
-		return false
+	if err != nil || k < cs.pre {
+		discardPipe(p)
+		return false, nil, nil
 	}
-	cs.pre, cs.want, cs.moved, cs.waited = pre, plan.payload-(len(buffered)-plan.headLen), 0, false
-	return true
-}
+	cs.p, cs.want, cs.moved, cs.waited = p, n-len(buffered), 0, false
+	if err := rd.fillPipe(); err != nil {
+		discardPipe(p)
+		return false, nil, err
+	}
+	cs.extra = max(cs.moved-cs.want, 0)
+	if cs.moved < cs.want {
+		// The pipe is full, the peer closed, or the socket failed: the
+		// usual path, with what the pipe holds. Nothing was written
+		// anywhere.
+		return rd.uncut(n, p)
+	}
+	if cs.waited {
+		// The route is judged again now that the frame is whole, as the
+		// usual path judges it: a forwarder stopped, or a name moved,
+		// while the payload came must not take it where it used to lead.
+		again, ok := rd.planCut(buffered, n)
+		if !ok || again.dst != plan.dst || !again.out.Onward.Equal(plan.out.Onward) {
+			return rd.uncut(n, p)
+		}
+		plan.res = again.res
+	}
+	dst := plan.dst
+	q := dst.queue
+	q.mu.Lock()
+	if q.closed || q.writing || len(q.msgs) > 0 {
+		q.mu.Unlock()
+		return rd.uncut(n, p)
+	}
+	q.writing = true
+	q.mu.Unlock()
 
-// pipeAtomic is PIPE_BUF: a write to a pipe of at most this many bytes
-// either writes all of them or, if the pipe has no room, none.
-const pipeAtomic = 4096
-
-// commitCut accounts for the frame of n bytes, whole in the pipe, that
-// joins the batch to its destination, whose right to write is held, as the
-// usual path would account for it (the destination's counters are counted
-// when the batch is written), and empties the read buffer.
-func (rd *reader) commitCut(plan *cutPlan, n int) {
-	c := rd.c
-	t := c.t
-	cs := rd.cs
+	// From here on the frame is relayed (or, if the destination fails,
+	// lost with it, as a queued message is).
 	t.node.Commit(&plan.res)
 	t.stats.cut.Add(1)
 	c.framesIn.Add(1)
 	c.bytesIn.Add(uint64(n + FrameHeaderSize))
 	rd.r, rd.w = 0, 0
 	rd.frameStart = time.Time{}
-	if plan.dst.sample.Add(1)%latencySampleEvery == 0 && cs.at.IsZero() {
-		cs.at = time.Now()
+	var at time.Time
+	if dst.sample.Add(1)%latencySampleEvery == 0 {
+		at = time.Now()
 	}
-	cs.frames++
-	cs.bytes += FrameHeaderSize + plan.frameLen
-}
-
-// appendCuts adds to the batch to dst the frames that follow in the source
-// socket, as long as each is a large frame to dst that is whole in the
-// socket already and fits in the pipe. It reads the next frame's head (at
-// most cutPeek bytes) without waiting; a frame that is not for the batch is
-// left in the read buffer for the usual path. If a frame to dst is only
-// partly in the socket, its head and what had come of it stay in the pipe
-// after the batch, and appendCuts returns its plan and length, and true.
-func (rd *reader) appendCuts(dst *conn) (cutPlan, int, bool) {
-	c := rd.c
-	t := c.t
-	cs := rd.cs
-	for cs.frames < maxCutBatch && t.cfg.MessageRate <= 0 && !isClosed(t.draining) {
-		// The read buffer is empty: the next bytes, if the socket has
-		// them.
-		cs.peeked = 0
-		if err := c.rc.Read(cs.peekFn); err != nil || cs.peeked == 0 {
-			break
-		}
-		rd.w = cs.peeked
-		rd.gotInput()
-		if rd.w < FrameHeaderSize {
-			break
-		}
-		n := int(binary.BigEndian.Uint16(rd.buf))
-		if n < largeFrameDirectly || n > t.cfg.MaxFrameSize || FrameHeaderSize+n <= rd.w {
-			break
-		}
-		plan, ok := rd.planCut(rd.buf[FrameHeaderSize:rd.w], n)
-		if !ok || plan.dst != dst || cs.p.n+FrameHeaderSize+plan.frameLen > cs.p.size {
-			break
-		}
-		if !rd.putHead(&plan, true) {
-			break // the pipe is full: nothing was written
-		}
-		cs.try = true
-		err := c.rc.Read(cs.inFn)
-		cs.try = false
-		if err != nil {
-			cs.err = err
-		}
-		if cs.moved < cs.want {
-			// A partial frame: its time runs from now, as the usual path's.
-			rd.frameStart = time.Now()
-			rd.setDeadline(rd.frameStart.Add(t.cfg.FrameTimeout))
-			cs.waited = true
-			return plan, n, true
-		}
-		rd.commitCut(&plan, n)
-	}
-	return cutPlan{}, 0, false
-}
-
-// peekHead is appendCuts' callback: one read of at most cutPeek bytes into
-// the empty read buffer, never waiting; a failure reads nothing (the next
-// read of the usual path meets it again).
-func (rd *reader) peekHead(fd uintptr) bool {
-	for {
-		m, err := syscall.Read(int(fd), rd.buf[:cutPeek])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err == nil && m > 0 {
-			rd.cs.peeked = m
-		}
-		return true
-	}
-}
-
-// writeCuts writes the batch (the pipe's first cs.bytes bytes) to dst,
-// whose right to write is held, without waiting, and gives the right up.
-// If the socket fills up part-way, the rest of the batch is read from the
-// pipe into a buffer and handed, with the right, to a writer goroutine. An
-// error is the reader's: the pipe is then gone.
-func (rd *reader) writeCuts(dst *conn) error {
-	cs := rd.cs
-	p := cs.p
-	dst.framesOut.Add(uint64(cs.frames))
-	if cs.frames > 1 {
-		cutJoined.Add(uint64(cs.frames - 1))
-	}
-	dst.bytesOut.Add(uint64(cs.bytes))
-	cs.outLeft, cs.err = cs.bytes, nil
-	err := dst.rc.Write(cs.outFn)
+	total := FrameHeaderSize + plan.frameLen
+	dst.framesOut.Add(1)
+	dst.bytesOut.Add(uint64(total))
+	cs.outLeft, cs.err = p.n-cs.extra, nil
+	err = dst.rc.Write(cs.outFn)
 	if err == nil {
 		err = cs.err
 	}
 	switch {
 	case err != nil:
-		dst.framesOut.Add(-uint64(cs.frames))
-		dst.bytesOut.Add(-uint64(cs.bytes))
+		dst.framesOut.Add(^uint64(0))
+		dst.bytesOut.Add(-uint64(total))
 		dst.fail(err)
-		return dropPipe(p, cs.outLeft)
+		if err := dropPipe(p, cs.outLeft); err != nil {
+			return true, nil, err
+		}
+		return true, nil, rd.takeExtra(p)
 	case cs.outLeft == 0:
-		dst.cutWrote(cs.at)
+		dst.cutWrote(at)
 		dst.flush(true) // what was queued meanwhile; gives the right up
-		return nil
+		return true, nil, rd.takeExtra(p)
 	}
-	if cs.frames > 1 {
-		cutPartial.Add(1)
-	}
-	// The socket is full: a writer goroutine writes the rest (read back
-	// from the pipe), and what is queued after it.
+	// The socket is full: a writer goroutine writes the rest of the frame
+	// (read back from the pipe), and what is queued after it.
 	wb := getWbuf()
-	if cap(wb.b) < cs.outLeft {
-		wb.b = make([]byte, 0, cs.outLeft)
-	}
 	b, perr := readPipe(p, wb.b[:cs.outLeft])
 	if perr != nil {
 		// Unreachable in practice; the destination has part of a frame.
 		putWbuf(wb)
 		dst.fail(perr)
 		discardPipe(p)
-		return perr
+		return true, nil, perr
 	}
 	wb.b = b
-	dst.cutWrote(cs.at)
-	go dst.finishCut(wb)
+	wb.seal()
+	dst.cutWrote(at)
+	go dst.finish(wb, nil, nil)
+	return true, nil, rd.takeExtra(p)
+}
+
+// takeExtra moves the bytes that followed the frame in the socket, and
+// came into the pipe with it (cs.extra), to the empty read buffer, and
+// gives the pipe back. An error loses them: the connection must close.
+func (rd *reader) takeExtra(p *pipe) error {
+	if k := rd.cs.extra; k > 0 {
+		b, err := readPipe(p, rd.buf[:k])
+		if err != nil {
+			discardPipe(p)
+			return err
+		}
+		rd.r, rd.w = 0, len(b)
+	}
+	putPipe(p)
 	return nil
 }
 
-// finishCut is the writer goroutine of a batch the destination's socket
-// did not take in full: it writes the rest (wb.b) in pieces of at most
-// maxBatch bytes, each bounded by WriteTimeout as a writer goroutine's
-// batches are (not the whole batch at once), then what is queued, and
-// gives up the right to write.
-func (c *conn) finishCut(wb *wbuf) {
-	b := wb.b
-	for len(b) > maxBatch {
-		wb.segs = append(wb.segs[:0], b[:maxBatch])
-		if err := c.writeBlocking(wb); err != nil {
-			putWbuf(wb)
-			c.fail(err)
-			return
-		}
-		b = b[maxBatch:]
-	}
-	wb.segs = append(wb.segs[:0], b)
-	c.finish(wb, nil, nil)
-}
-
-// dropPipe reads k bytes from p and throws them away; if that fails, p is
-// discarded.
+// dropPipe reads k bytes from p and throws them away.
 func dropPipe(p *pipe, k int) error {
 	var scratch [4096]byte
 	for k > 0 {
@@ -480,8 +313,10 @@ func writePipe(fd int, iov []syscall.Iovec) (int, error) {
 
 // fillPipe moves the rest of the frame (cs.want bytes) from the socket
 // into the pipe as it arrives, waiting for it under the frame timeout as
-// readLarge does. It stops short, with no error, if the pipe is full or the
-// peer closed; an error is the reader's (a timeout, a shutdown).
+// readLarge does, and with it up to cutPeek bytes that follow it, if they
+// are there (the next frame's head: one read fewer). It stops short, with
+// no error, if the pipe is full or the peer closed; an error is the
+// reader's (a timeout, a shutdown).
 func (rd *reader) fillPipe() error {
 	cs := rd.cs
 	t := rd.c.t
@@ -515,19 +350,16 @@ func (rd *reader) fillPipe() error {
 }
 
 // spliceIn is fillPipe's callback: it moves what the socket has of the
-// frame (and nothing after it) into the pipe, and asks to wait for more
-// (false) when that is not all of it, unless cs.try.
+// frame into the pipe, and asks to wait for more (false) when that is not
+// all of it.
 func (rd *reader) spliceIn(fd uintptr) bool {
 	cs := rd.cs
 	for cs.moved < cs.want {
-		m, err := syscall.Splice(int(fd), nil, cs.p.w, nil, cs.want-cs.moved, spliceMove|spliceNonblock)
+		m, err := syscall.Splice(int(fd), nil, cs.p.w, nil, cs.want+cutPeek-cs.moved, spliceMove|spliceNonblock)
 		switch {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
-			if cs.try {
-				return true
-			}
 			// The socket is empty, or the pipe full (then the socket
 			// still has bytes).
 			if q, err := ioctlInt(fd, syscall.TIOCINQ); err != nil || q > 0 {
@@ -549,8 +381,8 @@ func (rd *reader) spliceIn(fd uintptr) bool {
 	return true
 }
 
-// cutWrote accounts for frames cut through to c: the idle clock and, if
-// one was sampled, the relay latency.
+// cutWrote accounts for a frame cut through to c: the idle clock and, if
+// it was sampled, the relay latency.
 func (c *conn) cutWrote(at time.Time) {
 	if c.t.cfg.IdleTimeout > 0 {
 		c.lastWrite.Store(time.Now().UnixNano())
@@ -571,9 +403,9 @@ func discardPipe(p *pipe) {
 	putPipe(p)
 }
 
-// uncut returns the frame being filled, whose payload (or part of it)
-// went into p, to the usual path: its body is read back from the pipe,
-// then the rest from the socket. The pipe holds nothing before it.
+// uncut returns a frame whose payload (or part of it) went into p to the
+// usual path: its body is read back from the pipe, then the rest from
+// the socket.
 func (rd *reader) uncut(n int, p *pipe) (bool, []byte, error) {
 	// First the outgoing head and the payload bytes read with it: the
 	// usual path has them in the read buffer.
@@ -581,7 +413,13 @@ func (rd *reader) uncut(n int, p *pipe) (bool, []byte, error) {
 		return false, nil, err
 	}
 	body, err := rd.readLarge(n, p)
-	putPipe(p) // closed if anything is left in it
+	if err == nil && p.n > 0 {
+		// The next frame's first bytes (cs.extra), to the read buffer
+		// readLarge emptied.
+		err = rd.takeExtra(p)
+		return false, body, err
+	}
+	putPipe(p)
 	return false, body, err
 }
 
@@ -591,7 +429,6 @@ func (rd *reader) cut() *cutState {
 		cs := &cutState{}
 		cs.inFn = rd.spliceIn
 		cs.outFn = rd.spliceOut
-		cs.peekFn = rd.peekHead
 		rd.cs = cs
 	}
 	return rd.cs
@@ -606,8 +443,8 @@ func ioctlInt(fd uintptr, req uint) (int, error) {
 	return int(v), nil
 }
 
-// spliceOut moves the batch (cs.outLeft bytes) from the pipe into the
-// destination socket (fd), never waiting; cs.outLeft is what it could not.
+// spliceOut moves what the pipe holds into the destination socket (fd),
+// never waiting; cs.outLeft is what it could not.
 func (rd *reader) spliceOut(fd uintptr) bool {
 	cs := rd.cs
 	cs.err = nil

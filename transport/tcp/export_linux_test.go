@@ -11,8 +11,3 @@ func PipesInUse() int {
 
 // MaxIdlePipes is maxIdlePipes, for tests.
 const MaxIdlePipes = maxIdlePipes
-
-// CutBatchCounts returns the frames cut through in a batch after its
-// first, and the batches of several frames whose destination did not take
-// them in full.
-func CutBatchCounts() (joined, partial uint64) { return cutJoined.Load(), cutPartial.Load() }
