@@ -513,7 +513,7 @@ func (ep *endpoint) deliverData(ctx context.Context, s node.Sender, m *node.Mess
 	// copy. A payload the transport read into memory of its own (no other
 	// reader, no reuse) is decrypted where it lies: no 64 KiB allocation,
 	// clearing and collection per portal chunk.
-	q := queued{s: s, m: node.NewMessage(m.Address(), m.Transport()), exclusive: node.ExclusivePayload(ctx)}
+	q := queued{s: s, m: node.NewMessage(m.Address(), m.Transport()), exclusive: exclusivePayload(ctx, m)}
 	select {
 	case ep.decq <- q:
 		return nil
@@ -528,6 +528,18 @@ func (ep *endpoint) deliverData(ctx context.Context, s node.Sender, m *node.Mess
 	case <-ep.life.Done():
 		return fmt.Errorf("securechannel: channel %s: %w", ep.ch.local, ErrClosed)
 	}
+}
+
+// exclusivePayload reports whether m's payload may be decrypted in place:
+// the transport that delivers it says it is in memory of its own
+// (node.ExclusivePayload), and m came in over a transport hop, its return
+// route starting with the hop's address as a transport puts it. A message
+// that an inline worker made on this node, and routed with the context it
+// was given, starts with a local address: its payload may be the worker's,
+// and is left alone.
+func exclusivePayload(ctx context.Context, m *node.Message) bool {
+	r := m.Return()
+	return len(r) > 0 && r[0].Type != routing.Local && node.ExclusivePayload(ctx)
 }
 
 // decryptLoop decrypts the data messages deliverData hands over, in order,
