@@ -400,10 +400,13 @@ type endpoint struct {
 	window replayWindow
 }
 
-// queued is a message for run, with the Sender it came with.
+// queued is a message for run or decryptLoop, with the Sender it came with.
 type queued struct {
 	s node.Sender
 	m *node.Message
+	// exclusive: m's payload is in memory of its own
+	// (node.ExclusivePayload), so it may be decrypted in place.
+	exclusive bool
 }
 
 // handshakeQueue bounds the messages waiting for a channel's handshake
@@ -507,8 +510,10 @@ func (ep *endpoint) deliverData(ctx context.Context, s node.Sender, m *node.Mess
 		go ep.decryptLoop()
 	})
 	// m is lent to an inline worker only for this call: decryptLoop gets a
-	// copy.
-	q := queued{s: s, m: node.NewMessage(m.Address(), m.Transport())}
+	// copy. A payload the transport read into memory of its own (no other
+	// reader, no reuse) is decrypted where it lies: no 64 KiB allocation,
+	// clearing and collection per portal chunk.
+	q := queued{s: s, m: node.NewMessage(m.Address(), m.Transport()), exclusive: exclusivePayload(ctx, m)}
 	select {
 	case ep.decq <- q:
 		return nil
@@ -525,13 +530,25 @@ func (ep *endpoint) deliverData(ctx context.Context, s node.Sender, m *node.Mess
 	}
 }
 
+// exclusivePayload reports whether m's payload may be decrypted in place:
+// the transport that delivers it says it is in memory of its own
+// (node.ExclusivePayload), and m came in over a transport hop, its return
+// route starting with the hop's address as a transport puts it. A message
+// that an inline worker made on this node, and routed with the context it
+// was given, starts with a local address: its payload may be the worker's,
+// and is left alone.
+func exclusivePayload(ctx context.Context, m *node.Message) bool {
+	r := m.Return()
+	return len(r) > 0 && r[0].Type != routing.Local && node.ExclusivePayload(ctx)
+}
+
 // decryptLoop decrypts the data messages deliverData hands over, in order,
 // until the worker stops; their forwards end then too.
 func (ep *endpoint) decryptLoop() {
 	for {
 		select {
 		case q := <-ep.decq:
-			if err := ep.decrypt(ep.life, q.s, q.m); err != nil {
+			if err := ep.decrypt(ep.life, q.s, q.m, q.exclusive); err != nil {
 				ep.ch.log.Debug("securechannel: delivering", "channel", ep.ch.local.Value, "err", err)
 			}
 		case <-ep.life.Done():
@@ -549,7 +566,7 @@ func (ep *endpoint) run() {
 		select {
 		case q := <-ep.queue:
 			if ep.ready.Load() {
-				ep.decrypt(ep.life, q.s, q.m)
+				ep.decrypt(ep.life, q.s, q.m, false)
 			} else if ep.hs != nil {
 				ep.handshake(ep.life, q.s, q.m)
 			} else {
@@ -782,11 +799,16 @@ func (ep *endpoint) encrypt(ctx context.Context, s node.Sender, m *node.Message)
 // decrypt carries a data message from the peer on to its inner destination
 // (protocol.md §10.5, receiver steps 1–4), in decryptLoop (or in run, for
 // messages that came before the handshake goroutine ended). The plaintext
-// goes to a new buffer: the payload received is
-// read-only, and the inner message's payload, which aliases the plaintext,
-// belongs to its destination.
-func (ep *endpoint) decrypt(ctx context.Context, s node.Sender, m *node.Message) error {
-	n, pt, err := openSealed(ep.recv, m.Payload())
+// goes to a new buffer, unless exclusive says the payload received is in
+// memory of its own (node.ExclusivePayload): otherwise it is read-only (a
+// local sender may send one buffer again). The inner message's payload,
+// which aliases the plaintext, belongs to its destination.
+func (ep *endpoint) decrypt(ctx context.Context, s node.Sender, m *node.Message, exclusive bool) error {
+	open := openSealed
+	if exclusive {
+		open = openInPlace
+	}
+	n, pt, err := open(ep.recv, m.Payload())
 	if err != nil {
 		ep.drop(statDecryptFailures, m, "data message rejected", err)
 		return nil

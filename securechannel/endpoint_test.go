@@ -1,8 +1,10 @@
 package securechannel
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/ockamhub/ockamhub/node"
@@ -100,7 +102,7 @@ func TestNonceExhausted(t *testing.T) {
 	// The two that went out carry counters 65533 and 65534, and decrypt.
 	r := &recordingSender{}
 	for i, m := range s.sent {
-		if err := res.decrypt(ctx, r, node.NewMessage(res.ch.remote, m)); err != nil {
+		if err := res.decrypt(ctx, r, node.NewMessage(res.ch.remote, m), false); err != nil {
 			t.Fatal(err)
 		}
 		if n, _, _ := openSealed(res.recv, m.Payload); n != uint16(noise.MaxNonce-2+i) {
@@ -114,8 +116,15 @@ func TestNonceExhausted(t *testing.T) {
 
 // TestEndpointDrops drives the receiving side with bad data messages: each
 // is dropped and counted under its reason, none is an error of the worker,
-// and a genuine message still goes through afterwards.
+// and a genuine message still goes through afterwards; with read-only
+// payloads and with payloads decrypted in place (node.ExclusivePayload).
 func TestEndpointDrops(t *testing.T) {
+	for _, exclusive := range []bool{false, true} {
+		t.Run(fmt.Sprintf("exclusive=%v", exclusive), func(t *testing.T) { testEndpointDrops(t, exclusive) })
+	}
+}
+
+func testEndpointDrops(t *testing.T, exclusive bool) {
 	ini, res := establishedPair(t)
 	ctx := t.Context()
 	seal := func(n uint16, inner []byte) routing.TransportMessage {
@@ -140,11 +149,16 @@ func TestEndpointDrops(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tc.stat(res.ch.Stats())
 			r := &recordingSender{}
-			if err := res.decrypt(ctx, r, node.NewMessage(res.ch.remote, tc.m)); err != nil {
+			m := tc.m
+			m.Payload = bytes.Clone(m.Payload)
+			if err := res.decrypt(ctx, r, node.NewMessage(res.ch.remote, m), exclusive); err != nil {
 				t.Fatalf("decrypt: %v, want nil (dropped)", err)
 			}
 			if len(r.sent) != 0 {
 				t.Errorf("forwarded %v", r.sent)
+			}
+			if !exclusive && !bytes.Equal(m.Payload, tc.m.Payload) {
+				t.Errorf("a read-only payload was modified")
 			}
 			if got := tc.stat(res.ch.Stats()); got != before+1 {
 				t.Errorf("counter %d, want %d", got, before+1)
@@ -152,7 +166,8 @@ func TestEndpointDrops(t *testing.T) {
 		})
 	}
 	r := &recordingSender{}
-	if err := res.decrypt(ctx, r, node.NewMessage(res.ch.remote, seal(2, goodInner))); err != nil {
+	genuine := seal(2, goodInner)
+	if err := res.decrypt(ctx, r, node.NewMessage(res.ch.remote, genuine), exclusive); err != nil {
 		t.Fatal(err)
 	}
 	if len(r.sent) != 1 {
@@ -161,6 +176,9 @@ func TestEndpointDrops(t *testing.T) {
 	want := routing.Route{res.ch.local, routing.LocalAddress("app")}
 	if got := r.sent[0]; !got.Onward.Equal(good.Onward) || !got.Return.Equal(want) || string(got.Payload) != "hi" {
 		t.Errorf("forwarded %+v, want onward %v return %v payload hi", got, good.Onward, want)
+	}
+	if sealed := appendSealed(nil, ini.send, 2, goodInner); exclusive == bytes.Equal(genuine.Payload, sealed) {
+		t.Errorf("exclusive %v: the payload received was modified: %v", exclusive, !bytes.Equal(genuine.Payload, sealed))
 	}
 }
 

@@ -210,6 +210,18 @@ func sealInPlace(buf []byte, hdr int, c *noise.CipherState, n uint16) []byte {
 // noise.ErrAuthentication for one that does not authenticate. The nonce is
 // taken from the message, as Rust does; replay checks are the caller's.
 func openSealed(c *noise.CipherState, payload []byte) (uint16, []byte, error) {
+	return openData(c, payload, false)
+}
+
+// openInPlace is openSealed decrypting where the ciphertext lies: the
+// plaintext aliases payload, which is overwritten (with zeros when the
+// message does not authenticate). The caller must own payload: nothing
+// else may read it, or read it again.
+func openInPlace(c *noise.CipherState, payload []byte) (uint16, []byte, error) {
+	return openData(c, payload, true)
+}
+
+func openData(c *noise.CipherState, payload []byte, inPlace bool) (uint16, []byte, error) {
 	blob, err := parseVec(payload)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%w: %w", ErrDataMessage, err)
@@ -218,7 +230,11 @@ func openSealed(c *noise.CipherState, payload []byte) (uint16, []byte, error) {
 		return 0, nil, fmt.Errorf("%w: blob of %d bytes, want at least %d", ErrDataMessage, len(blob), minBlobLen)
 	}
 	n := binary.BigEndian.Uint16(blob)
-	pt, err := c.Decrypt(nil, n, blob[counterLen:])
+	var out []byte // nil: a new buffer
+	if inPlace {
+		out = blob[counterLen:counterLen]
+	}
+	pt, err := c.Decrypt(out, n, blob[counterLen:])
 	if err != nil {
 		return n, nil, err
 	}

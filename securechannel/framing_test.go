@@ -192,3 +192,27 @@ func TestOpenSealedRejects(t *testing.T) {
 		t.Errorf("open with k1: %v, want ErrAuthentication", err)
 	}
 }
+
+// BenchmarkOpenChunk is the receiving side's decryption of a 60 KiB portal
+// chunk: into a new buffer (a payload that is read-only) and in place (a
+// payload the transport read into memory of its own,
+// node.ExclusivePayload). Each iteration opens a fresh copy of the message,
+// as a transport's reader would deliver it; the copy is made in both.
+func BenchmarkOpenChunk(b *testing.B) {
+	c := cipherFor(b, "sc-data-initiator-to-responder.hex")
+	sealed := appendSealed(nil, c, 1, make([]byte, 60<<10))
+	for _, bc := range []struct {
+		name string
+		open func(*noise.CipherState, []byte) (uint16, []byte, error)
+	}{{"new-buffer", openSealed}, {"in-place", openInPlace}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(60 << 10)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := bc.open(c, bytes.Clone(sealed)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

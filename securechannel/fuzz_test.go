@@ -60,41 +60,66 @@ func FuzzDataMessage(f *testing.F) {
 	f.Add(segment(f, "sc-data-responder-to-initiator.hex", "payload-field")[1:], []byte{1, 0, 0, 0})
 	key := noise.Key(segment(f, file, "key"))
 	f.Fuzz(func(t *testing.T, payload, inner []byte) {
-		recv, err := noise.NewCipherState(key)
-		if err != nil {
-			t.Fatal(err)
+		// Once with a read-only payload, once decrypting in place (a
+		// payload the transport owns): the same messages are delivered.
+		var delivered [2][]routing.TransportMessage
+		for i, exclusive := range []bool{false, true} {
+			delivered[i] = fuzzDecrypt(t, key, genuineBlob, payload, inner, exclusive)
 		}
-		res := &endpoint{ch: &Channel{local: routing.LocalAddress("r_local"), log: slog.New(slog.DiscardHandler)}, recv: recv}
-		s := &recordingSender{}
-		msg := func(p []byte) *node.Message {
-			return node.NewMessage(routing.LocalAddress("r_remote"), routing.TransportMessage{Payload: p})
+		if len(delivered[0]) != len(delivered[1]) {
+			t.Fatalf("delivered %d messages read-only, %d in place", len(delivered[0]), len(delivered[1]))
 		}
-
-		if err := res.decrypt(t.Context(), s, msg(payload)); err != nil {
-			t.Fatalf("decrypt returned %v; bad input must be dropped", err)
-		}
-		// Only the genuine blob authenticates (its length prefix may be
-		// non-minimal: varints are accepted in any length).
-		if blob, _ := parseVec(payload); len(s.sent) > 0 && !bytes.Equal(blob, genuineBlob) {
-			t.Fatalf("forged payload %x was accepted", payload)
-		}
-
-		before := len(s.sent)
-		sealed := appendSealed(nil, recv, 1000, inner)
-		if len(sealed) != sealedLen(len(inner)) {
-			t.Fatalf("sealed %d bytes, sealedLen says %d", len(sealed), sealedLen(len(inner)))
-		}
-		if err := res.decrypt(t.Context(), s, msg(sealed)); err != nil {
-			t.Fatalf("decrypt returned %v", err)
-		}
-		_, _, derr := routing.DecodeMessage(inner)
-		if delivered := len(s.sent) > before; delivered != (derr == nil) {
-			t.Fatalf("authentic inner %x: delivered %v, decode error %v", inner, delivered, derr)
-		}
-		if err := res.decrypt(t.Context(), s, msg(sealed)); err != nil || len(s.sent) > before+1 {
-			t.Fatalf("replay of counter 1000 delivered (err %v)", err)
+		for i := range delivered[0] {
+			a, b := delivered[0][i], delivered[1][i]
+			if !bytes.Equal(a.Payload, b.Payload) || a.Onward.String() != b.Onward.String() || a.Return.String() != b.Return.String() {
+				t.Fatalf("message %d: %v read-only, %v in place", i, a, b)
+			}
 		}
 	})
+}
+
+// fuzzDecrypt is one pass of FuzzDataMessage, decrypting in place or not,
+// and returns what was delivered.
+func fuzzDecrypt(t *testing.T, key noise.Key, genuineBlob, payload, inner []byte, exclusive bool) []routing.TransportMessage {
+	recv, err := noise.NewCipherState(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := &endpoint{ch: &Channel{local: routing.LocalAddress("r_local"), log: slog.New(slog.DiscardHandler)}, recv: recv}
+	s := &recordingSender{}
+	msg := func(p []byte) *node.Message {
+		return node.NewMessage(routing.LocalAddress("r_remote"), routing.TransportMessage{Payload: p})
+	}
+
+	p := bytes.Clone(payload)
+	if err := res.decrypt(t.Context(), s, msg(p), exclusive); err != nil {
+		t.Fatalf("decrypt returned %v; bad input must be dropped", err)
+	}
+	if !exclusive && !bytes.Equal(p, payload) {
+		t.Fatalf("a read-only payload was modified")
+	}
+	// Only the genuine blob authenticates (its length prefix may be
+	// non-minimal: varints are accepted in any length).
+	if blob, _ := parseVec(payload); len(s.sent) > 0 && !bytes.Equal(blob, genuineBlob) {
+		t.Fatalf("forged payload %x was accepted", payload)
+	}
+
+	before := len(s.sent)
+	sealed := appendSealed(nil, recv, 1000, inner)
+	if len(sealed) != sealedLen(len(inner)) {
+		t.Fatalf("sealed %d bytes, sealedLen says %d", len(sealed), sealedLen(len(inner)))
+	}
+	if err := res.decrypt(t.Context(), s, msg(bytes.Clone(sealed)), exclusive); err != nil {
+		t.Fatalf("decrypt returned %v", err)
+	}
+	_, _, derr := routing.DecodeMessage(inner)
+	if delivered := len(s.sent) > before; delivered != (derr == nil) {
+		t.Fatalf("authentic inner %x: delivered %v, decode error %v", inner, delivered, derr)
+	}
+	if err := res.decrypt(t.Context(), s, msg(bytes.Clone(sealed)), exclusive); err != nil || len(s.sent) > before+1 {
+		t.Fatalf("replay of counter 1000 delivered (err %v)", err)
+	}
+	return s.sent
 }
 
 // FuzzIdentityText gives arbitrary text to the identity decoders

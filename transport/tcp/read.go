@@ -89,6 +89,11 @@ func newReader(c *conn) *reader {
 	// The reader is found by its sends; a wait for a full mailbox first
 	// writes what the reader deferred.
 	rd.ctx = node.WithBeforeBlock(context.WithValue(c.t.ctx, readerKey{}, rd), rd.flushPending)
+	if !c.t.cfg.ReuseBodies {
+		// Every body is allocated for its frame and never reused: a
+		// worker may decrypt a payload in place (securechannel).
+		rd.ctx = node.WithExclusivePayloads(rd.ctx)
+	}
 	if c.rc != nil {
 		rd.rawFn = rd.rawRead
 	} else {
