@@ -172,15 +172,24 @@ func (o *Outlet) ping(m *node.Message) {
 		return
 	}
 	p := m.Payload()
+	var early *earlyPing
 	if o.cfg.Generation == G2 {
+		// A Ping with early data is a handshake too (an inlet that knew
+		// this route's outlet as one that takes early data): it keeps its
+		// bytes, since a G2 answer cannot acknowledge them.
 		if len(p) != 1 || p[0] != 0 {
-			o.refuse(m, "not a G2 handshake")
-			return
+			if msg, err := DecodeG3(p, false); err != nil || msg.Tag != TagPing || !msg.Early {
+				o.refuse(m, "not a G2 handshake")
+				return
+			}
 		}
 	} else if msg, err := DecodeG3(p, false); err != nil || msg.Tag != TagPing {
 		// A Rust G3 listener ignores anything but a Ping (portals.md §6.3).
 		o.refuse(m, "not a Ping")
 		return
+	} else if msg.Early && !o.cfg.Options.NoExtension {
+		// m is valid only until this returns.
+		early = &earlyPing{window: msg.Offset, data: append([]byte(nil), msg.Data...)}
 	}
 	if o.cfg.Authorize != nil && !o.cfg.Authorize(m) {
 		o.refuse(m, "not authorized")
@@ -214,12 +223,20 @@ func (o *Outlet) ping(m *node.Message) {
 		if o.sem != nil {
 			defer func() { <-o.sem }()
 		}
-		o.open(route)
+		o.open(route, early)
 	})
 }
 
-// open connects to the target first, then answers (portals.md §12.4).
-func (o *Outlet) open(route routing.Route) {
+// earlyPing is what a Ping in the early-data form brings: the inlet's
+// window and the client's first bytes.
+type earlyPing struct {
+	window uint64
+	data   []byte
+}
+
+// open connects to the target first, writes what it can of the inlet's
+// early data, then answers (portals.md §12.4).
+func (o *Outlet) open(route routing.Route, early *earlyPing) {
 	dctx, cancel := context.WithTimeout(o.ctx, o.cfg.DialTimeout)
 	nc, err := o.cfg.Dial(dctx, "tcp", o.cfg.Target)
 	cancel()
@@ -242,6 +259,23 @@ func (o *Outlet) open(route routing.Route) {
 			ext = &Extension{Version: ExtensionVersion, Window: uint64(o.cfg.Options.Window)}
 			c.extOffered = true
 			c.granted = ext.Window
+			ext.Features = FeatureEarlyData
+			if early != nil {
+				// The inlet speaks the extension and has granted its
+				// window: no Credit will come to say so.
+				c.ext = true
+				c.sendLimit, c.peerWindow = early.window, early.window
+				// What the target takes at once of the early bytes is the
+				// stream's first bytes; the Pong tells the inlet how many,
+				// and it sends the rest as Data (so does it all when this
+				// platform cannot write without waiting: rc is nil).
+				if d := early.data[:min(len(early.data), o.cfg.Options.Window)]; len(d) > 0 && c.rc != nil {
+					took := uint64(tryWrite(c.rc, d))
+					ext.Early = took
+					c.recvd, c.written = took, took
+					o.stats.bytesOut.Add(took)
+				}
+			}
 		}
 		pong = AppendPong(nil, ext)
 	}
