@@ -152,4 +152,3 @@ func benchFirstByte(b *testing.B, opts portal.Options) {
 	// How often the client's byte was there to go with the Ping.
 	b.ReportMetric(float64(in.Stats().Early)/float64(b.N), "early/op")
 }
-

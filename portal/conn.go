@@ -202,7 +202,7 @@ type pconn struct {
 	// pingEarly: an inlet sent its Ping in the early-data form (with its
 	// window, and early perhaps empty).
 	pingEarly bool
-	hs    chan handshakeResult
+	hs        chan handshakeResult
 	// stopped: no more of the peer's messages are handled (after their
 	// Disconnect, an error, or the end of the portal).
 	stopped bool
