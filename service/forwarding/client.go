@@ -71,13 +71,7 @@ func RegisterStatic(ctx context.Context, n *node.Node, hub routing.Route, name, 
 
 func register(ctx context.Context, n *node.Node, route routing.Route, payload, destination string) (*RemoteForwarder, error) {
 	rf := &RemoteForwarder{node: n, destination: routing.LocalAddress(destination), ready: make(chan struct{}), payload: payload}
-	// Inline: what the hub forwards (a portal's Ping, a channel's first
-	// message) goes on to destination in the goroutine that delivers it,
-	// without a hand-off through a mailbox (one goroutine wake-up fewer on
-	// a new portal's way). handle never waits but for destination, as the
-	// transport would for this worker's own mailbox; it keeps nothing of m
-	// but a cloned route.
-	addrs, err := n.StartWorkerConfig(ctx, node.HandlerFunc(rf.handle), node.WorkerConfig{Inline: true})
+	addrs, err := n.StartWorkerConfig(ctx, node.HandlerFunc(rf.handle), node.WorkerConfig{})
 	if err != nil {
 		return nil, err
 	}
