@@ -202,6 +202,9 @@ type pconn struct {
 	// pingEarly: an inlet sent its Ping in the early-data form (with its
 	// window, and early perhaps empty).
 	pingEarly bool
+	// readBuf, when set, is the reader's first buffer, which holds early
+	// (headroom+smallRead bytes).
+	readBuf []byte
 	hs        chan handshakeResult
 	// stopped: no more of the peer's messages are handled (after their
 	// Disconnect, an error, or the end of the portal).
@@ -487,12 +490,16 @@ func (c *pconn) reader() {
 	size := headroom + max(c.opts.Chunk, c.opts.LegacyChunk)
 	var rec recycler
 	var b *readBuf // nil: reads go to the small buffer
-	buf := make([]byte, headroom+smallRead)
-	// Early data the outlet did not take goes first, as if read again.
+	// Early data the outlet did not take goes first, as if read again;
+	// it lies in buf (readBuf) after the headroom, where the copy below
+	// moves it forward (copy handles the overlap).
 	c.mu.Lock()
-	pending := c.early
-	c.early = nil
+	pending, buf := c.early, c.readBuf
+	c.early, c.readBuf = nil, nil
 	c.mu.Unlock()
+	if buf == nil {
+		buf = make([]byte, headroom+smallRead)
+	}
 	for {
 		c.mu.Lock()
 		n := c.opts.LegacyChunk

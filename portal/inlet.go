@@ -216,13 +216,15 @@ func (in *Inlet) ServeConn(ctx context.Context, nc net.Conn) {
 	if !in.cfg.Options.NoExtension && !in.cfg.Options.NoEarlyData {
 		key = routeKey(route)
 		if in.early.takes(key) {
-			var early []byte
+			var early, buf []byte
 			if room := earlyRoom(route, c.addr); room > 0 && c.rc != nil {
-				buf := make([]byte, room)
-				early = buf[:tryRead(c.rc, buf)]
+				// The reader's first buffer: it sends what the outlet
+				// does not take from there.
+				buf = make([]byte, headroom+smallRead)
+				early = buf[headroom : headroom+tryRead(c.rc, buf[headroom:headroom+min(room, smallRead)])]
 			}
 			c.hmu.Lock() // the Pong's handler reads them
-			c.early, c.pingEarly = early, true
+			c.early, c.pingEarly, c.readBuf = early, true, buf
 			c.hmu.Unlock()
 		}
 	}
