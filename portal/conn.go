@@ -205,7 +205,7 @@ type pconn struct {
 	// readBuf, when set, is the reader's first buffer, which holds early
 	// (headroom+smallRead bytes).
 	readBuf []byte
-	hs        chan handshakeResult
+	hs      chan handshakeResult
 	// stopped: no more of the peer's messages are handled (after their
 	// Disconnect, an error, or the end of the portal).
 	stopped bool
