@@ -77,6 +77,10 @@ type Options struct {
 	// NoExtension disables the flow-control extension: the portal speaks
 	// exactly 2021 G3 to everyone.
 	NoExtension bool
+	// NoEarlyData makes an inlet send plain Pings only: no early data,
+	// and a first Credit, even to outlets that offer FeatureEarlyData.
+	// An outlet always takes early data when it speaks the extension.
+	NoEarlyData bool
 	// CloseWait: see DefaultCloseWait; 0 means the default.
 	CloseWait time.Duration
 	// G2IdleTimeout closes a G2 portal that carried no byte either way for
@@ -118,16 +122,18 @@ type Stats struct {
 	Failed   uint64 // portals that closed with an error (lost bytes, protocol, budget, unreachable)
 	BytesIn  uint64 // bytes from local sockets sent to peers
 	BytesOut uint64 // bytes from peers written to local sockets
+	Early    uint64 // portals whose first bytes went with the Ping, taken by the outlet
 }
 
 type counters struct {
 	open              atomic.Int64
 	opened, failed    atomic.Uint64
+	early             atomic.Uint64
 	bytesIn, bytesOut atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
-	return Stats{Open: c.open.Load(), Opened: c.opened.Load(), Failed: c.failed.Load(), BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load()}
+	return Stats{Open: c.open.Load(), Opened: c.opened.Load(), Failed: c.failed.Load(), BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(), Early: c.early.Load()}
 }
 
 // pconn is one portal: a local TCP connection relayed to the peer portal
@@ -189,7 +195,17 @@ type pconn struct {
 	hmu sync.Mutex
 	// handshaking: an inlet waits for the outlet's answer, sent to hs.
 	handshaking bool
-	hs          chan handshakeResult
+	// early: an inlet's early data, carried in its Ping and kept until the
+	// Pong says how much of it the outlet took; the rest, which the reader
+	// sends first, after (under hmu until the handshake, then mu).
+	early []byte
+	// pingEarly: an inlet sent its Ping in the early-data form (with its
+	// window, and early perhaps empty).
+	pingEarly bool
+	// readBuf, when set, is the reader's first buffer, which holds early
+	// (headroom+smallRead bytes).
+	readBuf []byte
+	hs      chan handshakeResult
 	// stopped: no more of the peer's messages are handled (after their
 	// Disconnect, an error, or the end of the portal).
 	stopped bool
@@ -265,13 +281,14 @@ func (c *pconn) unregister() {
 	}
 }
 
-// run relays until the portal closes, and logs its close. ext means the
-// extension is in force from the start (an inlet that got an offer).
-func (c *pconn) run(ctx context.Context, ext bool) {
+// run relays until the portal closes, and logs its close. credit: the
+// inlet grants the outlet its window with a first Credit (it accepted the
+// extension, and has not said so in its Ping).
+func (c *pconn) run(ctx context.Context, credit bool) {
 	c.stats.open.Add(1)
 	c.stats.opened.Add(1)
 	defer c.stats.open.Add(-1)
-	if ext {
+	if credit {
 		// Tell the outlet we speak the extension, and grant its window.
 		c.mu.Lock()
 		g := c.granted
@@ -281,6 +298,9 @@ func (c *pconn) run(ctx context.Context, ext bool) {
 		}
 	}
 	if c.log.Enabled(ctx, slog.LevelInfo) { // the route's text costs a microsecond or two per portal
+		c.mu.Lock()
+		ext := c.ext || c.extOffered
+		c.mu.Unlock()
 		c.log.Info("portal open", "peer", c.route.String(), "generation", c.gen.String(), "flow_control", ext)
 	}
 	stop := context.AfterFunc(ctx, func() {
@@ -470,7 +490,16 @@ func (c *pconn) reader() {
 	size := headroom + max(c.opts.Chunk, c.opts.LegacyChunk)
 	var rec recycler
 	var b *readBuf // nil: reads go to the small buffer
-	buf := make([]byte, headroom+smallRead)
+	// Early data the outlet did not take goes first, as if read again;
+	// it lies in buf (readBuf) after the headroom, where the copy below
+	// moves it forward (copy handles the overlap).
+	c.mu.Lock()
+	pending, buf := c.early, c.readBuf
+	c.early, c.readBuf = nil, nil
+	c.mu.Unlock()
+	if buf == nil {
+		buf = make([]byte, headroom+smallRead)
+	}
 	for {
 		c.mu.Lock()
 		n := c.opts.LegacyChunk
@@ -496,7 +525,14 @@ func (c *pconn) reader() {
 		if b == nil {
 			n = min(n, smallRead)
 		}
-		k, err := c.nc.Read(buf[headroom : headroom+n])
+		var k int
+		var err error
+		if len(pending) > 0 {
+			k = copy(buf[headroom:headroom+n], pending)
+			pending = pending[k:]
+		} else {
+			k, err = c.nc.Read(buf[headroom : headroom+n])
+		}
 		if k > 0 {
 			out := buf[:headroom+k]
 			if k < smallRead || b == nil {
@@ -790,6 +826,14 @@ func (c *pconn) handshake(m *node.Message) {
 			r.ext = nil
 		}
 	}
+	// The early bytes the outlet took (wrote to its target) are the
+	// stream's first; it can only take some of those it was sent.
+	var took uint64
+	if r.err == nil && r.ext != nil {
+		if took = r.ext.Early; took > uint64(len(c.early)) || (took > 0 && r.ext.Window < took) {
+			r.err = fmt.Errorf("%w: the outlet took %d early bytes of %d, from %s", ErrHandshake, took, len(c.early), m.Return())
+		}
+	}
 	if r.err != nil {
 		c.stopped = true
 	} else {
@@ -802,7 +846,13 @@ func (c *pconn) handshake(m *node.Message) {
 			c.peerWindow = r.ext.Window // the outlet's first grant: its window
 			c.granted = uint64(c.opts.Window)
 		}
+		c.sent = took
+		c.early = c.early[took:]
 		c.mu.Unlock()
+		if took > 0 {
+			c.stats.bytesIn.Add(took)
+			c.stats.early.Add(1)
+		}
 	}
 	c.hs <- r
 }

@@ -17,10 +17,11 @@
 // inlet; I and O are fresh random 32-hex addresses, one per connection:
 //
 //	inlet                                          outlet ("outlet")
-//	accept C; C is not read yet
-//	Ping 00 from I to route             ───────►   check it is a Ping, connect to the target first
+//	accept C; C is not read yet (but see Early data)
+//	Ping 00 [‖ "oh" 01 window early] from I ──►   check it is a Ping, connect to the target first,
+//	                                               write what it takes of the early bytes
 //	                                               (unreachable: Pong then Disconnect, from a fresh address)
-//	                                    ◄───────   Pong 01 [‖ "oh" 01 window] from O to the Ping's return route
+//	                                    ◄───────   Pong 01 [‖ "oh" 01 window [features took]] from O to the Ping's return route
 //	route to O := the Pong's return route          route to I := the Ping's return route
 //	read C → Payload 03 ‖ data / Data 05  ◄──────► target → Payload / Data
 //	EOF on C → Disconnect 02 [‖ total]  ───────►   flush, close the target, send nothing more
@@ -56,6 +57,29 @@
 //
 // With a 2021 Rust peer, which knows none of this, the portal speaks exact
 // 2021 G3 (or G2): no extension tag is ever sent to it.
+//
+// # Early data
+//
+// A new portal's first bytes would wait for the Pong, one more crossing of
+// the route before the target sees the client's request. An outlet that
+// speaks the extension announces FeatureEarlyData in its offer; on a route
+// whose outlet did (the inlet remembers, per route), the inlet sends its
+// Ping in the early-data form: its window (so no first Credit follows)
+// and what the client has already sent, at most MaxEarly bytes, taken
+// with one read that never waits (a client that waits for the server to
+// speak first, as SSH does, is never delayed). The outlet writes what its
+// target's socket takes of them at once, right after connecting, and says
+// how many in its Pong (Extension.Early). The inlet keeps the bytes until
+// then and sends what was not taken first, as ordinary data in the form
+// the outlet reads: Data from that offset, Payload to a 2021 G3 outlet, G2
+// data to a G2 one. So nothing is lost or sent twice whoever answers.
+//
+// The first Ping on a route is always plain: a G2 outlet (2021 Rust, or
+// ockamhub before early data) refuses the early form, whereas a 2021 G3
+// outlet reads it as a plain Ping (serde_bare ignores trailing bytes) and
+// an ockamhub one without early data ignores it too. A Pong without the
+// feature, or a failed handshake that carried early data, makes the
+// inlet's next Ping on that route plain again. See docs/protocol.md §6.4.
 //
 // # Secure channels
 //

@@ -14,6 +14,12 @@ func seeds(f *testing.F) {
 			f.Add(vf.Segments[n])
 		}
 	}
+	// The early-data forms: a Ping with early bytes (and with none, and
+	// cut short), a Pong that took some.
+	f.Add(portal.AppendPingEarly(nil, 2<<20, []byte("GET / HTTP/1.0\r\n\r\n")))
+	f.Add(portal.AppendPingEarly(nil, 0, nil))
+	f.Add(portal.AppendPingEarly(nil, 1, []byte("cut"))[:8])
+	f.Add(portal.AppendPong(nil, &portal.Extension{Version: 1, Window: 2 << 20, Features: portal.FeatureEarlyData, Early: 18}))
 }
 
 // FuzzDecodeG3 checks that no input panics, and that what decodes
@@ -34,11 +40,25 @@ func FuzzDecodeG3(f *testing.F) {
 				re = portal.AppendData(nil, m.Offset, m.Data)
 			case portal.TagCredit:
 				re = portal.AppendCredit(nil, m.Offset)
+			case portal.TagPing:
+				if !m.Early {
+					continue
+				}
+				if len(m.Data) > portal.MaxEarly {
+					t.Fatalf("% x: %d early bytes, more than MaxEarly", b, len(m.Data))
+				}
+				re = portal.AppendPingEarly(nil, m.Offset, m.Data)
+			case portal.TagPong:
+				if m.Ext == nil {
+					continue
+				}
+				re = portal.AppendPong(nil, m.Ext)
 			default:
 				continue
 			}
 			back, err := portal.DecodeG3(re, ext)
-			if err != nil || back.Tag != m.Tag || back.Offset != m.Offset || !bytes.Equal(back.Data, m.Data) {
+			if err != nil || back.Tag != m.Tag || back.Offset != m.Offset || !bytes.Equal(back.Data, m.Data) || back.Early != m.Early ||
+				(back.Ext == nil) != (m.Ext == nil) || (m.Ext != nil && *back.Ext != *m.Ext) {
 				t.Fatalf("% x: round trip %+v -> % x -> %+v %v", b, m, re, back, err)
 			}
 		}

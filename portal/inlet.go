@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,6 +53,59 @@ type Inlet struct {
 	watch  connWatch
 	// acceptErr rate-limits the log of failed accepts.
 	acceptErr rate.Sometimes
+	// early: the routes whose outlet's last Pong offered FeatureEarlyData
+	// (see earlyRoutes).
+	early earlyRoutes
+}
+
+// earlyRoutes remembers the routes whose outlet takes early data: only a
+// Ping to one of them carries the client's first bytes (a G2 outlet would
+// refuse the Ping, portals.md §4.2). Each Pong updates its route's entry;
+// a failed handshake that carried early data removes it. It is safe for
+// concurrent use; the zero value is empty.
+type earlyRoutes struct {
+	mu     sync.Mutex
+	routes map[string]struct{}
+}
+
+// maxEarlyRoutes bounds earlyRoutes: past it, the set starts again empty
+// (a RouteFunc that opens a new channel now and then makes new routes).
+const maxEarlyRoutes = 1024
+
+// routeKey is a route's identity, cheaper to build than its text.
+func routeKey(route routing.Route) string {
+	n := 0
+	for _, a := range route {
+		n += 1 + binary.MaxVarintLen16 + len(a.Value)
+	}
+	b := make([]byte, 0, n)
+	for _, a := range route {
+		b = append(binary.AppendUvarint(append(b, byte(a.Type)), uint64(len(a.Value))), a.Value...)
+	}
+	return string(b)
+}
+
+func (e *earlyRoutes) takes(key string) bool {
+	e.mu.Lock()
+	_, ok := e.routes[key]
+	e.mu.Unlock()
+	return ok
+}
+
+func (e *earlyRoutes) set(key string, takes bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.routes[key]; ok == takes {
+		return
+	}
+	if !takes {
+		delete(e.routes, key)
+		return
+	}
+	if e.routes == nil || len(e.routes) >= maxEarlyRoutes {
+		e.routes = make(map[string]struct{})
+	}
+	e.routes[key] = struct{}{}
 }
 
 // NewInlet returns an inlet on n; it accepts nothing until Serve.
@@ -154,36 +208,80 @@ func (in *Inlet) ServeConn(ctx context.Context, nc net.Conn) {
 		nc.Close()
 		return
 	}
+	// Early data: what the client has already sent goes with the Ping, to
+	// an outlet known to take it, read without waiting (as late as
+	// possible, to find more of it). The portal keeps the bytes until the
+	// Pong says how many the outlet took; the reader sends the rest first.
+	var key string
+	if !in.cfg.Options.NoExtension && !in.cfg.Options.NoEarlyData {
+		key = routeKey(route)
+		if in.early.takes(key) {
+			var early, buf []byte
+			if room := earlyRoom(route, c.addr); room > 0 && c.rc != nil {
+				// The reader's first buffer: it sends what the outlet
+				// does not take from there.
+				buf = make([]byte, headroom+smallRead)
+				early = buf[headroom : headroom+tryRead(c.rc, buf[headroom:headroom+min(room, smallRead)])]
+			}
+			c.hmu.Lock() // the Pong's handler reads them
+			c.early, c.pingEarly, c.readBuf = early, true, buf
+			c.hmu.Unlock()
+		}
+	}
 	ext, err := in.handshake(ctx, c, route, budget)
 	if err != nil {
 		in.stats.failed.Add(1)
+		if c.pingEarly {
+			// Perhaps an outlet that refuses the early-data form (G2) took
+			// the route's place: the next Ping is plain.
+			in.early.set(key, false)
+		}
 		in.log.Warn("portal: handshake failed", "client", nc.RemoteAddr().String(), "route", route.String(), "err", err)
 		c.unregister()
 		nc.Close()
 		return
 	}
-	c.run(ctx, ext)
+	if key != "" {
+		in.early.set(key, ext != nil && ext.Features&FeatureEarlyData != 0)
+	}
+	// The outlet learnt the window from the Ping when it read its early
+	// form: then no first Credit.
+	c.run(ctx, ext != nil && !(c.pingEarly && ext.Features&FeatureEarlyData != 0))
 }
 
-// handshake sends the Ping and waits for the answer (portals.md §5), which
-// c's worker handles; it reports whether the extension is in force.
-func (in *Inlet) handshake(ctx context.Context, c *pconn, route routing.Route, budget *Budget) (bool, error) {
+// earlyRoom is the most early data a Ping along route from from may
+// carry: MaxEarly, less when the frame (with the routes, the early-data
+// header, and a secure channel's overhead) would not fit 65535 bytes.
+func earlyRoom(route routing.Route, from routing.Address) int {
+	m := routing.TransportMessage{Version: routing.Version, Onward: route, Return: routing.Route{from}}
+	room := 65535 - frameSlack - headroom - 2*(m.EncodedLen()+4)
+	return min(room, MaxEarly)
+}
+
+// handshake sends the Ping, with c.early when there is some, and waits for
+// the answer (portals.md §5), which c's worker handles; it returns the
+// extension offer in force, or nil.
+func (in *Inlet) handshake(ctx context.Context, c *pconn, route routing.Route, budget *Budget) (*Extension, error) {
 	if !budget.take(false) {
-		return false, ErrBudget
+		return nil, ErrBudget
 	}
 	hctx, cancel := context.WithTimeout(ctx, in.cfg.HandshakeTimeout)
 	defer cancel()
-	ping := routing.TransportMessage{Version: routing.Version, Onward: route, Return: routing.Route{c.addr}, Payload: AppendPing(nil)}
+	p := AppendPing(nil)
+	if c.pingEarly {
+		p = AppendPingEarly(nil, uint64(in.cfg.Options.Window), c.early)
+	}
+	ping := routing.TransportMessage{Version: routing.Version, Onward: route, Return: routing.Route{c.addr}, Payload: p}
 	if err := in.node.Route(hctx, ping); err != nil {
-		return false, fmt.Errorf("portal: sending Ping to %s: %w", route, err)
+		return nil, fmt.Errorf("portal: sending Ping to %s: %w", route, err)
 	}
 	select {
 	case r := <-c.hs:
-		return r.ext != nil, r.err
+		return r.ext, r.err
 	case <-hctx.Done():
 		if ctx.Err() == nil {
-			return false, fmt.Errorf("%w: no answer from %s within %v", ErrTimeout, route, in.cfg.HandshakeTimeout)
+			return nil, fmt.Errorf("%w: no answer from %s within %v", ErrTimeout, route, in.cfg.HandshakeTimeout)
 		}
-		return false, ctx.Err()
+		return nil, ctx.Err()
 	}
 }

@@ -36,7 +36,7 @@ type Tag uint8
 // are only ever sent to a peer that offered the extension in its Pong (see
 // Extension). A 2021 Rust worker never receives tags ≥ 4.
 const (
-	TagPing       Tag = 0 // 00
+	TagPing       Tag = 0 // 00 [‖ "oh" ‖ uvarint(1) ‖ uvarint(window) ‖ uvarint(n) ‖ n early bytes, to early-data outlets only]
 	TagPong       Tag = 1 // 01 [‖ extension offer, ockamhub outlets only]
 	TagDisconnect Tag = 2 // 02 [‖ uvarint(total bytes sent) [‖ 01 aborted], extension peers only]
 	TagPayload    Tag = 3 // 03 ‖ uvarint(n) ‖ n bytes
@@ -51,7 +51,20 @@ const (
 const ExtensionMagic = "oh"
 
 // ExtensionVersion is the version of the extension this package speaks.
+// Features added since are announced in the offer's feature bits, not by
+// a new version: an older ockamhub inlet drops an offer whose version it
+// does not know.
 const ExtensionVersion = 1
+
+// FeatureEarlyData, in an offer's features, says that the outlet reads
+// the early-data form of the Ping: the inlet's window (so the inlet sends
+// no first Credit) and the client's first bytes, which it writes to the
+// target before it answers.
+const FeatureEarlyData = 1 << 0
+
+// MaxEarly bounds the early data an inlet carries in its Ping: one small
+// read, so that the Ping's frame stays far below 65535 bytes.
+const MaxEarly = 4 << 10
 
 // Message is one decoded G3 portal message (with the ockamhub extension
 // variants). The zero value is a Ping. Data aliases the decoded input.
@@ -60,8 +73,8 @@ type Message struct {
 	// Data is the payload of Payload and Data.
 	Data []byte
 	// Offset is the stream offset of Data's first byte (TagData), the
-	// credit limit (TagCredit), or the total bytes sent (TagDisconnect with
-	// HasTotal).
+	// credit limit (TagCredit), the total bytes sent (TagDisconnect with
+	// HasTotal), or the inlet's window (TagPing with Early).
 	Offset uint64
 	// HasTotal marks a Disconnect that carries the sender's total.
 	HasTotal bool
@@ -70,18 +83,47 @@ type Message struct {
 	Abort bool
 	// Ext is the extension offer of a Pong, when it carries one.
 	Ext *Extension
+	// Early marks a Ping in the early-data form; Data then holds the
+	// early bytes (perhaps none) and Offset the inlet's window.
+	Early bool
 }
 
 // Extension is the flow-control offer of an ockamhub outlet's Pong: the
 // version it speaks and the initial window it grants the inlet, i.e. the
-// inlet may send stream bytes [0, Window) before the first Credit.
+// inlet may send stream bytes [0, Window) before the first Credit; then,
+// from outlets that know them, its features and how many of the Ping's
+// early bytes it took (wrote to the target): stream bytes [0, Early).
+//
+//	01 ‖ "oh" ‖ uvarint(version) ‖ uvarint(window) [‖ uvarint(features) ‖ uvarint(early)]
+//
+// The last two are sent only when not both zero, so the offer of an
+// outlet without features is the one older ockamhub inlets know; those
+// ignore them (trailing bytes).
 type Extension struct {
-	Version uint64
-	Window  uint64
+	Version  uint64
+	Window   uint64
+	Features uint64
+	Early    uint64
 }
 
 // AppendPing appends a G3 Ping (00). It is also the G2 handshake.
 func AppendPing(b []byte) []byte { return append(b, byte(TagPing)) }
+
+// AppendPingEarly appends a Ping in the early-data form:
+// 00 ‖ "oh" ‖ uvarint(version) ‖ uvarint(window) ‖ uvarint(len) ‖ early.
+// window is what the inlet's first Credit would grant: an outlet that
+// reads this form (FeatureEarlyData) needs no Credit, and says in its Pong
+// how many of the early bytes it took. A 2021 G3 outlet, or an ockamhub
+// one before early data, reads a Ping and ignores the rest (serde_bare);
+// but a G2 outlet (2021 Rust, or ockamhub before early data) refuses it,
+// so it goes only to an outlet that offered FeatureEarlyData before
+// (portals.md §4).
+func AppendPingEarly(b []byte, window uint64, early []byte) []byte {
+	b = append(append(b, byte(TagPing)), ExtensionMagic...)
+	b = bare.AppendUint(b, ExtensionVersion)
+	b = bare.AppendUint(b, window)
+	return bare.AppendData(b, early)
+}
 
 // AppendPong appends a G3 Pong, with the extension offer when ext is not
 // nil.
@@ -91,6 +133,10 @@ func AppendPong(b []byte, ext *Extension) []byte {
 		b = append(b, ExtensionMagic...)
 		b = bare.AppendUint(b, ext.Version)
 		b = bare.AppendUint(b, ext.Window)
+		if ext.Features != 0 || ext.Early != 0 {
+			b = bare.AppendUint(b, ext.Features)
+			b = bare.AppendUint(b, ext.Early)
+		}
 	}
 	return b
 }
@@ -143,6 +189,7 @@ func DecodeG3(p []byte, ext bool) (Message, error) {
 	m := Message{Tag: Tag(min(tag, 255))}
 	switch {
 	case tag == uint64(TagPing):
+		m.Offset, m.Data, m.Early = decodeEarly(r.Rest())
 	case tag == uint64(TagPong):
 		m.Ext = decodeOffer(r.Rest())
 	case tag == uint64(TagDisconnect):
@@ -191,7 +238,36 @@ func decodeOffer(rest []byte) *Extension {
 	if err != nil {
 		return nil
 	}
-	return &Extension{Version: v, Window: w}
+	e := &Extension{Version: v, Window: w}
+	// Features and the early-data count come together or not at all.
+	if f, err := r.Uint("extension features"); err == nil {
+		if n, err := r.Uint("extension early"); err == nil {
+			e.Features, e.Early = f, n
+		}
+	}
+	return e
+}
+
+// decodeEarly reads the early data from the bytes after a Ping's tag;
+// anything else (nothing, or bytes that are not early data) is a plain
+// Ping, as it is to a 2021 outlet.
+func decodeEarly(rest []byte) (window uint64, early []byte, ok bool) {
+	if len(rest) < len(ExtensionMagic) || string(rest[:len(ExtensionMagic)]) != ExtensionMagic {
+		return 0, nil, false
+	}
+	r := bare.NewReader(rest[len(ExtensionMagic):])
+	if v, err := r.Uint("early version"); err != nil || v != ExtensionVersion {
+		return 0, nil, false
+	}
+	w, err := r.Uint("early window")
+	if err != nil {
+		return 0, nil, false
+	}
+	d, err := r.Data("early data")
+	if err != nil || len(d) > MaxEarly {
+		return 0, nil, false
+	}
+	return w, d, true
 }
 
 // G2Handshake is the G2 handshake message, both ways: a BARE empty

@@ -159,3 +159,41 @@ func TestHubFrames(t *testing.T) {
 		})
 	}
 }
+
+// TestEarlyDataForms: the exact bytes of the early-data Ping and of an
+// offer that took early bytes, and how a 2021 decoder (trailing bytes
+// ignored) and an ockamhub one read them.
+func TestEarlyDataForms(t *testing.T) {
+	ping := portal.AppendPingEarly(nil, 2<<20, []byte("hi"))
+	// 00 ‖ "oh" ‖ version 1 ‖ window 2 MiB (80 80 80 01) ‖ 02 "hi"
+	if want := []byte{0x00, 'o', 'h', 0x01, 0x80, 0x80, 0x80, 0x01, 0x02, 'h', 'i'}; !bytes.Equal(ping, want) {
+		t.Fatalf("early Ping % x, want % x", ping, want)
+	}
+	m, err := portal.DecodeG3(ping, false)
+	if err != nil || m.Tag != portal.TagPing || !m.Early || m.Offset != 2<<20 || string(m.Data) != "hi" {
+		t.Fatalf("decoded %+v, %v", m, err)
+	}
+	// Not the early form: a plain Ping, as to a 2021 outlet.
+	for _, p := range [][]byte{{0x00}, {0x00, 'o'}, {0x00, 'o', 'h', 0x02, 0x00, 0x00}, ping[:len(ping)-1], {0x00, 'o', 'h', 0x01, 0x00, 0x80}} {
+		if m, err := portal.DecodeG3(p, false); err != nil || m.Tag != portal.TagPing || m.Early {
+			t.Errorf("% x: %+v, %v; want a plain Ping", p, m, err)
+		}
+	}
+	big := portal.AppendPingEarly(nil, 0, make([]byte, portal.MaxEarly+1))
+	if m, _ := portal.DecodeG3(big, false); m.Early {
+		t.Errorf("a Ping with more than MaxEarly bytes read as early data")
+	}
+	pong := portal.AppendPong(nil, &portal.Extension{Version: 1, Window: 512 << 10, Features: portal.FeatureEarlyData, Early: 2})
+	// the offer as before ‖ features 01 ‖ took 02
+	if want := append(portal.AppendPong(nil, &portal.Extension{Version: 1, Window: 512 << 10}), 0x01, 0x02); !bytes.Equal(pong, want) {
+		t.Fatalf("Pong % x, want % x", pong, want)
+	}
+	m, err = portal.DecodeG3(pong, false)
+	if err != nil || m.Ext == nil || *m.Ext != (portal.Extension{Version: 1, Window: 512 << 10, Features: portal.FeatureEarlyData, Early: 2}) {
+		t.Fatalf("decoded %+v, %v", m.Ext, err)
+	}
+	// Features without the count: not taken as features.
+	if m, _ := portal.DecodeG3(pong[:len(pong)-1], false); m.Ext == nil || m.Ext.Features != 0 || m.Ext.Early != 0 {
+		t.Fatalf("cut offer decoded as %+v", m.Ext)
+	}
+}

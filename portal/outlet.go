@@ -80,6 +80,8 @@ type Outlet struct {
 	// over the limit, which a flood of Pings would otherwise repeat.
 	unreach rate.Sometimes
 	once    sync.Once
+	// keepAlive: the default dialer leaves keep-alive to open.
+	keepAlive bool
 	// mu orders the portals started by Pings (handled in the goroutines
 	// that deliver them: the outlet is an inline worker) before Close's
 	// wait: once closed, none starts.
@@ -98,9 +100,13 @@ func NewOutlet(n *node.Node, cfg OutletConfig) (*Outlet, error) {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = DefaultDialTimeout
 	}
+	keepAlive := false
 	if cfg.Dial == nil {
-		d := &net.Dialer{}
+		// Keep-alive (the Go default: 15 s, 9 probes) is set after the
+		// Pong: four system calls fewer before it.
+		d := &net.Dialer{KeepAlive: -1}
 		cfg.Dial = d.DialContext
+		keepAlive = true
 	}
 	cfg.Options = cfg.Options.withDefaults()
 	log := cfg.Logger
@@ -108,7 +114,7 @@ func NewOutlet(n *node.Node, cfg OutletConfig) (*Outlet, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	o := &Outlet{cfg: cfg, node: n, log: log.With("outlet", cfg.Name), ctx: ctx, cancel: cancel,
+	o := &Outlet{cfg: cfg, node: n, log: log.With("outlet", cfg.Name), ctx: ctx, cancel: cancel, keepAlive: keepAlive,
 		bad: rate.Sometimes{First: 5, Interval: 10 * time.Second}, unreach: rate.Sometimes{First: 10, Interval: time.Second}}
 	if cfg.MaxConns > 0 {
 		o.sem = make(chan struct{}, cfg.MaxConns)
@@ -172,15 +178,24 @@ func (o *Outlet) ping(m *node.Message) {
 		return
 	}
 	p := m.Payload()
+	var early *earlyPing
 	if o.cfg.Generation == G2 {
+		// A Ping with early data is a handshake too (an inlet that knew
+		// this route's outlet as one that takes early data): it keeps its
+		// bytes, since a G2 answer cannot acknowledge them.
 		if len(p) != 1 || p[0] != 0 {
-			o.refuse(m, "not a G2 handshake")
-			return
+			if msg, err := DecodeG3(p, false); err != nil || msg.Tag != TagPing || !msg.Early {
+				o.refuse(m, "not a G2 handshake")
+				return
+			}
 		}
 	} else if msg, err := DecodeG3(p, false); err != nil || msg.Tag != TagPing {
 		// A Rust G3 listener ignores anything but a Ping (portals.md §6.3).
 		o.refuse(m, "not a Ping")
 		return
+	} else if msg.Early && !o.cfg.Options.NoExtension {
+		// m is valid only until this returns.
+		early = &earlyPing{window: msg.Offset, data: append([]byte(nil), msg.Data...)}
 	}
 	if o.cfg.Authorize != nil && !o.cfg.Authorize(m) {
 		o.refuse(m, "not authorized")
@@ -214,18 +229,34 @@ func (o *Outlet) ping(m *node.Message) {
 		if o.sem != nil {
 			defer func() { <-o.sem }()
 		}
-		o.open(route)
+		o.open(route, early)
 	})
 }
 
-// open connects to the target first, then answers (portals.md §12.4).
-func (o *Outlet) open(route routing.Route) {
+// earlyPing is what a Ping in the early-data form brings: the inlet's
+// window and the client's first bytes.
+type earlyPing struct {
+	window uint64
+	data   []byte
+}
+
+// open connects to the target first, writes what it can of the inlet's
+// early data, then answers (portals.md §12.4).
+func (o *Outlet) open(route routing.Route, early *earlyPing) {
 	dctx, cancel := context.WithTimeout(o.ctx, o.cfg.DialTimeout)
 	nc, err := o.cfg.Dial(dctx, "tcp", o.cfg.Target)
 	cancel()
 	if err != nil {
 		o.unreachable(route, err)
 		return
+	}
+	// The early bytes go to the target first thing: its answer, which the
+	// inlet waits for, is then on its way while the portal is set up.
+	took := 0
+	if early != nil && len(early.data) > 0 {
+		if rc := directConn(nc); rc != nil {
+			took = tryWrite(rc, early.data[:min(len(early.data), o.cfg.Options.Window)])
+		}
 	}
 	var budget *Budget
 	if o.cfg.Budget != nil {
@@ -242,6 +273,20 @@ func (o *Outlet) open(route routing.Route) {
 			ext = &Extension{Version: ExtensionVersion, Window: uint64(o.cfg.Options.Window)}
 			c.extOffered = true
 			c.granted = ext.Window
+			ext.Features = FeatureEarlyData
+			if early != nil {
+				// The inlet speaks the extension and has granted its
+				// window: no Credit will come to say so.
+				c.ext = true
+				c.sendLimit, c.peerWindow = early.window, early.window
+				// What the target took at once of the early bytes is the
+				// stream's first bytes; the Pong tells the inlet how many,
+				// and it sends the rest as Data (so does it all when this
+				// platform cannot write without waiting).
+				ext.Early = uint64(took)
+				c.recvd, c.written = ext.Early, ext.Early
+				o.stats.bytesOut.Add(ext.Early)
+			}
 		}
 		pong = AppendPong(nil, ext)
 	}
@@ -256,6 +301,9 @@ func (o *Outlet) open(route routing.Route) {
 		c.cancel()
 		c.wg.Wait()
 		return
+	}
+	if tc, ok := nc.(*net.TCPConn); ok && o.keepAlive {
+		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true})
 	}
 	c.run(o.ctx, false)
 }
