@@ -76,6 +76,9 @@ type reader struct {
 	readMax   int
 	headCache headCache
 
+	// relaying small frames by their bytes (relay.go)
+	relayCache relayCache
+
 	// rawRead's arguments and results
 	rawFn   func(uintptr) bool
 	dst     []byte
@@ -330,6 +333,15 @@ func (rd *reader) next() ([]byte, error) {
 				if n >= largeFrameDirectly && t.cfg.ReuseBodies {
 					return rd.donate(n), nil
 				}
+				if t.cfg.CutThrough && rd.relay(rd.buf[rd.r+FrameHeaderSize:rd.r+FrameHeaderSize+n]) {
+					// Queued as its outgoing frame, and counted (relay.go).
+					rd.r += FrameHeaderSize + n
+					if rd.r == rd.w {
+						rd.r, rd.w = 0, 0
+					}
+					rd.frameStart = time.Time{}
+					return nil, nil
+				}
 				body := rd.alloc(n)
 				copy(body, rd.buf[rd.r+FrameHeaderSize:])
 				rd.r += FrameHeaderSize + n
@@ -500,7 +512,7 @@ func (c *conn) route(rd *reader, limiter *rate.Limiter) error {
 			return err
 		}
 		if body == nil {
-			continue // cut through, and counted (cut.go)
+			continue // cut through or relayed, and counted (cut.go, relay.go)
 		}
 		c.framesIn.Add(1)
 		c.bytesIn.Add(uint64(len(body) + FrameHeaderSize))

@@ -131,6 +131,19 @@ func (c *conn) encode(wb *wbuf, batch []queued) int {
 			return i
 		}
 		q := &batch[i]
+		if q.frame != nil {
+			if len(q.frame) >= largePayload {
+				wb.seal()
+				wb.segs = append(wb.segs, q.frame)
+			} else {
+				wb.b = append(wb.b, q.frame...)
+			}
+			wb.frames++
+			if q.at != 0 {
+				wb.sampled = true
+			}
+			continue
+		}
 		m := &q.m
 		var err error
 		if len(m.Payload) >= largePayload {

@@ -1,0 +1,215 @@
+package tcp
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/ockamhub/ockamhub/bare"
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
+)
+
+// Relaying small frames by their bytes (with Config.CutThrough): a frame
+// that arrived whole, whose message only crosses the node (through inline
+// route rewriters such as a hub's forwarders, to another connection's alias
+// or address), is queued on that connection as the frame it will be
+// written as, without decoding the message into routes, calling the
+// workers, or encoding it again when it is written:
+//
+//   - the head of the frame (its version and routes) is compared with the
+//     last head this reader decoded; a stream of frames with the same
+//     routes (a sender talking to one forwarder) is decoded once, by the
+//     same decoder as every frame, and any other head is decoded as usual;
+//   - where the message goes is resolved on every frame (node.Resolve), as
+//     routing would deliver it; the outgoing head (version, the onward
+//     route it leaves with, the return route with this connection's
+//     address at its head) is encoded once per destination and route;
+//   - the outgoing frame (that head, the payload's length, the payload) is
+//     queued if the destination's queue has room now; the message is then
+//     accounted for as routing would have (node.Commit).
+//
+// Anything else, and any doubt (a heartbeat, an unknown address, a worker
+// that is not a rewriter or an alias, a full or closed queue, a frame too
+// large once re-encoded), leaves the frame to the usual path, which reports
+// and counts what it finds. The bytes written are those the usual path
+// writes: the head is encoded by the same encoder, the payload's length
+// with a minimal varint, and trailing bytes after the payload are dropped.
+
+// relayCache is a reader's last decoded head and its last outgoing head.
+type relayCache struct {
+	// key is the version and routes of the last head decoded, as they
+	// arrived; m is the message decoded from them (with the connection's
+	// address at the head of the return route, and no payload). Neither
+	// is ever modified.
+	key []byte
+	m   routing.TransportMessage
+
+	// head is the outgoing head (version, onward, return) last encoded
+	// for m, for destination dst and onward route onward (the very slice
+	// a rewriter returned: routes returned by RewriteOnward are never
+	// modified, so the same slice means the same addresses).
+	head   []byte
+	dst    *conn
+	onward routing.Route
+
+	sample uint32 // counts relayed frames, to time one in latencySampleEvery
+
+	// skip is how many frames go to the usual path without a look, after
+	// one that relay declined: a connection whose traffic is not relayed
+	// (an echo client) pays for a look once in every relaySkip frames.
+	skip int
+}
+
+// relaySkip is how many frames follow one that relay declined before it
+// looks again.
+const relaySkip = 64
+
+// maxRelayRoute bounds the addresses of a route scanned by headEnd.
+const maxRelayRoute = 64
+
+// headEnd returns the length of the version and routes at the start of
+// body, or -1 when they cannot be scanned (the usual path then says why).
+func headEnd(body []byte) int {
+	r := bare.NewReader(body)
+	if _, err := r.U8(""); err != nil {
+		return -1
+	}
+	for range 2 {
+		k, err := r.Uint("")
+		if err != nil || k > maxRelayRoute {
+			return -1
+		}
+		for range k {
+			if _, err := r.U8(""); err != nil {
+				return -1
+			}
+			if _, err := r.Data(""); err != nil {
+				return -1
+			}
+		}
+	}
+	return r.Offset()
+}
+
+// relay queues the message of the complete frame body (lying in the read
+// buffer) on the connection it goes to, as its outgoing frame, and reports
+// true; or it does nothing and reports false, leaving the frame to the
+// usual path.
+func (rd *reader) relay(body []byte) bool {
+	rc := &rd.relayCache
+	if rc.skip > 0 {
+		rc.skip--
+		return false
+	}
+	if !rd.relayFrame(body) {
+		rc.skip = relaySkip - 1
+		return false
+	}
+	return true
+}
+
+func (rd *reader) relayFrame(body []byte) bool {
+	if isHeartbeat(body) {
+		return false
+	}
+	c := rd.c
+	t := c.t
+	rc := &rd.relayCache
+	end := len(rc.key)
+	if end == 0 || len(body) <= end || string(body[:end]) != string(rc.key) {
+		if end = headEnd(body); end < 0 {
+			return false
+		}
+		// Decoded from a copy with an empty payload, so that the routes
+		// never share the read buffer.
+		key := make([]byte, end+1)
+		copy(key, body[:end])
+		m, used, err := routing.DecodeMessageFrom(key, c.addr)
+		if err != nil || used != len(key) {
+			rc.key = nil
+			return false
+		}
+		rc.key, rc.m = key[:end], m
+		rc.head, rc.dst, rc.onward = rc.head[:0], nil, nil
+	}
+	payloadLen, k := binary.Uvarint(body[end:])
+	if k <= 0 || payloadLen > uint64(len(body)-end-k) {
+		return false
+	}
+	payload := body[end+k : end+k+int(payloadLen)]
+
+	res, ok := t.node.Resolve(rc.m.Onward)
+	if !ok {
+		return false
+	}
+	dst, onward := rd.destination(&res)
+	if dst == nil || len(onward) == 0 {
+		return false
+	}
+	if rc.dst != dst || len(rc.onward) != len(onward) || &rc.onward[0] != &onward[0] || len(rc.head) == 0 {
+		out := routing.TransportMessage{Onward: onward, Return: rc.m.Return}
+		head, err := out.AppendBinary(rc.head[:0])
+		if err != nil {
+			return false
+		}
+		// The empty payload's length goes: the frame's own follows.
+		rc.head, rc.dst, rc.onward = head[:len(head)-1], dst, onward
+	}
+	bodyLen := len(rc.head) + bare.UintLen(payloadLen) + len(payload)
+	if bodyLen > t.cfg.MaxFrameSize {
+		return false
+	}
+	frame := rd.alloc(FrameHeaderSize + bodyLen)
+	binary.BigEndian.PutUint16(frame, uint16(bodyLen))
+	i := FrameHeaderSize + copy(frame[FrameHeaderSize:], rc.head)
+	i += binary.PutUvarint(frame[i:], payloadLen)
+	copy(frame[i:], payload)
+
+	qm := queued{frame: frame, size: len(frame)}
+	if rc.sample++; rc.sample%latencySampleEvery == 0 {
+		qm.at = time.Now().UnixNano()
+	}
+	q := dst.queue
+	q.mu.Lock()
+	if q.closed || !q.fits(&qm) {
+		q.mu.Unlock()
+		return false
+	}
+	q.appendLocked(qm)
+	if !q.writing && q.deferred != rd {
+		// Written before the reader next reads (see enqueueLeased).
+		q.deferred = rd
+		rd.pending = append(rd.pending, dst)
+	}
+	q.mu.Unlock()
+	t.node.Commit(&res)
+	c.framesIn.Add(1)
+	c.bytesIn.Add(uint64(len(body) + FrameHeaderSize))
+	return true
+}
+
+// destination returns the connection a message resolved as res leaves
+// through, and the onward route it leaves with (as aliasWorker and
+// RouteMessage send it), or nil.
+func (rd *reader) destination(res *node.Resolution) (*conn, routing.Route) {
+	t := rd.c.t
+	onward := res.Onward
+	if res.Worker != nil {
+		aw, ok := res.Worker.(aliasWorker)
+		if !ok || aw.c.t != t {
+			return nil, nil
+		}
+		for len(onward) > 0 && onward[0] == aw.c.addr {
+			onward = onward[1:]
+		}
+		return aw.c, onward
+	}
+	if onward[0].Type != routing.TCP {
+		return nil, nil
+	}
+	v, ok := t.conns.Load(onward[0])
+	if !ok {
+		return nil, nil
+	}
+	return v.(*conn), onward[1:]
+}
