@@ -54,15 +54,27 @@ type relayCache struct {
 
 	sample uint32 // counts relayed frames, to time one in latencySampleEvery
 
-	// skip is how many frames go to the usual path without a look, after
-	// one that relay declined: a connection whose traffic is not relayed
-	// (an echo client) pays for a look once in every relaySkip frames.
-	skip int
+	// declined counts the frames in a row whose routes led where relay
+	// does not go (an echo request, an unknown address); after
+	// maxDeclined of them the next relaySkip frames go to the usual path
+	// without a look (skip), so that a connection whose traffic is not
+	// relayed pays for a look at one frame in ten or so.
+	declined, skip int
 }
 
-// relaySkip is how many frames follow one that relay declined before it
-// looks again.
-const relaySkip = 64
+const (
+	maxDeclined = 8
+	relaySkip   = 64
+)
+
+// verdict is relayFrame's answer.
+type verdict uint8
+
+const (
+	relayed     verdict = iota
+	notThis             // this frame goes the usual way (its size, a full queue...)
+	notThisHead         // frames with these routes go the usual way now
+)
 
 // maxRelayRoute bounds the addresses of a route scanned by headEnd.
 const maxRelayRoute = 64
@@ -101,16 +113,21 @@ func (rd *reader) relay(body []byte) bool {
 		rc.skip--
 		return false
 	}
-	if !rd.relayFrame(body) {
-		rc.skip = relaySkip - 1
-		return false
+	switch rd.relayFrame(body) {
+	case relayed:
+		rc.declined = 0
+		return true
+	case notThisHead:
+		if rc.declined++; rc.declined >= maxDeclined {
+			rc.declined, rc.skip = 0, relaySkip
+		}
 	}
-	return true
+	return false
 }
 
-func (rd *reader) relayFrame(body []byte) bool {
+func (rd *reader) relayFrame(body []byte) verdict {
 	if isHeartbeat(body) {
-		return false
+		return notThis
 	}
 	c := rd.c
 	t := c.t
@@ -118,7 +135,7 @@ func (rd *reader) relayFrame(body []byte) bool {
 	end := len(rc.key)
 	if end == 0 || len(body) <= end || string(body[:end]) != string(rc.key) {
 		if end = headEnd(body); end < 0 {
-			return false
+			return notThis
 		}
 		// Decoded from a copy with an empty payload, so that the routes
 		// never share the read buffer.
@@ -127,37 +144,37 @@ func (rd *reader) relayFrame(body []byte) bool {
 		m, used, err := routing.DecodeMessageFrom(key, c.addr)
 		if err != nil || used != len(key) {
 			rc.key = nil
-			return false
+			return notThis
 		}
 		rc.key, rc.m = key[:end], m
 		rc.head, rc.dst, rc.onward = rc.head[:0], nil, nil
 	}
 	payloadLen, k := binary.Uvarint(body[end:])
 	if k <= 0 || payloadLen > uint64(len(body)-end-k) {
-		return false
+		return notThis
 	}
 	payload := body[end+k : end+k+int(payloadLen)]
 
 	res, ok := t.node.Resolve(rc.m.Onward)
 	if !ok {
-		return false
+		return notThisHead
 	}
 	dst, onward := rd.destination(&res)
 	if dst == nil || len(onward) == 0 {
-		return false
+		return notThisHead
 	}
 	if rc.dst != dst || len(rc.onward) != len(onward) || &rc.onward[0] != &onward[0] || len(rc.head) == 0 {
 		out := routing.TransportMessage{Onward: onward, Return: rc.m.Return}
 		head, err := out.AppendBinary(rc.head[:0])
 		if err != nil {
-			return false
+			return notThisHead
 		}
 		// The empty payload's length goes: the frame's own follows.
 		rc.head, rc.dst, rc.onward = head[:len(head)-1], dst, onward
 	}
 	bodyLen := len(rc.head) + bare.UintLen(payloadLen) + len(payload)
 	if bodyLen > t.cfg.MaxFrameSize {
-		return false
+		return notThis
 	}
 	frame := rd.alloc(FrameHeaderSize + bodyLen)
 	binary.BigEndian.PutUint16(frame, uint16(bodyLen))
@@ -173,7 +190,7 @@ func (rd *reader) relayFrame(body []byte) bool {
 	q.mu.Lock()
 	if q.closed || !q.fits(&qm) {
 		q.mu.Unlock()
-		return false
+		return notThis
 	}
 	q.appendLocked(qm)
 	if !q.writing && q.deferred != rd {
@@ -185,7 +202,7 @@ func (rd *reader) relayFrame(body []byte) bool {
 	t.node.Commit(&res)
 	c.framesIn.Add(1)
 	c.bytesIn.Add(uint64(len(body) + FrameHeaderSize))
-	return true
+	return relayed
 }
 
 // destination returns the connection a message resolved as res leaves
