@@ -40,6 +40,7 @@ type Resolution struct {
 	Worker Worker
 
 	via   [maxRewrites]*entry
+	from  [maxRewrites]routing.Route // the route each of via was given
 	nvia  int
 	final *entry // nil for a transport
 }
@@ -78,13 +79,54 @@ func (n *Node) Resolve(onward routing.Route) (Resolution, bool) {
 		if r.nvia == maxRewrites {
 			return r, false
 		}
+		r.via[r.nvia], r.from[r.nvia] = e, onward
 		if onward, ok = rw.RewriteOnward(onward); !ok {
 			return r, false
 		}
-		r.via[r.nvia] = e
 		r.nvia++
 	}
 }
+
+// Recheck reports whether r, found by Resolve for onward, still says
+// where a message with that onward route goes, as Resolve would find now:
+// the node is open, each worker r went through still runs and rewrites
+// the route it was given into the very route it returned then, and the
+// last worker still runs (or the transport is still registered). It is
+// Resolve without the registry lookups, for a caller that relays many
+// messages with the same onward route (the same slice: the routes
+// rewriters return are never modified, so the same slice means the same
+// addresses).
+func (n *Node) Recheck(r *Resolution, onward routing.Route) bool {
+	if n.isClosed.Load() {
+		return false
+	}
+	for i, e := range r.via[:r.nvia] {
+		if !sameRoute(onward, r.from[i]) || e.stopped() {
+			return false
+		}
+		var ok bool
+		if onward, ok = e.worker.(RouteRewriter).RewriteOnward(onward); !ok {
+			return false
+		}
+	}
+	if !sameRoute(onward, r.Onward) {
+		return false
+	}
+	if r.final != nil {
+		return !r.final.stopped()
+	}
+	_, ok := n.transportMap()[onward[0].Type]
+	return ok
+}
+
+// sameRoute reports whether a and b are the same slice.
+func sameRoute(a, b routing.Route) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// stopped reports whether an inline worker has stopped (or failed to
+// start): it is no longer at its addresses.
+func (e *entry) stopped() bool { return e.gone.Load() }
 
 // Commit accounts for a message relayed as r says, without Route: the
 // routing counters Route would have kept, and each rewriter's Relayed.

@@ -76,8 +76,8 @@ type reader struct {
 	readMax   int
 	headCache headCache
 
-	// relaying small frames by their bytes (relay.go)
-	relayCache relayCache
+	// relaying small frames by their bytes (relay.go), made on first use
+	relayCache *relayCache
 
 	// rawRead's arguments and results
 	rawFn   func(uintptr) bool

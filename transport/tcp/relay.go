@@ -48,9 +48,15 @@ type relayCache struct {
 	// for m, for destination dst and onward route onward (the very slice
 	// a rewriter returned: routes returned by RewriteOnward are never
 	// modified, so the same slice means the same addresses).
-	head   []byte
-	dst    *conn
-	onward routing.Route
+	head    []byte
+	dst     *conn
+	onward  routing.Route
+	headFor routing.Route // the return route head was encoded with (m's)
+
+	// res is where m goes, as Resolve found it, while resolved (checked
+	// again on every frame: node.Recheck).
+	res      node.Resolution
+	resolved bool
 
 	sample uint32 // counts relayed frames, to time one in latencySampleEvery
 
@@ -108,7 +114,11 @@ func headEnd(body []byte) int {
 // true; or it does nothing and reports false, leaving the frame to the
 // usual path.
 func (rd *reader) relay(body []byte) bool {
-	rc := &rd.relayCache
+	rc := rd.relayCache
+	if rc == nil {
+		rc = new(relayCache)
+		rd.relayCache = rc
+	}
 	if rc.skip > 0 {
 		rc.skip--
 		return false
@@ -131,7 +141,7 @@ func (rd *reader) relayFrame(body []byte) verdict {
 	}
 	c := rd.c
 	t := c.t
-	rc := &rd.relayCache
+	rc := rd.relayCache
 	end := len(rc.key)
 	if end == 0 || len(body) <= end || string(body[:end]) != string(rc.key) {
 		if end = headEnd(body); end < 0 {
@@ -143,11 +153,10 @@ func (rd *reader) relayFrame(body []byte) verdict {
 		copy(key, body[:end])
 		m, used, err := routing.DecodeMessageFrom(key, c.addr)
 		if err != nil || used != len(key) {
-			rc.key = nil
+			rc.key, rc.resolved = nil, false
 			return notThis
 		}
-		rc.key, rc.m = key[:end], m
-		rc.head, rc.dst, rc.onward = rc.head[:0], nil, nil
+		rc.key, rc.m, rc.resolved = key[:end], m, false
 	}
 	payloadLen, k := binary.Uvarint(body[end:])
 	if k <= 0 || payloadLen > uint64(len(body)-end-k) {
@@ -155,22 +164,10 @@ func (rd *reader) relayFrame(body []byte) verdict {
 	}
 	payload := body[end+k : end+k+int(payloadLen)]
 
-	res, ok := t.node.Resolve(rc.m.Onward)
-	if !ok {
-		return notThisHead
-	}
-	dst, onward := rd.destination(&res)
-	if dst == nil || len(onward) == 0 {
-		return notThisHead
-	}
-	if rc.dst != dst || len(rc.onward) != len(onward) || &rc.onward[0] != &onward[0] || len(rc.head) == 0 {
-		out := routing.TransportMessage{Onward: onward, Return: rc.m.Return}
-		head, err := out.AppendBinary(rc.head[:0])
-		if err != nil {
+	if !rc.resolved || !t.node.Recheck(&rc.res, rc.m.Onward) {
+		if !rd.resolve() {
 			return notThisHead
 		}
-		// The empty payload's length goes: the frame's own follows.
-		rc.head, rc.dst, rc.onward = head[:len(head)-1], dst, onward
 	}
 	bodyLen := len(rc.head) + bare.UintLen(payloadLen) + len(payload)
 	if bodyLen > t.cfg.MaxFrameSize {
@@ -186,9 +183,15 @@ func (rd *reader) relayFrame(body []byte) verdict {
 	if rc.sample++; rc.sample%latencySampleEvery == 0 {
 		qm.at = time.Now().UnixNano()
 	}
+	dst := rc.dst
 	q := dst.queue
 	q.mu.Lock()
-	if q.closed || !q.fits(&qm) {
+	if q.closed {
+		q.mu.Unlock()
+		rc.resolved = false // a connection under the same name may replace it
+		return notThis
+	}
+	if !q.fits(&qm) {
 		q.mu.Unlock()
 		return notThis
 	}
@@ -199,10 +202,45 @@ func (rd *reader) relayFrame(body []byte) verdict {
 		rd.pending = append(rd.pending, dst)
 	}
 	q.mu.Unlock()
-	t.node.Commit(&res)
+	t.node.Commit(&rc.res)
 	c.framesIn.Add(1)
 	c.bytesIn.Add(uint64(len(body) + FrameHeaderSize))
 	return relayed
+}
+
+// resolve finds where messages with the cached head go, and encodes their
+// outgoing head; it reports false if relay does not take them there.
+func (rd *reader) resolve() bool {
+	rc := rd.relayCache
+	rc.resolved = false
+	res, ok := rd.c.t.node.Resolve(rc.m.Onward)
+	if !ok {
+		return false
+	}
+	dst, onward := rd.destination(&res)
+	if dst == nil || len(onward) == 0 {
+		return false
+	}
+	if rc.dst != dst || !sameRoute(rc.onward, onward) || len(rc.head) == 0 || !rc.headOf(&rc.m) {
+		out := routing.TransportMessage{Onward: onward, Return: rc.m.Return}
+		head, err := out.AppendBinary(rc.head[:0])
+		if err != nil {
+			return false
+		}
+		// The empty payload's length goes: the frame's own follows.
+		rc.head, rc.dst, rc.onward, rc.headFor = head[:len(head)-1], dst, onward, rc.m.Return
+	}
+	rc.res, rc.resolved = res, true
+	return true
+}
+
+// headOf reports whether the cached outgoing head was encoded for m's
+// return route.
+func (rc *relayCache) headOf(m *routing.TransportMessage) bool { return sameRoute(rc.headFor, m.Return) }
+
+// sameRoute reports whether a and b are the same slice.
+func sameRoute(a, b routing.Route) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // destination returns the connection a message resolved as res leaves
