@@ -236,7 +236,9 @@ func (rd *reader) resolve() bool {
 
 // headOf reports whether the cached outgoing head was encoded for m's
 // return route.
-func (rc *relayCache) headOf(m *routing.TransportMessage) bool { return sameRoute(rc.headFor, m.Return) }
+func (rc *relayCache) headOf(m *routing.TransportMessage) bool {
+	return sameRoute(rc.headFor, m.Return)
+}
 
 // sameRoute reports whether a and b are the same slice.
 func sameRoute(a, b routing.Route) bool {
