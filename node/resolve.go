@@ -19,8 +19,8 @@ type RouteRewriter interface {
 	RewriteOnward(onward routing.Route) (routing.Route, bool)
 	// Relayed does what HandleMessage does besides forwarding (such as
 	// noting when the worker was last used), for a message relayed as
-	// RewriteOnward said without a call to HandleMessage. It must not
-	// block.
+	// RewriteOnward said without a call to HandleMessage, or for several
+	// relayed together (Node.CommitN). It must not block.
 	Relayed()
 }
 
@@ -130,15 +130,33 @@ func (e *entry) stopped() bool { return e.gone.Load() }
 
 // Commit accounts for a message relayed as r says, without Route: the
 // routing counters Route would have kept, and each rewriter's Relayed.
-func (n *Node) Commit(r *Resolution) {
+func (n *Node) Commit(r *Resolution) { n.CommitN(r, 1) }
+
+// CommitN is Commit for k messages relayed together as r says: the
+// counters move by k, and each rewriter's Relayed is called once.
+func (n *Node) CommitN(r *Resolution, k int) {
+	if k <= 0 {
+		return
+	}
 	for _, e := range r.via[:r.nvia] {
-		e.routed.Add(1)
+		e.routed.Add(uint64(k))
 		e.worker.(RouteRewriter).Relayed()
 	}
 	if r.final != nil {
-		r.final.routed.Add(1)
+		r.final.routed.Add(uint64(k))
 	} else {
-		n.routed.Add(1)
+		n.routed.Add(uint64(k))
+	}
+}
+
+// Failed accounts for a message relayed as r says (and committed) that the
+// last worker's part failed with err, as Route accounts for an error of
+// that worker's HandleMessage (counted, logged now and then). For a
+// transport's hop it does nothing: Route would have returned the error to
+// the caller, who reports it.
+func (n *Node) Failed(r *Resolution, err error) {
+	if r.final != nil {
+		n.logWorkerError(r.Onward[0], err)
 	}
 }
 

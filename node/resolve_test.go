@@ -231,3 +231,51 @@ func BenchmarkResolve(b *testing.B) {
 		}
 	})
 }
+
+// TestCommitN: k messages relayed together count k times, and each
+// rewriter hears of them once; a failure at the last worker counts as that
+// worker's error, one at a transport's hop is the caller's to report.
+func TestCommitN(t *testing.T) {
+	ctx := context.Background()
+	local := routing.LocalAddress
+	n := node.New(node.Config{NoApp: true})
+	defer n.Close()
+	sink := node.HandlerFunc(func(context.Context, node.Sender, *node.Message) error { return nil })
+	if _, err := n.StartWorkerConfig(ctx, sink, node.WorkerConfig{Addresses: []string{"sink"}, Inline: true}); err != nil {
+		t.Fatal(err)
+	}
+	fwd := &rewriter{route: routing.Route{local("sink")}}
+	totcp := &rewriter{route: routing.Route{routing.TCPAddress("127.0.0.1:1"), local("y")}}
+	for addr, w := range map[string]node.Worker{"fwd": fwd, "totcp": totcp} {
+		if _, err := n.StartWorkerConfig(ctx, w, node.WorkerConfig{Addresses: []string{addr}, Inline: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.RegisterTransport(routing.TCP, nopTransport{}); err != nil {
+		t.Fatal(err)
+	}
+	r, ok := n.Resolve(routing.Route{local("fwd")})
+	if !ok {
+		t.Fatal("not resolved")
+	}
+	n.CommitN(&r, 5)
+	if got := n.Stats().Routed; got != 10 || fwd.relayed.Load() != 1 {
+		t.Fatalf("CommitN(5): routed %d, relayed %d; want 10, 1", got, fwd.relayed.Load())
+	}
+	n.CommitN(&r, 0)
+	if got := n.Stats().Routed; got != 10 || fwd.relayed.Load() != 1 {
+		t.Fatalf("CommitN(0): routed %d, relayed %d; want 10, 1", got, fwd.relayed.Load())
+	}
+	n.Failed(&r, context.DeadlineExceeded)
+	if got := n.Stats().WorkerErrors; got != 1 {
+		t.Fatalf("Failed at a worker: %d worker errors, want 1", got)
+	}
+	r, ok = n.Resolve(routing.Route{local("totcp")})
+	if !ok {
+		t.Fatal("not resolved")
+	}
+	n.Failed(&r, context.DeadlineExceeded)
+	if got := n.Stats().WorkerErrors; got != 1 {
+		t.Fatalf("Failed at a transport: %d worker errors, want 1", got)
+	}
+}

@@ -102,6 +102,7 @@ func newReader(c *conn) *reader {
 
 // flushPending writes what this reader deferred on other connections.
 func (rd *reader) flushPending() {
+	rd.flushStage()
 	for i, c := range rd.pending {
 		rd.pending[i] = nil
 		q := c.queue
@@ -330,17 +331,19 @@ func (rd *reader) next() ([]byte, error) {
 			}
 			if avail >= FrameHeaderSize+n {
 				rd.readMax = 0
-				if n >= largeFrameDirectly && t.cfg.ReuseBodies {
-					return rd.donate(n), nil
-				}
-				if t.cfg.CutThrough && rd.relay(rd.buf[rd.r+FrameHeaderSize:rd.r+FrameHeaderSize+n]) {
-					// Queued as its outgoing frame, and counted (relay.go).
+				large := n >= largeFrameDirectly && t.cfg.ReuseBodies
+				if t.cfg.CutThrough && !large && rd.relay(rd.buf[rd.r+FrameHeaderSize:rd.r+FrameHeaderSize+n]) {
+					// Staged as its outgoing frame (relay.go).
 					rd.r += FrameHeaderSize + n
 					if rd.r == rd.w {
 						rd.r, rd.w = 0, 0
 					}
 					rd.frameStart = time.Time{}
 					return nil, nil
+				}
+				rd.flushStage() // what was relayed before goes first
+				if large {
+					return rd.donate(n), nil
 				}
 				body := rd.alloc(n)
 				copy(body, rd.buf[rd.r+FrameHeaderSize:])
@@ -353,6 +356,7 @@ func (rd *reader) next() ([]byte, error) {
 			}
 		}
 		// The next frame is not all here: read more.
+		rd.flushStage()
 		if avail > 0 {
 			if rd.frameStart.IsZero() {
 				rd.frameStart = time.Now()
@@ -512,7 +516,7 @@ func (c *conn) route(rd *reader, limiter *rate.Limiter) error {
 			return err
 		}
 		if body == nil {
-			continue // cut through or relayed, and counted (cut.go, relay.go)
+			continue // cut through, or relayed (cut.go, relay.go)
 		}
 		c.framesIn.Add(1)
 		c.bytesIn.Add(uint64(len(body) + FrameHeaderSize))

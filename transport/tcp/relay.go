@@ -2,6 +2,8 @@ package tcp
 
 import (
 	"encoding/binary"
+	"errors"
+	"sync"
 	"time"
 
 	"github.com/ockamhub/ockamhub/bare"
@@ -59,6 +61,11 @@ type relayCache struct {
 	resolved bool
 
 	sample uint32 // counts relayed frames, to time one in latencySampleEvery
+
+	// stage holds frames relayed to dst as res says, not yet queued, and
+	// stageIn their incoming bytes (see flushStage).
+	stage   []queued
+	stageIn uint64
 
 	// declined counts the frames in a row whose routes led where relay
 	// does not go (an echo request, an unknown address); after
@@ -183,34 +190,105 @@ func (rd *reader) relayFrame(body []byte) verdict {
 	if rc.sample++; rc.sample%latencySampleEvery == 0 {
 		qm.at = time.Now().UnixNano()
 	}
+	if rc.stage == nil {
+		rc.stage = (*stagePool.Get().(*[]queued))[:0]
+	}
+	rc.stage = append(rc.stage, qm)
+	rc.stageIn += uint64(len(body) + FrameHeaderSize)
+	if len(rc.stage) == maxStage {
+		rd.flushStage()
+	}
+	return relayed
+}
+
+// maxStage bounds the frames a reader stages for one destination before
+// it queues them.
+const maxStage = 32
+
+// stagePool holds the arrays of stages: a reader holds one only while it
+// has frames staged.
+var stagePool = sync.Pool{New: func() any { a := make([]queued, 0, maxStage); return &a }}
+
+// flushStage accounts for the frames relayed to the cached destination and
+// queues them there, under one lock. The reader flushes its stage before
+// it routes a frame the usual way, before it reads, waits or writes what
+// it deferred (flushPending), and before its resolution changes: frames
+// leave in the order they arrived, and a stage has one destination and
+// one resolution. A queue that cannot take every frame at once is waited
+// for as a send waits (sendSlow); what it does not take in the end, or a
+// destination that has closed, is accounted for as the usual path
+// accounts for a failed send.
+func (rd *reader) flushStage() {
+	rc := rd.relayCache
+	if rc == nil || len(rc.stage) == 0 {
+		return
+	}
+	staged, in := rc.stage, rc.stageIn
+	rc.stage, rc.stageIn = nil, 0
+	c := rd.c
 	dst := rc.dst
+	c.t.node.CommitN(&rc.res, len(staged))
+	c.framesIn.Add(uint64(len(staged)))
+	c.bytesIn.Add(in)
 	q := dst.queue
 	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		rc.resolved = false // a connection under the same name may replace it
-		return notThis
-	}
-	if !q.fits(&qm) {
-		q.mu.Unlock()
-		return notThis
-	}
-	q.appendLocked(qm)
-	if !q.writing && q.deferred != rd {
-		// Written before the reader next reads (see enqueueLeased).
-		q.deferred = rd
-		rd.pending = append(rd.pending, dst)
+	closed := q.closed
+	i := 0
+	if !closed {
+		for i < len(staged) && q.fits(&staged[i]) {
+			q.appendLocked(staged[i])
+			i++
+		}
+		if i > 0 && !q.writing && q.deferred != rd {
+			// Written before the reader next reads (see enqueueLeased).
+			q.deferred = rd
+			rd.pending = append(rd.pending, dst)
+		}
 	}
 	q.mu.Unlock()
-	t.node.Commit(&rc.res)
-	c.framesIn.Add(1)
-	c.bytesIn.Add(uint64(len(body) + FrameHeaderSize))
-	return relayed
+	if i < len(staged) {
+		rd.stageRest(staged[i:], closed)
+	}
+	clear(staged)
+	staged = staged[:0]
+	stagePool.Put(&staged)
+}
+
+// stageRest queues the staged frames a full queue did not take, waiting
+// as a send waits, or accounts for them as failed sends.
+func (rd *reader) stageRest(rest []queued, closed bool) {
+	rc := rd.relayCache
+	c := rd.c
+	t := c.t
+	dst := rc.dst
+	res := rc.res
+	onward := rc.m.Onward
+	if closed {
+		rc.resolved = false // a connection under the same name may replace it
+	}
+	for _, m := range rest {
+		var err error
+		if closed {
+			err = &ConnError{Peer: dst.name, Err: ErrClosed}
+		} else {
+			err = dst.sendSlow(rd.ctx, m, rd)
+		}
+		switch {
+		case err == nil:
+		case res.Worker != nil:
+			t.node.Failed(&res, err) // as the alias worker's error
+		case !errors.Is(err, ErrQueueFull):
+			// As route reports Route's error.
+			t.stats.unroutable.Add(1)
+			t.logSometimes("dropped message", "peer", c.name, "onward", onward.String(), "err", err)
+		}
+	}
 }
 
 // resolve finds where messages with the cached head go, and encodes their
 // outgoing head; it reports false if relay does not take them there.
 func (rd *reader) resolve() bool {
+	rd.flushStage()
 	rc := rd.relayCache
 	rc.resolved = false
 	res, ok := rd.c.t.node.Resolve(rc.m.Onward)
