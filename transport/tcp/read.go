@@ -169,7 +169,11 @@ func (l *lease) retain() { l.refs.Add(1) }
 
 func (l *lease) release() {
 	if l.refs.Add(-1) == 0 {
-		putReadBuf(l.buf)
+		if cap(l.buf) == relaySlabSize {
+			putRelaySlab(l.buf)
+		} else {
+			putReadBuf(l.buf)
+		}
 	}
 }
 
@@ -194,6 +198,7 @@ var errDraining = errors.New("tcp: draining")
 // fill reads more input, waiting as long as the armed deadline allows.
 func (rd *reader) fill() error {
 	rd.flushPending()
+	rd.dropRelaySlab()
 	select {
 	case <-rd.c.t.draining:
 		return errDraining
@@ -475,6 +480,7 @@ func isClosed(ch <-chan struct{}) bool {
 }
 
 func (rd *reader) release() {
+	rd.dropRelaySlab()
 	if rd.rawFn != nil && rd.buf != nil {
 		putReadBuf(rd.buf)
 	}

@@ -67,6 +67,11 @@ type relayCache struct {
 	stage   []queued
 	stageIn uint64
 
+	// slab is the lease of the slab relayed frames are cut from, and
+	// slabFree what is left of it (see relayAlloc).
+	slab     *lease
+	slabFree []byte
+
 	// declined counts the frames in a row whose routes led where relay
 	// does not go (an echo request, an unknown address); after
 	// maxDeclined of them the next relaySkip frames go to the usual path
@@ -180,13 +185,13 @@ func (rd *reader) relayFrame(body []byte) verdict {
 	if bodyLen > t.cfg.MaxFrameSize {
 		return notThis
 	}
-	frame := rd.alloc(FrameHeaderSize + bodyLen)
+	frame, l := rd.relayAlloc(FrameHeaderSize + bodyLen)
 	binary.BigEndian.PutUint16(frame, uint16(bodyLen))
 	i := FrameHeaderSize + copy(frame[FrameHeaderSize:], rc.head)
 	i += binary.PutUvarint(frame[i:], payloadLen)
 	copy(frame[i:], payload)
 
-	qm := queued{frame: frame, size: len(frame)}
+	qm := queued{frame: frame, size: len(frame), lease: l}
 	if rc.sample++; rc.sample%latencySampleEvery == 0 {
 		qm.at = time.Now().UnixNano()
 	}
@@ -199,6 +204,53 @@ func (rd *reader) relayFrame(body []byte) verdict {
 		rd.flushStage()
 	}
 	return relayed
+}
+
+// relaySlabSize is the size of the pooled slabs relayed frames are cut
+// from, and relaySlabFrame the largest frame cut from one.
+const (
+	relaySlabSize  = 32 << 10
+	relaySlabFrame = 2 << 10
+)
+
+var relaySlabPool = sync.Pool{New: func() any { b := make([]byte, relaySlabSize); return &b }}
+
+// relayAlloc returns the memory of a relayed frame of n bytes, and the
+// lease that holds it (nil for a frame of its own). Frames are cut from a
+// pooled slab lent to them: each queued frame holds a reference until it
+// is written, and the reader one while it cuts frames from the slab (until
+// it next reads: dropRelaySlab); the last release returns the slab to the
+// pool, so that relaying allocates, zeroes and collects nothing. Every
+// byte of a frame is written before it is queued. A frame never written
+// (its connection closed) leaves its slab to the collector.
+func (rd *reader) relayAlloc(n int) ([]byte, *lease) {
+	if n > relaySlabFrame {
+		return make([]byte, n), nil
+	}
+	rc := rd.relayCache
+	if rc.slab == nil || len(rc.slabFree) < n {
+		rd.dropRelaySlab()
+		buf := *relaySlabPool.Get().(*[]byte)
+		rc.slab, rc.slabFree = newLease(buf), buf
+	}
+	b := rc.slabFree[:n:n]
+	rc.slabFree = rc.slabFree[n:]
+	rc.slab.retain()
+	return b, rc.slab
+}
+
+// dropRelaySlab gives up the reader's reference to the slab it cuts
+// relayed frames from.
+func (rd *reader) dropRelaySlab() {
+	if rc := rd.relayCache; rc != nil && rc.slab != nil {
+		rc.slab.release()
+		rc.slab, rc.slabFree = nil, nil
+	}
+}
+
+func putRelaySlab(b []byte) {
+	b = b[:relaySlabSize]
+	relaySlabPool.Put(&b)
 }
 
 // maxStage bounds the frames a reader stages for one destination before
@@ -272,6 +324,9 @@ func (rd *reader) stageRest(rest []queued, closed bool) {
 			err = &ConnError{Peer: dst.name, Err: ErrClosed}
 		} else {
 			err = dst.sendSlow(rd.ctx, m, rd)
+		}
+		if err != nil && m.lease != nil {
+			m.lease.release()
 		}
 		switch {
 		case err == nil:
