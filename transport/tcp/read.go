@@ -167,8 +167,14 @@ func newLease(buf []byte) *lease {
 
 func (l *lease) retain() { l.refs.Add(1) }
 
-func (l *lease) release() {
-	if l.refs.Add(-1) == 0 {
+// retainN takes k references at once.
+func (l *lease) retainN(k int32) { l.refs.Add(k) }
+
+func (l *lease) release() { l.releaseN(1) }
+
+// releaseN gives k references back at once.
+func (l *lease) releaseN(k int32) {
+	if l.refs.Add(-k) == 0 {
 		if cap(l.buf) == relaySlabSize {
 			putRelaySlab(l.buf)
 		} else {

@@ -64,13 +64,14 @@ type relayCache struct {
 
 	// stage holds frames relayed to dst as res says, not yet queued, and
 	// stageIn their incoming bytes (see flushStage).
-	stage   []queued
+	stage   []staged
 	stageIn uint64
 
 	// slab is the lease of the slab relayed frames are cut from, and
 	// slabFree what is left of it (see relayAlloc).
 	slab     *lease
 	slabFree []byte
+	slabCut  int32 // frames cut from slab whose references are not taken yet
 
 	// declined counts the frames in a row whose routes led where relay
 	// does not go (an echo request, an unknown address); after
@@ -191,14 +192,13 @@ func (rd *reader) relayFrame(body []byte) verdict {
 	i += binary.PutUvarint(frame[i:], payloadLen)
 	copy(frame[i:], payload)
 
-	qm := queued{frame: frame, size: len(frame), lease: l}
-	if rc.sample++; rc.sample%latencySampleEvery == 0 {
-		qm.at = time.Now().UnixNano()
-	}
 	if rc.stage == nil {
-		rc.stage = (*stagePool.Get().(*[]queued))[:0]
+		rc.stage = (*stagePool.Get().(*[]staged))[:0]
 	}
-	rc.stage = append(rc.stage, qm)
+	rc.stage = append(rc.stage, staged{frame: frame, lease: l})
+	if rc.sample++; rc.sample%latencySampleEvery == 0 {
+		rc.stage[len(rc.stage)-1].at = time.Now().UnixNano()
+	}
 	rc.stageIn += uint64(len(body) + FrameHeaderSize)
 	if len(rc.stage) == maxStage {
 		rd.flushStage()
@@ -219,7 +219,8 @@ var relaySlabPool = sync.Pool{New: func() any { b := make([]byte, relaySlabSize)
 // lease that holds it (nil for a frame of its own). Frames are cut from a
 // pooled slab lent to them: each queued frame holds a reference until it
 // is written, and the reader one while it cuts frames from the slab (until
-// it next reads: dropRelaySlab); the last release returns the slab to the
+// it next reads: dropRelaySlab), taken for a stage at once
+// (settleRelaySlab); the last release returns the slab to the
 // pool, so that relaying allocates, zeroes and collects nothing. Every
 // byte of a frame is written before it is queued. A frame never written
 // (its connection closed) leaves its slab to the collector.
@@ -235,14 +236,25 @@ func (rd *reader) relayAlloc(n int) ([]byte, *lease) {
 	}
 	b := rc.slabFree[:n:n]
 	rc.slabFree = rc.slabFree[n:]
-	rc.slab.retain()
+	rc.slabCut++
 	return b, rc.slab
+}
+
+// settleRelaySlab takes the references of the frames cut from the slab
+// since it last did, at once: before they are queued (flushStage), and
+// before the reader gives up its own (dropRelaySlab).
+func (rd *reader) settleRelaySlab() {
+	if rc := rd.relayCache; rc.slabCut > 0 {
+		rc.slab.retainN(rc.slabCut)
+		rc.slabCut = 0
+	}
 }
 
 // dropRelaySlab gives up the reader's reference to the slab it cuts
 // relayed frames from.
 func (rd *reader) dropRelaySlab() {
 	if rc := rd.relayCache; rc != nil && rc.slab != nil {
+		rd.settleRelaySlab()
 		rc.slab.release()
 		rc.slab, rc.slabFree = nil, nil
 	}
@@ -259,7 +271,14 @@ const maxStage = 32
 
 // stagePool holds the arrays of stages: a reader holds one only while it
 // has frames staged.
-var stagePool = sync.Pool{New: func() any { a := make([]queued, 0, maxStage); return &a }}
+var stagePool = sync.Pool{New: func() any { a := make([]staged, 0, maxStage); return &a }}
+
+// staged is a frame relayed and not yet queued (see queued).
+type staged struct {
+	frame []byte
+	lease *lease
+	at    int64
+}
 
 // flushStage accounts for the frames relayed to the cached destination and
 // queues them there, under one lock. The reader flushes its stage before
@@ -275,21 +294,26 @@ func (rd *reader) flushStage() {
 	if rc == nil || len(rc.stage) == 0 {
 		return
 	}
-	staged, in := rc.stage, rc.stageIn
+	rd.settleRelaySlab()
+	stage, in := rc.stage, rc.stageIn
 	rc.stage, rc.stageIn = nil, 0
 	c := rd.c
 	dst := rc.dst
-	c.t.node.CommitN(&rc.res, len(staged))
-	c.framesIn.Add(uint64(len(staged)))
+	c.t.node.CommitN(&rc.res, len(stage))
+	c.framesIn.Add(uint64(len(stage)))
 	c.bytesIn.Add(in)
 	q := dst.queue
 	q.mu.Lock()
 	closed := q.closed
 	i := 0
 	if !closed {
-		for i < len(staged) && q.fits(&staged[i]) {
-			q.appendLocked(staged[i])
-			i++
+		for ; i < len(stage); i++ {
+			f := &stage[i]
+			m := queued{frame: f.frame, size: len(f.frame), lease: f.lease, at: f.at}
+			if !q.fits(&m) {
+				break
+			}
+			q.appendLocked(m)
 		}
 		if i > 0 && !q.writing && q.deferred != rd {
 			// Written before the reader next reads (see enqueueLeased).
@@ -298,17 +322,17 @@ func (rd *reader) flushStage() {
 		}
 	}
 	q.mu.Unlock()
-	if i < len(staged) {
-		rd.stageRest(staged[i:], closed)
+	if i < len(stage) {
+		rd.stageRest(stage[i:], closed)
 	}
-	clear(staged)
-	staged = staged[:0]
-	stagePool.Put(&staged)
+	clear(stage)
+	stage = stage[:0]
+	stagePool.Put(&stage)
 }
 
 // stageRest queues the staged frames a full queue did not take, waiting
 // as a send waits, or accounts for them as failed sends.
-func (rd *reader) stageRest(rest []queued, closed bool) {
+func (rd *reader) stageRest(rest []staged, closed bool) {
 	rc := rd.relayCache
 	c := rd.c
 	t := c.t
@@ -318,7 +342,8 @@ func (rd *reader) stageRest(rest []queued, closed bool) {
 	if closed {
 		rc.resolved = false // a connection under the same name may replace it
 	}
-	for _, m := range rest {
+	for _, f := range rest {
+		m := queued{frame: f.frame, size: len(f.frame), lease: f.lease, at: f.at}
 		var err error
 		if closed {
 			err = &ConnError{Peer: dst.name, Err: ErrClosed}
