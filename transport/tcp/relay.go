@@ -197,7 +197,7 @@ func (rd *reader) relayFrame(body []byte) verdict {
 	}
 	rc.stage = append(rc.stage, staged{frame: frame, lease: l})
 	if rc.sample++; rc.sample%latencySampleEvery == 0 {
-		rc.stage[len(rc.stage)-1].at = time.Now().UnixNano()
+		rc.stage[len(rc.stage)-1].at = 1 // timed when queued (flushStage)
 	}
 	rc.stageIn += uint64(len(body) + FrameHeaderSize)
 	if len(rc.stage) == maxStage {
@@ -306,9 +306,16 @@ func (rd *reader) flushStage() {
 	q.mu.Lock()
 	closed := q.closed
 	i := 0
+	var now int64 // the time frames timed for RelayLatency are queued at
 	if !closed {
 		for ; i < len(stage); i++ {
 			f := &stage[i]
+			if f.at != 0 {
+				if now == 0 {
+					now = time.Now().UnixNano()
+				}
+				f.at = now
+			}
 			m := queued{frame: f.frame, size: len(f.frame), lease: f.lease, at: f.at}
 			if !q.fits(&m) {
 				break
@@ -343,6 +350,9 @@ func (rd *reader) stageRest(rest []staged, closed bool) {
 		rc.resolved = false // a connection under the same name may replace it
 	}
 	for _, f := range rest {
+		if f.at != 0 {
+			f.at = time.Now().UnixNano()
+		}
 		m := queued{frame: f.frame, size: len(f.frame), lease: f.lease, at: f.at}
 		var err error
 		if closed {

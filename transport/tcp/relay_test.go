@@ -409,7 +409,22 @@ func TestRelaySlowDestinationIntact(t *testing.T) {
 		}
 		got = got[n:]
 	}
-	if s := r.tr.Stats(); s.QueueFull != 0 {
+	s := r.tr.Stats()
+	if s.QueueFull != 0 {
 		t.Errorf("%d messages dropped on a full queue", s.QueueFull)
+	}
+	// One relayed frame in 16 is timed from its queueing to its write
+	// (observed once written: maybe after the frame was read).
+	var timed uint64
+	waitFor(t, "the relay latency", func() bool {
+		s = r.tr.Stats()
+		timed = 0
+		for _, n := range s.RelayLatency.Counts {
+			timed += n
+		}
+		return timed >= count/16
+	})
+	if timed != count/16 || s.RelayLatency.Sum <= 0 {
+		t.Errorf("relay latency: %d frames timed, %v in all; want %d", timed, s.RelayLatency.Sum, count/16)
 	}
 }
