@@ -95,6 +95,17 @@ const (
 	notThisHead         // frames with these routes go the usual way now
 )
 
+// relayCaches holds the caches of readers that relay nothing: dropped
+// while they wait, taken again on their next frame.
+var relayCaches = sync.Pool{New: func() any { return new(relayCache) }}
+
+// putRelayCache returns an idle reader's cache, which holds no stage and
+// no slab (flushed and dropped before the reader waits), to the pool.
+func putRelayCache(rc *relayCache) {
+	*rc = relayCache{}
+	relayCaches.Put(rc)
+}
+
 // maxRelayRoute bounds the addresses of a route scanned by headEnd.
 const maxRelayRoute = 64
 
@@ -129,7 +140,7 @@ func headEnd(body []byte) int {
 func (rd *reader) relay(body []byte) bool {
 	rc := rd.relayCache
 	if rc == nil {
-		rc = new(relayCache)
+		rc = relayCaches.Get().(*relayCache)
 		rd.relayCache = rc
 	}
 	if rc.skip > 0 {
