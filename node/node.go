@@ -208,6 +208,7 @@ func (n *Node) StartWorkerConfig(ctx context.Context, w Worker, cfg WorkerConfig
 	if cfg.Inline {
 		if in, ok := w.(Initializer); ok {
 			if err := in.Initialize(ctx, e); err != nil {
+				e.gone.Store(true)
 				n.unregister(e)
 				close(e.done)
 				return nil, fmt.Errorf("node: initializing worker %s: %w", addrs[0], err)
@@ -436,10 +437,15 @@ type entry struct {
 	once    sync.Once
 	done    chan struct{} // closed when the worker has stopped
 	routed  atomic.Uint64 // messages routed to this worker
+	// gone is set before quit is closed, or before an inline worker
+	// whose Initialize failed is unregistered: it is no longer at its
+	// addresses (Recheck reads it on every relayed frame: one load).
+	gone atomic.Bool
 }
 
 func (e *entry) stop() {
 	e.once.Do(func() {
+		e.gone.Store(true)
 		close(e.quit)
 		if e.cancel != nil {
 			e.cancel()

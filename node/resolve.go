@@ -19,8 +19,8 @@ type RouteRewriter interface {
 	RewriteOnward(onward routing.Route) (routing.Route, bool)
 	// Relayed does what HandleMessage does besides forwarding (such as
 	// noting when the worker was last used), for a message relayed as
-	// RewriteOnward said without a call to HandleMessage. It must not
-	// block.
+	// RewriteOnward said without a call to HandleMessage, or for several
+	// relayed together (Node.CommitN). It must not block.
 	Relayed()
 }
 
@@ -40,6 +40,7 @@ type Resolution struct {
 	Worker Worker
 
 	via   [maxRewrites]*entry
+	from  [maxRewrites]routing.Route // the route each of via was given
 	nvia  int
 	final *entry // nil for a transport
 }
@@ -78,25 +79,84 @@ func (n *Node) Resolve(onward routing.Route) (Resolution, bool) {
 		if r.nvia == maxRewrites {
 			return r, false
 		}
+		r.via[r.nvia], r.from[r.nvia] = e, onward
 		if onward, ok = rw.RewriteOnward(onward); !ok {
 			return r, false
 		}
-		r.via[r.nvia] = e
 		r.nvia++
 	}
 }
 
+// Recheck reports whether r, found by Resolve for onward, still says
+// where a message with that onward route goes, as Resolve would find now:
+// the node is open, each worker r went through still runs and rewrites
+// the route it was given into the very route it returned then, and the
+// last worker still runs (or the transport is still registered). It is
+// Resolve without the registry lookups, for a caller that relays many
+// messages with the same onward route (the same slice: the routes
+// rewriters return are never modified, so the same slice means the same
+// addresses).
+func (n *Node) Recheck(r *Resolution, onward routing.Route) bool {
+	if n.isClosed.Load() {
+		return false
+	}
+	for i, e := range r.via[:r.nvia] {
+		if !sameRoute(onward, r.from[i]) || e.stopped() {
+			return false
+		}
+		var ok bool
+		if onward, ok = e.worker.(RouteRewriter).RewriteOnward(onward); !ok {
+			return false
+		}
+	}
+	if !sameRoute(onward, r.Onward) {
+		return false
+	}
+	if r.final != nil {
+		return !r.final.stopped()
+	}
+	_, ok := n.transportMap()[onward[0].Type]
+	return ok
+}
+
+// sameRoute reports whether a and b are the same slice.
+func sameRoute(a, b routing.Route) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// stopped reports whether an inline worker has stopped (or failed to
+// start): it is no longer at its addresses.
+func (e *entry) stopped() bool { return e.gone.Load() }
+
 // Commit accounts for a message relayed as r says, without Route: the
 // routing counters Route would have kept, and each rewriter's Relayed.
-func (n *Node) Commit(r *Resolution) {
+func (n *Node) Commit(r *Resolution) { n.CommitN(r, 1) }
+
+// CommitN is Commit for k messages relayed together as r says: the
+// counters move by k, and each rewriter's Relayed is called once.
+func (n *Node) CommitN(r *Resolution, k int) {
+	if k <= 0 {
+		return
+	}
 	for _, e := range r.via[:r.nvia] {
-		e.routed.Add(1)
+		e.routed.Add(uint64(k))
 		e.worker.(RouteRewriter).Relayed()
 	}
 	if r.final != nil {
-		r.final.routed.Add(1)
+		r.final.routed.Add(uint64(k))
 	} else {
-		n.routed.Add(1)
+		n.routed.Add(uint64(k))
+	}
+}
+
+// Failed accounts for a message relayed as r says (and committed) that the
+// last worker's part failed with err, as Route accounts for an error of
+// that worker's HandleMessage (counted, logged now and then). For a
+// transport's hop it does nothing: Route would have returned the error to
+// the caller, who reports it.
+func (n *Node) Failed(r *Resolution, err error) {
+	if r.final != nil {
+		n.logWorkerError(r.Onward[0], err)
 	}
 }
 

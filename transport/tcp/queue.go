@@ -50,6 +50,10 @@ type queued struct {
 	// lease, when not nil, holds the memory of the frame the message was
 	// decoded from (payload and address values) until it is written.
 	lease *lease
+	// frame, when not nil, is the message already encoded as its frame
+	// (length prefix included; a frame relayed by its bytes, relay.go),
+	// and m is unused.
+	frame []byte
 }
 
 func newSendQueue(limit, maxBytes int) *sendQueue {

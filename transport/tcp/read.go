@@ -76,6 +76,9 @@ type reader struct {
 	readMax   int
 	headCache headCache
 
+	// relaying small frames by their bytes (relay.go), made on first use
+	relayCache *relayCache
+
 	// rawRead's arguments and results
 	rawFn   func(uintptr) bool
 	dst     []byte
@@ -104,6 +107,7 @@ func newReader(c *conn) *reader {
 
 // flushPending writes what this reader deferred on other connections.
 func (rd *reader) flushPending() {
+	rd.flushStage()
 	for i, c := range rd.pending {
 		rd.pending[i] = nil
 		q := c.queue
@@ -168,9 +172,19 @@ func newLease(buf []byte) *lease {
 
 func (l *lease) retain() { l.refs.Add(1) }
 
-func (l *lease) release() {
-	if l.refs.Add(-1) == 0 {
-		putReadBuf(l.buf)
+// retainN takes k references at once.
+func (l *lease) retainN(k int32) { l.refs.Add(k) }
+
+func (l *lease) release() { l.releaseN(1) }
+
+// releaseN gives k references back at once.
+func (l *lease) releaseN(k int32) {
+	if l.refs.Add(-k) == 0 {
+		if cap(l.buf) == relaySlabSize {
+			putRelaySlab(l.buf)
+		} else {
+			putReadBuf(l.buf)
+		}
 	}
 }
 
@@ -195,6 +209,7 @@ var errDraining = errors.New("tcp: draining")
 // fill reads more input, waiting as long as the armed deadline allows.
 func (rd *reader) fill() error {
 	rd.flushPending()
+	rd.dropRelaySlab()
 	select {
 	case <-rd.c.t.draining:
 		return errDraining
@@ -332,7 +347,18 @@ func (rd *reader) next() ([]byte, error) {
 			}
 			if avail >= FrameHeaderSize+n {
 				rd.readMax = 0
-				if n >= largeFrameDirectly && t.cfg.ReuseBodies {
+				large := n >= largeFrameDirectly && t.cfg.ReuseBodies
+				if t.cfg.CutThrough && !large && rd.relay(rd.buf[rd.r+FrameHeaderSize:rd.r+FrameHeaderSize+n]) {
+					// Staged as its outgoing frame (relay.go).
+					rd.r += FrameHeaderSize + n
+					if rd.r == rd.w {
+						rd.r, rd.w = 0, 0
+					}
+					rd.frameStart = time.Time{}
+					return nil, nil
+				}
+				rd.flushStage() // what was relayed before goes first
+				if large {
 					return rd.donate(n), nil
 				}
 				body := rd.alloc(n)
@@ -346,6 +372,7 @@ func (rd *reader) next() ([]byte, error) {
 			}
 		}
 		// The next frame is not all here: read more.
+		rd.flushStage()
 		if avail > 0 {
 			if rd.frameStart.IsZero() {
 				rd.frameStart = time.Now()
@@ -464,6 +491,7 @@ func isClosed(ch <-chan struct{}) bool {
 }
 
 func (rd *reader) release() {
+	rd.dropRelaySlab()
 	if rd.rawFn != nil && rd.buf != nil {
 		putReadBuf(rd.buf)
 	}
@@ -505,7 +533,7 @@ func (c *conn) route(rd *reader, limiter *rate.Limiter) error {
 			return err
 		}
 		if body == nil {
-			continue // cut through, and counted (cut.go)
+			continue // cut through, or relayed (cut.go, relay.go)
 		}
 		c.framesIn.Add(1)
 		c.bytesIn.Add(uint64(len(body) + FrameHeaderSize))

@@ -109,7 +109,12 @@ type Config struct {
 	// those the message would have been written as; counters and limits
 	// are the same. Nothing is written before the whole payload has
 	// arrived; in every other case the frame takes the usual path.
-	// Elsewhere than on Linux it does nothing. Hubs set it.
+	// Elsewhere than on Linux it does nothing for large frames. On every
+	// system it also relays smaller frames that arrive whole, on such a
+	// path, by their bytes: the outgoing frame is queued (with its head
+	// re-encoded once per stream of frames with the same routes) without
+	// decoding the message, calling the rewriters' HandleMessage or
+	// encoding it again when written (see relay.go). Hubs set it.
 	CutThrough bool
 	// Aliases names each accepted connection by a random local address of
 	// 16 hex digits (64 random bits, so that it cannot be guessed; the

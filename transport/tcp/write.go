@@ -131,6 +131,19 @@ func (c *conn) encode(wb *wbuf, batch []queued) int {
 			return i
 		}
 		q := &batch[i]
+		if q.frame != nil {
+			if len(q.frame) >= largePayload {
+				wb.seal()
+				wb.segs = append(wb.segs, q.frame)
+			} else {
+				wb.b = append(wb.b, q.frame...)
+			}
+			wb.frames++
+			if q.at != 0 {
+				wb.sampled = true
+			}
+			continue
+		}
 		m := &q.m
 		var err error
 		if len(m.Payload) >= largePayload {
@@ -331,13 +344,26 @@ func (c *conn) writeBatch(batch []queued, h how) bool {
 	return true
 }
 
-// releaseLeases gives back the payload memory of written messages.
+// releaseLeases gives back the payload memory of written messages: the
+// references of consecutive messages in one buffer (relayed frames cut
+// from one slab) at once.
 func releaseLeases(chunk []queued) {
+	var l *lease
+	var k int32
 	for i := range chunk {
-		if l := chunk[i].lease; l != nil {
+		if cl := chunk[i].lease; cl != nil {
 			chunk[i].lease = nil
-			l.release()
+			if cl != l {
+				if l != nil {
+					l.releaseN(k)
+				}
+				l, k = cl, 0
+			}
+			k++
 		}
+	}
+	if l != nil {
+		l.releaseN(k)
 	}
 }
 
