@@ -496,7 +496,7 @@ func (c *pconn) reader() {
 		if b == nil {
 			n = min(n, smallRead)
 		}
-		k, err := c.nc.Read(buf[headroom : headroom+n])
+		k, err := c.readLocal(buf[headroom:headroom+n], rec.relax)
 		if k > 0 {
 			out := buf[:headroom+k]
 			if k < smallRead || b == nil {
@@ -534,6 +534,17 @@ func (c *pconn) reader() {
 			return
 		}
 	}
+}
+
+// readLocal reads from the local socket, calling waiting before it waits
+// for the socket to have something to read (at every read where it cannot
+// tell).
+func (c *pconn) readLocal(p []byte, waiting func()) (int, error) {
+	if c.rc != nil {
+		return readRaw(c.rc, p, waiting)
+	}
+	waiting()
+	return c.nc.Read(p)
 }
 
 // sendRead sends the bytes of one read, msg[headroom:]. To an extension

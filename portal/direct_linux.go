@@ -3,7 +3,9 @@
 package portal
 
 import (
+	"io"
 	"net"
+	"os"
 	"syscall"
 )
 
@@ -44,4 +46,43 @@ func tryWrite(rc syscall.RawConn, p []byte) int {
 		return 0
 	}
 	return n
+}
+
+// readRaw reads into p from rc as net.Conn.Read does (io.EOF at the end of
+// the stream), calling waiting, once, before it waits for the socket to
+// have something to read: the reader holds its buffers weakly then
+// (recycler.relax).
+func readRaw(rc syscall.RawConn, p []byte, waiting func()) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n int
+	var rerr error
+	relaxed := false
+	err := rc.Read(func(fd uintptr) bool {
+		for {
+			k, err := syscall.Read(int(fd), p)
+			switch {
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EAGAIN:
+				if !relaxed {
+					relaxed = true
+					waiting()
+				}
+				return false // wait until readable, then read again
+			case err != nil:
+				rerr = os.NewSyscallError("read", err)
+			case k == 0:
+				rerr = io.EOF
+			default:
+				n = k
+			}
+			return true
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, rerr
 }

@@ -3,6 +3,7 @@
 package portal
 
 import (
+	"errors"
 	"net"
 	"syscall"
 )
@@ -12,3 +13,8 @@ import (
 func directConn(net.Conn) syscall.RawConn { return nil }
 
 func tryWrite(syscall.RawConn, []byte) int { return 0 }
+
+// readRaw is never called off Linux (directConn returns nil).
+func readRaw(syscall.RawConn, []byte, func()) (int, error) { return 0, errNoRaw }
+
+var errNoRaw = errors.New("portal: no raw reads on this platform")
