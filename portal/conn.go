@@ -155,6 +155,7 @@ type pconn struct {
 	addr   routing.Address
 	nc     net.Conn
 	rc     syscall.RawConn // for writes that never wait; nil: none
+	rr     *rawReader      // reads rc, for the reader; nil when rc is
 	role   string
 	gen    Generation
 	route  routing.Route
@@ -469,6 +470,7 @@ const smallRead = 4 << 10
 func (c *pconn) reader() {
 	size := headroom + max(c.opts.Chunk, c.opts.LegacyChunk)
 	var rec recycler
+	relax := rec.relax
 	var b *readBuf // nil: reads go to the small buffer
 	buf := make([]byte, headroom+smallRead)
 	for {
@@ -496,7 +498,7 @@ func (c *pconn) reader() {
 		if b == nil {
 			n = min(n, smallRead)
 		}
-		k, err := c.readLocal(buf[headroom:headroom+n], rec.relax)
+		k, err := c.readLocal(buf[headroom:headroom+n], relax)
 		if k > 0 {
 			out := buf[:headroom+k]
 			if k < smallRead || b == nil {
@@ -541,7 +543,10 @@ func (c *pconn) reader() {
 // tell).
 func (c *pconn) readLocal(p []byte, waiting func()) (int, error) {
 	if c.rc != nil {
-		return readRaw(c.rc, p, waiting)
+		if c.rr == nil {
+			c.rr = newRawReader(c.rc)
+		}
+		return c.rr.read(p, waiting)
 	}
 	waiting()
 	return c.nc.Read(p)

@@ -48,41 +48,63 @@ func tryWrite(rc syscall.RawConn, p []byte) int {
 	return n
 }
 
-// readRaw reads into p from rc as net.Conn.Read does (io.EOF at the end of
-// the stream), calling waiting, once, before it waits for the socket to
-// have something to read: the reader holds its buffers weakly then
-// (recycler.relax).
-func readRaw(rc syscall.RawConn, p []byte, waiting func()) (int, error) {
+// rawReader reads from a socket as net.Conn.Read does, telling its
+// caller before it waits (read). One per portal: the function handed to
+// syscall.RawConn.Read is made once, not at every read.
+type rawReader struct {
+	rc      syscall.RawConn
+	fn      func(fd uintptr) bool
+	p       []byte
+	n       int
+	err     error
+	waiting func()
+	relaxed bool
+}
+
+func newRawReader(rc syscall.RawConn) *rawReader {
+	r := &rawReader{rc: rc}
+	r.fn = r.attempt
+	return r
+}
+
+// read reads into p (io.EOF at the end of the stream), calling waiting,
+// once, before it waits for the socket to have something to read: the
+// reader holds its buffers weakly then (recycler.relax).
+func (r *rawReader) read(p []byte, waiting func()) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n int
-	var rerr error
-	relaxed := false
-	err := rc.Read(func(fd uintptr) bool {
-		for {
-			k, err := syscall.Read(int(fd), p)
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EAGAIN:
-				if !relaxed {
-					relaxed = true
-					waiting()
-				}
-				return false // wait until readable, then read again
-			case err != nil:
-				rerr = os.NewSyscallError("read", err)
-			case k == 0:
-				rerr = io.EOF
-			default:
-				n = k
-			}
-			return true
-		}
-	})
+	r.p, r.n, r.err, r.waiting, r.relaxed = p, 0, nil, waiting, false
+	err := r.rc.Read(r.fn)
+	n, rerr := r.n, r.err
+	r.p, r.waiting = nil, nil
 	if err != nil {
 		return 0, err
 	}
 	return n, rerr
+}
+
+// attempt is one non-blocking read; false: wait until readable, then
+// attempt again.
+func (r *rawReader) attempt(fd uintptr) bool {
+	for {
+		k, err := syscall.Read(int(fd), r.p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			if !r.relaxed {
+				r.relaxed = true
+				r.waiting()
+			}
+			return false
+		case err != nil:
+			r.err = os.NewSyscallError("read", err)
+		case k == 0:
+			r.err = io.EOF
+		default:
+			r.n = k
+		}
+		return true
+	}
 }

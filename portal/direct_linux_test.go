@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// TestReadRaw: readRaw reads what is there without calling waiting, calls
+// TestReadRaw: rawReader reads what is there without calling waiting, calls
 // it once before it waits, then returns what arrives; io.EOF at the end
 // of the stream, an error once the connection is closed under it.
 func TestReadRaw(t *testing.T) {
@@ -32,6 +32,8 @@ func TestReadRaw(t *testing.T) {
 	if rc == nil {
 		t.Fatal("no raw connection for a TCP socket")
 	}
+	rr := newRawReader(rc)
+	readRaw := func(p []byte, waiting func()) (int, error) { return rr.read(p, waiting) }
 	waits := 0
 	waiting := func() { waits++ }
 	buf := make([]byte, 16)
@@ -41,7 +43,7 @@ func TestReadRaw(t *testing.T) {
 	}
 	// The bytes may not have arrived yet: waiting may be called, at most
 	// once, and the read returns them.
-	n, err := readRaw(rc, buf, waiting)
+	n, err := readRaw(buf, waiting)
 	if err != nil || string(buf[:n]) != "hello" || waits > 1 {
 		t.Fatalf("read %q, %v after %d waits", buf[:n], err, waits)
 	}
@@ -54,21 +56,21 @@ func TestReadRaw(t *testing.T) {
 		<-told
 		peer.Write([]byte("!"))
 	}()
-	n, err = readRaw(rc, buf, func() { waits++; close(told) })
+	n, err = readRaw(buf, func() { waits++; close(told) })
 	if err != nil || string(buf[:n]) != "!" || waits != 1 {
 		t.Fatalf("read %q, %v after %d waits", buf[:n], err, waits)
 	}
 
-	if n, err := readRaw(rc, buf[:0], waiting); n != 0 || err != nil {
+	if n, err := readRaw(buf[:0], waiting); n != 0 || err != nil {
 		t.Fatalf("empty read: %d, %v", n, err)
 	}
 
 	peer.Close()
-	if n, err := readRaw(rc, buf, waiting); n != 0 || err != io.EOF {
+	if n, err := readRaw(buf, waiting); n != 0 || err != io.EOF {
 		t.Fatalf("at the end of the stream: %d, %v; want io.EOF", n, err)
 	}
 	nc.Close()
-	if _, err := readRaw(rc, buf, waiting); err == nil || errors.Is(err, io.EOF) {
+	if _, err := readRaw(buf, waiting); err == nil || errors.Is(err, io.EOF) {
 		t.Fatalf("on a closed connection: %v", err)
 	}
 }

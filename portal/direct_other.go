@@ -14,7 +14,11 @@ func directConn(net.Conn) syscall.RawConn { return nil }
 
 func tryWrite(syscall.RawConn, []byte) int { return 0 }
 
-// readRaw is never called off Linux (directConn returns nil).
-func readRaw(syscall.RawConn, []byte, func()) (int, error) { return 0, errNoRaw }
+// rawReader is never used off Linux (directConn returns nil).
+type rawReader struct{}
+
+func newRawReader(syscall.RawConn) *rawReader { return nil }
+
+func (*rawReader) read([]byte, func()) (int, error) { return 0, errNoRaw }
 
 var errNoRaw = errors.New("portal: no raw reads on this platform")
