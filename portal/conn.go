@@ -458,6 +458,10 @@ const headroom = 1 + 2*binary.MaxVarintLen64
 // buffer (which is then reused) rather than sent in it.
 const smallRead = 4 << 10
 
+// creditStall is how long the reader waits for credit before it holds
+// its buffers in flight weakly (recycler.relax).
+const creditStall = 100 * time.Millisecond
+
 // reader relays the local socket to the peer. Each read lands after
 // headroom bytes of a fresh buffer, so the message is built around the
 // bytes without copying them.
@@ -471,6 +475,12 @@ func (c *pconn) reader() {
 	size := headroom + max(c.opts.Chunk, c.opts.LegacyChunk)
 	var rec recycler
 	relax := rec.relax
+	var stall *time.Timer // a wait for credit that lasts: see creditStall
+	defer func() {
+		if stall != nil {
+			stall.Stop()
+		}
+	}()
 	var b *readBuf // nil: reads go to the small buffer
 	buf := make([]byte, headroom+smallRead)
 	for {
@@ -478,11 +488,29 @@ func (c *pconn) reader() {
 		n := c.opts.LegacyChunk
 		for c.ext && c.sent >= c.sendLimit && !c.sendClosed {
 			c.mu.Unlock()
+			// Waiting for credit, which comes within a round trip while
+			// the peer writes, or not for long when its socket is full:
+			// then the peer holds what was sent, and this side needs none
+			// of its buffers (relaxing at once lost most of them to the
+			// collector between two Credits: BenchmarkStreams -benchmem).
+			if stall == nil {
+				stall = time.NewTimer(creditStall)
+			} else {
+				stall.Reset(creditStall)
+			}
 			select {
 			case <-c.wake:
+			case <-stall.C:
+				relax()
+				select {
+				case <-c.wake:
+				case <-c.ctx.Done():
+					return
+				}
 			case <-c.ctx.Done():
 				return
 			}
+			stall.Stop()
 			c.mu.Lock()
 		}
 		if c.ext {
