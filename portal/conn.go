@@ -161,6 +161,7 @@ type pconn struct {
 	addr   routing.Address
 	nc     net.Conn
 	rc     syscall.RawConn // for writes that never wait; nil: none
+	rr     *rawReader      // reads rc, for the reader; nil when rc is
 	role   string
 	gen    Generation
 	route  routing.Route
@@ -477,6 +478,10 @@ const headroom = 1 + 2*binary.MaxVarintLen64
 // buffer (which is then reused) rather than sent in it.
 const smallRead = 4 << 10
 
+// creditStall is how long the reader waits for credit before it holds
+// its buffers in flight weakly (recycler.relax).
+const creditStall = 100 * time.Millisecond
+
 // reader relays the local socket to the peer. Each read lands after
 // headroom bytes of a fresh buffer, so the message is built around the
 // bytes without copying them.
@@ -489,6 +494,13 @@ const smallRead = 4 << 10
 func (c *pconn) reader() {
 	size := headroom + max(c.opts.Chunk, c.opts.LegacyChunk)
 	var rec recycler
+	relax := rec.relax
+	var stall *time.Timer // a wait for credit that lasts: see creditStall
+	defer func() {
+		if stall != nil {
+			stall.Stop()
+		}
+	}()
 	var b *readBuf // nil: reads go to the small buffer
 	// Early data the outlet did not take goes first, as if read again;
 	// it lies in buf (readBuf) after the headroom, where the copy below
@@ -505,11 +517,29 @@ func (c *pconn) reader() {
 		n := c.opts.LegacyChunk
 		for c.ext && c.sent >= c.sendLimit && !c.sendClosed {
 			c.mu.Unlock()
+			// Waiting for credit, which comes within a round trip while
+			// the peer writes, or not for long when its socket is full:
+			// then the peer holds what was sent, and this side needs none
+			// of its buffers (relaxing at once lost most of them to the
+			// collector between two Credits: BenchmarkStreams -benchmem).
+			if stall == nil {
+				stall = time.NewTimer(creditStall)
+			} else {
+				stall.Reset(creditStall)
+			}
 			select {
 			case <-c.wake:
+			case <-stall.C:
+				relax()
+				select {
+				case <-c.wake:
+				case <-c.ctx.Done():
+					return
+				}
 			case <-c.ctx.Done():
 				return
 			}
+			stall.Stop()
 			c.mu.Lock()
 		}
 		if c.ext {
@@ -531,7 +561,7 @@ func (c *pconn) reader() {
 			k = copy(buf[headroom:headroom+n], pending)
 			pending = pending[k:]
 		} else {
-			k, err = c.nc.Read(buf[headroom : headroom+n])
+			k, err = c.readLocal(buf[headroom:headroom+n], relax)
 		}
 		if k > 0 {
 			out := buf[:headroom+k]
@@ -570,6 +600,20 @@ func (c *pconn) reader() {
 			return
 		}
 	}
+}
+
+// readLocal reads from the local socket, calling waiting before it waits
+// for the socket to have something to read (at every read where it cannot
+// tell).
+func (c *pconn) readLocal(p []byte, waiting func()) (int, error) {
+	if c.rc != nil {
+		if c.rr == nil {
+			c.rr = newRawReader(c.rc)
+		}
+		return c.rr.read(p, waiting)
+	}
+	waiting()
+	return c.nc.Read(p)
 }
 
 // sendRead sends the bytes of one read, msg[headroom:]. To an extension

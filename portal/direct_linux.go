@@ -3,7 +3,9 @@
 package portal
 
 import (
+	"io"
 	"net"
+	"os"
 	"syscall"
 )
 
@@ -44,4 +46,65 @@ func tryWrite(rc syscall.RawConn, p []byte) int {
 		return 0
 	}
 	return n
+}
+
+// rawReader reads from a socket as net.Conn.Read does, telling its
+// caller before it waits (read). One per portal: the function handed to
+// syscall.RawConn.Read is made once, not at every read.
+type rawReader struct {
+	rc      syscall.RawConn
+	fn      func(fd uintptr) bool
+	p       []byte
+	n       int
+	err     error
+	waiting func()
+	relaxed bool
+}
+
+func newRawReader(rc syscall.RawConn) *rawReader {
+	r := &rawReader{rc: rc}
+	r.fn = r.attempt
+	return r
+}
+
+// read reads into p (io.EOF at the end of the stream), calling waiting,
+// once, before it waits for the socket to have something to read: the
+// reader holds its buffers weakly then (recycler.relax).
+func (r *rawReader) read(p []byte, waiting func()) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	r.p, r.n, r.err, r.waiting, r.relaxed = p, 0, nil, waiting, false
+	err := r.rc.Read(r.fn)
+	n, rerr := r.n, r.err
+	r.p, r.waiting = nil, nil
+	if err != nil {
+		return 0, err
+	}
+	return n, rerr
+}
+
+// attempt is one non-blocking read; false: wait until readable, then
+// attempt again.
+func (r *rawReader) attempt(fd uintptr) bool {
+	for {
+		k, err := syscall.Read(int(fd), r.p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			if !r.relaxed {
+				r.relaxed = true
+				r.waiting()
+			}
+			return false
+		case err != nil:
+			r.err = os.NewSyscallError("read", err)
+		case k == 0:
+			r.err = io.EOF
+		default:
+			r.n = k
+		}
+		return true
+	}
 }

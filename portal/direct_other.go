@@ -3,6 +3,7 @@
 package portal
 
 import (
+	"errors"
 	"net"
 	"syscall"
 )
@@ -12,3 +13,12 @@ import (
 func directConn(net.Conn) syscall.RawConn { return nil }
 
 func tryWrite(syscall.RawConn, []byte) int { return 0 }
+
+// rawReader is never used off Linux (directConn returns nil).
+type rawReader struct{}
+
+func newRawReader(syscall.RawConn) *rawReader { return nil }
+
+func (*rawReader) read([]byte, func()) (int, error) { return 0, errNoRaw }
+
+var errNoRaw = errors.New("portal: no raw reads on this platform")

@@ -3,6 +3,7 @@ package portal
 import (
 	"runtime"
 	"testing"
+	"weak"
 )
 
 // TestRecycler: a buffer is reused only once the peer's limit is past its
@@ -37,11 +38,32 @@ func TestRecycler(t *testing.T) {
 	if len(r.bufs) != maxRecycle || r.bufs[0].end != 10 {
 		t.Fatalf("kept %d buffers from offset %d; want %d from 10", len(r.bufs), r.bufs[0].end, maxRecycle)
 	}
-	// Held weakly: once collected, a proven buffer is replaced by a new one.
+	// Held strongly while streaming, weakly once relaxed: once collected, a
+	// proven buffer is replaced by a new one.
 	r = recycler{}
-	r.sent(new(readBuf), 1)
+	b = new(readBuf)
+	w := weak.Make(b)
+	r.sent(b, 1)
+	b = nil
 	runtime.GC()
+	if w.Value() == nil {
+		t.Fatal("a buffer in flight was collected before the peer proved it written")
+	}
+	r.relax()
+	runtime.GC()
+	if w.Value() != nil {
+		t.Fatal("a relaxed buffer was not collected")
+	}
 	if got := r.get(1<<20, 1); got == nil {
 		t.Fatal("no buffer")
+	}
+	// A buffer taken for reuse leaves no strong reference behind.
+	r = recycler{}
+	for i := range 3 {
+		r.sent(new(readBuf), uint64(i+1))
+	}
+	r.get(1+1, 1)
+	if len(r.bufs) != 2 || cap(r.bufs) < 3 || r.bufs[:3][2].b != nil {
+		t.Fatal("strong references left past the remembered buffers")
 	}
 }
