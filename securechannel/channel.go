@@ -798,8 +798,8 @@ func (ep *endpoint) encrypt(ctx context.Context, s node.Sender, m *node.Message)
 // (protocol.md §10.5, receiver steps 1–4), in decryptLoop (or in run, for
 // messages that came before the handshake goroutine ended). The plaintext
 // goes to a new buffer, unless exclusive says the payload received is in
-// memory of its own (node.Message.ExclusivePayload): otherwise it is read-only (a
-// local sender may send one buffer again). The inner message's payload,
+// memory of its own (node.Message.ExclusivePayload): otherwise it is
+// read-only (a local sender may send one buffer again, a relay keep it). The inner message's payload,
 // which aliases the plaintext, belongs to its destination.
 func (ep *endpoint) decrypt(ctx context.Context, s node.Sender, m *node.Message, exclusive bool) error {
 	open := openSealed
