@@ -2,28 +2,43 @@ package node
 
 import "context"
 
-type exclusivePayloadsKey struct{}
+// exclusiveCtx is a context marked by WithExclusivePayloads: the context it
+// wraps, unchanged but for the mark, which only Route reads (a type
+// assertion, not a lookup through the chain of values).
+type exclusiveCtx struct{ context.Context }
 
 // WithExclusivePayloads returns a copy of ctx that says the messages routed
 // with it have payloads in memory of their own: nothing else reads or
-// writes it, before or after. A transport's reading goroutine marks its
-// context so when every frame it delivers has a newly allocated body that
-// it never reuses (the TCP transport without Config.ReuseBodies).
+// writes it, before or after. A transport's reading goroutine marks the
+// context it routes what it read with when every frame it delivers has a
+// newly allocated body that it never reuses (the TCP transport without
+// Config.ReuseBodies).
 //
-// An inline worker given a message with such a context may then modify the
-// payload in place, for example decrypt it where it lies, as long as it
-// delivers the message (or what it makes of it) to one place at most. An
-// inline worker that delivers one message to several places, or keeps its
-// payload while it forwards it, must not pass on a context that says this.
+// The mark applies to the message routed with ctx, not to the messages of
+// the workers it reaches: Route hands a message routed with a marked
+// context to an inline worker as Message.ExclusivePayload, and gives the
+// worker ctx without the mark. So a worker that keeps a payload, or sends
+// it to several places, never has it modified by a worker it passes it on
+// to. The mark counts only on the outermost context: a context derived
+// from a marked one is not marked.
 func WithExclusivePayloads(ctx context.Context) context.Context {
-	return context.WithValue(ctx, exclusivePayloadsKey{}, true)
+	return &exclusiveCtx{ctx}
 }
 
-// ExclusivePayload reports whether ctx is marked by WithExclusivePayloads:
-// an inline worker given a message with ctx may modify its payload in
-// place. It is false for every other context, including the contexts of
-// workers that run in goroutines of their own.
-func ExclusivePayload(ctx context.Context) bool {
-	v, _ := ctx.Value(exclusivePayloadsKey{}).(bool)
-	return v
+// unmarkExclusive returns ctx without the mark of WithExclusivePayloads,
+// and whether it had it.
+func unmarkExclusive(ctx context.Context) (context.Context, bool) {
+	if x, ok := ctx.(*exclusiveCtx); ok {
+		return x.Context, true
+	}
+	return ctx, false
 }
+
+// ExclusivePayload reports whether m's payload is the inline worker's
+// alone: the transport that read it routed it straight to this worker with
+// a context marked by WithExclusivePayloads. The worker may then modify
+// the payload in place (decrypt it where it lies, for example), keep it,
+// and deliver what it makes of it to one place at most. It is false for a
+// message any worker sent or passed on, and for the messages of workers
+// with a mailbox.
+func (m *Message) ExclusivePayload() bool { return m.exclusive }

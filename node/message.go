@@ -17,6 +17,8 @@ type Message struct {
 	tm     routing.TransportMessage
 	at     routing.Address
 	pooled bool // lent to an inline worker, reused once it returns
+
+	exclusive bool // the payload is the worker's alone (ExclusivePayload)
 }
 
 // NewMessage returns a message as it would be delivered at address at. It is

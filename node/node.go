@@ -350,6 +350,10 @@ func (n *Node) Route(ctx context.Context, m routing.TransportMessage) error {
 		// (WorkerConfig.Inline): the Message is reused.
 		msg := messagePool.Get().(*Message)
 		msg.tm, msg.at, msg.pooled = m, next, true
+		// The transport's own message, straight from its reader: the
+		// payload is this worker's (ExclusivePayload), and what the worker
+		// routes in turn is not.
+		ctx, msg.exclusive = unmarkExclusive(ctx)
 		return e.deliver(ctx, msg)
 	}
 	return e.deliver(ctx, &Message{tm: m, at: next})

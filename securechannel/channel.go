@@ -405,7 +405,7 @@ type queued struct {
 	s node.Sender
 	m *node.Message
 	// exclusive: m's payload is in memory of its own
-	// (node.ExclusivePayload), so it may be decrypted in place.
+	// (node.Message.ExclusivePayload), so it may be decrypted in place.
 	exclusive bool
 }
 
@@ -513,7 +513,7 @@ func (ep *endpoint) deliverData(ctx context.Context, s node.Sender, m *node.Mess
 	// copy. A payload the transport read into memory of its own (no other
 	// reader, no reuse) is decrypted where it lies: no 64 KiB allocation,
 	// clearing and collection per portal chunk.
-	q := queued{s: s, m: node.NewMessage(m.Address(), m.Transport()), exclusive: exclusivePayload(ctx, m)}
+	q := queued{s: s, m: node.NewMessage(m.Address(), m.Transport()), exclusive: exclusivePayload(m)}
 	select {
 	case ep.decq <- q:
 		return nil
@@ -531,15 +531,13 @@ func (ep *endpoint) deliverData(ctx context.Context, s node.Sender, m *node.Mess
 }
 
 // exclusivePayload reports whether m's payload may be decrypted in place:
-// the transport that delivers it says it is in memory of its own
-// (node.ExclusivePayload), and m came in over a transport hop, its return
-// route starting with the hop's address as a transport puts it. A message
-// that an inline worker made on this node, and routed with the context it
-// was given, starts with a local address: its payload may be the worker's,
-// and is left alone.
-func exclusivePayload(ctx context.Context, m *node.Message) bool {
+// the transport that read it routed it straight here and says it is in
+// memory of its own (node.Message.ExclusivePayload; a message an inline
+// worker passes on never is), and it came in over a transport hop, its
+// return route starting with the hop's address as a transport puts it.
+func exclusivePayload(m *node.Message) bool {
 	r := m.Return()
-	return len(r) > 0 && r[0].Type != routing.Local && node.ExclusivePayload(ctx)
+	return m.ExclusivePayload() && len(r) > 0 && r[0].Type != routing.Local
 }
 
 // decryptLoop decrypts the data messages deliverData hands over, in order,
@@ -800,8 +798,8 @@ func (ep *endpoint) encrypt(ctx context.Context, s node.Sender, m *node.Message)
 // (protocol.md §10.5, receiver steps 1–4), in decryptLoop (or in run, for
 // messages that came before the handshake goroutine ended). The plaintext
 // goes to a new buffer, unless exclusive says the payload received is in
-// memory of its own (node.ExclusivePayload): otherwise it is read-only (a
-// local sender may send one buffer again). The inner message's payload,
+// memory of its own (node.Message.ExclusivePayload): otherwise it is
+// read-only (a local sender may send one buffer again, a relay keep it). The inner message's payload,
 // which aliases the plaintext, belongs to its destination.
 func (ep *endpoint) decrypt(ctx context.Context, s node.Sender, m *node.Message, exclusive bool) error {
 	open := openSealed

@@ -37,12 +37,13 @@
 // A channel end encrypts in a worker goroutine of its own, one message at a
 // time, so that counters leave in order, and decrypts in another, in the
 // order messages arrive. A message whose payload a transport read into
-// memory of its own (node.ExclusivePayload: the TCP transport without
-// ReuseBodies) is decrypted where it lies, and the plaintext delivered
-// shares that memory; any other payload is left as it is and decrypted
-// into a new buffer. The handshake has a goroutine of its own, which
-// ends once the channel is established, so that a slow Config.VerifyPeer
-// never holds up a connection.
+// memory of its own and routed straight to the channel
+// (node.Message.ExclusivePayload: the TCP transport without ReuseBodies)
+// is decrypted where it lies, and the plaintext delivered shares that
+// memory; any other payload, including one an inline worker passed on, is
+// left as it is and decrypted into a new buffer. The handshake has a
+// goroutine of its own, which ends once the channel is established, so
+// that a slow Config.VerifyPeer never holds up a connection.
 //
 // # What a channel authenticates, and what it does not
 //

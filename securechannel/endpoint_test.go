@@ -117,7 +117,7 @@ func TestNonceExhausted(t *testing.T) {
 // TestEndpointDrops drives the receiving side with bad data messages: each
 // is dropped and counted under its reason, none is an error of the worker,
 // and a genuine message still goes through afterwards; with read-only
-// payloads and with payloads decrypted in place (node.ExclusivePayload).
+// payloads and with payloads decrypted in place (node.Message.ExclusivePayload).
 func TestEndpointDrops(t *testing.T) {
 	for _, exclusive := range []bool{false, true} {
 		t.Run(fmt.Sprintf("exclusive=%v", exclusive), func(t *testing.T) { testEndpointDrops(t, exclusive) })

@@ -14,7 +14,7 @@ import (
 )
 
 // TestExclusivePayloadMarks: a TCP transport's reader says that the
-// payloads it delivers are in memory of their own (node.ExclusivePayload,
+// payloads it delivers are in memory of their own (node.Message.ExclusivePayload,
 // which lets a channel decrypt them in place) only when it never reuses
 // frame bodies; a local send never says so, nor a worker with a mailbox
 // (such as a RemoteForwarder) passing a message on.
@@ -40,8 +40,8 @@ func TestExclusivePayloadMarks(t *testing.T) {
 			t.Fatal(err)
 		}
 		marks := make(chan bool, 1)
-		probe := node.HandlerFunc(func(ctx context.Context, _ node.Sender, _ *node.Message) error {
-			marks <- node.ExclusivePayload(ctx)
+		probe := node.HandlerFunc(func(_ context.Context, _ node.Sender, m *node.Message) error {
+			marks <- m.ExclusivePayload()
 			return nil
 		})
 		if _, err := n.StartWorkerConfig(ctx, probe, node.WorkerConfig{Addresses: []string{"probe"}, Inline: true}); err != nil {

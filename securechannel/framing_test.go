@@ -196,7 +196,7 @@ func TestOpenSealedRejects(t *testing.T) {
 // BenchmarkOpenChunk is the receiving side's decryption of a 60 KiB portal
 // chunk: into a new buffer (a payload that is read-only) and in place (a
 // payload the transport read into memory of its own,
-// node.ExclusivePayload). Each iteration opens a fresh copy of the message,
+// node.Message.ExclusivePayload). Each iteration opens a fresh copy of the message,
 // as a transport's reader would deliver it; the copy is made in both.
 func BenchmarkOpenChunk(b *testing.B) {
 	c := cipherFor(b, "sc-data-initiator-to-responder.hex")
