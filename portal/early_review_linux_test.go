@@ -13,6 +13,7 @@ import (
 	"github.com/ockamhub/ockamhub/hub"
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/portal"
+	"github.com/ockamhub/ockamhub/routing"
 )
 
 // TestEarlyDataThenEOF: a client that sends its request and half-closes
@@ -89,6 +90,81 @@ func TestEarlyInFlightBound(t *testing.T) {
 	if _, early := ping(); !early {
 		t.Fatalf("Ping after an answer is plain, want the early form")
 	}
+}
+
+// TestOutletEarlyDataEdges: an outlet given early data whose target is
+// unreachable answers exactly as to a plain Ping (the 2021 Pong, then
+// Disconnect); one whose target reads the early bytes and closes at once
+// says it took them in its Pong, then sends its Disconnect with a total
+// of 0, and takes nothing more.
+func TestOutletEarlyDataEdges(t *testing.T) {
+	early := []byte("early bytes")
+	t.Run("unreachable", func(t *testing.T) {
+		n := node.New(node.Config{})
+		defer n.Close()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		target := ln.Addr().String()
+		ln.Close()
+		o, err := portal.NewOutlet(n, portal.OutletConfig{Target: target})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		mb, err := n.OpenMailbox("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mb.Close()
+		send(t, mb, routing.Route{o.Address()}, portal.AppendPingEarly(nil, 1<<20, early))
+		if p := receive(t, mb).Payload(); !bytes.Equal(p, []byte{0x01}) {
+			t.Fatalf("first answer % x, want the 2021 Pong 01", p)
+		}
+		if p := receive(t, mb).Payload(); !bytes.Equal(p, []byte{0x02}) {
+			t.Fatalf("second answer % x, want the 2021 Disconnect 02", p)
+		}
+	})
+	t.Run("target closes at once", func(t *testing.T) {
+		n := node.New(node.Config{})
+		defer n.Close()
+		got := make(chan string, 1)
+		target := serveTCP(t, func(c net.Conn) {
+			b := make([]byte, len(early))
+			k, err := io.ReadFull(c, b)
+			got <- fmt.Sprintf("%q %v", b[:k], err)
+			c.Close()
+		})
+		o, err := portal.NewOutlet(n, portal.OutletConfig{Target: target})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		mb, err := n.OpenMailbox("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mb.Close()
+		send(t, mb, routing.Route{o.Address()}, portal.AppendPingEarly(nil, 1<<20, early))
+		pong := receive(t, mb)
+		m, err := portal.DecodeG3(pong.Payload(), true)
+		if err != nil || m.Tag != portal.TagPong || m.Ext == nil || m.Ext.Early != uint64(len(early)) {
+			t.Fatalf("Pong %+v, %v; want one that took %d bytes", m, err, len(early))
+		}
+		if g, want := <-got, fmt.Sprintf("%q %v", early, nil); g != want {
+			t.Fatalf("target read %s, want %s", g, want)
+		}
+		m, err = portal.DecodeG3(receive(t, mb).Payload(), true)
+		if err != nil || m.Tag != portal.TagDisconnect || !m.HasTotal || m.Offset != 0 {
+			t.Fatalf("got %+v, %v; want Disconnect with total 0", m, err)
+		}
+		// Our answer with our total, the early bytes: the outlet is content.
+		send(t, mb, pong.Return(), portal.AppendDisconnect(nil, int64(len(early))))
+		if st := o.Stats(); st.BytesOut != uint64(len(early)) {
+			t.Errorf("outlet stats: %d bytes out, want %d", st.BytesOut, len(early))
+		}
+	})
 }
 
 // earlyConnEOF is earlyConn with the client's end of stream queued after
