@@ -79,7 +79,10 @@
 // outlet reads it as a plain Ping (serde_bare ignores trailing bytes) and
 // an ockamhub one without early data ignores it too. A Pong without the
 // feature, or a failed handshake that carried early data, makes the
-// inlet's next Ping on that route plain again. See docs/protocol.md §6.4.
+// inlet's next Ping on that route plain again; and at most 16 early Pings
+// per route wait for their answer at a time, which bounds the portals that
+// fail (after the handshake timeout) when a G2 outlet takes the route's
+// outlet's place. See docs/protocol.md §6.4.
 //
 // # Secure channels
 //

@@ -60,17 +60,28 @@ type Inlet struct {
 
 // earlyRoutes remembers the routes whose outlet takes early data: only a
 // Ping to one of them carries the client's first bytes (a G2 outlet would
-// refuse the Ping, portals.md §4.2). Each Pong updates its route's entry;
-// a failed handshake that carried early data removes it. It is safe for
-// concurrent use; the zero value is empty.
+// not answer the Ping, portals.md §4.2). Each Pong updates its route's
+// entry; a failed handshake that carried early data removes it. It is
+// safe for concurrent use; the zero value is empty.
+//
+// An entry also counts the route's early Pings not answered yet: past
+// maxEarlyInFlight, Pings on the route are plain until some are answered.
+// When a G2 outlet has taken the route's outlet's place, no early Ping is
+// answered, and each fails after the handshake timeout: the count bounds
+// how many portals that costs (otherwise every portal opened on the route
+// during the first timeout would fail).
 type earlyRoutes struct {
 	mu     sync.Mutex
-	routes map[string]struct{}
+	routes map[string]int // route key → early Pings in flight
 }
 
 // maxEarlyRoutes bounds earlyRoutes: past it, the set starts again empty
 // (a RouteFunc that opens a new channel now and then makes new routes).
 const maxEarlyRoutes = 1024
+
+// maxEarlyInFlight bounds the early Pings on one route that wait for their
+// answer (see earlyRoutes).
+const maxEarlyInFlight = 16
 
 // routeKey is a route's identity, cheaper to build than its text.
 func routeKey(route routing.Route) string {
@@ -85,11 +96,26 @@ func routeKey(route routing.Route) string {
 	return string(b)
 }
 
-func (e *earlyRoutes) takes(key string) bool {
+// take reports whether a Ping on the route may carry early data; when it
+// does, the caller calls done once its handshake is over.
+func (e *earlyRoutes) take(key string) bool {
 	e.mu.Lock()
-	_, ok := e.routes[key]
+	defer e.mu.Unlock()
+	n, ok := e.routes[key]
+	if !ok || n >= maxEarlyInFlight {
+		return false
+	}
+	e.routes[key] = n + 1
+	return true
+}
+
+// done ends an early Ping's wait for its answer (taken by take).
+func (e *earlyRoutes) done(key string) {
+	e.mu.Lock()
+	if n, ok := e.routes[key]; ok && n > 0 {
+		e.routes[key] = n - 1
+	}
 	e.mu.Unlock()
-	return ok
 }
 
 func (e *earlyRoutes) set(key string, takes bool) {
@@ -103,9 +129,9 @@ func (e *earlyRoutes) set(key string, takes bool) {
 		return
 	}
 	if e.routes == nil || len(e.routes) >= maxEarlyRoutes {
-		e.routes = make(map[string]struct{})
+		e.routes = make(map[string]int)
 	}
-	e.routes[key] = struct{}{}
+	e.routes[key] = 0
 }
 
 // NewInlet returns an inlet on n; it accepts nothing until Serve.
@@ -215,7 +241,7 @@ func (in *Inlet) ServeConn(ctx context.Context, nc net.Conn) {
 	var key string
 	if !in.cfg.Options.NoExtension && !in.cfg.Options.NoEarlyData {
 		key = routeKey(route)
-		if in.early.takes(key) {
+		if in.early.take(key) {
 			var early, buf []byte
 			if room := earlyRoom(route, c.addr); room > 0 && c.rc != nil {
 				// The reader's first buffer: it sends what the outlet
@@ -229,6 +255,9 @@ func (in *Inlet) ServeConn(ctx context.Context, nc net.Conn) {
 		}
 	}
 	ext, err := in.handshake(ctx, c, route, budget)
+	if c.pingEarly {
+		in.early.done(key)
+	}
 	if err != nil {
 		in.stats.failed.Add(1)
 		if c.pingEarly {
