@@ -117,7 +117,6 @@ type cutState struct {
 	extra   int              // of which beyond the frame: the next frame's first bytes
 	full    bool
 	eof     bool
-	waited  bool // fillPipe waited for the socket (the route is then judged again)
 	p       *pipe
 	err     error
 	inFn    func(uintptr) bool
@@ -181,7 +180,7 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 		discardPipe(p)
 		return false, nil, nil
 	}
-	cs.p, cs.want, cs.moved, cs.waited = p, n-len(buffered), 0, false
+	cs.p, cs.want, cs.moved = p, n-len(buffered), 0
 	if err := rd.fillPipe(); err != nil {
 		discardPipe(p)
 		return false, nil, err
@@ -193,16 +192,18 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 		// anywhere.
 		return rd.uncut(n, p)
 	}
-	if cs.waited {
-		// The route is judged again now that the frame is whole, as the
-		// usual path judges it: a forwarder stopped, or a name moved,
-		// while the payload came must not take it where it used to lead.
-		again, ok := rd.planCut(buffered, n)
-		if !ok || again.dst != plan.dst || !again.out.Onward.Equal(plan.out.Onward) {
-			return rd.uncut(n, p)
-		}
-		plan.res = again.res
+	// The route is judged again now that the frame is whole, as the usual
+	// path judges it: a forwarder stopped, or a name moved, before the
+	// frame's last byte came must not take it where it used to lead. Always:
+	// the payload may have come while this reader did not wait for it (it
+	// arrived as fillPipe moved it, or while the reader was descheduled
+	// after planning), and that is no shorter a time for the route to
+	// change in.
+	again, ok := rd.planCut(buffered, n)
+	if !ok || again.dst != plan.dst || !again.out.Onward.Equal(plan.out.Onward) {
+		return rd.uncut(n, p)
 	}
+	plan.res = again.res
 	dst := plan.dst
 	q := dst.queue
 	q.mu.Lock()
@@ -366,7 +367,6 @@ func (rd *reader) spliceIn(fd uintptr) bool {
 				cs.full = true
 				return true
 			}
-			cs.waited = true
 			return false
 		case err != nil:
 			cs.err = err
