@@ -240,13 +240,27 @@ func (rd *reader) relayAlloc(n int) ([]byte, *lease) {
 		return make([]byte, n), nil
 	}
 	rc := rd.relayCache
-	if rc.slab == nil || len(rc.slabFree) < n {
+	if len(rc.slabFree) < n {
 		rd.dropRelaySlab()
-		buf := *relaySlabPool.Get().(*[]byte)
-		rc.slab, rc.slabFree = newLease(buf), buf
+		// What is left of this read (this frame included) is all the
+		// frames cut from this memory can come from: the reader drops it
+		// before it reads again. A pooled slab is taken only when they
+		// can fill a good part of it; otherwise a buffer of their size
+		// (the collector's), so that a few bytes held by a destination
+		// that does not read never pin a whole slab (which
+		// SendQueueBytes, counting frame bytes, would not see).
+		if want := max(n, (rd.w-rd.r)*3/2); want < relaySlabSize/2 {
+			rc.slabFree = make([]byte, want)
+		} else {
+			buf := *relaySlabPool.Get().(*[]byte)
+			rc.slab, rc.slabFree = newLease(buf), buf
+		}
 	}
 	b := rc.slabFree[:n:n]
 	rc.slabFree = rc.slabFree[n:]
+	if rc.slab == nil {
+		return b, nil
+	}
 	rc.slabCut++
 	return b, rc.slab
 }
@@ -264,11 +278,16 @@ func (rd *reader) settleRelaySlab() {
 // dropRelaySlab gives up the reader's reference to the slab it cuts
 // relayed frames from.
 func (rd *reader) dropRelaySlab() {
-	if rc := rd.relayCache; rc != nil && rc.slab != nil {
+	rc := rd.relayCache
+	if rc == nil {
+		return
+	}
+	if rc.slab != nil {
 		rd.settleRelaySlab()
 		rc.slab.release()
-		rc.slab, rc.slabFree = nil, nil
+		rc.slab = nil
 	}
+	rc.slabFree = nil
 }
 
 func putRelaySlab(b []byte) {
