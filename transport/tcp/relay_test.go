@@ -428,3 +428,41 @@ func TestRelaySlowDestinationIntact(t *testing.T) {
 		t.Errorf("relay latency: %d frames timed, %v in all; want %d", timed, s.RelayLatency.Sum, count/16)
 	}
 }
+
+// TestRelayDestinationReplaced: when the connection a stream of frames is
+// relayed to is replaced by a new one under the same name, the next
+// frames go to the new one, as routing sends them; none is dropped on the
+// old one the relay had cached.
+func TestRelayDestinationReplaced(t *testing.T) {
+	r := newBenchRelay(t, tcp.Config{CutThrough: true, Logger: testLogger()})
+	const name = "10.0.0.1:4000"
+	r.target = routing.Route{routing.TCPAddress(name), routing.LocalAddress("r")}
+	add := func() net.Conn {
+		hub, peer := net.Pipe()
+		t.Cleanup(func() { peer.Close() })
+		if _, err := r.tr.AddConn(hub, name); err != nil {
+			t.Fatal(err)
+		}
+		return peer
+	}
+	first := add()
+	send := r.dial(t)
+	send.Write(seqFrame(t, 0, 0, 100))
+	if id, seq := checkSeq(t, readOne(t, first)); id != 0 || seq != 0 {
+		t.Fatalf("got %d/%d, want 0/0", id, seq)
+	}
+	second := add() // replaces first, which closes
+	var burst []byte
+	for seq := 1; seq <= 5; seq++ {
+		burst = append(burst, seqFrame(t, 0, seq, 100)...)
+	}
+	send.Write(burst)
+	for want := 1; want <= 5; want++ {
+		if id, seq := checkSeq(t, readOne(t, second)); id != 0 || seq != want {
+			t.Fatalf("the new connection got %d/%d, want 0/%d", id, seq, want)
+		}
+	}
+	if s := r.tr.Stats(); s.Unroutable != 0 {
+		t.Errorf("%d messages unroutable", s.Unroutable)
+	}
+}
