@@ -228,7 +228,37 @@ const (
 	relaySlabFrame = 2 << 10
 )
 
-var relaySlabPool = sync.Pool{New: func() any { b := make([]byte, relaySlabSize); return &b }}
+// Slabs come in classes of 4, 8, 16 and 32 KiB (relaySlabSize), one pool
+// each: a read that brings a few frames takes a small one.
+const (
+	minRelaySlab     = 4 << 10
+	relaySlabClasses = 4
+)
+
+var relaySlabPools [relaySlabClasses]sync.Pool
+
+// relaySlabClass returns the class of the smallest slab of at least want
+// bytes, or the largest.
+func relaySlabClass(want int) int {
+	i := 0
+	for i < relaySlabClasses-1 && minRelaySlab<<i < want {
+		i++
+	}
+	return i
+}
+
+func getRelaySlab(class int) []byte {
+	if p, ok := relaySlabPools[class].Get().(*[]byte); ok {
+		return *p
+	}
+	return make([]byte, minRelaySlab<<class)
+}
+
+func putRelaySlab(b []byte) {
+	class := relaySlabClass(cap(b))
+	b = b[:cap(b)]
+	relaySlabPools[class].Put(&b)
+}
 
 // relayAlloc returns the memory of a relayed frame of n bytes, and the
 // lease that holds it (nil for a frame of its own). Frames are cut from a
@@ -253,11 +283,14 @@ func (rd *reader) relayAlloc(n int) ([]byte, *lease) {
 		// (the collector's), so that a few bytes held by a destination
 		// that does not read never pin a whole slab (which
 		// SendQueueBytes, counting frame bytes, would not see).
-		if want := max(n, (rd.w-rd.r)*3/2); want < relaySlabSize/2 {
+		// A slab is at most twice what is wanted: at most three times
+		// what the sender sent.
+		if want := max(n, (rd.w-rd.r)*3/2); want < minRelaySlab/2 {
 			rc.slabFree = make([]byte, want)
 		} else {
-			buf := *relaySlabPool.Get().(*[]byte)
+			buf := getRelaySlab(relaySlabClass(want))
 			rc.slab, rc.slabFree = newLease(buf), buf
+			rc.slab.relay = true
 		}
 	}
 	b := rc.slabFree[:n:n]
@@ -294,10 +327,6 @@ func (rd *reader) dropRelaySlab() {
 	rc.slabFree = nil
 }
 
-func putRelaySlab(b []byte) {
-	b = b[:relaySlabSize]
-	relaySlabPool.Put(&b)
-}
 
 // maxStage bounds the frames a reader stages for one destination before
 // it queues them.
