@@ -327,7 +327,6 @@ func (rd *reader) dropRelaySlab() {
 	rc.slabFree = nil
 }
 
-
 // maxStage bounds the frames a reader stages for one destination before
 // it queues them.
 const maxStage = 32
