@@ -427,8 +427,7 @@ func (rd *reader) stageRest(rest []staged, closed bool) {
 		}
 		switch {
 		case err == nil:
-		case res.Worker != nil:
-			t.node.Failed(&res, err) // as the alias worker's error
+		case t.node.Failed(&res, err): // as the alias's or the last rewriter's error
 		case !errors.Is(err, ErrQueueFull):
 			// As route reports Route's error.
 			t.stats.unroutable.Add(1)

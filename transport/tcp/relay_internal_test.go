@@ -26,7 +26,6 @@ func (f pinRewriter) Relayed()                                          {}
 func relayHub(t *testing.T, cfg Config) (*Transport, *conn, net.Conn, string) {
 	t.Helper()
 	n := node.New(node.Config{NoApp: true})
-	cfg.CutThrough = true
 	tr, err := New(n, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +81,7 @@ func holdWriting(q *sendQueue) func() {
 // of 40 bytes must not pin a pooled slab of 32 KiB, which SendQueueBytes
 // does not see (a queue of 1024 such frames would hold 32 MiB).
 func TestRelaySlabPinning(t *testing.T) {
-	_, dst, _, addr := relayHub(t, Config{})
+	_, dst, _, addr := relayHub(t, Config{CutThrough: true})
 	defer holdWriting(dst.queue)()
 	send, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -127,5 +126,57 @@ func TestRelaySlabPinning(t *testing.T) {
 	}
 	if limit := 4*q.bytes + relaySlabSize; pinned > limit {
 		t.Fatalf("%d frames of %d bytes in all pin %d bytes (%d pooled slabs); want at most %d", len(q.msgs), q.bytes, pinned, len(leases), limit)
+	}
+}
+
+// TestRelayFailedCounts: frames through a forwarder to a connection whose
+// queue is full (and a full queue drops at once) are counted as the usual
+// path counts them: a full queue each, and an error of the forwarder,
+// whose HandleMessage the send's error would have reached.
+func TestRelayFailedCounts(t *testing.T) {
+	counts := func(cut bool) (uint64, uint64, uint64) {
+		tr, dst, _, addr := relayHub(t, Config{CutThrough: cut, SendQueueSize: 4, QueueFullWait: -1})
+		release := holdWriting(dst.queue)
+		defer release()
+		send, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer send.Close()
+		m := routing.TransportMessage{Version: 1, Onward: routing.Route{routing.LocalAddress("fwd")},
+			Return: routing.Route{routing.LocalAddress("s")}, Payload: []byte("0123456789")}
+		var burst []byte
+		for range 10 {
+			if burst, err = AppendFrame(burst, &m, MaxFrameSize); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Then a frame to "sync": the reader routes it once it is done
+		// with the burst.
+		synced := make(chan struct{}, 1)
+		syncw := node.HandlerFunc(func(context.Context, node.Sender, *node.Message) error { synced <- struct{}{}; return nil })
+		if _, err := tr.node.StartWorkerConfig(context.Background(), syncw, node.WorkerConfig{Addresses: []string{"sync"}, Inline: true}); err != nil {
+			t.Fatal(err)
+		}
+		m.Onward = routing.Route{routing.LocalAddress("sync")}
+		if burst, err = AppendFrame(burst, &m, MaxFrameSize); err != nil {
+			t.Fatal(err)
+		}
+		send.Write(burst)
+		select {
+		case <-synced:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the frames never arrived")
+		}
+		s := tr.Stats()
+		return s.QueueFull, s.Unroutable, tr.node.Stats().WorkerErrors
+	}
+	wq, wu, ww := counts(false)
+	gq, gu, gw := counts(true)
+	if gq != wq || gu != wu || gw != ww {
+		t.Fatalf("relayed: %d queue full, %d unroutable, %d worker errors; usual path: %d, %d, %d", gq, gu, gw, wq, wu, ww)
+	}
+	if wq != 6 {
+		t.Fatalf("%d dropped on a full queue, want 6", wq)
 	}
 }
