@@ -188,11 +188,11 @@ func (rd *reader) relayFrame(body []byte) verdict {
 	}
 	payload := body[end+k : end+k+int(payloadLen)]
 
-	// The destination is checked too: a connection named by its TCP
-	// address may have been replaced by another under that name (Recheck
-	// sees the transport, not its connections); an alias stops with its
-	// connection.
-	if !rc.resolved || rc.dst.isClosed() || !t.node.Recheck(&rc.res, rc.m.Onward) {
+	// A connection named by its TCP address is checked too: it may have
+	// been replaced by another under that name (Recheck sees the
+	// transport, not its connections). An alias stops with its connection
+	// (Recheck sees it).
+	if !rc.resolved || (rc.res.Worker == nil && rc.dst.isClosed()) || !t.node.Recheck(&rc.res, rc.m.Onward) {
 		if !rd.resolve() {
 			return notThisHead
 		}
