@@ -149,15 +149,24 @@ func (n *Node) CommitN(r *Resolution, k int) {
 	}
 }
 
-// Failed accounts for a message relayed as r says (and committed) that the
-// last worker's part failed with err, as Route accounts for an error of
-// that worker's HandleMessage (counted, logged now and then). For a
-// transport's hop it does nothing: Route would have returned the error to
-// the caller, who reports it.
-func (n *Node) Failed(r *Resolution, err error) {
-	if r.final != nil {
+// Failed accounts for a message relayed as r says (and committed) whose
+// last part (the last worker's, or the transport's hop) failed with err,
+// as Route accounts for it: an error of the last worker's HandleMessage,
+// or for a transport's hop an error of the last rewriter's (which
+// forwarded the message to the transport and got the error back), is
+// counted and logged now and then; it reports true. For a transport's
+// hop without rewriters it does nothing and reports false: Route would
+// have returned the error to the caller, who reports it.
+func (n *Node) Failed(r *Resolution, err error) bool {
+	switch {
+	case r.final != nil:
 		n.logWorkerError(r.Onward[0], err)
+	case r.nvia > 0:
+		n.logWorkerError(r.from[r.nvia-1][0], err)
+	default:
+		return false
 	}
+	return true
 }
 
 func isClosed(ch <-chan struct{}) bool {

@@ -266,16 +266,24 @@ func TestCommitN(t *testing.T) {
 	if got := n.Stats().Routed; got != 10 || fwd.relayed.Load() != 1 {
 		t.Fatalf("CommitN(0): routed %d, relayed %d; want 10, 1", got, fwd.relayed.Load())
 	}
-	n.Failed(&r, context.DeadlineExceeded)
-	if got := n.Stats().WorkerErrors; got != 1 {
-		t.Fatalf("Failed at a worker: %d worker errors, want 1", got)
+	if !n.Failed(&r, context.DeadlineExceeded) || n.Stats().WorkerErrors != 1 {
+		t.Fatalf("Failed at a worker: %d worker errors, want 1", n.Stats().WorkerErrors)
 	}
+	// A transport's hop after a rewriter: the rewriter's HandleMessage
+	// would have got the error back.
 	r, ok = n.Resolve(routing.Route{local("totcp")})
 	if !ok {
 		t.Fatal("not resolved")
 	}
-	n.Failed(&r, context.DeadlineExceeded)
-	if got := n.Stats().WorkerErrors; got != 1 {
-		t.Fatalf("Failed at a transport: %d worker errors, want 1", got)
+	if !n.Failed(&r, context.DeadlineExceeded) || n.Stats().WorkerErrors != 2 {
+		t.Fatalf("Failed at a transport after a rewriter: %d worker errors, want 2", n.Stats().WorkerErrors)
+	}
+	// A transport's hop without one: Route's caller would have got it.
+	r, ok = n.Resolve(routing.Route{routing.TCPAddress("127.0.0.1:1"), local("y")})
+	if !ok {
+		t.Fatal("not resolved")
+	}
+	if n.Failed(&r, context.DeadlineExceeded) || n.Stats().WorkerErrors != 2 {
+		t.Fatalf("Failed at a transport: %d worker errors, want 2", n.Stats().WorkerErrors)
 	}
 }

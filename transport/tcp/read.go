@@ -160,8 +160,9 @@ func (rd *reader) alloc(n int) []byte {
 // release returns the buffer to the pool; a reference never released (a
 // connection closed with the message queued) leaves it to the collector.
 type lease struct {
-	buf  []byte
-	refs atomic.Int32
+	buf   []byte
+	refs  atomic.Int32
+	relay bool // buf is a relay slab (relay.go), not a read buffer
 }
 
 func newLease(buf []byte) *lease {
@@ -180,7 +181,7 @@ func (l *lease) release() { l.releaseN(1) }
 // releaseN gives k references back at once.
 func (l *lease) releaseN(k int32) {
 	if l.refs.Add(-k) == 0 {
-		if cap(l.buf) == relaySlabSize {
+		if l.relay {
 			putRelaySlab(l.buf)
 		} else {
 			putReadBuf(l.buf)

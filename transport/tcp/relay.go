@@ -188,7 +188,11 @@ func (rd *reader) relayFrame(body []byte) verdict {
 	}
 	payload := body[end+k : end+k+int(payloadLen)]
 
-	if !rc.resolved || !t.node.Recheck(&rc.res, rc.m.Onward) {
+	// A connection named by its TCP address is checked too: it may have
+	// been replaced by another under that name (Recheck sees the
+	// transport, not its connections). An alias stops with its connection
+	// (Recheck sees it).
+	if !rc.resolved || (rc.res.Worker == nil && rc.dst.isClosed()) || !t.node.Recheck(&rc.res, rc.m.Onward) {
 		if !rd.resolve() {
 			return notThisHead
 		}
@@ -224,7 +228,37 @@ const (
 	relaySlabFrame = 2 << 10
 )
 
-var relaySlabPool = sync.Pool{New: func() any { b := make([]byte, relaySlabSize); return &b }}
+// Slabs come in classes of 4, 8, 16 and 32 KiB (relaySlabSize), one pool
+// each: a read that brings a few frames takes a small one.
+const (
+	minRelaySlab     = 4 << 10
+	relaySlabClasses = 4
+)
+
+var relaySlabPools [relaySlabClasses]sync.Pool
+
+// relaySlabClass returns the class of the smallest slab of at least want
+// bytes, or the largest.
+func relaySlabClass(want int) int {
+	i := 0
+	for i < relaySlabClasses-1 && minRelaySlab<<i < want {
+		i++
+	}
+	return i
+}
+
+func getRelaySlab(class int) []byte {
+	if p, ok := relaySlabPools[class].Get().(*[]byte); ok {
+		return *p
+	}
+	return make([]byte, minRelaySlab<<class)
+}
+
+func putRelaySlab(b []byte) {
+	class := relaySlabClass(cap(b))
+	b = b[:cap(b)]
+	relaySlabPools[class].Put(&b)
+}
 
 // relayAlloc returns the memory of a relayed frame of n bytes, and the
 // lease that holds it (nil for a frame of its own). Frames are cut from a
@@ -240,13 +274,30 @@ func (rd *reader) relayAlloc(n int) ([]byte, *lease) {
 		return make([]byte, n), nil
 	}
 	rc := rd.relayCache
-	if rc.slab == nil || len(rc.slabFree) < n {
+	if len(rc.slabFree) < n {
 		rd.dropRelaySlab()
-		buf := *relaySlabPool.Get().(*[]byte)
-		rc.slab, rc.slabFree = newLease(buf), buf
+		// What is left of this read (this frame included) is all the
+		// frames cut from this memory can come from: the reader drops it
+		// before it reads again. A pooled slab is taken only when they
+		// can fill a good part of it; otherwise a buffer of their size
+		// (the collector's), so that a few bytes held by a destination
+		// that does not read never pin a whole slab (which
+		// SendQueueBytes, counting frame bytes, would not see).
+		// A slab is at most twice what is wanted: at most three times
+		// what the sender sent.
+		if want := max(n, (rd.w-rd.r)*3/2); want < minRelaySlab/2 {
+			rc.slabFree = make([]byte, want)
+		} else {
+			buf := getRelaySlab(relaySlabClass(want))
+			rc.slab, rc.slabFree = newLease(buf), buf
+			rc.slab.relay = true
+		}
 	}
 	b := rc.slabFree[:n:n]
 	rc.slabFree = rc.slabFree[n:]
+	if rc.slab == nil {
+		return b, nil
+	}
 	rc.slabCut++
 	return b, rc.slab
 }
@@ -264,16 +315,16 @@ func (rd *reader) settleRelaySlab() {
 // dropRelaySlab gives up the reader's reference to the slab it cuts
 // relayed frames from.
 func (rd *reader) dropRelaySlab() {
-	if rc := rd.relayCache; rc != nil && rc.slab != nil {
+	rc := rd.relayCache
+	if rc == nil {
+		return
+	}
+	if rc.slab != nil {
 		rd.settleRelaySlab()
 		rc.slab.release()
-		rc.slab, rc.slabFree = nil, nil
+		rc.slab = nil
 	}
-}
-
-func putRelaySlab(b []byte) {
-	b = b[:relaySlabSize]
-	relaySlabPool.Put(&b)
+	rc.slabFree = nil
 }
 
 // maxStage bounds the frames a reader stages for one destination before
@@ -376,8 +427,7 @@ func (rd *reader) stageRest(rest []staged, closed bool) {
 		}
 		switch {
 		case err == nil:
-		case res.Worker != nil:
-			t.node.Failed(&res, err) // as the alias worker's error
+		case t.node.Failed(&res, err): // as the alias's or the last rewriter's error
 		case !errors.Is(err, ErrQueueFull):
 			// As route reports Route's error.
 			t.stats.unroutable.Add(1)

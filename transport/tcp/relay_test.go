@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -427,4 +428,90 @@ func TestRelaySlowDestinationIntact(t *testing.T) {
 	if timed != count/16 || s.RelayLatency.Sum <= 0 {
 		t.Errorf("relay latency: %d frames timed, %v in all; want %d", timed, s.RelayLatency.Sum, count/16)
 	}
+}
+
+// TestRelayDestinationReplaced: when the connection a stream of frames is
+// relayed to is replaced by a new one under the same name, the next
+// frames go to the new one, as routing sends them; none is dropped on the
+// old one the relay had cached.
+func TestRelayDestinationReplaced(t *testing.T) {
+	r := newBenchRelay(t, tcp.Config{CutThrough: true, Logger: testLogger()})
+	const name = "10.0.0.1:4000"
+	r.target = routing.Route{routing.TCPAddress(name), routing.LocalAddress("r")}
+	add := func() net.Conn {
+		hub, peer := net.Pipe()
+		t.Cleanup(func() { peer.Close() })
+		if _, err := r.tr.AddConn(hub, name); err != nil {
+			t.Fatal(err)
+		}
+		return peer
+	}
+	first := add()
+	send := r.dial(t)
+	send.Write(seqFrame(t, 0, 0, 100))
+	if id, seq := checkSeq(t, readOne(t, first)); id != 0 || seq != 0 {
+		t.Fatalf("got %d/%d, want 0/0", id, seq)
+	}
+	second := add() // replaces first, which closes
+	var burst []byte
+	for seq := 1; seq <= 5; seq++ {
+		burst = append(burst, seqFrame(t, 0, seq, 100)...)
+	}
+	send.Write(burst)
+	for want := 1; want <= 5; want++ {
+		if id, seq := checkSeq(t, readOne(t, second)); id != 0 || seq != want {
+			t.Fatalf("the new connection got %d/%d, want 0/%d", id, seq, want)
+		}
+	}
+	if s := r.tr.Stats(); s.Unroutable != 0 {
+		t.Errorf("%d messages unroutable", s.Unroutable)
+	}
+}
+
+// TestRelayShutdownWritesBacklog: a graceful shutdown writes every frame
+// relayed to a destination that was not reading (a backlog queued as
+// frames, and the sender's reader's last stage) before it closes.
+func TestRelayShutdownWritesBacklog(t *testing.T) {
+	r := newBenchRelay(t, tcp.Config{CutThrough: true, QueueFullWait: time.Minute, Logger: testLogger()})
+	recv := r.dialTarget(t)
+	send := r.dial(t)
+	const count = 20000
+	var stream []byte
+	for seq := range count {
+		stream = append(stream, seqFrame(t, 0, seq, 8+seq%300)...)
+	}
+	go send.Write(stream)
+	// Part of the stream is read by the hub (a backlog behind the
+	// destination that does not read, unless the kernel's buffers take
+	// it all) before it shuts down.
+	waitFor(t, "a backlog", func() bool { s := r.tr.Stats(); return s.Queued > 0 || s.FramesIn == count })
+	done := make(chan error, 1)
+	go func() { done <- r.tr.Shutdown(context.Background()) }()
+	recv.SetReadDeadline(time.Now().Add(30 * time.Second))
+	seq := 0
+	for ; ; seq++ {
+		var hdr [2]byte
+		if _, err := io.ReadFull(recv, hdr[:]); err != nil {
+			break
+		}
+		body := make([]byte, binary.BigEndian.Uint16(hdr[:]))
+		if _, err := io.ReadFull(recv, body); err != nil {
+			t.Fatalf("frame %d cut short: %v", seq, err)
+		}
+		if id, s := checkSeq(t, append(hdr[:], body...)); id != 0 || s != seq {
+			t.Fatalf("frame %d/%d arrived, want 0/%d", id, s, seq)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Everything the hub read from the sender was written, or counted as
+	// failed: the readers drain in no set order, so the sender's may
+	// route its last frames after the destination's has closed it, on the
+	// usual path as on this one (each counted as the forwarder's error).
+	s, ns := r.tr.Stats(), r.node.Stats()
+	if uint64(seq)+ns.WorkerErrors != s.FramesIn || s.QueueFull != 0 {
+		t.Fatalf("%d frames written, %d failed, %d read from the sender; %d dropped on a full queue", seq, ns.WorkerErrors, s.FramesIn, s.QueueFull)
+	}
+	t.Logf("%d of %d frames read before the shutdown", seq, count)
 }
