@@ -1,10 +1,34 @@
 package portal
 
-import "weak"
+import (
+	"weak"
 
-// readBuf is the memory of one read from the local socket: room for the
-// message header and the largest chunk.
-type readBuf [headroom + MaxChunk]byte
+	"github.com/ockamhub/ockamhub/noise"
+)
+
+// readBuf is the memory of one read from the local socket: sealLead
+// bytes of room, then room for the message header (headroom) and the
+// largest chunk, then sealTail bytes of room. The reader gives all of it
+// up with the message it sends (node.WithPayloadRoom), so that a secure
+// channel seals the message where it lies, its framing and the inner
+// routes in front, its tag behind, instead of copying it to a buffer of
+// its own. The reader reads the buffer again only once the peer's Credit
+// proves the bytes were written (recycler), which it never does for a
+// peer that grants none; 64 KiB holds it (61,987 bytes: large allocations
+// are rounded up to whole pages, which 61,459 already were).
+type readBuf [sealLead + headroom + MaxChunk + sealTail]byte
+
+const (
+	// sealLead is the room in front of the message header: a secure
+	// channel's data-message header (5 bytes) and the inner message's
+	// version, routes beyond the channel and payload length, which fit
+	// for routes of a few addresses (a longer route falls back to the
+	// channel's copy).
+	sealLead = 512
+	// sealTail is the room behind the largest chunk: a secure channel's
+	// AEAD tag.
+	sealTail = noise.Overhead
+)
 
 // maxRecycle bounds the buffers a portal remembers for reuse.
 const maxRecycle = 64

@@ -766,10 +766,22 @@ func (ep *endpoint) encrypt(ctx context.Context, s node.Sender, m *node.Message)
 	inner := routing.TransportMessage{Version: routing.Version, Onward: onward, Return: m.Return(), Payload: m.Payload()}
 	ptLen := inner.EncodedLen()
 	hdr := dataHeaderLen(ptLen)
-	buf := make([]byte, hdr, hdr+ptLen+noise.Overhead)
-	buf, err := inner.AppendBinary(buf)
-	if err != nil {
-		return fmt.Errorf("securechannel: encoding message for %s: %w", onward, err)
+	// A sender that gave up the memory around its payload
+	// (node.Message.PayloadRoom) has it sealed where it lies, with no
+	// allocation and no copy; otherwise it goes to a new buffer.
+	var buf []byte
+	var err error
+	inPlace := false
+	if room, off, ok := m.PayloadRoom(); ok {
+		if buf, inPlace, err = layOutInner(room, off, &inner, hdr, ptLen); err != nil {
+			return fmt.Errorf("securechannel: encoding message for %s: %w", onward, err)
+		}
+	}
+	if !inPlace {
+		buf = make([]byte, hdr, hdr+ptLen+noise.Overhead)
+		if buf, err = inner.AppendBinary(buf); err != nil {
+			return fmt.Errorf("securechannel: encoding message for %s: %w", onward, err)
+		}
 	}
 
 	// Beyond 2021: Rust refused n == 65535 too, but we also count it and
@@ -789,6 +801,9 @@ func (ep *endpoint) encrypt(ctx context.Context, s node.Sender, m *node.Message)
 	if err := s.SendFrom(ctx, ep.ch.remote, ep.remoteRoute, node.Raw(payload)); err != nil {
 		ep.ch.stats.dec(statSent)
 		return fmt.Errorf("securechannel: sending to %s: %w", ep.remoteRoute, err)
+	}
+	if inPlace {
+		ep.ch.stats.inc(statSealedInPlace)
 	}
 	ep.ch.touch()
 	return nil
