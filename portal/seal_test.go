@@ -114,4 +114,3 @@ func TestSecureSealInPlace(t *testing.T) {
 		})
 	}
 }
-
