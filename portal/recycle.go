@@ -14,8 +14,8 @@ import (
 // routes in front, its tag behind, instead of copying it to a buffer of
 // its own. The reader reads the buffer again only once the peer's Credit
 // proves the bytes were written (recycler), which it never does for a
-// peer that grants none; 64 KiB holds it (61,987 bytes: large allocations
-// are rounded up to whole pages, which 61,459 already were).
+// peer that grants none. It is 61,987 bytes, 528 more than without the
+// room: the same 16 pages (large allocations are whole pages).
 type readBuf [sealLead + headroom + MaxChunk + sealTail]byte
 
 const (
@@ -36,8 +36,9 @@ const maxRecycle = 64
 // recycler lets a portal's reader reuse the buffers of reads it sent to an
 // extension peer once the peer has proven it is done with them, instead of
 // allocating (and clearing, and collecting) 64 KiB per chunk. The
-// transport, and a secure channel, keep a payload until they have written
-// it, and do not say when; the peer's Credit does: an ockamhub peer grants
+// transport, and a secure channel (which seals it where it lies: see
+// readBuf), keep a payload until they have written it, and do not say
+// when; the peer's Credit does: an ockamhub peer grants
 // up to the bytes it has written to its own socket plus its window, so
 // once the limit it grants is past a buffer's last stream offset plus that
 // window, the buffer's bytes have crossed every hop and nothing on this

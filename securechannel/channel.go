@@ -749,7 +749,9 @@ func (ep *endpoint) stopSoon() {
 // peer (protocol.md §10.5, sender steps 1–6), in the encrypting worker's
 // goroutine.
 // The inner message is encoded straight into the buffer that goes out, and
-// sealed there in place: one allocation and one copy of the payload. The
+// sealed there in place: one allocation and one copy of the payload, or
+// none when the sender gave up the memory around the payload and it has
+// room (node.Message.PayloadRoom, layOutInner). The
 // worker's one goroutine takes each counter, seals and sends in turn, so
 // that messages leave in counter order; it waits for a blocked next hop as
 // long as its context allows.
