@@ -800,12 +800,15 @@ func (ep *endpoint) encrypt(ctx context.Context, s node.Sender, m *node.Message)
 	// received, before SendFrom returns; Stats must never show more
 	// received than sent for a round trip that has completed.
 	ep.ch.stats.inc(statSent)
-	if err := s.SendFrom(ctx, ep.ch.remote, ep.remoteRoute, node.Raw(payload)); err != nil {
-		ep.ch.stats.dec(statSent)
-		return fmt.Errorf("securechannel: sending to %s: %w", ep.remoteRoute, err)
-	}
 	if inPlace {
 		ep.ch.stats.inc(statSealedInPlace)
+	}
+	if err := s.SendFrom(ctx, ep.ch.remote, ep.remoteRoute, node.Raw(payload)); err != nil {
+		if inPlace {
+			ep.ch.stats.dec(statSealedInPlace)
+		}
+		ep.ch.stats.dec(statSent)
+		return fmt.Errorf("securechannel: sending to %s: %w", ep.remoteRoute, err)
 	}
 	ep.ch.touch()
 	return nil
