@@ -18,7 +18,8 @@ type Message struct {
 	at     routing.Address
 	pooled bool // lent to an inline worker, reused once it returns
 
-	exclusive bool // the payload is the worker's alone (ExclusivePayload)
+	exclusive bool     // the payload is the worker's alone (ExclusivePayload)
+	room      *roomCtx // the memory the sender gave up with the payload (PayloadRoom)
 }
 
 // NewMessage returns a message as it would be delivered at address at. It is

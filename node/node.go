@@ -319,6 +319,7 @@ func (n *Node) App() *Mailbox { return n.app }
 // Route routes m by the head of its onward route (protocol.md §6.2). A local
 // worker's mailbox that is full makes Route wait until ctx ends.
 func (n *Node) Route(ctx context.Context, m routing.TransportMessage) error {
+	ctx, room := unmarkRoom(ctx) // for the worker m goes to (PayloadRoom), and no further
 	next, ok := m.Onward.Next()
 	if !ok {
 		if n.cfg.ControlPing && len(m.Payload) == 1 && m.Payload[0] == 0 && len(m.Return) > 0 {
@@ -354,9 +355,10 @@ func (n *Node) Route(ctx context.Context, m routing.TransportMessage) error {
 		// payload is this worker's (ExclusivePayload), and what the worker
 		// routes in turn is not.
 		ctx, msg.exclusive = unmarkExclusive(ctx)
+		msg.room = room
 		return e.deliver(ctx, msg)
 	}
-	return e.deliver(ctx, &Message{tm: m, at: next})
+	return e.deliver(ctx, &Message{tm: m, at: next, room: room})
 }
 
 type beforeBlockKey struct{}

@@ -565,10 +565,13 @@ func (c *pconn) reader() {
 		}
 		if k > 0 {
 			out := buf[:headroom+k]
+			var room []byte // the memory out lies in, given up with it (readBuf)
 			if k < smallRead || b == nil {
 				out = append([]byte(nil), out...)
+			} else {
+				room = b[:]
 			}
-			if serr := c.sendRead(out); serr != nil {
+			if serr := c.sendRead(out, room); serr != nil {
 				c.fail(serr)
 				return
 			}
@@ -577,7 +580,7 @@ func (c *pconn) reader() {
 					// The stream is more than short requests: read in
 					// chunks from now on.
 					b = new(readBuf)
-					buf = b[:size]
+					buf = b[sealLead : sealLead+size]
 				}
 			} else if k >= smallRead {
 				// out now belongs to the message: take another buffer,
@@ -589,7 +592,7 @@ func (c *pconn) reader() {
 					rec.sent(b, end)
 				}
 				b = rec.get(limit, win)
-				buf = b[:size]
+				buf = b[sealLead : sealLead+size]
 			}
 		}
 		if err != nil {
@@ -616,13 +619,16 @@ func (c *pconn) readLocal(p []byte, waiting func()) (int, error) {
 	return c.nc.Read(p)
 }
 
-// sendRead sends the bytes of one read, msg[headroom:]. To an extension
+// sendRead sends the bytes of one read, msg[headroom:]. room, unless
+// nil, is the readBuf msg lies in, from room[sealLead:], which the reader
+// gives up (see readBuf): nothing reads msg after this. To an extension
 // peer they go as Data within the credit it granted, split and waiting for
 // more credit when the read was sized before the flow control came into
 // force (an outlet learns that the inlet took its offer from the inlet's
 // first Credit, which may arrive while a read of LegacyChunk bytes is
 // pending); otherwise as one Payload (or G2 data).
-func (c *pconn) sendRead(msg []byte) error {
+func (c *pconn) sendRead(msg, room []byte) error {
+	at := sealLead // where msg lies in room
 	for {
 		c.mu.Lock()
 		for c.ext && c.sent >= c.sendLimit && !c.sendClosed {
@@ -634,30 +640,32 @@ func (c *pconn) sendRead(msg []byte) error {
 			}
 			c.mu.Lock()
 		}
-		ext, room, closed := c.ext, c.sendLimit-c.sent, c.sendClosed
+		ext, credit, closed := c.ext, c.sendLimit-c.sent, c.sendClosed
 		c.mu.Unlock()
 		if closed {
 			return nil
 		}
 		k := len(msg) - headroom
-		if !ext || uint64(k) <= room {
-			return c.sendData(msg, ext)
+		if !ext || uint64(k) <= credit {
+			return c.sendData(msg, ext, room, at)
 		}
 		// Send what the credit allows from a copy: the message keeps its
 		// bytes, and the rest's header goes where they were.
-		part := make([]byte, headroom+int(room))
-		copy(part[headroom:], msg[headroom:headroom+int(room)])
-		if err := c.sendData(part, true); err != nil {
+		part := make([]byte, headroom+int(credit))
+		copy(part[headroom:], msg[headroom:headroom+int(credit)])
+		if err := c.sendData(part, true, nil, 0); err != nil {
 			return err
 		}
-		msg = msg[room:]
+		msg = msg[credit:]
+		at += int(credit)
 	}
 }
 
 // sendData sends one chunk, msg[headroom:], in the form the peer reads,
 // writing the header into the headroom: G2 data, Data (asData, an
-// extension peer) or Payload.
-func (c *pconn) sendData(msg []byte, asData bool) error {
+// extension peer) or Payload. room, unless nil, is the memory msg lies
+// in, from room[at:], given up with the message (node.WithPayloadRoom).
+func (c *pconn) sendData(msg []byte, asData bool, room []byte, at int) error {
 	c.smu.Lock()
 	defer c.smu.Unlock()
 	c.mu.Lock()
@@ -677,7 +685,11 @@ func (c *pconn) sendData(msg []byte, asData bool) error {
 	copy(p, h)
 	c.stats.bytesIn.Add(uint64(k))
 	c.active.Store(time.Now().UnixNano())
-	return c.sendLocked(c.ctx, p, false, k)
+	ctx := c.ctx
+	if room != nil {
+		ctx = node.WithPayloadRoom(ctx, room, at+headroom-len(h))
+	}
+	return c.sendLocked(ctx, p, false, k)
 }
 
 // localEOF handles the end of the local socket's input: Disconnect, then

@@ -749,7 +749,9 @@ func (ep *endpoint) stopSoon() {
 // peer (protocol.md §10.5, sender steps 1–6), in the encrypting worker's
 // goroutine.
 // The inner message is encoded straight into the buffer that goes out, and
-// sealed there in place: one allocation and one copy of the payload. The
+// sealed there in place: one allocation and one copy of the payload, or
+// none when the sender gave up the memory around the payload and it has
+// room (node.Message.PayloadRoom, layOutInner). The
 // worker's one goroutine takes each counter, seals and sends in turn, so
 // that messages leave in counter order; it waits for a blocked next hop as
 // long as its context allows.
@@ -766,10 +768,22 @@ func (ep *endpoint) encrypt(ctx context.Context, s node.Sender, m *node.Message)
 	inner := routing.TransportMessage{Version: routing.Version, Onward: onward, Return: m.Return(), Payload: m.Payload()}
 	ptLen := inner.EncodedLen()
 	hdr := dataHeaderLen(ptLen)
-	buf := make([]byte, hdr, hdr+ptLen+noise.Overhead)
-	buf, err := inner.AppendBinary(buf)
-	if err != nil {
-		return fmt.Errorf("securechannel: encoding message for %s: %w", onward, err)
+	// A sender that gave up the memory around its payload
+	// (node.Message.PayloadRoom) has it sealed where it lies, with no
+	// allocation and no copy; otherwise it goes to a new buffer.
+	var buf []byte
+	var err error
+	inPlace := false
+	if room, off, ok := m.PayloadRoom(); ok {
+		if buf, inPlace, err = layOutInner(room, off, &inner, hdr, ptLen); err != nil {
+			return fmt.Errorf("securechannel: encoding message for %s: %w", onward, err)
+		}
+	}
+	if !inPlace {
+		buf = make([]byte, hdr, hdr+ptLen+noise.Overhead)
+		if buf, err = inner.AppendBinary(buf); err != nil {
+			return fmt.Errorf("securechannel: encoding message for %s: %w", onward, err)
+		}
 	}
 
 	// Beyond 2021: Rust refused n == 65535 too, but we also count it and
@@ -786,7 +800,13 @@ func (ep *endpoint) encrypt(ctx context.Context, s node.Sender, m *node.Message)
 	// received, before SendFrom returns; Stats must never show more
 	// received than sent for a round trip that has completed.
 	ep.ch.stats.inc(statSent)
+	if inPlace {
+		ep.ch.stats.inc(statSealedInPlace)
+	}
 	if err := s.SendFrom(ctx, ep.ch.remote, ep.remoteRoute, node.Raw(payload)); err != nil {
+		if inPlace {
+			ep.ch.stats.dec(statSealedInPlace)
+		}
 		ep.ch.stats.dec(statSent)
 		return fmt.Errorf("securechannel: sending to %s: %w", ep.remoteRoute, err)
 	}

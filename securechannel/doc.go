@@ -41,9 +41,17 @@
 // (node.Message.ExclusivePayload: the TCP transport without ReuseBodies)
 // is decrypted where it lies, and the plaintext delivered shares that
 // memory; any other payload, including one an inline worker passed on, is
-// left as it is and decrypted into a new buffer. The handshake has a
-// goroutine of its own, which ends once the channel is established, so
-// that a slow Config.VerifyPeer never holds up a connection.
+// left as it is and decrypted into a new buffer. Likewise on the way out: a
+// sender that gives up the memory around its payload (node.WithPayloadRoom,
+// as a portal does for its full reads) has it sealed where it lies, the
+// data-message header and the inner message's head written in the room in
+// front and the tag in the room behind, the same bytes on the wire; the
+// sender's payload is then ciphertext. Without the mark, or without room
+// enough, the message is sealed into a new buffer and the sender's bytes
+// are left as they are (Stats.SealedInPlace counts the former). The
+// handshake has a goroutine of its own, which ends once the channel is
+// established, so that a slow Config.VerifyPeer never holds up a
+// connection.
 //
 // # What a channel authenticates, and what it does not
 //

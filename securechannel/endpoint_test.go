@@ -35,7 +35,7 @@ func (s *recordingSender) Forward(_ context.Context, m routing.TransportMessage)
 // establishedPair returns an initiator and a responder endpoint sharing the
 // keys of a real handshake, without workers: for driving HandleMessage
 // directly.
-func establishedPair(t *testing.T) (ini, res *endpoint) {
+func establishedPair(t testing.TB) (ini, res *endpoint) {
 	t.Helper()
 	n := node.New(node.Config{})
 	t.Cleanup(func() { n.Close() })

@@ -204,6 +204,40 @@ func sealInPlace(buf []byte, hdr int, c *noise.CipherState, n uint16) []byte {
 	return c.Encrypt(b, n, pt)
 }
 
+// layOutInner prepares the data message for inner in the memory a sender
+// gave up around inner.Payload (node.Message.PayloadRoom: the payload is
+// room[off:off+len(inner.Payload)], and all of room[:cap(room)] may be
+// overwritten): it encodes the inner message's head (version, routes,
+// payload length) right in front of the payload, and returns room[start:end]
+// where end is the payload's end and start leaves hdr bytes (the
+// data-message header) in front of the head, ready for sealInPlace, which
+// puts the tag in the room behind. ptLen is inner.EncodedLen(). ok is
+// false, with room unmodified, when there is not enough room in front
+// (hdr and the head) or behind (noise.Overhead): the caller then seals
+// into a new buffer, from inner.Payload, which layOutInner never
+// modifies.
+func layOutInner(room []byte, off int, inner *routing.TransportMessage, hdr, ptLen int) (buf []byte, ok bool, err error) {
+	n := len(inner.Payload)
+	head := ptLen - n
+	start, end := off-head-hdr, off+n
+	if off < 0 || end > cap(room) || start < 0 || cap(room)-end < noise.Overhead {
+		return nil, false, nil
+	}
+	h := routing.TransportMessage{Version: inner.Version, Onward: inner.Onward, Return: inner.Return}
+	if h.EncodedLen() != head-bare.UintLen(uint64(n))+1 {
+		return nil, false, nil // never: EncodedLen counts what AppendBinary writes
+	}
+	// The head without the payload ends with the length 0 (one byte):
+	// replaced by n's. It ends exactly at off, as counted above, so
+	// nothing is appended beyond the room in front.
+	b, err := h.AppendBinary(room[start+hdr : start+hdr : off])
+	if err != nil {
+		return nil, false, err
+	}
+	bare.AppendUint(b[:len(b)-1], uint64(n))
+	return room[start:end], true, nil
+}
+
 // openSealed decodes a data-message payload and decrypts it with c,
 // returning the counter and the plaintext (newly allocated). It returns an
 // error wrapping ErrDataMessage for a malformed payload and

@@ -19,6 +19,7 @@ type Stats struct {
 	DecryptFailures   uint64 // data messages dropped: malformed, failing authentication, or carrying an undecodable inner message
 	Replays           uint64 // data messages dropped as duplicates or older than ReplayWindow
 	NonceExhausted    uint64 // plaintext messages refused with ErrNonceExhausted
+	SealedInPlace     uint64 // data messages sealed in the memory their sender gave up (node.WithPayloadRoom), counted in Sent too
 }
 
 type stat int
@@ -36,6 +37,7 @@ const (
 	statDecryptFailures
 	statReplays
 	statNonceExhausted
+	statSealedInPlace
 	numStats
 )
 
@@ -73,5 +75,6 @@ func (c *counters) snapshot() Stats {
 		DecryptFailures:   c.v[statDecryptFailures].Load(),
 		Replays:           c.v[statReplays].Load(),
 		NonceExhausted:    c.v[statNonceExhausted].Load(),
+		SealedInPlace:     c.v[statSealedInPlace].Load(),
 	}
 }
