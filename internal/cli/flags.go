@@ -41,7 +41,7 @@ func hubFlags(fs *flag.FlagSet, perNodeForwarding bool) *hubLimits {
 		idleTimeout:    fs.Duration("idle-timeout", 0, "close connections that neither send nor receive for this long (0 = never; 2021 peers send no heartbeats)"),
 		msgRate:        fs.Float64("max-msg-rate", 0, "messages per second read from one connection (token bucket, burst = one second's worth); a faster peer is slowed down, not cut off (0 = no limit)"),
 		fwdIdle:        fs.Duration("forwarder-idle-timeout", 0, "remove forwarders that relay nothing for this long (0 = never; they always go when their connection closes)"),
-		noCutThrough:   fs.Bool("no-cut-through", false, "relay large frames through forwarders by copying them (read, then write) instead of splicing their payload from socket to socket (Linux)"),
+		noCutThrough:   fs.Bool("no-cut-through", false, "relay frames through forwarders the usual way: large ones copied (read, then write) instead of their payload spliced from socket to socket (Linux), small ones decoded, handed to the forwarder and encoded again instead of relayed by their bytes"),
 		gcHeadroom:     fs.Int("gc-headroom", defaultGCHeadroomMiB, "MiB the heap may grow by between garbage collections at least (fewer collections under load for at most this much memory; 0 = the Go default, GOGC=100; ignored when GOGC is set)"),
 	}
 	if perNodeForwarding {
