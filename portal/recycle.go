@@ -80,7 +80,11 @@ func (r *recycler) sent(b *readBuf, end uint64) {
 func (r *recycler) get(limit, window uint64) *readBuf {
 	i := 0
 	var b *readBuf
-	for ; i < len(r.bufs) && window > 0 && r.bufs[i].end+window <= limit; i++ {
+	// end+window <= limit, without the overflow: a peer's window is any
+	// uvarint, and one of 2^64-1 (a peer's "no limit") wrapped the sum
+	// below every limit, reusing each buffer at once, while the transport
+	// (or a secure channel, which seals in place) still held its bytes.
+	for ; i < len(r.bufs) && window > 0 && limit >= window && r.bufs[i].end <= limit-window; i++ {
 		if b = r.bufs[i].b; b == nil {
 			b = r.bufs[i].p.Value()
 		}

@@ -67,3 +67,20 @@ func TestRecycler(t *testing.T) {
 		t.Fatal("strong references left past the remembered buffers")
 	}
 }
+
+// TestRecyclerWindowOverflow: a peer's window near 2^64 (its "no limit")
+// proves nothing written: end+window wrapped below the limit, and every
+// buffer was reused at once.
+func TestRecyclerWindowOverflow(t *testing.T) {
+	var r recycler
+	a := new(readBuf)
+	r.sent(a, 60<<10)
+	for _, w := range []uint64{^uint64(0), ^uint64(0) - 1000} {
+		if got := r.get(^uint64(0), w); got == a {
+			t.Fatalf("window %d: reused before the peer has written its bytes", w)
+		}
+	}
+	if got := r.get(1<<20, 2<<20); got == a {
+		t.Fatal("reused with a limit below the window")
+	}
+}
