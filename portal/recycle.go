@@ -59,6 +59,13 @@ const maxRecycle = 64
 // none for the collector.
 type recycler struct {
 	bufs []recycled
+	// distrust: the peer granted a limit that claims more bytes written
+	// than were ever sent to it (limit-window > sent). Its Credits prove
+	// nothing then, and no buffer is reused again: a buffer reused too
+	// early corrupts the stream, and through a secure channel, which seals
+	// it in place, puts plaintext where the transport is about to write
+	// ciphertext.
+	distrust bool
 }
 
 type recycled struct {
@@ -75,9 +82,18 @@ func (r *recycler) sent(b *readBuf, end uint64) {
 	r.bufs = append(r.bufs, recycled{b: b, p: weak.Make(b), end: end})
 }
 
-// get returns a buffer the peer is done with, given the limit it granted
-// and its window (0: unknown, nothing is reused), or a new one.
-func (r *recycler) get(limit, window uint64) *readBuf {
+// get returns a buffer the peer is done with, given the limit it granted,
+// its window (0: unknown, nothing is reused) and the stream bytes sent to
+// it so far, or a new one.
+func (r *recycler) get(limit, window, sent uint64) *readBuf {
+	if !r.distrust && window > 0 && limit >= window && limit-window > sent {
+		r.distrust = true
+		clear(r.bufs)
+		r.bufs = nil
+	}
+	if r.distrust {
+		return new(readBuf)
+	}
 	i := 0
 	var b *readBuf
 	// end+window <= limit, without the overflow: a peer's window is any

@@ -28,6 +28,9 @@ func TestRecycleUntrustedCredit(t *testing.T) {
 		// Its first Credit is its window: a window of 2^64-1 overflowed
 		// end+window in the recycler, below every limit.
 		{"window 2^64-1", []uint64{^uint64(0)}},
+		// A window of 1 MiB, then a limit far past the bytes sent plus
+		// that window: bytes written that were never sent.
+		{"limit past the bytes sent", []uint64{1 << 20, ^uint64(0)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const total = 2 << 20
