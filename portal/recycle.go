@@ -42,9 +42,16 @@ const maxRecycle = 64
 // up to the bytes it has written to its own socket plus its window, so
 // once the limit it grants is past a buffer's last stream offset plus that
 // window, the buffer's bytes have crossed every hop and nothing on this
-// side reads them again. A peer that lies about its window or grants
-// credit for bytes it has not received gets a stream corrupted by later
-// bytes of the same stream: nothing another portal sends. Used by the
+// side reads them again. A peer that claims more written than was sent
+// to it (limit-window > sent) is not believed again (distrust); one that
+// lies within that (claims all sent bytes written while the transport
+// still holds some) gets later bytes of the same stream where earlier ones
+// were: a corrupted stream, and through a secure channel, which sealed the
+// earlier bytes in place, those later bytes on the wire to the next hop
+// unencrypted (and failing the channel's authentication). Only bytes that
+// go to that peer anyway, nothing another portal sends; but it makes this
+// side's confidentiality towards the hops on the way depend on the peer's
+// Credits (an ockamhub peer grants only for bytes it wrote). Used by the
 // reader goroutine only.
 //
 // While the portal streams, the buffers in flight are held strongly: at
