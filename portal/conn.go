@@ -591,7 +591,7 @@ func (c *pconn) reader() {
 				if ext {
 					rec.sent(b, end)
 				}
-				b = rec.get(limit, win)
+				b = rec.get(limit, win, end)
 				buf = b[sealLead : sealLead+size]
 			}
 		}

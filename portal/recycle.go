@@ -42,9 +42,16 @@ const maxRecycle = 64
 // up to the bytes it has written to its own socket plus its window, so
 // once the limit it grants is past a buffer's last stream offset plus that
 // window, the buffer's bytes have crossed every hop and nothing on this
-// side reads them again. A peer that lies about its window or grants
-// credit for bytes it has not received gets a stream corrupted by later
-// bytes of the same stream: nothing another portal sends. Used by the
+// side reads them again. A peer that claims more written than was sent
+// to it (limit-window > sent) is not believed again (distrust); one that
+// lies within that (claims all sent bytes written while the transport
+// still holds some) gets later bytes of the same stream where earlier ones
+// were: a corrupted stream, and through a secure channel, which sealed the
+// earlier bytes in place, those later bytes on the wire to the next hop
+// unencrypted (and failing the channel's authentication). Only bytes that
+// go to that peer anyway, nothing another portal sends; but it makes this
+// side's confidentiality towards the hops on the way depend on the peer's
+// Credits (an ockamhub peer grants only for bytes it wrote). Used by the
 // reader goroutine only.
 //
 // While the portal streams, the buffers in flight are held strongly: at
@@ -59,6 +66,13 @@ const maxRecycle = 64
 // none for the collector.
 type recycler struct {
 	bufs []recycled
+	// distrust: the peer granted a limit that claims more bytes written
+	// than were ever sent to it (limit-window > sent). Its Credits prove
+	// nothing then, and no buffer is reused again: a buffer reused too
+	// early corrupts the stream, and through a secure channel, which seals
+	// it in place, puts plaintext where the transport is about to write
+	// ciphertext.
+	distrust bool
 }
 
 type recycled struct {
@@ -75,12 +89,25 @@ func (r *recycler) sent(b *readBuf, end uint64) {
 	r.bufs = append(r.bufs, recycled{b: b, p: weak.Make(b), end: end})
 }
 
-// get returns a buffer the peer is done with, given the limit it granted
-// and its window (0: unknown, nothing is reused), or a new one.
-func (r *recycler) get(limit, window uint64) *readBuf {
+// get returns a buffer the peer is done with, given the limit it granted,
+// its window (0: unknown, nothing is reused) and the stream bytes sent to
+// it so far, or a new one.
+func (r *recycler) get(limit, window, sent uint64) *readBuf {
+	if !r.distrust && window > 0 && limit >= window && limit-window > sent {
+		r.distrust = true
+		clear(r.bufs)
+		r.bufs = nil
+	}
+	if r.distrust {
+		return new(readBuf)
+	}
 	i := 0
 	var b *readBuf
-	for ; i < len(r.bufs) && window > 0 && r.bufs[i].end+window <= limit; i++ {
+	// end+window <= limit, without the overflow: a peer's window is any
+	// uvarint, and one of 2^64-1 (a peer's "no limit") wrapped the sum
+	// below every limit, reusing each buffer at once, while the transport
+	// (or a secure channel, which seals in place) still held its bytes.
+	for ; i < len(r.bufs) && window > 0 && limit >= window && r.bufs[i].end <= limit-window; i++ {
 		if b = r.bufs[i].b; b == nil {
 			b = r.bufs[i].p.Value()
 		}

@@ -14,19 +14,19 @@ func TestRecycler(t *testing.T) {
 	a, b := new(readBuf), new(readBuf)
 	r.sent(a, 1000)
 	r.sent(b, 2000)
-	if got := r.get(1<<40, 0); got == a || got == b {
+	if got := r.get(1<<40, 0, 1<<40); got == a || got == b {
 		t.Fatal("reused with the peer's window unknown")
 	}
-	if got := r.get(1000+500-1, 500); got == a || got == b {
+	if got := r.get(1000+500-1, 500, 1000+500-1); got == a || got == b {
 		t.Fatal("reused before the peer has written its bytes")
 	}
-	if got := r.get(1000+500, 500); got != a {
+	if got := r.get(1000+500, 500, 1000+500); got != a {
 		t.Fatal("the first buffer was not reused once proven written")
 	}
-	if got := r.get(1000+500, 500); got == b {
+	if got := r.get(1000+500, 500, 1000+500); got == b {
 		t.Fatal("the second buffer reused before proven written")
 	}
-	if got := r.get(2000+500, 500); got != b {
+	if got := r.get(2000+500, 500, 2000+500); got != b {
 		t.Fatal("the second buffer was not reused once proven written")
 	}
 	if len(r.bufs) != 0 {
@@ -54,7 +54,7 @@ func TestRecycler(t *testing.T) {
 	if w.Value() != nil {
 		t.Fatal("a relaxed buffer was not collected")
 	}
-	if got := r.get(1<<20, 1); got == nil {
+	if got := r.get(1<<20, 1, 1<<20); got == nil {
 		t.Fatal("no buffer")
 	}
 	// A buffer taken for reuse leaves no strong reference behind.
@@ -62,8 +62,49 @@ func TestRecycler(t *testing.T) {
 	for i := range 3 {
 		r.sent(new(readBuf), uint64(i+1))
 	}
-	r.get(1+1, 1)
+	r.get(1+1, 1, 1+1)
 	if len(r.bufs) != 2 || cap(r.bufs) < 3 || r.bufs[:3][2].b != nil {
 		t.Fatal("strong references left past the remembered buffers")
+	}
+}
+
+// TestRecyclerWindowOverflow: a peer's window near 2^64 (its "no limit")
+// proves nothing written: end+window wrapped below the limit, and every
+// buffer was reused at once.
+func TestRecyclerWindowOverflow(t *testing.T) {
+	var r recycler
+	a := new(readBuf)
+	r.sent(a, 60<<10)
+	for _, w := range []uint64{^uint64(0), ^uint64(0) - 1000} {
+		if got := r.get(^uint64(0), w, ^uint64(0)); got == a {
+			t.Fatalf("window %d: reused before the peer has written its bytes", w)
+		}
+	}
+	if got := r.get(1<<20, 2<<20, 1<<20); got == a {
+		t.Fatal("reused with a limit below the window")
+	}
+}
+
+// TestRecyclerDistrust: a limit that claims more bytes written than were
+// sent (limit-window > sent) makes the peer's Credits worthless: no buffer
+// is reused from then on, even under a limit that would otherwise prove
+// it written, and the remembered ones are let go.
+func TestRecyclerDistrust(t *testing.T) {
+	var r recycler
+	a, b := new(readBuf), new(readBuf)
+	r.sent(a, 1000)
+	if got := r.get(1000+500, 500, 1000); got != a {
+		t.Fatal("the first buffer was not reused once proven written")
+	}
+	r.sent(b, 2000)
+	if got := r.get(1<<40, 500, 2000); got == b {
+		t.Fatal("reused under a limit past what was ever sent")
+	}
+	if len(r.bufs) != 0 {
+		t.Fatalf("%d buffers remembered after the peer lied", len(r.bufs))
+	}
+	r.sent(a, 3000)
+	if got := r.get(3000+500, 500, 1<<41); got == a {
+		t.Fatal("reused after the peer lied")
 	}
 }
