@@ -14,6 +14,10 @@ func directConn(net.Conn) syscall.RawConn { return nil }
 
 func tryWrite(syscall.RawConn, []byte) int { return 0 }
 
+// tryRead would read without waiting; elsewhere than on Linux the inlet
+// carries no early data (directConn returns nil there anyway).
+func tryRead(syscall.RawConn, []byte) int { return 0 }
+
 // rawReader is never used off Linux (directConn returns nil).
 type rawReader struct{}
 
