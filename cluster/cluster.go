@@ -348,6 +348,11 @@ func (m *Member) refresh(ps []pgstore.Placement, ins []pgstore.Instance, snap ti
 		m.byPort[p.Port] = p.NodeID
 	}
 	for _, p := range ps {
+		if r, ok := m.place[p.NodeID]; ok && p.Instance == "" && r.Instance != "" {
+			// Read before Place's commit (the node's row was there, its
+			// placement not yet): what Place recorded since is newer.
+			p = r
+		}
 		m.place[p.NodeID] = p
 		m.byPort[p.Port] = p.NodeID
 		if m.closed {
