@@ -157,11 +157,6 @@ func (in *Inlet) Stats() Stats { return in.stats.snapshot() }
 // Serve accepts connections on l until Close; it returns ErrClosed then,
 // or an error when l is closed by someone else. Other accept errors (out of
 // descriptors, an aborted connection) are logged and retried after a delay.
-//
-// A connection is served by the goroutine that accepted it, which first
-// starts another to go on accepting: the new portal's Ping leaves with no
-// hand-off to another goroutine on the way (the start of the next
-// accepting goroutine is off the new connection's path).
 func (in *Inlet) Serve(l net.Listener) error {
 	in.mu.Lock()
 	if in.closed {
@@ -169,32 +164,16 @@ func (in *Inlet) Serve(l net.Listener) error {
 		return ErrClosed
 	}
 	in.lns = append(in.lns, l)
-	in.wg.Add(1) // before Close's Wait: closed is false
 	in.mu.Unlock()
-	done := make(chan error, 1)
-	go func() {
-		defer in.wg.Done()
-		in.accept(l, done)
-	}()
-	return <-done
-}
-
-// accept accepts on l, retrying after a delay (see Serve), until it has a
-// connection: then it starts the next accept in a new goroutine and serves
-// the connection. When accepting ends for good it sends Serve's answer to
-// done.
-func (in *Inlet) accept(l net.Listener, done chan<- error) {
 	var delay time.Duration
 	for {
 		nc, err := l.Accept()
 		if err != nil {
 			if in.ctx.Err() != nil {
-				done <- ErrClosed
-				return
+				return ErrClosed
 			}
 			if errors.Is(err, net.ErrClosed) {
-				done <- fmt.Errorf("portal: accepting: %w", err)
-				return
+				return fmt.Errorf("portal: accepting: %w", err)
 			}
 			// Out of descriptors (EMFILE), an aborted connection and the
 			// like pass: wait a little and accept again, rather than stop
@@ -208,14 +187,12 @@ func (in *Inlet) accept(l net.Listener, done chan<- error) {
 			case <-t.C:
 			case <-in.ctx.Done():
 				t.Stop()
-				done <- ErrClosed
-				return
+				return ErrClosed
 			}
 			continue
 		}
-		in.wg.Go(func() { in.accept(l, done) })
-		in.ServeConn(in.ctx, nc)
-		return
+		delay = 0
+		in.wg.Go(func() { in.ServeConn(in.ctx, nc) })
 	}
 }
 
