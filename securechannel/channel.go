@@ -344,7 +344,9 @@ func (ch *Channel) refuse(err error) {
 // reader's goroutine instead (no hand-off) was measured slower: for a
 // single portal stream, that goroutine then reads and encrypts (or
 // decrypts) in turn instead of in parallel, and every channel over one
-// connection would be decrypted by its one reader.
+// connection would be decrypted by its one reader. The exception: a small
+// data message that finds the decrypting goroutine idle is decrypted where
+// it arrives (inlineOpenMax).
 //
 // The handshake runs in a goroutine of its own (run), which takes everything
 // that arrives at address_remote until the handshake is complete and every
