@@ -61,6 +61,11 @@ type PortalTTFB struct {
 	// along the same path; ExtraRTT is (P50 - direct P50) / RTT.
 	RTT      time.Duration `json:"rtt_ns"`
 	ExtraRTT float64       `json:"extra_rtt"`
+	// ExtraWarmRTT (in TTFBQuiet only) is the same difference in units of
+	// the back-to-back RTT of PortalReport.TTFB: a single round trip right
+	// after a connection opens (RTT here) may cost more than one among
+	// many in a row.
+	ExtraWarmRTT float64 `json:"extra_warm_rtt,omitempty"`
 }
 
 // PortalReport is what RunPortal measured.
@@ -238,7 +243,11 @@ func RunPortal(ctx context.Context, cfg PortalConfig) (*PortalReport, error) {
 		if rtts[i] > 0 {
 			extra = float64(ttfbs[i]-ttfbs[0]) / float64(rtts[i])
 		}
-		rep.TTFBQuiet = append(rep.TTFBQuiet, PortalTTFB{Path: p.name, P50: ttfbs[i], RTT: rtts[i], ExtraRTT: extra})
+		warm := 0.0
+		if w := rep.TTFB[i].RTT; w > 0 {
+			warm = float64(ttfbs[i]-ttfbs[0]) / float64(w)
+		}
+		rep.TTFBQuiet = append(rep.TTFBQuiet, PortalTTFB{Path: p.name, P50: ttfbs[i], RTT: rtts[i], ExtraRTT: extra, ExtraWarmRTT: warm})
 	}
 	return rep, nil
 }
@@ -498,9 +507,13 @@ func (rep *PortalReport) WriteText(w io.Writer) error {
 		name string
 		rows []PortalTTFB
 	}{{"back to back", rep.TTFB}, {"quiet", rep.TTFBQuiet}} {
-		p("\n%-14s %12s %12s %14s  (%s)\n", "path", "TTFB p50", "RTT p50", "extra RTTs", tab.name)
+		p("\n%-14s %12s %12s %14s %16s  (%s)\n", "path", "TTFB p50", "RTT p50", "extra RTTs", "extra warm RTTs", tab.name)
 		for _, t := range tab.rows {
-			p("%-14s %12v %12v %14.1f\n", t.Path, t.P50.Round(time.Microsecond), t.RTT.Round(time.Microsecond), t.ExtraRTT)
+			warm := ""
+			if t.ExtraWarmRTT != 0 {
+				warm = fmt.Sprintf("%.1f", t.ExtraWarmRTT)
+			}
+			p("%-14s %12v %12v %14.1f %16s\n", t.Path, t.P50.Round(time.Microsecond), t.RTT.Round(time.Microsecond), t.ExtraRTT, warm)
 		}
 	}
 	return errors.Join(errs...)

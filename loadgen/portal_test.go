@@ -29,6 +29,11 @@ func TestRunPortal(t *testing.T) {
 			t.Errorf("%s: %+v", r.Path, r)
 		}
 	}
+	for _, r := range rep.TTFBQuiet[1:] {
+		if r.ExtraWarmRTT == 0 {
+			t.Errorf("%s, quiet: no extra round trips in back-to-back units: %+v", r.Path, r)
+		}
+	}
 }
 
 func BenchmarkPortal(b *testing.B) {
