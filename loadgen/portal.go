@@ -47,7 +47,13 @@ type PortalResult struct {
 }
 
 // PortalTTFB is the time to first byte of a new connection (connect, send
-// one byte, receive one byte), p50 over the samples.
+// one byte, receive one byte), p50 over the samples. In PortalReport.TTFB
+// (the measurement of sessions 2 to 4) the paths are measured one after the
+// other, each connection closed as its first byte arrives while the next
+// opens at once, and RTT over back-to-back round trips; in
+// PortalReport.TTFBQuiet the paths take turns sample by sample, and each
+// sample (first byte or round trip) starts once the previous connection is
+// closed end to end (see firstByteQuiet).
 type PortalTTFB struct {
 	Path string        `json:"path"` // "direct", "relay", "portal", "portal-secure"
 	P50  time.Duration `json:"p50_ns"`
@@ -55,12 +61,20 @@ type PortalTTFB struct {
 	// along the same path; ExtraRTT is (P50 - direct P50) / RTT.
 	RTT      time.Duration `json:"rtt_ns"`
 	ExtraRTT float64       `json:"extra_rtt"`
+	// ExtraWarmRTT (in TTFBQuiet only) is the same difference in units of
+	// the back-to-back RTT of PortalReport.TTFB: a single round trip right
+	// after a connection opens (RTT here) may cost more than one among
+	// many in a row.
+	ExtraWarmRTT float64 `json:"extra_warm_rtt,omitempty"`
 }
 
 // PortalReport is what RunPortal measured.
 type PortalReport struct {
 	Throughput []PortalResult `json:"throughput"`
 	TTFB       []PortalTTFB   `json:"ttfb"`
+	// TTFBQuiet is the same measured with samples that do not overlap
+	// (firstByteQuiet).
+	TTFBQuiet []PortalTTFB `json:"ttfb_quiet"`
 }
 
 // RunPortal measures TCP portals inlet → hub → outlet, plain and inside a
@@ -200,8 +214,9 @@ func RunPortal(ctx context.Context, cfg PortalConfig) (*PortalReport, error) {
 			rep.Throughput = append(rep.Throughput, PortalResult{Path: p.name, Streams: streams, MBps: mbps, Ratio: ratio(mbps, relayMBps)})
 		}
 	}
+	ttfbPaths := append([]struct{ name, addr string }{{"direct", target}}, paths...)
 	var direct time.Duration
-	for _, p := range append([]struct{ name, addr string }{{"direct", target}}, paths...) {
+	for _, p := range ttfbPaths {
 		ttfb, rtt, err := firstByte(ctx, p.addr, cfg.Samples)
 		if err != nil {
 			return nil, fmt.Errorf("loadgen: %s time to first byte: %w", p.name, err)
@@ -214,6 +229,25 @@ func RunPortal(ctx context.Context, cfg PortalConfig) (*PortalReport, error) {
 			extra = float64(ttfb-direct) / float64(rtt)
 		}
 		rep.TTFB = append(rep.TTFB, PortalTTFB{Path: p.name, P50: ttfb, RTT: rtt, ExtraRTT: extra})
+	}
+	addrs := make([]string, len(ttfbPaths))
+	for i, p := range ttfbPaths {
+		addrs[i] = p.addr
+	}
+	ttfbs, rtts, err := firstByteQuiet(ctx, addrs, cfg.Samples)
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: time to first byte, quiet: %w", err)
+	}
+	for i, p := range ttfbPaths {
+		extra := 0.0
+		if rtts[i] > 0 {
+			extra = float64(ttfbs[i]-ttfbs[0]) / float64(rtts[i])
+		}
+		warm := 0.0
+		if w := rep.TTFB[i].RTT; w > 0 {
+			warm = float64(ttfbs[i]-ttfbs[0]) / float64(w)
+		}
+		rep.TTFBQuiet = append(rep.TTFBQuiet, PortalTTFB{Path: p.name, P50: ttfbs[i], RTT: rtts[i], ExtraRTT: extra, ExtraWarmRTT: warm})
 	}
 	return rep, nil
 }
@@ -342,6 +376,113 @@ func firstByte(ctx context.Context, addr string, samples int) (ttfb, rtt time.Du
 	return ttfb, median(times), nil
 }
 
+// quietWarmup is how many unrecorded samples firstByteQuiet takes of each
+// path first (a portal's first connections on a route learn whether its
+// outlet takes early data).
+const quietWarmup = 5
+
+// firstByteQuiet times, for each of addrs, samples new connections from
+// dial to the first byte of the answer, and as many single round trips on
+// one established connection; it returns the p50s in the order of addrs.
+// Unlike firstByte, no sample overlaps the teardown of another: after its
+// first byte (and after each round trip's answer) the client half-closes
+// and reads to the end, so that the path (a portal: Disconnect both ways
+// through the hub, the outlet's close of its target) has closed the
+// connection end to end before the next sample starts, untimed; each
+// round trip is timed on a connection of its own, opened (one untimed
+// round trip) and closed in the same way, so that it is measured in the
+// same minutes and conditions as the first bytes beside it. The
+// paths take turns sample by sample (each round in a rotated order), so
+// that a change in the machine's load falls on all of them alike.
+func firstByteQuiet(ctx context.Context, addrs []string, samples int) (ttfb, rtt []time.Duration, err error) {
+	var d net.Dialer
+	b := []byte{'x'}
+	// finish half-closes c and waits for the path to close it.
+	finish := func(c net.Conn) error {
+		defer c.Close()
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			if err := cw.CloseWrite(); err != nil {
+				return err
+			}
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			return fmt.Errorf("waiting for the close: %w", err)
+		}
+		return nil
+	}
+	one := func(addr string) (time.Duration, error) {
+		start := time.Now()
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return 0, err
+		}
+		_, err = c.Write(b)
+		if err == nil {
+			_, err = io.ReadFull(c, b)
+		}
+		t := time.Since(start)
+		if err != nil {
+			c.Close()
+			return 0, err
+		}
+		return t, finish(c)
+	}
+	round := func(addr string) (time.Duration, error) {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return 0, err
+		}
+		// The connection is established end to end once one byte has
+		// come back; the round trip timed next starts, as a first byte
+		// does, right after the client has read.
+		_, err = c.Write(b)
+		if err == nil {
+			_, err = io.ReadFull(c, b)
+		}
+		if err != nil {
+			c.Close()
+			return 0, err
+		}
+		start := time.Now()
+		_, err = c.Write(b)
+		if err == nil {
+			_, err = io.ReadFull(c, b)
+		}
+		t := time.Since(start)
+		if err != nil {
+			c.Close()
+			return 0, err
+		}
+		return t, finish(c)
+	}
+	firsts := make([][]time.Duration, len(addrs))
+	rounds := make([][]time.Duration, len(addrs))
+	for s := -quietWarmup; s < samples; s++ {
+		for k := range addrs {
+			i := (k + max(s, 0)) % len(addrs)
+			t, err := one(addrs[i])
+			if err != nil {
+				return nil, nil, err
+			}
+			r, err := round(addrs[i])
+			if err != nil {
+				return nil, nil, err
+			}
+			if s >= 0 {
+				firsts[i] = append(firsts[i], t)
+				rounds[i] = append(rounds[i], r)
+			}
+		}
+	}
+	ttfb = make([]time.Duration, len(addrs))
+	rtt = make([]time.Duration, len(addrs))
+	for i := range addrs {
+		ttfb[i], rtt[i] = median(firsts[i]), median(rounds[i])
+	}
+	return ttfb, rtt, nil
+}
+
 func median(d []time.Duration) time.Duration {
 	if len(d) == 0 {
 		return 0
@@ -362,9 +503,18 @@ func (rep *PortalReport) WriteText(w io.Writer) error {
 	for _, r := range rep.Throughput {
 		p("%-14s %8d %10.1f %9.2f\n", r.Path, r.Streams, r.MBps, r.Ratio)
 	}
-	p("\n%-14s %12s %12s %14s\n", "path", "TTFB p50", "RTT p50", "extra RTTs")
-	for _, t := range rep.TTFB {
-		p("%-14s %12v %12v %14.1f\n", t.Path, t.P50.Round(time.Microsecond), t.RTT.Round(time.Microsecond), t.ExtraRTT)
+	for _, tab := range []struct {
+		name string
+		rows []PortalTTFB
+	}{{"back to back", rep.TTFB}, {"quiet", rep.TTFBQuiet}} {
+		p("\n%-14s %12s %12s %14s %16s  (%s)\n", "path", "TTFB p50", "RTT p50", "extra RTTs", "extra warm RTTs", tab.name)
+		for _, t := range tab.rows {
+			warm := ""
+			if t.ExtraWarmRTT != 0 {
+				warm = fmt.Sprintf("%.1f", t.ExtraWarmRTT)
+			}
+			p("%-14s %12v %12v %14.1f %16s\n", t.Path, t.P50.Round(time.Microsecond), t.RTT.Round(time.Microsecond), t.ExtraRTT, warm)
+		}
 	}
 	return errors.Join(errs...)
 }

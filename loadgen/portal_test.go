@@ -12,7 +12,7 @@ func TestRunPortal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Throughput) != 6 || len(rep.TTFB) != 4 {
+	if len(rep.Throughput) != 6 || len(rep.TTFB) != 4 || len(rep.TTFBQuiet) != 4 {
 		t.Fatalf("report %+v", rep)
 	}
 	for _, r := range rep.Throughput {
@@ -24,9 +24,14 @@ func TestRunPortal(t *testing.T) {
 	if err := rep.WriteChart(&b); err != nil || !strings.Contains(b.String(), "<svg") || strings.Count(b.String(), "<rect") < 10 {
 		t.Errorf("chart: %v\n%s", err, b.String())
 	}
-	for _, r := range rep.TTFB {
+	for _, r := range append(rep.TTFB, rep.TTFBQuiet...) {
 		if r.P50 <= 0 || r.RTT <= 0 {
 			t.Errorf("%s: %+v", r.Path, r)
+		}
+	}
+	for _, r := range rep.TTFBQuiet[1:] {
+		if r.ExtraWarmRTT == 0 {
+			t.Errorf("%s, quiet: no extra round trips in back-to-back units: %+v", r.Path, r)
 		}
 	}
 }

@@ -111,20 +111,26 @@ func BenchmarkDownload(b *testing.B) {
 
 // BenchmarkFirstByte is a new portal connection's time to its first byte:
 // dial the inlet, send one byte, read the target's echo; with early data
-// (the byte goes with the Ping when it is there at accept) and without.
+// (the byte goes with the Ping when it is there at accept) and without,
+// and with early data inside a secure channel.
 func BenchmarkFirstByte(b *testing.B) {
 	for _, noEarly := range []bool{false, true} {
 		name := "early"
 		if noEarly {
 			name = "noearly"
 		}
-		b.Run(name, func(b *testing.B) { benchFirstByte(b, portal.Options{NoEarlyData: noEarly}) })
+		b.Run(name, func(b *testing.B) { benchFirstByte(b, false, portal.Options{NoEarlyData: noEarly}) })
 	}
+	b.Run("secure", func(b *testing.B) { benchFirstByte(b, true, portal.Options{}) })
 }
 
-func benchFirstByte(b *testing.B, opts portal.Options) {
+func benchFirstByte(b *testing.B, secure bool, opts portal.Options) {
 	addrHub, _ := startHub(b, hub.Config{}, nil)
-	addr, in, _ := plainPair(b, addrHub, zeroTarget(b), portal.OutletConfig{}, portal.InletConfig{Options: opts})
+	pair := plainPair
+	if secure {
+		pair = securePair
+	}
+	addr, in, _ := pair(b, addrHub, zeroTarget(b), portal.OutletConfig{}, portal.InletConfig{Options: opts})
 	var one [1]byte
 	times := make([]time.Duration, 0, 1024)
 	b.ResetTimer()

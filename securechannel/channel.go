@@ -344,7 +344,9 @@ func (ch *Channel) refuse(err error) {
 // reader's goroutine instead (no hand-off) was measured slower: for a
 // single portal stream, that goroutine then reads and encrypts (or
 // decrypts) in turn instead of in parallel, and every channel over one
-// connection would be decrypted by its one reader.
+// connection would be decrypted by its one reader. The exception: a small
+// data message that finds the decrypting goroutine idle is decrypted where
+// it arrives (inlineOpenMax).
 //
 // The handshake runs in a goroutine of its own (run), which takes everything
 // that arrives at address_remote until the handshake is complete and every
@@ -393,8 +395,14 @@ type endpoint struct {
 
 	// Data messages are decrypted by decryptLoop, in parallel with the
 	// goroutine that delivered them: decq holds them in arrival order.
-	decOnce sync.Once // makes decq and starts decryptLoop, at the first hand-off
-	decq    chan queued
+	// A small one that finds nothing queued is decrypted in the delivering
+	// goroutine instead (see deliverData). decMu is held by whoever
+	// decrypts one; decBacklog counts those handed to decryptLoop and not
+	// yet decrypted.
+	decOnce    sync.Once // makes decq and starts decryptLoop, at the first hand-off
+	decq       chan queued
+	decMu      sync.Mutex
+	decBacklog atomic.Int64
 
 	winMu  sync.Mutex // guards window: decryptions may run in several goroutines
 	window replayWindow
@@ -502,9 +510,30 @@ func (ep *endpoint) enqueue(ctx context.Context, s node.Sender, m *node.Message)
 	}
 }
 
+// inlineOpenMax is the largest data message decrypted in the goroutine that
+// delivers it (when nothing is queued for decryptLoop): a short request or
+// answer, a portal's Ping, Pong, Credit or first bytes, reach their
+// destination without a hand-off (about as long as the decryption of a
+// few KiB); a bulk stream's chunks are decrypted in parallel with the
+// reading of the next, by decryptLoop.
+const inlineOpenMax = 4096
+
 // deliverData hands a data message to decryptLoop, in the order of
-// arrival.
+// arrival, or decrypts a small one here when decryptLoop has nothing to
+// do: then nothing delivered before it is still waiting (decBacklog, read
+// with decMu held, which decryptLoop holds while it decrypts).
 func (ep *endpoint) deliverData(ctx context.Context, s node.Sender, m *node.Message) error {
+	if len(m.Payload()) <= inlineOpenMax && ep.decMu.TryLock() {
+		if ep.decBacklog.Load() == 0 {
+			err := ep.decrypt(ctx, s, m, exclusivePayload(m))
+			ep.decMu.Unlock()
+			if err != nil {
+				ep.ch.log.Debug("securechannel: delivering", "channel", ep.ch.local.Value, "err", err)
+			}
+			return nil
+		}
+		ep.decMu.Unlock()
+	}
 	ep.decOnce.Do(func() {
 		ep.decq = make(chan queued, decryptQueue)
 		go ep.decryptLoop()
@@ -514,6 +543,7 @@ func (ep *endpoint) deliverData(ctx context.Context, s node.Sender, m *node.Mess
 	// reader, no reuse) is decrypted where it lies: no 64 KiB allocation,
 	// clearing and collection per portal chunk.
 	q := queued{s: s, m: node.NewMessage(m.Address(), m.Transport()), exclusive: exclusivePayload(m)}
+	ep.decBacklog.Add(1)
 	select {
 	case ep.decq <- q:
 		return nil
@@ -524,8 +554,10 @@ func (ep *endpoint) deliverData(ctx context.Context, s node.Sender, m *node.Mess
 	case ep.decq <- q:
 		return nil
 	case <-ctx.Done():
+		ep.decBacklog.Add(-1)
 		return fmt.Errorf("securechannel: channel %s: %w", ep.ch.local, ctx.Err())
 	case <-ep.life.Done():
+		ep.decBacklog.Add(-1)
 		return fmt.Errorf("securechannel: channel %s: %w", ep.ch.local, ErrClosed)
 	}
 }
@@ -546,7 +578,11 @@ func (ep *endpoint) decryptLoop() {
 	for {
 		select {
 		case q := <-ep.decq:
-			if err := ep.decrypt(ep.life, q.s, q.m, q.exclusive); err != nil {
+			ep.decMu.Lock()
+			err := ep.decrypt(ep.life, q.s, q.m, q.exclusive)
+			ep.decMu.Unlock()
+			ep.decBacklog.Add(-1)
+			if err != nil {
 				ep.ch.log.Debug("securechannel: delivering", "channel", ep.ch.local.Value, "err", err)
 			}
 		case <-ep.life.Done():

@@ -18,7 +18,9 @@ func runBenchPortal(ctx context.Context, e *env, args []string) error {
 hop (io.Copy both ways) in the same run: download MB/s of each stream count,
 each path's ratio to the relay, and the time to first byte of a new
 connection (dial, one byte out, one byte back) with how many of the path's
-own round trips it costs more than a direct connection. See
+own round trips it costs more than a direct connection, measured twice:
+back to back (as in sessions 2-4) and quiet (paths interleaved sample by
+sample, no sample overlapping another connection's close). See
 docs/benchmarks.md, "Portals".`)
 	streams := fs.String("streams", "1,16", "comma-separated numbers of concurrent streams")
 	bytes := fs.Int64("bytes", 256<<20, "bytes downloaded per configuration, split between its streams")
