@@ -67,6 +67,14 @@ type Options struct {
 	// Window is the flow-control window granted to an extension peer;
 	// 0 means DefaultWindow.
 	Window int
+	// SharedWindow is the credit that the busy portals of one inlet or
+	// outlet (those that wrote to their local socket in the last 10-20
+	// ms) grant their peers together: while more are busy than it holds
+	// windows, each grants its part, at least 512 KiB (or Window, if
+	// less), so that many streams over one connection keep about the
+	// bytes in flight of a few. 0 means 2 × Window; negative means no
+	// sharing (each grants Window).
+	SharedWindow int
 	// Chunk is the largest data message to an extension peer; 0 means
 	// DefaultChunk. At most 60 KiB.
 	Chunk int
@@ -101,6 +109,9 @@ func (o Options) withDefaults() Options {
 	if o.Window <= 0 {
 		o.Window = DefaultWindow
 	}
+	if o.SharedWindow == 0 {
+		o.SharedWindow = 2 * o.Window
+	}
 	if o.Chunk <= 0 {
 		o.Chunk = DefaultChunk
 	}
@@ -130,6 +141,8 @@ type counters struct {
 	opened, failed    atomic.Uint64
 	early             atomic.Uint64
 	bytesIn, bytesOut atomic.Uint64
+	// share: the busy portals, for Options.SharedWindow.
+	share streamShare
 }
 
 func (c *counters) snapshot() Stats {
@@ -189,7 +202,10 @@ type pconn struct {
 	dataSeen   bool   // ext: a Data has come (no Payload may follow)
 	granted    uint64 // ext: the limit we granted the peer
 	peerWindow uint64 // ext: the peer's window, or more (0: not known yet; see recycler)
+	peerWrote  uint64 // ext: the most the peer's Credits said it had written (AppendCreditWritten)
 	written    uint64 // stream bytes written to the local socket
+	shareEpoch int64  // the last epoch this portal counted as busy in (streamShare)
+	credited   uint64 // written when the last Credit was granted (wrote)
 	wake       chan struct{}
 
 	// hmu serialises the handling of the peer's messages.
@@ -354,7 +370,7 @@ func (c *pconn) send(payload []byte, last bool) error {
 // message).
 func (c *pconn) grant(g uint64, delivering bool) {
 	if !delivering {
-		if err := c.send(AppendCredit(nil, g), false); err != nil {
+		if err := c.send(c.credit(g), false); err != nil {
 			c.fail(err)
 		}
 		return
@@ -366,6 +382,18 @@ func (c *pconn) grant(g uint64, delivering bool) {
 		}
 	}
 	c.q.poke()
+}
+
+// credit returns a Credit granting limit g, with the bytes written to the
+// local socket so far (AppendCreditWritten): a peer whose grants shrink
+// with the shared window (streamShare) proves with its limit alone only
+// what its full window allows, and the peer's reader would then hold a
+// whole window of buffers for each portal however little it grants.
+func (c *pconn) credit(g uint64) []byte {
+	c.mu.Lock()
+	w := c.written
+	c.mu.Unlock()
+	return AppendCreditWritten(nil, g, w)
 }
 
 // sendLocked sends one message with smu held, as long as ctx allows; n is
@@ -586,12 +614,12 @@ func (c *pconn) reader() {
 				// out now belongs to the message: take another buffer,
 				// one the peer is done with if it can tell (recycler).
 				c.mu.Lock()
-				end, ext, limit, win := c.sent, c.ext, c.sendLimit, c.peerWindow
+				end, ext, limit, win, wrote := c.sent, c.ext, c.sendLimit, c.peerWindow, c.peerWrote
 				c.mu.Unlock()
 				if ext {
 					rec.sent(b, end)
 				}
-				b = rec.get(limit, win, end)
+				b = rec.getWritten(limit, win, wrote, end)
 				buf = b[sealLead : sealLead+size]
 			}
 		}
@@ -736,7 +764,7 @@ func (c *pconn) writer() {
 			return
 		}
 		if g := c.creditDue.Swap(0); g > 0 {
-			if err := c.send(AppendCredit(nil, g), false); err != nil {
+			if err := c.send(c.credit(g), false); err != nil {
 				c.fail(err)
 			}
 		}
@@ -762,15 +790,29 @@ func (c *pconn) writer() {
 
 // wrote counts n bytes written to the local socket, and grants an
 // extension peer more credit once a quarter of the window has been
-// written.
+// written: of its window, or of its part of the shared window while many
+// portals are busy (streamShare). A limit granted is never taken back.
 func (c *pconn) wrote(n int, delivering bool) {
 	c.stats.bytesOut.Add(uint64(n))
 	c.mu.Lock()
 	c.written += uint64(n)
 	var g uint64
-	if c.ext && !c.sendClosed && c.written+uint64(c.opts.Window)-c.granted >= uint64(c.opts.Window/4) {
-		c.granted = c.written + uint64(c.opts.Window)
-		g = c.granted
+	if c.ext && !c.sendClosed {
+		w := c.opts.Window
+		if c.opts.SharedWindow > 0 {
+			w = sharedWindow(w, c.opts.SharedWindow, c.stats.share.busy(time.Now(), &c.shareEpoch))
+		}
+		// A quarter of the window written since the last Credit, or the
+		// limit a quarter ahead of the last (the window grew): a Credit,
+		// with the bytes written (credit), even when a window that shrank
+		// leaves the limit where it was, so that the peer reuses its
+		// buffers as soon as they are written (recycler).
+		lim := c.written + uint64(w)
+		if c.written-c.credited >= uint64(w/4) || (lim > c.granted && lim-c.granted >= uint64(w/4)) {
+			c.granted = max(c.granted, lim)
+			c.credited = c.written
+			g = c.granted
+		}
 	}
 	c.mu.Unlock()
 	if g > 0 {
@@ -966,6 +1008,9 @@ func (c *pconn) handle(ctx context.Context, m *node.Message) bool {
 		}
 		if msg.Offset > c.sendLimit {
 			c.sendLimit = msg.Offset
+		}
+		if msg.HasWritten && msg.Written > c.peerWrote {
+			c.peerWrote = msg.Written
 		}
 		c.mu.Unlock()
 		select {
