@@ -141,8 +141,10 @@ type counters struct {
 	opened, failed    atomic.Uint64
 	early             atomic.Uint64
 	bytesIn, bytesOut atomic.Uint64
-	// share: the busy portals, for Options.SharedWindow.
-	share streamShare
+	// share: the busy portals, for Options.SharedWindow (share: those
+	// that wrote to their local socket; sending: those that read from it
+	// and sent).
+	share, sending streamShare
 }
 
 func (c *counters) snapshot() Stats {
@@ -206,6 +208,7 @@ type pconn struct {
 	written    uint64 // stream bytes written to the local socket
 	shareEpoch int64  // the last epoch this portal counted as busy in (streamShare)
 	credited   uint64 // written when the last Credit was granted (wrote)
+	sendEpoch  int64  // the last epoch this portal counted as sending in (sendCap)
 	wake       chan struct{}
 
 	// hmu serialises the handling of the peer's messages.
@@ -543,7 +546,7 @@ func (c *pconn) reader() {
 	for {
 		c.mu.Lock()
 		n := c.opts.LegacyChunk
-		for c.ext && c.sent >= c.sendLimit && !c.sendClosed {
+		for c.ext && c.sent >= c.sendCap() && !c.sendClosed {
 			c.mu.Unlock()
 			// Waiting for credit, which comes within a round trip while
 			// the peer writes, or not for long when its socket is full:
@@ -571,7 +574,7 @@ func (c *pconn) reader() {
 			c.mu.Lock()
 		}
 		if c.ext {
-			n = int(min(uint64(c.opts.Chunk), c.sendLimit-c.sent))
+			n = int(min(uint64(c.opts.Chunk), c.sendCap()-c.sent))
 		} else if c.gen == G2 {
 			n = min(n, G2Chunk)
 		}
@@ -631,6 +634,32 @@ func (c *pconn) reader() {
 			return
 		}
 	}
+}
+
+// sendCap returns how far the reader may send, under c.mu: the peer's
+// limit, and while many portals of this inlet or outlet send, no more than
+// their part of the shared window past what the peer has proven written
+// (its Credits' written count, or its limit less its window): the peer's
+// grants shrink with the shared window only once it is busy itself, and
+// never below the window it announced first, which 16 portals opened at
+// once each filled (BenchmarkStreams). The part is at least a quarter of
+// the peer's window and a chunk, so a peer that grants a quarter of its
+// window at a time always gets a quarter to write: the cap never waits
+// for a Credit that waits for it.
+func (c *pconn) sendCap() uint64 {
+	if c.opts.SharedWindow <= 0 || c.peerWindow == 0 {
+		return c.sendLimit
+	}
+	busy := c.stats.sending.busy(time.Now(), &c.sendEpoch)
+	if busy <= 1 {
+		return c.sendLimit
+	}
+	w := max(uint64(sharedWindow(c.opts.Window, c.opts.SharedWindow, busy)), c.peerWindow/4+uint64(c.opts.Chunk))
+	proven := c.peerWrote
+	if c.sendLimit >= c.peerWindow {
+		proven = max(proven, c.sendLimit-c.peerWindow)
+	}
+	return min(c.sendLimit, proven+w)
 }
 
 // readLocal reads from the local socket, calling waiting before it waits

@@ -83,3 +83,40 @@ func TestGrantsShare(t *testing.T) {
 		t.Fatalf("alone: granted %d, want %d", g, want)
 	}
 }
+
+// TestSendCap: while 16 portals of one side send, a portal sends no more
+// than its part of the shared window (at least a quarter of the peer's
+// window and a chunk) past what the peer has proven written, never past
+// the peer's limit; alone, up to the limit.
+func TestSendCap(t *testing.T) {
+	opts := Options{}.withDefaults()
+	st := &counters{}
+	now := time.Now()
+	for range 15 {
+		var last int64
+		st.sending.busy(now, &last)
+	}
+	win := uint64(opts.Window)
+	c := &pconn{opts: opts, stats: st, ext: true, sendLimit: win, peerWindow: win}
+	part := win/4 + uint64(opts.Chunk)
+	if got := c.sendCap(); got != part {
+		t.Fatalf("16 sending: cap %d, want %d", got, part)
+	}
+	c.peerWrote = 100000
+	if got := c.sendCap(); got != 100000+part {
+		t.Fatalf("16 sending, 100000 written: cap %d, want %d", got, 100000+part)
+	}
+	c.sendLimit = win + 300000 // proves 300000 by itself
+	if got := c.sendCap(); got != 300000+part {
+		t.Fatalf("limit past the window: cap %d, want %d", got, 300000+part)
+	}
+	c.peerWrote = c.sendLimit
+	if got := c.sendCap(); got != c.sendLimit {
+		t.Fatalf("cap %d past the limit %d", got, c.sendLimit)
+	}
+	st.sending = streamShare{}
+	c.peerWrote, c.sendEpoch = 0, 0
+	if got := c.sendCap(); got != c.sendLimit {
+		t.Fatalf("alone: cap %d, want the limit %d", got, c.sendLimit)
+	}
+}
