@@ -68,12 +68,15 @@ type Options struct {
 	// 0 means DefaultWindow.
 	Window int
 	// SharedWindow is the credit that the busy portals of one inlet or
-	// outlet (those that wrote to their local socket in the last 10-20
+	// outlet (those that wrote to their local socket in the last 100-200
 	// ms) grant their peers together: while more are busy than it holds
 	// windows, each grants its part, at least 512 KiB (or Window, if
 	// less), so that many streams over one connection keep about the
-	// bytes in flight of a few. 0 means 2 × Window; negative means no
-	// sharing (each grants Window).
+	// bytes in flight of a few. Likewise, while many of them send, each
+	// sends no more than its part (at least a quarter of the peer's
+	// window and a chunk) past what the peer has proven written. 0 means
+	// 2 × Window; negative means no sharing (each grants Window, and
+	// sends up to the peer's limit).
 	SharedWindow int
 	// Chunk is the largest data message to an extension peer; 0 means
 	// DefaultChunk. At most 60 KiB.

@@ -10,15 +10,18 @@ import (
 // streamShare): a portal counts in the epoch it wrote in and the next.
 const shareEpoch = 100 * time.Millisecond
 
-// streamShare bounds the credit the busy portals of one inlet or outlet
-// grant their peers together (Options.SharedWindow): the portals of an
-// inlet share the route to their outlet (one TCP connection, one secure
-// channel), and 16 streams each granting a 2 MiB window held 32 MiB in
+// streamShare counts the busy portals of one inlet or outlet, so that they
+// bound the credit they grant their peers together (Options.SharedWindow):
+// the portals of an inlet share the route to their outlet (one TCP
+// connection, one secure channel), and 16 streams each granting a 2 MiB window held 32 MiB in
 // flight on it, in socket buffers and queues that no cache holds: every
 // copy of a byte cost more (BenchmarkStreams: 16 streams used about 40 %
 // more CPU per byte than one). While more portals are busy than the
 // shared window holds windows, each grants its part of it, never less
 // than minWindow; one busy portal alone grants its whole window.
+//
+// The same count of the portals that send bounds what each sends past
+// what its peer has proven written (pconn.sendCap).
 //
 // Only the grants shrink: the window a portal announces first (its first
 // Credit, its Pong) stays Options.Window, which its peer's recycler takes
@@ -27,8 +30,8 @@ const shareEpoch = 100 * time.Millisecond
 type streamShare struct {
 	mu    sync.Mutex
 	epoch int64 // the current epoch's number (time / shareEpoch)
-	cur   int   // portals that wrote in epoch
-	prev  int   // portals that wrote in epoch-1
+	cur   int   // portals counted (wrote, or sent) in epoch
+	prev  int   // portals counted in epoch-1
 }
 
 // busy counts a portal that wrote at now, whose last counted epoch is
