@@ -40,6 +40,9 @@ func FuzzDecodeG3(f *testing.F) {
 				re = portal.AppendData(nil, m.Offset, m.Data)
 			case portal.TagCredit:
 				re = portal.AppendCredit(nil, m.Offset)
+				if m.HasWritten {
+					re = portal.AppendCreditWritten(nil, m.Offset, m.Written)
+				}
 			case portal.TagPing:
 				if !m.Early {
 					continue
@@ -58,6 +61,7 @@ func FuzzDecodeG3(f *testing.F) {
 			}
 			back, err := portal.DecodeG3(re, ext)
 			if err != nil || back.Tag != m.Tag || back.Offset != m.Offset || !bytes.Equal(back.Data, m.Data) || back.Early != m.Early ||
+				back.HasWritten != m.HasWritten || back.Written != m.Written ||
 				(back.Ext == nil) != (m.Ext == nil) || (m.Ext != nil && *back.Ext != *m.Ext) {
 				t.Fatalf("% x: round trip %+v -> % x -> %+v %v", b, m, re, back, err)
 			}

@@ -78,6 +78,10 @@ type Message struct {
 	Offset uint64
 	// HasTotal marks a Disconnect that carries the sender's total.
 	HasTotal bool
+	// Written is what a Credit's sender had written to its local socket
+	// when it granted (HasWritten: the Credit carries it).
+	Written    uint64
+	HasWritten bool
 	// Abort marks a Disconnect sent because of an error (extension peers):
 	// the receiver must treat its stream as failed, not complete.
 	Abort bool
@@ -168,6 +172,17 @@ func AppendCredit(b []byte, limit uint64) []byte {
 	return bare.AppendUint(append(b, byte(TagCredit)), limit)
 }
 
+// AppendCreditWritten appends an extension Credit that also says how many
+// stream bytes its sender had written to its local socket:
+// 04 ‖ uvarint(limit) ‖ uvarint(written). The sender of the data may then
+// reuse the memory of every byte before written (an ockamhub peer that
+// shrinks its grants below its window, Options.SharedWindow, proves no
+// more with the limit alone); an older ockamhub peer reads a Credit and
+// ignores the trailing written, and a 2021 peer is never sent a Credit.
+func AppendCreditWritten(b []byte, limit, written uint64) []byte {
+	return bare.AppendUint(AppendCredit(b, limit), written)
+}
+
 // AppendData appends an extension Data: 05 ‖ uvarint(offset) ‖
 // uvarint(len) ‖ data.
 func AppendData(b []byte, offset uint64, data []byte) []byte {
@@ -209,6 +224,13 @@ func DecodeG3(p []byte, ext bool) (Message, error) {
 	case ext && tag == uint64(TagCredit):
 		if m.Offset, err = r.Uint("credit limit"); err != nil {
 			return Message{}, fmt.Errorf("%w: %w", ErrShort, err)
+		}
+		// What follows the limit is the sender's written count, or (from
+		// a peer that does not send it) bytes to ignore, as before.
+		if r.Len() > 0 {
+			if w, err := r.Uint("credit written"); err == nil {
+				m.Written, m.HasWritten = w, true
+			}
 		}
 	case ext && tag == uint64(TagData):
 		if m.Offset, err = r.Uint("data offset"); err != nil {

@@ -75,6 +75,9 @@ func TestDecodeG3(t *testing.T) {
 		{"tag 9", []byte{9}, true, portal.Message{}, portal.ErrUnknownTag},
 		{"credit", []byte{4, 0x80, 0x80, 0x20}, true, portal.Message{Tag: portal.TagCredit, Offset: 512 << 10}, nil},
 		{"credit short", []byte{4, 0x80}, true, portal.Message{}, portal.ErrShort},
+		{"credit written", []byte{4, 0x80, 0x80, 0x20, 0x80, 0x40}, true, portal.Message{Tag: portal.TagCredit, Offset: 512 << 10, Written: 8192, HasWritten: true}, nil},
+		{"credit written zero", portal.AppendCreditWritten(nil, 9, 0), true, portal.Message{Tag: portal.TagCredit, Offset: 9, HasWritten: true}, nil},
+		{"credit trailing not a count", []byte{4, 9, 0x80}, true, portal.Message{Tag: portal.TagCredit, Offset: 9}, nil},
 		{"data", []byte{5, 5, 2, 'h', 'i'}, true, portal.Message{Tag: portal.TagData, Offset: 5, Data: []byte("hi")}, nil},
 		{"data short", []byte{5, 5, 3, 'h', 'i'}, true, portal.Message{}, portal.ErrShort},
 		{"huge tag", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, true, portal.Message{}, portal.ErrUnknownTag},
@@ -87,7 +90,8 @@ func TestDecodeG3(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if got.Tag != tc.want.Tag || got.Offset != tc.want.Offset || got.HasTotal != tc.want.HasTotal || got.Abort != tc.want.Abort || !bytes.Equal(got.Data, tc.want.Data) {
+			if got.Tag != tc.want.Tag || got.Offset != tc.want.Offset || got.HasTotal != tc.want.HasTotal || got.Abort != tc.want.Abort || !bytes.Equal(got.Data, tc.want.Data) ||
+				got.Written != tc.want.Written || got.HasWritten != tc.want.HasWritten {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
 		})

@@ -65,7 +65,8 @@ const maxRecycle = 64
 // portal ends, the buffers are held weakly: a portal that goes idle holds
 // none for the collector.
 type recycler struct {
-	bufs []recycled
+	bufs []recycled // sent, not yet proven written, in the order sent
+	free []recycled // proven written, the newest last
 	// distrust: the peer granted a limit that claims more bytes written
 	// than were ever sent to it (limit-window > sent). Its Credits prove
 	// nothing then, and no buffer is reused again: a buffer reused too
@@ -74,6 +75,12 @@ type recycler struct {
 	// ciphertext.
 	distrust bool
 }
+
+// maxFree bounds the buffers proven written that a portal keeps for its
+// next reads: a default window's worth (35 chunks of 60 KiB), which one
+// stream cycles through when a Credit proves a quarter of it at once
+// behind a burst; taken newest first, the rest lie unread.
+const maxFree = 36
 
 type recycled struct {
 	b   *readBuf // while streaming; nil once relaxed
@@ -93,10 +100,20 @@ func (r *recycler) sent(b *readBuf, end uint64) {
 // its window (0: unknown, nothing is reused) and the stream bytes sent to
 // it so far, or a new one.
 func (r *recycler) get(limit, window, sent uint64) *readBuf {
-	if !r.distrust && window > 0 && limit >= window && limit-window > sent {
+	return r.getWritten(limit, window, 0, sent)
+}
+
+// getWritten is get, given also the most the peer said it had written in
+// its Credits (AppendCreditWritten; 0: it never said): the bytes before
+// it are proven written too, however little the peer's limit grants
+// beyond them.
+func (r *recycler) getWritten(limit, window, written, sent uint64) *readBuf {
+	if !r.distrust && (written > sent || (window > 0 && limit >= window && limit-window > sent)) {
 		r.distrust = true
 		clear(r.bufs)
 		r.bufs = nil
+		clear(r.free)
+		r.free = nil
 	}
 	if r.distrust {
 		return new(readBuf)
@@ -107,19 +124,33 @@ func (r *recycler) get(limit, window, sent uint64) *readBuf {
 	// uvarint, and one of 2^64-1 (a peer's "no limit") wrapped the sum
 	// below every limit, reusing each buffer at once, while the transport
 	// (or a secure channel, which seals in place) still held its bytes.
-	for ; i < len(r.bufs) && window > 0 && limit >= window && r.bufs[i].end <= limit-window; i++ {
-		if b = r.bufs[i].b; b == nil {
-			b = r.bufs[i].p.Value()
+	proven := written
+	if window > 0 && limit >= window {
+		proven = max(proven, limit-window)
+	}
+	// The buffers proven written move to free, and the newest of them is
+	// taken: reused oldest first, the buffers a burst allocated (a whole
+	// window's worth, before the first Credit) stayed in the rotation
+	// after the peer's grants had shrunk (Options.SharedWindow), and every
+	// read went to memory no cache held.
+	for ; i < len(r.bufs) && proven > 0 && r.bufs[i].end <= proven; i++ {
+		if len(r.free) == maxFree {
+			r.free = r.free[:copy(r.free, r.free[1:])]
 		}
-		if b != nil {
-			i++
-			break
-		}
+		r.free = append(r.free, r.bufs[i])
 	}
 	if i > 0 {
 		n := copy(r.bufs, r.bufs[i:])
 		clear(r.bufs[n:]) // the strong references shifted out
 		r.bufs = r.bufs[:n]
+	}
+	for len(r.free) > 0 && b == nil {
+		f := r.free[len(r.free)-1]
+		r.free[len(r.free)-1] = recycled{}
+		r.free = r.free[:len(r.free)-1]
+		if b = f.b; b == nil {
+			b = f.p.Value()
+		}
 	}
 	if b == nil {
 		b = new(readBuf)
@@ -132,5 +163,8 @@ func (r *recycler) get(limit, window, sent uint64) *readBuf {
 func (r *recycler) relax() {
 	for i := range r.bufs {
 		r.bufs[i].b = nil
+	}
+	for i := range r.free {
+		r.free[i].b = nil
 	}
 }

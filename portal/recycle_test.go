@@ -108,3 +108,35 @@ func TestRecyclerDistrust(t *testing.T) {
 		t.Fatal("reused after the peer lied")
 	}
 }
+
+// TestRecyclerWritten: the bytes the peer says it wrote
+// (AppendCreditWritten) prove its buffers written however little its
+// limit grants beyond them (a window shrunk by Options.SharedWindow), the
+// newest proven buffer is reused first, and a peer that says it wrote
+// more than was sent is not believed again.
+func TestRecyclerWritten(t *testing.T) {
+	var r recycler
+	a, b, c := new(readBuf), new(readBuf), new(readBuf)
+	r.sent(a, 1000)
+	r.sent(b, 2000)
+	r.sent(c, 3000)
+	// Limit 2100 with a window of 2000 proves 100 bytes by itself.
+	if got := r.getWritten(2100, 2000, 999, 3000); got == a || got == b || got == c {
+		t.Fatal("reused before the peer said it had written the bytes")
+	}
+	if got := r.getWritten(2100, 2000, 2000, 3000); got != b {
+		t.Fatal("the newest buffer proven written was not the one reused")
+	}
+	if got := r.getWritten(2100, 2000, 2000, 3000); got != a {
+		t.Fatal("the older buffer proven written was not kept for the next read")
+	}
+	if got := r.getWritten(2100, 2000, 2000, 3000); got == c {
+		t.Fatal("reused a buffer not proven written")
+	}
+	if got := r.getWritten(2100, 2000, 3001, 3000); got == c {
+		t.Fatal("reused when the peer claimed more written than was sent")
+	}
+	if !r.distrust || len(r.bufs) != 0 || len(r.free) != 0 {
+		t.Fatalf("distrust %v, %d buffers, %d free remembered after the peer lied", r.distrust, len(r.bufs), len(r.free))
+	}
+}

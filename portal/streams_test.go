@@ -93,12 +93,23 @@ func BenchmarkStreams(b *testing.B) {
 	}
 }
 
-// BenchmarkStreamsWindow is 16 streams with smaller windows than the
-// default (each side's Options.Window): with one window per portal, 16
-// portals have 16 windows in flight on the shared connections.
+// BenchmarkStreamsWindow is 16 streams with fixed windows (each side's
+// Options.Window, not shared: with one window per portal, 16 portals have
+// 16 windows in flight on the shared connections), and with the default
+// window shared (Options.SharedWindow).
 func BenchmarkStreamsWindow(b *testing.B) {
-	for _, w := range []int{128 << 10, 256 << 10, 512 << 10, 2 << 20} {
-		b.Run(fmt.Sprintf("plain/16/w%dK", w>>10), func(b *testing.B) { benchStreams(b, false, 16, portal.Options{Window: w}) })
+	for _, secure := range []bool{false, true} {
+		name := "plain"
+		if secure {
+			name = "secure"
+		}
+		for _, w := range []int{128 << 10, 256 << 10, 512 << 10, 2 << 20} {
+			b.Run(fmt.Sprintf("%s/16/w%dK", name, w>>10), func(b *testing.B) {
+				benchStreams(b, secure, 16, portal.Options{Window: w, SharedWindow: -1})
+			})
+		}
+		// The default window, shared (the default) and not.
+		b.Run(name+"/16/shared", func(b *testing.B) { benchStreams(b, secure, 16, portal.Options{}) })
 	}
 }
 

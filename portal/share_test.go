@@ -1,0 +1,122 @@
+package portal
+
+import (
+	"testing"
+	"time"
+)
+
+// TestSharedWindow: one busy portal grants its whole window, many share
+// the shared window, never below minWindow (nor above the window).
+func TestSharedWindow(t *testing.T) {
+	for _, tc := range []struct{ window, shared, busy, want int }{
+		{2 << 20, 4 << 20, 1, 2 << 20},
+		{2 << 20, 4 << 20, 2, 2 << 20},
+		{2 << 20, 4 << 20, 4, 1 << 20},
+		{2 << 20, 4 << 20, 16, minWindow},
+		{2 << 20, -1, 16, 2 << 20},
+		{256 << 10, 512 << 10, 16, 256 << 10},
+	} {
+		if got := sharedWindow(tc.window, tc.shared, tc.busy); got != tc.want {
+			t.Errorf("sharedWindow(%d, %d, %d) = %d, want %d", tc.window, tc.shared, tc.busy, got, tc.want)
+		}
+	}
+}
+
+// TestStreamShareBusy: a portal counts once per epoch, in its epoch and
+// the next, and no longer after.
+func TestStreamShareBusy(t *testing.T) {
+	var s streamShare
+	t0 := time.Unix(1000, 0)
+	last := make([]int64, 16)
+	for i := range last {
+		if got := s.busy(t0, &last[i]); got != i+1 {
+			t.Fatalf("portal %d: busy %d, want %d", i, got, i+1)
+		}
+	}
+	if got := s.busy(t0, &last[0]); got != 16 {
+		t.Fatalf("counted twice: busy %d", got)
+	}
+	if got := s.busy(t0.Add(shareEpoch), &last[0]); got != 16 {
+		t.Fatalf("the next epoch: busy %d, want the previous epoch's 16", got)
+	}
+	if got := s.busy(t0.Add(3*shareEpoch), &last[0]); got != 1 {
+		t.Fatalf("epochs later: busy %d, want 1", got)
+	}
+}
+
+// TestGrantsShare: with 16 portals of one inlet busy, a portal grants its
+// part of the shared window (the limit stops growing until the bytes
+// written catch up), and keeps sending Credits with the bytes written at
+// a quarter of that part; alone again, it grants its whole window.
+func TestGrantsShare(t *testing.T) {
+	opts := Options{}.withDefaults()
+	st := &counters{}
+	now := time.Now()
+	for range 15 {
+		var last int64
+		st.share.busy(now, &last)
+	}
+	c := &pconn{opts: opts, stats: st, ext: true, granted: uint64(opts.Window), q: newWriteQueue(opts.Window)}
+	part := uint64(sharedWindow(opts.Window, opts.SharedWindow, 16))
+	if part >= uint64(opts.Window) {
+		t.Fatalf("part %d of a shared %d", part, opts.SharedWindow)
+	}
+	var credits int
+	for range 20 {
+		c.wrote(int(part/4), true)
+		if g := c.creditDue.Swap(0); g > 0 {
+			credits++
+			if want := max(uint64(opts.Window), c.written+part); g != want {
+				t.Fatalf("written %d: granted %d, want %d", c.written, g, want)
+			}
+		}
+	}
+	if credits != 20 {
+		t.Fatalf("%d Credits for 20 quarters of the part written", credits)
+	}
+	// Alone: two epochs later only this portal is busy.
+	c.stats.share.busy(now.Add(3*shareEpoch), new(int64))
+	c.shareEpoch = 0
+	st.share = streamShare{}
+	c.wrote(1, true)
+	if g, want := c.creditDue.Swap(0), c.written+uint64(opts.Window); g != want {
+		t.Fatalf("alone: granted %d, want %d", g, want)
+	}
+}
+
+// TestSendCap: while 16 portals of one side send, a portal sends no more
+// than its part of the shared window (at least a quarter of the peer's
+// window and a chunk) past what the peer has proven written, never past
+// the peer's limit; alone, up to the limit.
+func TestSendCap(t *testing.T) {
+	opts := Options{}.withDefaults()
+	st := &counters{}
+	now := time.Now()
+	for range 15 {
+		var last int64
+		st.sending.busy(now, &last)
+	}
+	win := uint64(opts.Window)
+	c := &pconn{opts: opts, stats: st, ext: true, sendLimit: win, peerWindow: win}
+	part := win/4 + uint64(opts.Chunk)
+	if got := c.sendCap(); got != part {
+		t.Fatalf("16 sending: cap %d, want %d", got, part)
+	}
+	c.peerWrote = 100000
+	if got := c.sendCap(); got != 100000+part {
+		t.Fatalf("16 sending, 100000 written: cap %d, want %d", got, 100000+part)
+	}
+	c.sendLimit = win + 300000 // proves 300000 by itself
+	if got := c.sendCap(); got != 300000+part {
+		t.Fatalf("limit past the window: cap %d, want %d", got, 300000+part)
+	}
+	c.peerWrote = c.sendLimit
+	if got := c.sendCap(); got != c.sendLimit {
+		t.Fatalf("cap %d past the limit %d", got, c.sendLimit)
+	}
+	st.sending = streamShare{}
+	c.peerWrote, c.sendEpoch = 0, 0
+	if got := c.sendCap(); got != c.sendLimit {
+		t.Fatalf("alone: cap %d, want the limit %d", got, c.sendLimit)
+	}
+}
