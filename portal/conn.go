@@ -162,6 +162,7 @@ type pconn struct {
 	nc     net.Conn
 	rc     syscall.RawConn // for writes that never wait; nil: none
 	rr     *rawReader      // reads rc, for the reader; nil when rc is
+	sp     *spliceIn       // splices from rc, for the reader (pipe_linux.go)
 	role   string
 	gen    Generation
 	route  routing.Route

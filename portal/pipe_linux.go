@@ -166,36 +166,56 @@ func (c *pconn) spliceSend(t *pipeTail, n int, waiting func()) (rerr, serr error
 // waits), and returns how many it moved, with io.EOF at the end of the
 // stream.
 func (c *pconn) spliceLocal(t *pipeTail, n int, waiting func()) (int, error) {
-	var k int
-	var rerr error
-	relaxed := false
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			m, err := syscall.Splice(int(fd), nil, t.w, nil, n, spliceMove|spliceNonblock)
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EAGAIN:
-				// The pipe is empty: the socket has nothing yet.
-				if !relaxed {
-					relaxed = true
-					waiting()
-				}
-				return false
-			case err != nil:
-				rerr = os.NewSyscallError("splice", err)
-			case m == 0:
-				rerr = io.EOF
-			default:
-				k = int(m)
-			}
-			return true
-		}
-	})
+	if c.sp == nil {
+		c.sp = &spliceIn{}
+		c.sp.fn = c.sp.attempt
+	}
+	s := c.sp
+	s.t, s.n, s.k, s.err, s.waiting, s.relaxed = t, n, 0, nil, waiting, false
+	err := c.rc.Read(s.fn)
+	k, rerr := s.k, s.err
+	s.t, s.waiting = nil, nil
 	if err != nil {
 		return 0, err
 	}
 	return k, rerr
+}
+
+// spliceIn holds a splice's arguments and results for its raw callback,
+// made once per portal (no allocation per read). Used by the reader only.
+type spliceIn struct {
+	fn      func(fd uintptr) bool
+	t       *pipeTail
+	n, k    int
+	err     error
+	waiting func()
+	relaxed bool
+}
+
+// attempt is one non-blocking splice; false: wait until readable, then
+// attempt again.
+func (s *spliceIn) attempt(fd uintptr) bool {
+	for {
+		m, err := syscall.Splice(int(fd), nil, s.t.w, nil, s.n, spliceMove|spliceNonblock)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			// The pipe is empty: the socket has nothing yet.
+			if !s.relaxed {
+				s.relaxed = true
+				s.waiting()
+			}
+			return false
+		case err != nil:
+			s.err = os.NewSyscallError("splice", err)
+		case m == 0:
+			s.err = io.EOF
+		default:
+			s.k = int(m)
+		}
+		return true
+	}
 }
 
 const (

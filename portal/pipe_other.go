@@ -5,6 +5,9 @@ package portal
 // pipeTail is unused off Linux: no splice(2).
 type pipeTail struct{}
 
+// spliceIn is unused off Linux.
+type spliceIn struct{}
+
 // takePipe: off Linux, reads always take the usual path.
 func (c *pconn) takePipe(bool) *pipeTail { return nil }
 

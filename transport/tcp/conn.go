@@ -50,6 +50,8 @@ type conn struct {
 	strikes  int           // misses beyond the allowance (reader only)
 
 	budgetSrc string // the source the budget unit is held for ("" if dialled)
+
+	so *spliceOut // pipe tails' splices (the holder of the right to write only); nil until the first
 }
 
 // aliasBytes is the randomness of connection aliases: 64 bits, so that an

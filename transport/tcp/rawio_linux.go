@@ -123,32 +123,15 @@ const canSplice = true
 // the pipe and written the usual way (by a writer goroutine).
 func (c *conn) spliceTail(wb *wbuf, block bool) error {
 	fd, _ := wb.tail.Pipe()
-	var serr error
-	unsupported := false
-	fn := func(sock uintptr) bool {
-		for wb.tailLeft > 0 {
-			m, err := syscall.Splice(fd, nil, int(sock), nil, wb.tailLeft, spliceMove|spliceNonblock)
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EAGAIN:
-				// The socket is full (the pipe holds tailLeft bytes).
-				return !block
-			case err == syscall.EINVAL, err == syscall.ENOSYS, err == syscall.EOPNOTSUPP:
-				unsupported = true
-				return true
-			case err != nil:
-				serr = os.NewSyscallError("splice", err)
-				return true
-			case m == 0:
-				serr = errors.New("tcp: a pipe tail ended early")
-				return true
-			}
-			wb.tailLeft -= int(m)
-		}
-		return true
+	if c.so == nil {
+		c.so = &spliceOut{}
+		c.so.fn = c.so.attempt
 	}
-	err := c.rc.Write(fn)
+	s := c.so
+	s.fd, s.wb, s.block, s.err, s.unsupported = fd, wb, block, nil, false
+	err := c.rc.Write(s.fn)
+	serr, unsupported := s.err, s.unsupported
+	s.wb = nil
 	if err == nil {
 		err = serr
 	}
@@ -174,6 +157,43 @@ func (c *conn) spliceTail(wb *wbuf, block bool) error {
 		wb.tail = nil
 	}
 	return nil
+}
+
+// spliceOut holds spliceTail's arguments and results for its raw
+// callback, made once per connection (no allocation per frame); used by
+// the holder of the right to write only.
+type spliceOut struct {
+	fn          func(uintptr) bool
+	fd          int
+	wb          *wbuf
+	block       bool
+	err         error
+	unsupported bool
+}
+
+func (s *spliceOut) attempt(sock uintptr) bool {
+	wb := s.wb
+	for wb.tailLeft > 0 {
+		m, err := syscall.Splice(s.fd, nil, int(sock), nil, wb.tailLeft, spliceMove|spliceNonblock)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			// The socket is full (the pipe holds tailLeft bytes).
+			return !s.block
+		case err == syscall.EINVAL, err == syscall.ENOSYS, err == syscall.EOPNOTSUPP:
+			s.unsupported = true
+			return true
+		case err != nil:
+			s.err = os.NewSyscallError("splice", err)
+			return true
+		case m == 0:
+			s.err = errors.New("tcp: a pipe tail ended early")
+			return true
+		}
+		wb.tailLeft -= int(m)
+	}
+	return true
 }
 
 // readFull reads len(b) bytes from the pipe fd, which holds them.
