@@ -180,6 +180,7 @@ type pconn struct {
 	nc     net.Conn
 	rc     syscall.RawConn // for writes that never wait; nil: none
 	rr     *rawReader      // reads rc, for the reader; nil when rc is
+	sp     *spliceIn       // splices from rc, for the reader (pipe_linux.go)
 	role   string
 	gen    Generation
 	route  routing.Route
@@ -243,6 +244,7 @@ type pconn struct {
 	// starts with closes (Options.ConnDone).
 	watch *connWatch
 
+	pipes   atomic.Int32 // pipes in flight as message tails (pipe_linux.go)
 	active  atomic.Int64 // UnixNano of the last byte either way (G2 idle timeout)
 	q       *writeQueue
 	wg      sync.WaitGroup
@@ -405,13 +407,25 @@ func (c *pconn) credit(g uint64) []byte {
 // sendLocked sends one message with smu held, as long as ctx allows; n is
 // the stream bytes it carries.
 func (c *pconn) sendLocked(ctx context.Context, payload []byte, last bool, n int) error {
+	return c.sendLockedTail(ctx, payload, last, n, nil)
+}
+
+// sendLockedTail is sendLocked for a message whose payload ends with the
+// bytes of tail, unless nil (see pipeTail); tail.Done is called once.
+func (c *pconn) sendLockedTail(ctx context.Context, payload []byte, last bool, n int, tail node.PipeTail) error {
 	c.mu.Lock()
 	if c.sendClosed {
 		c.mu.Unlock()
+		if tail != nil {
+			tail.Done(false)
+		}
 		return nil
 	}
 	if !c.budget.take(last) {
 		c.mu.Unlock()
+		if tail != nil {
+			tail.Done(false)
+		}
 		return ErrBudget
 	}
 	if last {
@@ -429,7 +443,13 @@ func (c *pconn) sendLocked(ctx context.Context, payload []byte, last bool, n int
 		defer cancel()
 	}
 	m := routing.TransportMessage{Version: routing.Version, Onward: c.route, Return: routing.Route{c.addr}, Payload: payload}
-	if err := c.node.Route(ctx, m); err != nil {
+	var err error
+	if tail != nil {
+		err = c.node.RoutePipeTail(ctx, m, tail)
+	} else {
+		err = c.node.Route(ctx, m)
+	}
+	if err != nil {
 		return fmt.Errorf("portal: sending to %s: %w", c.route, err)
 	}
 	return nil
@@ -594,6 +614,15 @@ func (c *pconn) reader() {
 		if len(pending) > 0 {
 			k = copy(buf[headroom:headroom+n], pending)
 			pending = pending[k:]
+		} else if t := c.takePipe(b != nil); t != nil {
+			// Streaming straight to a TCP connection: the bytes go from
+			// the socket to the connection's socket through a pipe, never
+			// through this buffer (pipe_linux.go).
+			var serr error
+			if err, serr = c.spliceSend(t, n, relax); serr != nil {
+				c.fail(serr)
+				return
+			}
 		} else {
 			k, err = c.readLocal(buf[headroom:headroom+n], relax)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/ockamhub/ockamhub/bare"
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
 )
@@ -49,6 +50,8 @@ type conn struct {
 	strikes  int           // misses beyond the allowance (reader only)
 
 	budgetSrc string // the source the budget unit is held for ("" if dialled)
+
+	so *spliceOut // pipe tails' splices (the holder of the right to write only); nil until the first
 }
 
 // aliasBytes is the randomness of connection aliases: 64 bits, so that an
@@ -175,9 +178,11 @@ func (c *conn) close(err error) {
 		q := c.queue
 		q.mu.Lock()
 		q.closed = true
-		clear(q.msgs)
+		dropped := q.msgs
 		q.msgs, q.spare, q.bytes = nil, nil, 0
 		q.mu.Unlock()
+		dropTails(dropped) // outside the lock: Done is the sender's code
+		clear(dropped)
 		close(c.done)
 		c.nc.Close()
 		if c.addr.Type == routing.Local {
@@ -270,4 +275,41 @@ func (c *conn) send(ctx context.Context, m routing.TransportMessage) error {
 		q.at = time.Now().UnixNano()
 	}
 	return c.enqueue(ctx, q)
+}
+
+// sendTail checks the size of m, whose payload ends with the bytes of
+// tail, and queues it; tail.Done is called exactly once, whatever it
+// returns. A connection that cannot splice (not a TCP socket) takes the
+// bytes out of the pipe and sends them the usual way.
+func (c *conn) sendTail(ctx context.Context, m routing.TransportMessage, tail node.PipeTail) error {
+	fd, k := tail.Pipe()
+	if c.rc == nil || !canSplice {
+		b := make([]byte, len(m.Payload)+k)
+		copy(b, m.Payload)
+		if err := readFull(fd, b[len(m.Payload):]); err != nil {
+			tail.Done(false)
+			return err
+		}
+		tail.Done(true)
+		m.Payload = b
+		return c.send(ctx, m)
+	}
+	head := m.Payload
+	m.Payload = nil
+	n := m.EncodedLen() - 1 + bare.UintLen(uint64(len(head)+k)) + len(head) + k
+	m.Payload = head
+	if n > c.t.cfg.MaxFrameSize {
+		tail.Done(false)
+		c.t.stats.tooLarge.Add(1)
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, c.t.cfg.MaxFrameSize)
+	}
+	q := queued{m: m, size: n + FrameHeaderSize, tail: tail, tailN: k}
+	if c.sample.Add(1)%latencySampleEvery == 0 {
+		q.at = time.Now().UnixNano()
+	}
+	err := c.enqueue(ctx, q)
+	if err != nil {
+		tail.Done(false)
+	}
+	return err
 }

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
 )
 
@@ -54,6 +55,22 @@ type queued struct {
 	// (length prefix included; a frame relayed by its bytes, relay.go),
 	// and m is unused.
 	frame []byte
+	// tail, when not nil, is the end of m's payload, tailN bytes waiting
+	// in a pipe (node.PipeTail): the frame is m's head and payload, then
+	// those bytes, spliced into the socket. Whoever drops the message
+	// calls tail.Done(false) (dropTails); encode hands it to the wbuf.
+	tail  node.PipeTail
+	tailN int
+}
+
+// dropTails gives back the pipes of messages that will not be written.
+func dropTails(batch []queued) {
+	for i := range batch {
+		if t := batch[i].tail; t != nil {
+			batch[i].tail = nil
+			t.Done(false)
+		}
+	}
 }
 
 func newSendQueue(limit, maxBytes int) *sendQueue {

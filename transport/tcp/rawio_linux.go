@@ -3,7 +3,10 @@
 package tcp
 
 import (
+	"errors"
+	"fmt"
 	"net"
+	"os"
 	"syscall"
 	"unsafe"
 )
@@ -107,4 +110,105 @@ func (rd *reader) rawRead(fd uintptr) bool {
 		rd.n, rd.err = 0, err
 		return true
 	}
+}
+
+// canSplice: this platform has splice(2), for PipeTails.
+const canSplice = true
+
+// spliceTail moves the bytes left in wb's pipe (wb.tailLeft) into the
+// socket: without ever waiting (block false: what the socket does not take
+// stays for a writer goroutine), or waiting for room under the write
+// deadline. Once the pipe is empty it is handed back (PipeTail.Done). A
+// socket that does not take spliced pages gets the bytes read back from
+// the pipe and written the usual way (by a writer goroutine).
+func (c *conn) spliceTail(wb *wbuf, block bool) error {
+	fd, _ := wb.tail.Pipe()
+	if c.so == nil {
+		c.so = &spliceOut{}
+		c.so.fn = c.so.attempt
+	}
+	s := c.so
+	s.fd, s.wb, s.block, s.err, s.unsupported = fd, wb, block, nil, false
+	err := c.rc.Write(s.fn)
+	serr, unsupported := s.err, s.unsupported
+	s.wb = nil
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return err
+	}
+	if unsupported {
+		if !block {
+			return nil
+		}
+		b := make([]byte, wb.tailLeft)
+		if err := readFull(fd, b); err != nil {
+			return err
+		}
+		wb.tailLeft = 0
+		wb.tail.Done(true)
+		wb.tail = nil
+		_, err := c.nc.Write(b)
+		return err
+	}
+	if wb.tailLeft == 0 {
+		wb.tail.Done(true)
+		wb.tail = nil
+	}
+	return nil
+}
+
+// spliceOut holds spliceTail's arguments and results for its raw
+// callback, made once per connection (no allocation per frame); used by
+// the holder of the right to write only.
+type spliceOut struct {
+	fn          func(uintptr) bool
+	fd          int
+	wb          *wbuf
+	block       bool
+	err         error
+	unsupported bool
+}
+
+func (s *spliceOut) attempt(sock uintptr) bool {
+	wb := s.wb
+	for wb.tailLeft > 0 {
+		m, err := syscall.Splice(s.fd, nil, int(sock), nil, wb.tailLeft, spliceMove|spliceNonblock)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			// The socket is full (the pipe holds tailLeft bytes).
+			return !s.block
+		case err == syscall.EINVAL, err == syscall.ENOSYS, err == syscall.EOPNOTSUPP:
+			s.unsupported = true
+			return true
+		case err != nil:
+			s.err = os.NewSyscallError("splice", err)
+			return true
+		case m == 0:
+			s.err = errors.New("tcp: a pipe tail ended early")
+			return true
+		}
+		wb.tailLeft -= int(m)
+	}
+	return true
+}
+
+// readFull reads len(b) bytes from the pipe fd, which holds them.
+func readFull(fd int, b []byte) error {
+	for k := 0; k < len(b); {
+		m, err := syscall.Read(fd, b[k:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return fmt.Errorf("tcp: reading a pipe tail: %w", err)
+		case m == 0:
+			return errors.New("tcp: reading a pipe tail: unexpected end")
+		}
+		k += m
+	}
+	return nil
 }

@@ -174,6 +174,7 @@ type Stats struct {
 	FrameTimeouts uint64 // connections closed for a partial frame timing out
 	Throttled     uint64 // reads delayed by the per-connection message rate
 	CutThrough    uint64 // large frames relayed with their payload spliced (Config.CutThrough); also in FramesIn/Out
+	PipeTails     uint64 // frames sent with their payload's end spliced from a sender's pipe (node.PipeTail); also in FramesOut
 	// RelayLatency samples one message in 16: the time from being handed
 	// to a connection (by a worker, a forwarder, the echo service) until
 	// written to its socket, queueing included.
@@ -208,8 +209,8 @@ type Transport struct {
 		accepted, dialled, refused             atomic.Uint64
 		framesIn, framesOut, bytesIn, bytesOut atomic.Uint64 // of retired connections
 
-		malformed, empty, oversized, unroutable, noConn, queueFull, tooLarge, timeouts, throttled, cut atomic.Uint64
-		allowClosed, acceptErrors, heartbeats, probeDelayed, probeClosed                               atomic.Uint64
+		malformed, empty, oversized, unroutable, noConn, queueFull, tooLarge, timeouts, throttled, cut, tails atomic.Uint64
+		allowClosed, acceptErrors, heartbeats, probeDelayed, probeClosed                                      atomic.Uint64
 	}
 	statsMu   sync.Mutex // Stats and retire: a connection is counted once
 	sometimes rate.Sometimes
@@ -466,6 +467,46 @@ func (t *Transport) RouteMessage(ctx context.Context, m routing.TransportMessage
 	return v.(*conn).send(ctx, m)
 }
 
+var _ node.PipeTailTransport = (*Transport)(nil)
+
+// CanPipeTail reports whether the connection named by hop is open and can
+// splice a payload's tail from a pipe (node.PipeTailTransport): a TCP
+// socket, on Linux.
+func (t *Transport) CanPipeTail(hop routing.Address) bool {
+	if !canSplice || hop.Type != routing.TCP {
+		return false
+	}
+	v, ok := t.conns.Load(hop)
+	return ok && v.(*conn).rc != nil && !v.(*conn).isClosed()
+}
+
+// RoutePipeTail is RouteMessage for a message whose payload ends with the
+// bytes of tail (node.PipeTailTransport): its frame's head is written with
+// whatever else the connection writes, and the tail's bytes are spliced
+// from their pipe into the socket after it. The frame's bytes are those
+// RouteMessage writes for the whole payload. tail.Done is called exactly
+// once, whatever it returns.
+func (t *Transport) RoutePipeTail(ctx context.Context, m routing.TransportMessage, tail node.PipeTail) error {
+	hop, ok := m.Onward.Next()
+	if !ok || hop.Type != routing.TCP {
+		tail.Done(false)
+		return fmt.Errorf("tcp: route %v does not start with a TCP address", m.Onward)
+	}
+	v, ok := t.conns.Load(hop)
+	if !ok {
+		tail.Done(false)
+		t.stats.noConn.Add(1)
+		return &node.RouteError{Addr: hop, Err: ErrNoConnection}
+	}
+	m.Onward = m.Onward[1:]
+	if len(m.Onward) == 0 {
+		tail.Done(false)
+		t.stats.unroutable.Add(1)
+		return &node.RouteError{Addr: hop, Err: ErrNothingAfterHop}
+	}
+	return v.(*conn).sendTail(ctx, m, tail)
+}
+
 // retire adds a finished connection's counters to the transport's.
 func (t *Transport) retire(c *conn) {
 	t.statsMu.Lock()
@@ -504,7 +545,7 @@ func (t *Transport) Stats() Stats {
 		FramesIn: in, FramesOut: out, BytesIn: bin, BytesOut: bout,
 		DecodeErrors: s.malformed.Load() + s.empty.Load() + s.oversized.Load(), Unroutable: s.unroutable.Load(), NoConnection: s.noConn.Load(),
 		QueueFull: s.queueFull.Load(), TooLarge: s.tooLarge.Load(), FrameTimeouts: s.timeouts.Load(),
-		Throttled: s.throttled.Load(), CutThrough: s.cut.Load(),
+		Throttled: s.throttled.Load(), CutThrough: s.cut.Load(), PipeTails: s.tails.Load(),
 		RefusedCap: t.admit.cap.Load(), RefusedPerIP: t.admit.perIP.Load(), RefusedBudget: t.admit.budget.Load(), RefusedAllow: t.admit.allow.Load(),
 		AllowClosed: s.allowClosed.Load(), AcceptErrors: s.acceptErrors.Load(), Heartbeats: s.heartbeats.Load(),
 		ProbeDelayed: s.probeDelayed.Load(), ProbeClosed: s.probeClosed.Load(),

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
 )
 
@@ -72,6 +73,10 @@ type wbuf struct {
 	frames  int
 	sampled bool // some message in the batch is timed for RelayLatency
 	io      iovecs
+	// tail, when not nil, is the end of the batch's last frame: tailLeft
+	// bytes still in its pipe, spliced into the socket after segs.
+	tail     node.PipeTail
+	tailLeft int
 }
 
 var wbufPool = sync.Pool{New: func() any {
@@ -81,17 +86,22 @@ var wbufPool = sync.Pool{New: func() any {
 func getWbuf() *wbuf { return wbufPool.Get().(*wbuf) }
 
 func putWbuf(wb *wbuf) {
+	if wb.tail != nil {
+		// Not written in full: the frame is lost with the connection.
+		wb.tail.Done(false)
+		wb.tail, wb.tailLeft = nil, 0
+	}
 	clear(wb.segs[:cap(wb.segs)])
 	wb.b, wb.segs, wb.start, wb.frames, wb.sampled = wb.b[:0], wb.segs[:0], 0, 0, false
 	wbufPool.Put(wb)
 }
 
 // empty reports whether everything encoded has been written.
-func (wb *wbuf) empty() bool { return len(wb.segs) == 0 }
+func (wb *wbuf) empty() bool { return len(wb.segs) == 0 && wb.tail == nil }
 
 // size returns the bytes left to write.
 func (wb *wbuf) size() int {
-	n := 0
+	n := wb.tailLeft
 	for _, s := range wb.segs {
 		n += len(s)
 	}
@@ -131,6 +141,14 @@ func (c *conn) encode(wb *wbuf, batch []queued) int {
 			return i
 		}
 		q := &batch[i]
+		if q.tail != nil {
+			if !c.encodeTail(wb, q) {
+				continue
+			}
+			// The pipe's bytes follow the segments: nothing after them in
+			// this batch.
+			return i + 1
+		}
 		if q.frame != nil {
 			if len(q.frame) >= largePayload {
 				wb.seal()
@@ -182,6 +200,41 @@ func (c *conn) encode(wb *wbuf, batch []queued) int {
 	}
 	wb.seal()
 	return len(batch)
+}
+
+// encodeTail appends to wb the head of q's frame (length prefix, routes,
+// payload length) and the payload bytes in memory, and gives wb the pipe
+// that holds the rest: the same bytes encode writes for the whole payload
+// in memory. false: the message was dropped.
+func (c *conn) encodeTail(wb *wbuf, q *queued) bool {
+	tail := q.tail
+	q.tail = nil
+	m := &q.m
+	total := len(m.Payload) + q.tailN
+	n := q.size - FrameHeaderSize
+	start := len(wb.b)
+	head := *m
+	head.Payload = nil
+	b, err := appendLargeHead(wb.b, &head, n, total)
+	if err == nil && n > c.t.cfg.MaxFrameSize {
+		err = fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, c.t.cfg.MaxFrameSize)
+	}
+	if err != nil {
+		wb.b = wb.b[:start]
+		tail.Done(false)
+		c.t.stats.tooLarge.Add(1)
+		c.t.logSometimes("dropped unencodable message", "peer", c.name, "err", err)
+		return false
+	}
+	wb.b = append(b, m.Payload...)
+	wb.seal()
+	wb.tail, wb.tailLeft = tail, q.tailN
+	wb.frames++
+	if q.at != 0 {
+		wb.sampled = true
+	}
+	c.t.stats.tails.Add(1)
+	return true
 }
 
 // countOut counts a batch as written, before it is: once the kernel has
@@ -311,9 +364,16 @@ func (c *conn) writeBatch(batch []queued, h how) bool {
 		c.countOut(wb, bytes)
 		if direct {
 			n, err := c.tryWrite(wb)
+			if err == nil {
+				wb.advance(n)
+				if len(wb.segs) == 0 && wb.tail != nil {
+					err = c.spliceTail(wb, false)
+				}
+			}
 			if err != nil {
 				c.uncountOut(wb, bytes)
 				putWbuf(wb)
+				dropTails(batch)
 				if h == inSender {
 					// Closing runs the connection's hooks: not in the
 					// sender's goroutine, which may hold its own locks.
@@ -323,7 +383,6 @@ func (c *conn) writeBatch(batch []queued, h how) bool {
 				}
 				return false
 			}
-			wb.advance(n)
 			if !wb.empty() {
 				// The socket is full: a writer goroutine finishes this
 				// batch and what follows it, blocking as it may.
@@ -334,6 +393,7 @@ func (c *conn) writeBatch(batch []queued, h how) bool {
 		} else if err := c.writeBlocking(wb); err != nil {
 			c.uncountOut(wb, bytes)
 			putWbuf(wb)
+			dropTails(batch)
 			c.fail(err)
 			return false
 		}
@@ -378,6 +438,7 @@ func (c *conn) finish(wb *wbuf, chunk, batch []queued) {
 		releaseLeases(chunk)
 	}
 	if err != nil {
+		dropTails(batch)
 		c.fail(err)
 		return
 	}
@@ -395,10 +456,18 @@ func (c *conn) finish(wb *wbuf, chunk, batch []queued) {
 func (c *conn) writeBlocking(wb *wbuf) error {
 	c.nc.SetWriteDeadline(time.Now().Add(c.t.cfg.WriteTimeout))
 	defer c.nc.SetWriteDeadline(time.Time{})
-	bufs := net.Buffers(wb.segs)
-	_, err := bufs.WriteTo(c.nc)
-	wb.segs = wb.segs[:0]
-	return err
+	if len(wb.segs) > 0 {
+		bufs := net.Buffers(wb.segs)
+		_, err := bufs.WriteTo(c.nc)
+		wb.segs = wb.segs[:0]
+		if err != nil {
+			return err
+		}
+	}
+	if wb.tail != nil {
+		return c.spliceTail(wb, true)
+	}
+	return nil
 }
 
 // fail closes the connection after a write error and gives up the right to
