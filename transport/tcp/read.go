@@ -76,8 +76,14 @@ type reader struct {
 	readMax   int
 	headCache headCache
 
-	// relaying small frames by their bytes (relay.go), made on first use
-	relayCache *relayCache
+	// relaying small frames by their bytes (relay.go), made on first use;
+	// the frames declined in a row and the frames to leave to the usual
+	// path without a look (kept while the cache is dropped), and the
+	// frames looked at
+	relayCache    *relayCache
+	relayDeclined uint8
+	relaySkip     uint8
+	relayLooks    uint32
 
 	// rawRead's arguments and results
 	rawFn   func(uintptr) bool
