@@ -5,7 +5,6 @@ package tcp
 import (
 	"net"
 	"syscall"
-	"unsafe"
 )
 
 // iovecs is a wbuf's scratch space for one vectored write: the vector,
@@ -22,10 +21,10 @@ type iovecs struct {
 // v, which never waits.
 func (io *iovecs) writev(fd uintptr) bool {
 	for {
-		r, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&io.v[0])), uintptr(len(io.v)))
+		r, e := sysWritev(fd, io.v)
 		switch e {
 		case 0:
-			io.n = int(r)
+			io.n = r
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
@@ -96,9 +95,9 @@ func (rd *reader) rawRead(fd uintptr) bool {
 				dst = dst[:rd.readMax]
 			}
 		}
-		n, err := syscall.Read(int(fd), dst)
-		switch err {
-		case nil:
+		n, e := sysRead(fd, dst)
+		switch e {
+		case 0:
 			rd.n, rd.err = n, nil
 			return true
 		case syscall.EINTR:
@@ -119,7 +118,7 @@ func (rd *reader) rawRead(fd uintptr) bool {
 			}
 			return false
 		}
-		rd.n, rd.err = 0, err
+		rd.n, rd.err = 0, e
 		return true
 	}
 }
