@@ -5,6 +5,7 @@ package tcp
 import (
 	"net"
 	"syscall"
+	"unsafe"
 )
 
 // iovecs is a wbuf's scratch space for one vectored write: the vector,
@@ -21,10 +22,10 @@ type iovecs struct {
 // v, which never waits.
 func (io *iovecs) writev(fd uintptr) bool {
 	for {
-		r, e := sysWritev(fd, io.v)
+		r, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&io.v[0])), uintptr(len(io.v)))
 		switch e {
 		case 0:
-			io.n = r
+			io.n = int(r)
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
@@ -95,9 +96,9 @@ func (rd *reader) rawRead(fd uintptr) bool {
 				dst = dst[:rd.readMax]
 			}
 		}
-		n, e := sysRead(fd, dst)
-		switch e {
-		case 0:
+		n, err := syscall.Read(int(fd), dst)
+		switch err {
+		case nil:
 			rd.n, rd.err = n, nil
 			return true
 		case syscall.EINTR:
@@ -118,7 +119,7 @@ func (rd *reader) rawRead(fd uintptr) bool {
 			}
 			return false
 		}
-		rd.n, rd.err = 0, e
+		rd.n, rd.err = 0, err
 		return true
 	}
 }
