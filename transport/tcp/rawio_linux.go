@@ -11,8 +11,33 @@ import (
 	"unsafe"
 )
 
-// iovecs is a wbuf's scratch space for one vectored write.
-type iovecs struct{ v []syscall.Iovec }
+// iovecs is a wbuf's scratch space for one vectored write: the vector,
+// the callback that writes it (made once per wbuf, so that a write
+// allocates nothing), and what the write did.
+type iovecs struct {
+	v   []syscall.Iovec
+	fn  func(uintptr) bool
+	n   int
+	err error
+}
+
+// writev is iovecs' callback for RawConn.Write: one non-blocking writev of
+// v, which never waits.
+func (io *iovecs) writev(fd uintptr) bool {
+	for {
+		r, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&io.v[0])), uintptr(len(io.v)))
+		switch e {
+		case 0:
+			io.n = int(r)
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+		default:
+			io.err = e
+		}
+		return true
+	}
+}
 
 // rawConnOf returns the raw connection of a TCP socket, for the
 // non-blocking writes and the buffer-less waits of this package, or nil
@@ -44,28 +69,18 @@ func (c *conn) tryWrite(wb *wbuf) (int, error) {
 	if len(iov) == 0 {
 		return 0, nil
 	}
-	var n int
-	var werr error
-	fn := func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
-			switch e {
-			case 0:
-				n = int(r)
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-			default:
-				werr = e
-			}
-			return true
-		}
+	io := &wb.io
+	if io.fn == nil {
+		io.fn = io.writev
 	}
-	err := c.rc.Write(fn)
+	io.n, io.err = 0, nil
+	err := c.rc.Write(io.fn)
 	clear(iov)
+	n := io.n
 	if err == nil {
-		err = werr
+		err = io.err
 	}
+	io.err = nil
 	return n, err
 }
 

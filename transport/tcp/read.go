@@ -28,14 +28,16 @@ const (
 	largeFrameDirectly = 16 << 10 // a partial frame this large is read straight into its body
 )
 
-var readBufPool = sync.Pool{New: func() any { b := make([]byte, readBufferSize); return &b }}
+// readBufPool holds read buffers as pointers to their arrays: a reader
+// with one message at a time gives its buffer back before every wait, and
+// a pointer to a slice would be allocated on each of them.
+var readBufPool = sync.Pool{New: func() any { return new([readBufferSize]byte) }}
 
-func getReadBuf() []byte { return *readBufPool.Get().(*[]byte) }
+func getReadBuf() []byte { return readBufPool.Get().(*[readBufferSize]byte)[:] }
 
 func putReadBuf(b []byte) {
 	if cap(b) == readBufferSize {
-		b = b[:readBufferSize]
-		readBufPool.Put(&b)
+		readBufPool.Put((*[readBufferSize]byte)(b[:readBufferSize]))
 	}
 }
 
@@ -76,8 +78,14 @@ type reader struct {
 	readMax   int
 	headCache headCache
 
-	// relaying small frames by their bytes (relay.go), made on first use
-	relayCache *relayCache
+	// relaying small frames by their bytes (relay.go), made on first use;
+	// the frames declined in a row and the frames to leave to the usual
+	// path without a look (kept while the cache is dropped), and the
+	// frames looked at
+	relayCache    *relayCache
+	relayDeclined uint8
+	relaySkip     uint8
+	relayLooks    uint32
 
 	// rawRead's arguments and results
 	rawFn   func(uintptr) bool

@@ -72,15 +72,17 @@ type relayCache struct {
 	slab     *lease
 	slabFree []byte
 	slabCut  int32 // frames cut from slab whose references are not taken yet
-
-	// declined counts the frames in a row whose routes led where relay
-	// does not go (an echo request, an unknown address); after
-	// maxDeclined of them the next relaySkip frames go to the usual path
-	// without a look (skip), so that a connection whose traffic is not
-	// relayed pays for a look at one frame in ten or so.
-	declined, skip int
 }
 
+// After maxDeclined frames in a row whose routes led where relay does not
+// go (an echo request, an unknown address), the next relaySkip frames go
+// to the usual path without a look, and so does every further relaySkip
+// while the frame looked at between them is declined too: a connection
+// whose traffic is not relayed pays for a look at one frame in 65. The
+// counts are the reader's (reader.relayDeclined, relaySkip), not the
+// cache's, so that they survive the cache being dropped while the reader
+// waits: a client with one message in flight idles between its frames,
+// and each look at a frame after such a wait decodes its head again.
 const (
 	maxDeclined = 8
 	relaySkip   = 64
@@ -138,22 +140,22 @@ func headEnd(body []byte) int {
 // true; or it does nothing and reports false, leaving the frame to the
 // usual path.
 func (rd *reader) relay(body []byte) bool {
-	rc := rd.relayCache
-	if rc == nil {
-		rc = relayCaches.Get().(*relayCache)
-		rd.relayCache = rc
-	}
-	if rc.skip > 0 {
-		rc.skip--
+	if rd.relaySkip > 0 {
+		rd.relaySkip--
 		return false
 	}
+	if rd.relayCache == nil {
+		rd.relayCache = relayCaches.Get().(*relayCache)
+	}
+	rd.relayLooks++
 	switch rd.relayFrame(body) {
 	case relayed:
-		rc.declined = 0
+		rd.relayDeclined = 0
 		return true
 	case notThisHead:
-		if rc.declined++; rc.declined >= maxDeclined {
-			rc.declined, rc.skip = 0, relaySkip
+		if rd.relayDeclined++; rd.relayDeclined >= maxDeclined {
+			// One more declined after the skip skips again.
+			rd.relayDeclined, rd.relaySkip = maxDeclined-1, relaySkip
 		}
 	}
 	return false

@@ -2,7 +2,10 @@ package tcp
 
 import (
 	"context"
+	"encoding/binary"
+	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -178,5 +181,55 @@ func TestRelayFailedCounts(t *testing.T) {
 	}
 	if wq != 6 {
 		t.Fatalf("%d dropped on a full queue, want 6", wq)
+	}
+}
+
+// TestRelayDeclinedAcrossWaits: a connection whose frames relay does not
+// take (requests to a service, sent one at a time, so that the reader
+// waits between them and drops its relay cache) has relay look at a few
+// of its frames, not at every one: the count of declined frames that
+// makes relay skip the next ones outlives the cache. A look after a wait
+// decodes the frame's head, which the usual path then decodes again.
+func TestRelayDeclinedAcrossWaits(t *testing.T) {
+	tr, _, _, addr := relayHub(t, Config{CutThrough: true, ReuseBodies: true})
+	var looks atomic.Uint32
+	echo := node.HandlerFunc(func(ctx context.Context, s node.Sender, m *node.Message) error {
+		if rd, ok := ctx.Value(readerKey{}).(*reader); ok {
+			looks.Store(rd.relayLooks) // on the reader's goroutine
+		}
+		return s.Forward(ctx, routing.TransportMessage{Version: 1, Onward: m.Return(), Return: routing.Route{m.Address()}, Payload: m.Payload()})
+	})
+	if _, err := tr.node.StartWorkerConfig(context.Background(), echo, node.WorkerConfig{Addresses: []string{"echo"}, Inline: true}); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	m := routing.TransportMessage{Version: 1, Onward: routing.Route{routing.LocalAddress("echo")},
+		Return: routing.Route{routing.LocalAddress("c")}, Payload: []byte("0123456789")}
+	frame, err := AppendFrame(nil, &m, MaxFrameSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const count = 300
+	reply := make([]byte, MaxFrameSize)
+	nc.SetDeadline(time.Now().Add(time.Minute))
+	for range count {
+		// One in flight: the reader has nothing buffered once it
+		// replied, and waits for the next frame.
+		if _, err := nc.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(nc, reply[:FrameHeaderSize]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(nc, reply[:binary.BigEndian.Uint16(reply)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := looks.Load(), uint32(maxDeclined+count/(relaySkip+1)+1); got > want {
+		t.Fatalf("relay looked at %d of %d frames that it declined, want at most %d", got, count, want)
 	}
 }
