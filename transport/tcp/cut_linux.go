@@ -170,6 +170,7 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 	if len(rest) == 0 && cs.slot.lends(cs.head) {
 		// The head the last frame had: lent, not copied.
 		k, err = vmsplicePipe(p.w, cs.slot.b)
+		headsLent.Add(1)
 	} else {
 		if len(rest) == 0 {
 			// Lent to the next frame if it has the same head.

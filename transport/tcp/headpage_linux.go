@@ -29,10 +29,15 @@ import (
 // reader whose slot lies in a chunk that is no longer the current one
 // moves to the current one with its next frame, so that a full chunk is
 // not kept mapped by a few readers.
-const (
-	headChunkSize = 64 << 10
-	maxLentHead   = 256 // longer heads are written into the pipe
-)
+const maxLentHead = 256 // longer heads are written into the pipe
+
+// headChunkSize is the size of a head chunk (a variable for tests, read
+// and set under headChunks.mu).
+var headChunkSize = 64 << 10
+
+// headsLent and headChunksMapped count the heads lent to pipes and the
+// chunks mapped (for tests).
+var headsLent, headChunksMapped atomic.Uint64
 
 type headChunk struct {
 	mem  []byte
@@ -60,6 +65,9 @@ func takeHeadSlot(h []byte) (headSlot, bool) {
 	headChunks.mu.Lock()
 	defer headChunks.mu.Unlock()
 	ch := headChunks.cur.Load()
+	if ch != nil && len(ch.mem) != headChunkSize {
+		ch.used = len(ch.mem) // a test changed the size: this one is done
+	}
 	if ch == nil || ch.used+len(h) > len(ch.mem) {
 		mem, err := syscall.Mmap(-1, 0, headChunkSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
 		if err != nil {
@@ -68,6 +76,7 @@ func takeHeadSlot(h []byte) (headSlot, bool) {
 		if ch != nil && ch.refs == 0 {
 			syscall.Munmap(ch.mem)
 		}
+		headChunksMapped.Add(1)
 		ch = &headChunk{mem: mem}
 		headChunks.cur.Store(ch)
 	}
