@@ -3,21 +3,39 @@
 package tcp
 
 import (
-	"os"
+	"io"
+	"net"
 	"syscall"
 	"testing"
 )
 
 // BenchmarkCutHead: putting a cut-through frame's outgoing head (48
-// bytes) into its pipe, then moving it on (spliced to /dev/null, as to a
-// destination socket): "write" copies it into a new pipe page (writev),
-// "lend" lends the page of its head slot (vmsplice).
+// bytes) into its pipe, then splicing it into a TCP socket (as into a
+// destination, whose peer reads it): "write" copies it into a new pipe page
+// (writev), "lend" lends the page of its head slot (vmsplice).
 func BenchmarkCutHead(b *testing.B) {
-	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer null.Close()
+	defer ln.Close()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	ac, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ac.Close()
+	go io.Copy(io.Discard, ac)
+	f, err := nc.(*net.TCPConn).File()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	out := int(f.Fd())
 	head := make([]byte, 48)
 	for i := range head {
 		head[i] = byte(i)
@@ -48,7 +66,7 @@ func BenchmarkCutHead(b *testing.B) {
 				if err != nil || k != len(head) {
 					b.Fatal(k, err)
 				}
-				if m, err := syscall.Splice(p.r, nil, int(null.Fd()), nil, k, 0); err != nil || int(m) != k {
+				if m, err := syscall.Splice(p.r, nil, out, nil, k, 0); err != nil || int(m) != k {
 					b.Fatal(m, err)
 				}
 			}
