@@ -37,9 +37,14 @@ import (
 //     writer goroutine, as a direct write the socket does not take in full
 //     is today.
 //
-// After a frame cut through, the reader reads only cutPeek bytes, the head
-// of the next frame, so that its payload stays in the socket for the next
-// splice; a frame that is not cut through ends that.
+// After a frame cut through, the reader reads only as many bytes as that
+// frame's head took (with its payload, into the pipe, if they are there;
+// else from the socket), the head of the next frame if its routes are the
+// same, so that its payload stays in the socket for the next splice and
+// none of it is copied; a longer head is read in full (up to cutPeek bytes)
+// before it is judged. A frame that is not cut through ends that. A head
+// that a stream repeats is lent to the pipe, not copied into it
+// (headpage_linux.go).
 
 // cutPlan is what planCut found out about a large frame.
 type cutPlan struct {
@@ -51,7 +56,7 @@ type cutPlan struct {
 	frameLen int                      // the outgoing frame's body length
 }
 
-// cutPeek is how much a reader reads after a frame it has cut through:
+// cutPeek bounds what a reader reads after a frame it has cut through:
 // enough for the head of the next frame (its routes), and not its payload,
 // which may then be spliced too.
 const cutPeek = 512
