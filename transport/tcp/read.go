@@ -382,10 +382,11 @@ func (rd *reader) next() ([]byte, error) {
 				rd.setDeadline(rd.frameStart.Add(t.cfg.FrameTimeout))
 			}
 			if avail >= FrameHeaderSize {
-				if n := int(binary.BigEndian.Uint16(rd.buf[rd.r:])); n < largeFrameDirectly {
+				n := int(binary.BigEndian.Uint16(rd.buf[rd.r:]))
+				if n < largeFrameDirectly && rd.readMax > 0 {
 					rd.readMax = 0 // not one to cut through: read all there is
 				}
-				if n := int(binary.BigEndian.Uint16(rd.buf[rd.r:])); n >= largeFrameDirectly || FrameHeaderSize+n > len(rd.buf) {
+				if n >= largeFrameDirectly || FrameHeaderSize+n > len(rd.buf) {
 					if n >= largeFrameDirectly && t.cfg.CutThrough {
 						done, body, err := rd.cutThrough(n)
 						switch {
