@@ -52,6 +52,9 @@ type reader struct {
 	buf  []byte          // buffered input is buf[r:w]
 	r, w int
 	more bool // more input is buffered after the message being routed
+	// the last cut-through found a head not all read yet (cut.go; here
+	// beside more, in what would be padding)
+	cutShort bool
 
 	pending []*conn // connections with messages this reader deferred
 
@@ -75,7 +78,6 @@ type reader struct {
 	cs        *cutState
 	readMax   int
 	headCache headCache
-	cutShort  bool // the last cut-through found a head not all read yet
 
 	// relaying small frames by their bytes (relay.go), made on first use
 	relayCache *relayCache
