@@ -1,6 +1,8 @@
 package tcp
 
 import (
+	"errors"
+
 	"github.com/ockamhub/ockamhub/bare"
 	"github.com/ockamhub/ockamhub/node"
 	"github.com/ockamhub/ockamhub/routing"
@@ -35,9 +37,14 @@ import (
 //     writer goroutine, as a direct write the socket does not take in full
 //     is today.
 //
-// After a frame cut through, the reader reads only cutPeek bytes, the head
-// of the next frame, so that its payload stays in the socket for the next
-// splice; a frame that is not cut through ends that.
+// After a frame cut through, the reader reads only as many bytes as that
+// frame's head took (with its payload, into the pipe, if they are there;
+// else from the socket), the head of the next frame if its routes are the
+// same, so that its payload stays in the socket for the next splice and
+// none of it is copied; a longer head is read in full (up to cutPeek bytes)
+// before it is judged. A frame that is not cut through ends that. A head
+// that a stream repeats is lent to the pipe, not copied into it
+// (headpage_linux.go).
 
 // cutPlan is what planCut found out about a large frame.
 type cutPlan struct {
@@ -49,7 +56,7 @@ type cutPlan struct {
 	frameLen int                      // the outgoing frame's body length
 }
 
-// cutPeek is how much a reader reads after a frame it has cut through:
+// cutPeek bounds what a reader reads after a frame it has cut through:
 // enough for the head of the next frame (its routes), and not its payload,
 // which may then be spliced too.
 const cutPeek = 512
@@ -72,33 +79,14 @@ const maxCutRoute = 256
 func (rd *reader) planCut(p []byte, n int) (cutPlan, bool) {
 	c := rd.c
 	var plan cutPlan
-	// The head's extent: version, two routes, the payload's length.
-	r := bare.NewReader(p)
-	if _, err := r.U8(""); err != nil {
-		return plan, false
-	}
-	for range 2 {
-		k, err := r.Uint("")
-		if err != nil || k > maxCutRoute {
-			return plan, false
-		}
-		for range k {
-			if _, err := r.U8(""); err != nil {
-				return plan, false
-			}
-			if _, err := r.Data(""); err != nil {
-				return plan, false
-			}
-		}
-	}
-	end := r.Offset()
-	payload, err := r.Uint("")
-	if err != nil || payload > MaxFrameSize || r.Offset()+int(payload) != n {
+	end, headLen, payload, ok, _ := cutHead(p)
+	if !ok || payload > MaxFrameSize || headLen+int(payload) != n {
 		// Trailing bytes after the payload (ignored by decoders) would
 		// not be relayed: the usual path drops them.
 		return plan, false
 	}
-	plan.headLen, plan.payload = r.Offset(), int(payload)
+	var err error
+	plan.headLen, plan.payload = headLen, int(payload)
 	// Decoded by the same decoder as every frame (routing validates the
 	// addresses), from a copy of the routes with an empty payload; a
 	// stream of frames with the same routes is decoded once.
@@ -155,6 +143,43 @@ func (rd *reader) planCut(p []byte, n int) (cutPlan, bool) {
 	}
 	plan.dst, plan.res, plan.out = dst, res, m
 	return plan, true
+}
+
+// cutHead walks the head of the frame body p: its version, two routes
+// and the payload's length. end is where the routes end and headLen where
+// the payload starts; short reports that p ended inside the head (more
+// bytes may make it whole), as opposed to a head that is not one.
+func cutHead(p []byte) (end, headLen int, payload uint64, ok, short bool) {
+	r := bare.NewReader(p)
+	fail := func(err error) (int, int, uint64, bool, bool) {
+		return 0, 0, 0, false, errors.Is(err, bare.ErrShort) || errors.Is(err, bare.ErrLength)
+	}
+	if _, err := r.U8(""); err != nil {
+		return fail(err)
+	}
+	for range 2 {
+		k, err := r.Uint("")
+		if err != nil {
+			return fail(err)
+		}
+		if k > maxCutRoute {
+			return 0, 0, 0, false, false
+		}
+		for range k {
+			if _, err := r.U8(""); err != nil {
+				return fail(err)
+			}
+			if _, err := r.Data(""); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	end = r.Offset()
+	payload, err := r.Uint("")
+	if err != nil {
+		return fail(err)
+	}
+	return end, r.Offset(), payload, true, false
 }
 
 // appendHead appends the outgoing frame's length prefix and head (up to

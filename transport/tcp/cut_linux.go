@@ -122,6 +122,8 @@ type cutState struct {
 	inFn    func(uintptr) bool
 	outFn   func(uintptr) bool
 	outLeft int
+	peek    int      // bytes to take from the socket after the frame
+	slot    headSlot // the last outgoing head, lent to pipes (headpage_linux.go)
 }
 
 // cutThrough tries to relay the large partial frame of n bytes at the
@@ -138,6 +140,11 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 	buffered := rd.buf[rd.r+FrameHeaderSize : rd.w]
 	plan, ok := rd.planCut(buffered, n)
 	if !ok {
+		// After a frame cut through, the reader read as much as that
+		// frame's head took: a longer head may not be all here yet.
+		if rd.readMax > 0 && len(buffered) < cutPeek {
+			_, _, _, _, rd.cutShort = cutHead(buffered)
+		}
 		return false, nil, nil
 	}
 	// What this reader deferred goes first (ordering per destination), and
@@ -157,17 +164,30 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 		putPipe(p)
 		return false, nil, nil
 	}
-	cs.iov[0] = syscall.Iovec{Base: &cs.head[0]}
-	cs.iov[0].SetLen(len(cs.head))
-	nv := 1
-	if rest := buffered[plan.headLen:]; len(rest) > 0 {
-		cs.iov[1] = syscall.Iovec{Base: &rest[0]}
-		cs.iov[1].SetLen(len(rest))
-		nv = 2
+	rest := buffered[plan.headLen:]
+	cs.pre = len(cs.head) + len(rest)
+	var k int
+	if len(rest) == 0 && cs.slot.lends(cs.head) {
+		// The head the last frame had: lent, not copied.
+		k, err = vmsplicePipe(p.w, cs.slot.b)
+		headsLent.Add(1)
+	} else {
+		if len(rest) == 0 {
+			// Lent to the next frame if it has the same head.
+			cs.slot.release()
+			cs.slot, _ = takeHeadSlot(cs.head)
+		}
+		cs.iov[0] = syscall.Iovec{Base: &cs.head[0]}
+		cs.iov[0].SetLen(len(cs.head))
+		nv := 1
+		if len(rest) > 0 {
+			cs.iov[1] = syscall.Iovec{Base: &rest[0]}
+			cs.iov[1].SetLen(len(rest))
+			nv = 2
+		}
+		k, err = writePipe(p.w, cs.iov[:nv])
+		cs.iov = [2]syscall.Iovec{}
 	}
-	cs.pre = len(cs.head) + len(buffered) - plan.headLen
-	k, err := writePipe(p.w, cs.iov[:nv])
-	cs.iov = [2]syscall.Iovec{}
 	if cap(cs.head) > cutPeek {
 		// A long head (a peer's long return route) is not kept for the
 		// connection's life: an idle connection holds no buffer.
@@ -181,6 +201,10 @@ func (rd *reader) cutThrough(n int) (bool, []byte, error) {
 		return false, nil, nil
 	}
 	cs.p, cs.want, cs.moved = p, n-len(buffered), 0
+	// What follows the frame in the socket is taken with it, up to what
+	// this frame's head took: the next frame's head if it has the same
+	// routes, and none of its payload, which is then spliced too.
+	cs.peek = min(FrameHeaderSize+plan.headLen, cutPeek)
 	if err := rd.fillPipe(); err != nil {
 		discardPipe(p)
 		return false, nil, err
@@ -314,7 +338,7 @@ func writePipe(fd int, iov []syscall.Iovec) (int, error) {
 
 // fillPipe moves the rest of the frame (cs.want bytes) from the socket
 // into the pipe as it arrives, waiting for it under the frame timeout as
-// readLarge does, and with it up to cutPeek bytes that follow it, if they
+// readLarge does, and with it up to cs.peek bytes that follow it, if they
 // are there (the next frame's head: one read fewer). It stops short, with
 // no error, if the pipe is full or the peer closed; an error is the
 // reader's (a timeout, a shutdown).
@@ -356,7 +380,7 @@ func (rd *reader) fillPipe() error {
 func (rd *reader) spliceIn(fd uintptr) bool {
 	cs := rd.cs
 	for cs.moved < cs.want {
-		m, err := syscall.Splice(int(fd), nil, cs.p.w, nil, cs.want+cutPeek-cs.moved, spliceMove|spliceNonblock)
+		m, err := syscall.Splice(int(fd), nil, cs.p.w, nil, cs.want+cs.peek-cs.moved, spliceMove|spliceNonblock)
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -421,6 +445,24 @@ func (rd *reader) uncut(n int, p *pipe) (bool, []byte, error) {
 	}
 	putPipe(p)
 	return false, body, err
+}
+
+// peekAfterCut is how much the reader reads after a frame cut through
+// (read.go): as much as its head took, so that the next frame's payload,
+// if its head is the same, stays in the socket, and none of it is copied.
+func (rd *reader) peekAfterCut() int {
+	if rd.cs != nil && rd.cs.peek > 0 {
+		return rd.cs.peek
+	}
+	return cutPeek
+}
+
+// dropCut gives back what the cut-through state holds between frames (a
+// lent head), as a reader does when it goes idle or closes.
+func (rd *reader) dropCut() {
+	if rd.cs != nil {
+		rd.cs.slot.release()
+	}
 }
 
 // cut returns the reader's cut-through state, made on first use.

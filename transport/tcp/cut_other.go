@@ -15,3 +15,7 @@ type pipe struct{ n int }
 func readPipe(*pipe, []byte) ([]byte, error) { return nil, nil }
 
 func putPipe(*pipe) {}
+
+func (rd *reader) dropCut() {}
+
+func (rd *reader) peekAfterCut() int { return cutPeek }

@@ -54,6 +54,9 @@ type reader struct {
 	buf  []byte          // buffered input is buf[r:w]
 	r, w int
 	more bool // more input is buffered after the message being routed
+	// the last cut-through found a head not all read yet (cut.go; here
+	// beside more, in what would be padding)
+	cutShort bool
 
 	pending []*conn // connections with messages this reader deferred
 
@@ -382,13 +385,18 @@ func (rd *reader) next() ([]byte, error) {
 		}
 		// The next frame is not all here: read more.
 		rd.flushStage()
+		wait := false // a head read short after a cut-through: read the rest
 		if avail > 0 {
 			if rd.frameStart.IsZero() {
 				rd.frameStart = time.Now()
 				rd.setDeadline(rd.frameStart.Add(t.cfg.FrameTimeout))
 			}
 			if avail >= FrameHeaderSize {
-				if n := int(binary.BigEndian.Uint16(rd.buf[rd.r:])); n >= largeFrameDirectly || FrameHeaderSize+n > len(rd.buf) {
+				n := int(binary.BigEndian.Uint16(rd.buf[rd.r:]))
+				if n < largeFrameDirectly && rd.readMax > 0 {
+					rd.readMax = 0 // not one to cut through: read all there is
+				}
+				if n >= largeFrameDirectly || FrameHeaderSize+n > len(rd.buf) {
 					if n >= largeFrameDirectly && t.cfg.CutThrough {
 						done, body, err := rd.cutThrough(n)
 						switch {
@@ -397,15 +405,24 @@ func (rd *reader) next() ([]byte, error) {
 						case done:
 							// Relayed (see cut.go). The next frame may be
 							// another: read only its head.
-							rd.readMax = cutPeek
+							rd.readMax = rd.peekAfterCut()
 							return nil, nil
 						case body != nil:
 							rd.readMax = 0
 							return body, nil
 						}
-						rd.readMax = 0
+						short := rd.cutShort
+						rd.cutShort = false
+						if short {
+							rd.readMax = cutPeek
+						} else {
+							rd.readMax = 0
+						}
+						wait = short
 					}
-					return rd.readLarge(n, nil)
+					if !wait {
+						return rd.readLarge(n, nil)
+					}
 				}
 			}
 			if rd.r > 0 {
@@ -501,6 +518,7 @@ func isClosed(ch <-chan struct{}) bool {
 
 func (rd *reader) release() {
 	rd.dropRelaySlab()
+	rd.dropCut()
 	if rd.rawFn != nil && rd.buf != nil {
 		putReadBuf(rd.buf)
 	}
