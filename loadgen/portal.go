@@ -363,12 +363,15 @@ func firstByte(ctx context.Context, addr string, samples int) (ttfb, rtt time.Du
 		return 0, 0, err
 	}
 	defer c.Close()
-	// The round trips are bounded as a whole: no timer in the timed loop.
-	rctx, cancel := context.WithTimeout(ctx, sampleTimeout)
-	defer cancel()
-	defer bound(rctx, c)()
+	defer bound(ctx, c)()
 	times = times[:0]
 	for range samples {
+		// Each round trip is bounded, by a deadline armed before it is
+		// timed.
+		c.SetDeadline(time.Now().Add(sampleTimeout))
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
 		start := time.Now()
 		if _, err := c.Write(b); err != nil {
 			return 0, 0, err
@@ -381,9 +384,10 @@ func firstByte(ctx context.Context, addr string, samples int) (ttfb, rtt time.Du
 	return ttfb, median(times), nil
 }
 
-// sampleTimeout bounds each sample of firstByte and firstByteQuiet (and
-// firstByte's round trips together): a path that fails to answer or to
-// close ends the measurement with an error instead of hanging it.
+// sampleTimeout bounds each sample of firstByte and firstByteQuiet (each
+// connection's first byte, each round trip, each close): a path that
+// fails to answer or to close ends the measurement with an error instead
+// of hanging it.
 const sampleTimeout = 10 * time.Second
 
 // bound makes c's reads and writes fail once ctx ends (a read on an
