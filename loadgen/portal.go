@@ -230,11 +230,7 @@ func RunPortal(ctx context.Context, cfg PortalConfig) (*PortalReport, error) {
 		}
 		rep.TTFB = append(rep.TTFB, PortalTTFB{Path: p.name, P50: ttfb, RTT: rtt, ExtraRTT: extra})
 	}
-	addrs := make([]string, len(ttfbPaths))
-	for i, p := range ttfbPaths {
-		addrs[i] = p.addr
-	}
-	ttfbs, rtts, err := firstByteQuiet(ctx, addrs, cfg.Samples)
+	ttfbs, rtts, err := firstByteQuiet(ctx, ttfbPaths, cfg.Samples)
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: time to first byte, quiet: %w", err)
 	}
@@ -341,16 +337,21 @@ func firstByte(ctx context.Context, addr string, samples int) (ttfb, rtt time.Du
 	times := make([]time.Duration, 0, samples)
 	b := []byte{'x'}
 	for range samples {
+		sctx, cancel := context.WithTimeout(ctx, sampleTimeout)
 		start := time.Now()
-		c, err := d.DialContext(ctx, "tcp", addr)
+		c, err := d.DialContext(sctx, "tcp", addr)
 		if err != nil {
+			cancel()
 			return 0, 0, err
 		}
+		stop := bound(sctx, c)
 		_, err = c.Write(b)
 		if err == nil {
 			_, err = io.ReadFull(c, b)
 		}
 		times = append(times, time.Since(start))
+		stop()
+		cancel()
 		c.Close()
 		if err != nil {
 			return 0, 0, err
@@ -362,8 +363,15 @@ func firstByte(ctx context.Context, addr string, samples int) (ttfb, rtt time.Du
 		return 0, 0, err
 	}
 	defer c.Close()
+	defer bound(ctx, c)()
 	times = times[:0]
 	for range samples {
+		// Each round trip is bounded, by a deadline armed before it is
+		// timed.
+		c.SetDeadline(time.Now().Add(sampleTimeout))
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
 		start := time.Now()
 		if _, err := c.Write(b); err != nil {
 			return 0, 0, err
@@ -376,14 +384,28 @@ func firstByte(ctx context.Context, addr string, samples int) (ttfb, rtt time.Du
 	return ttfb, median(times), nil
 }
 
+// sampleTimeout bounds each sample of firstByte and firstByteQuiet (each
+// connection's first byte, each round trip, each close): a path that
+// fails to answer or to close ends the measurement with an error instead
+// of hanging it.
+const sampleTimeout = 10 * time.Second
+
+// bound makes c's reads and writes fail once ctx ends (a read on an
+// established connection does not watch a context); stop undoes it. Its
+// cost (one registration, no timer, no goroutine) falls alike on every
+// path timed.
+func bound(ctx context.Context, c net.Conn) (stop func() bool) {
+	return context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+}
+
 // quietWarmup is how many unrecorded samples firstByteQuiet takes of each
 // path first (a portal's first connections on a route learn whether its
 // outlet takes early data).
 const quietWarmup = 5
 
-// firstByteQuiet times, for each of addrs, samples new connections from
+// firstByteQuiet times, for each of paths, samples new connections from
 // dial to the first byte of the answer, and as many single round trips on
-// one established connection; it returns the p50s in the order of addrs.
+// one established connection; it returns the p50s in the order of paths.
 // Unlike firstByte, no sample overlaps the teardown of another: after its
 // first byte (and after each round trip's answer) the client half-closes
 // and reads to the end, so that the path (a portal: Disconnect both ways
@@ -394,7 +416,7 @@ const quietWarmup = 5
 // same minutes and conditions as the first bytes beside it. The
 // paths take turns sample by sample (each round in a rotated order), so
 // that a change in the machine's load falls on all of them alike.
-func firstByteQuiet(ctx context.Context, addrs []string, samples int) (ttfb, rtt []time.Duration, err error) {
+func firstByteQuiet(ctx context.Context, paths []struct{ name, addr string }, samples int) (ttfb, rtt []time.Duration, err error) {
 	var d net.Dialer
 	b := []byte{'x'}
 	// finish half-closes c and waits for the path to close it.
@@ -405,18 +427,21 @@ func firstByteQuiet(ctx context.Context, addrs []string, samples int) (ttfb, rtt
 				return err
 			}
 		}
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if _, err := io.Copy(io.Discard, c); err != nil {
 			return fmt.Errorf("waiting for the close: %w", err)
 		}
 		return nil
 	}
+	// Each sample (dial, bytes, close) is bounded by sampleTimeout and ctx.
 	one := func(addr string) (time.Duration, error) {
+		ctx, cancel := context.WithTimeout(ctx, sampleTimeout)
+		defer cancel()
 		start := time.Now()
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return 0, err
 		}
+		defer bound(ctx, c)()
 		_, err = c.Write(b)
 		if err == nil {
 			_, err = io.ReadFull(c, b)
@@ -429,10 +454,13 @@ func firstByteQuiet(ctx context.Context, addrs []string, samples int) (ttfb, rtt
 		return t, finish(c)
 	}
 	round := func(addr string) (time.Duration, error) {
+		ctx, cancel := context.WithTimeout(ctx, sampleTimeout)
+		defer cancel()
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return 0, err
 		}
+		defer bound(ctx, c)()
 		// The connection is established end to end once one byte has
 		// come back; the round trip timed next starts, as a first byte
 		// does, right after the client has read.
@@ -456,18 +484,18 @@ func firstByteQuiet(ctx context.Context, addrs []string, samples int) (ttfb, rtt
 		}
 		return t, finish(c)
 	}
-	firsts := make([][]time.Duration, len(addrs))
-	rounds := make([][]time.Duration, len(addrs))
+	firsts := make([][]time.Duration, len(paths))
+	rounds := make([][]time.Duration, len(paths))
 	for s := -quietWarmup; s < samples; s++ {
-		for k := range addrs {
-			i := (k + max(s, 0)) % len(addrs)
-			t, err := one(addrs[i])
+		for k := range paths {
+			i := (k + max(s, 0)) % len(paths)
+			t, err := one(paths[i].addr)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, fmt.Errorf("%s, first byte: %w", paths[i].name, err)
 			}
-			r, err := round(addrs[i])
+			r, err := round(paths[i].addr)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, fmt.Errorf("%s, round trip: %w", paths[i].name, err)
 			}
 			if s >= 0 {
 				firsts[i] = append(firsts[i], t)
@@ -475,9 +503,9 @@ func firstByteQuiet(ctx context.Context, addrs []string, samples int) (ttfb, rtt
 			}
 		}
 	}
-	ttfb = make([]time.Duration, len(addrs))
-	rtt = make([]time.Duration, len(addrs))
-	for i := range addrs {
+	ttfb = make([]time.Duration, len(paths))
+	rtt = make([]time.Duration, len(paths))
+	for i := range paths {
 		ttfb[i], rtt[i] = median(firsts[i]), median(rounds[i])
 	}
 	return ttfb, rtt, nil
