@@ -85,7 +85,9 @@ func TestListenKeepAliveLate(t *testing.T) {
 		time.Sleep(time.Millisecond) // polls for the accept, not a synchronisation
 	}
 
-	// An outlet answers: once a byte has gone through, the portal is open.
+	// An outlet answers: once a byte has come back, the portal is open and
+	// keep-alive on (the first connection on a route carries no early
+	// data, so its byte goes out only after the handshake's end).
 	addr, _, _ := plainPair(t, hubAddr, echoTarget(t), portal.OutletConfig{}, portal.InletConfig{})
 	c2, err := net.Dial("tcp", addr)
 	if err != nil {
