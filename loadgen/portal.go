@@ -102,6 +102,7 @@ func RunPortal(ctx context.Context, cfg PortalConfig) (*PortalReport, error) {
 		}
 	}()
 	listen := func() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+	listenInlet := func() (net.Listener, error) { return portal.Listen(context.Background(), "tcp", "127.0.0.1:0") }
 
 	// The target: "s" + 8-byte size downloads that many bytes; any other
 	// byte is echoed (time to first byte, round trips).
@@ -182,7 +183,7 @@ func RunPortal(ctx context.Context, cfg PortalConfig) (*PortalReport, error) {
 		if err != nil {
 			return "", err
 		}
-		il, err := listen()
+		il, err := listenInlet()
 		if err != nil {
 			return "", err
 		}

@@ -122,7 +122,7 @@ func startInlet(t testing.TB, n *node.Node, cfg portal.InletConfig) (string, *po
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := portal.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -165,6 +165,8 @@ func (in *Inlet) Serve(l net.Listener) error {
 	}
 	in.lns = append(in.lns, l)
 	in.mu.Unlock()
+	// late: keep-alive is set once the portal is open (see Listen).
+	_, late := l.(lateKeepAlive)
 	var delay time.Duration
 	for {
 		nc, err := l.Accept()
@@ -192,7 +194,7 @@ func (in *Inlet) Serve(l net.Listener) error {
 			continue
 		}
 		delay = 0
-		in.wg.Go(func() { in.ServeConn(in.ctx, nc) })
+		in.wg.Go(func() { in.serveConn(in.ctx, nc, late) })
 	}
 }
 
@@ -212,8 +214,31 @@ func (in *Inlet) Close() error {
 	return nil
 }
 
+// Listen listens on the network address as net.Listen does, for an
+// Inlet's Serve: the same keep-alive (Go's default: 15 s, 9 probes) is
+// turned on for each connection, but only once the outlet has answered
+// its portal's Ping rather than as it is accepted, four system calls
+// fewer before the Ping goes (as an outlet does with the connections it
+// dials). A listener from elsewhere keeps its own keep-alive setting.
+func Listen(ctx context.Context, network, address string) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: -1}
+	l, err := lc.Listen(ctx, network, address)
+	if err != nil {
+		return nil, fmt.Errorf("portal: listening: %w", err)
+	}
+	return lateKeepAlive{l}, nil
+}
+
+// lateKeepAlive is a listener from Listen: its connections get their
+// keep-alive from the inlet, after the handshake.
+type lateKeepAlive struct{ net.Listener }
+
 // ServeConn opens a portal for nc, relays until it closes, and closes nc.
-func (in *Inlet) ServeConn(ctx context.Context, nc net.Conn) {
+func (in *Inlet) ServeConn(ctx context.Context, nc net.Conn) { in.serveConn(ctx, nc, false) }
+
+// serveConn is ServeConn; keepAlive: turn on nc's keep-alive once the
+// outlet has answered (nc comes from Listen).
+func (in *Inlet) serveConn(ctx context.Context, nc net.Conn, keepAlive bool) {
 	route, budget := in.cfg.Route, (*Budget)(nil)
 	if in.cfg.RouteFunc != nil {
 		var err error
@@ -272,6 +297,9 @@ func (in *Inlet) ServeConn(ctx context.Context, nc net.Conn) {
 	}
 	if key != "" {
 		in.early.set(key, ext != nil && ext.Features&FeatureEarlyData != 0)
+	}
+	if tc, ok := nc.(*net.TCPConn); ok && keepAlive {
+		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true})
 	}
 	// The outlet learnt the window from the Ping when it read its early
 	// form: then no first Credit.

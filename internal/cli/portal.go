@@ -309,7 +309,7 @@ Each portal's open and close are logged with its byte counts.`)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := portal.Listen(ctx, "tcp", *listen)
 	if err != nil {
 		return err
 	}
