@@ -122,6 +122,7 @@ type cutState struct {
 	inFn    func(uintptr) bool
 	outFn   func(uintptr) bool
 	outLeft int
+	src     sinkSource // a splice into a worker's socket (sink_linux.go)
 }
 
 // cutThrough tries to relay the large partial frame of n bytes at the
