@@ -123,7 +123,7 @@ type Stats struct {
 	BytesIn  uint64 // bytes from local sockets sent to peers
 	BytesOut uint64 // bytes from peers written to local sockets
 	Early    uint64 // portals whose first bytes went with the Ping, taken by the outlet
-	Spliced  uint64 // data messages from peers whose bytes the transport spliced into local sockets (node.SpliceSink)
+	Spliced  uint64 // of BytesOut, those the transport spliced into local sockets, never read into memory (node.SpliceSink)
 }
 
 type counters struct {

@@ -136,7 +136,7 @@ func (c *pconn) SpliceMessage(onward routing.Route, head []byte, src node.Splice
 			return true
 		}
 	}
-	c.stats.spliced.Add(1)
+	c.stats.spliced.Add(uint64(n))
 	if !c.q.release(rest) {
 		c.stopped = true
 		return true

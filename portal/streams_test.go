@@ -77,9 +77,9 @@ func benchStreams(b *testing.B, secure bool, streams int, opts portal.Options) {
 	b.ReportMetric(float64(per*int64(streams)*int64(b.N))/1e6/cpu.Seconds(), "MB/CPU-s")
 	st := h.Transport().Stats()
 	b.ReportMetric(float64(st.CutThrough)/float64(st.FramesIn), "cut/frame")
-	// The share of the inlet's data spliced into its clients' sockets
-	// (node.SpliceSink; plain portals on Linux), in 60 KiB messages.
-	b.ReportMetric(float64(in.Stats().Spliced)*float64(portal.DefaultChunk)/float64(per*int64(streams)*int64(b.N)), "spliced/byte")
+	// The share of the bytes the inlet spliced into its clients' sockets
+	// (node.SpliceSink; plain portals on Linux).
+	b.ReportMetric(float64(in.Stats().Spliced)/float64(per*int64(streams)*int64(b.N)), "spliced/byte")
 }
 
 // BenchmarkStreams is the aggregate download speed of 1, 4 and 16
