@@ -137,6 +137,7 @@ type Stats struct {
 	BytesIn  uint64 // bytes from local sockets sent to peers
 	BytesOut uint64 // bytes from peers written to local sockets
 	Early    uint64 // portals whose first bytes went with the Ping, taken by the outlet
+	Spliced  uint64 // of BytesOut, those the transport spliced into local sockets, never read into memory (node.SpliceSink)
 }
 
 type counters struct {
@@ -144,6 +145,7 @@ type counters struct {
 	opened, failed    atomic.Uint64
 	early             atomic.Uint64
 	bytesIn, bytesOut atomic.Uint64
+	spliced           atomic.Uint64
 	// share: the busy portals, for Options.SharedWindow (share: those
 	// that wrote to their local socket; sending: those that read from it
 	// and sent).
@@ -151,7 +153,7 @@ type counters struct {
 }
 
 func (c *counters) snapshot() Stats {
-	return Stats{Open: c.open.Load(), Opened: c.opened.Load(), Failed: c.failed.Load(), BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(), Early: c.early.Load()}
+	return Stats{Open: c.open.Load(), Opened: c.opened.Load(), Failed: c.failed.Load(), BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(), Early: c.early.Load(), Spliced: c.spliced.Load()}
 }
 
 // pconn is one portal: a local TCP connection relayed to the peer portal

@@ -103,7 +103,11 @@
 // (a delivering goroutine never waits on anything the portal sends). A
 // 2021 peer, which has no flow control, can get more than the queue holds
 // ahead of a slow socket: its messages then go through a mailbox, whose
-// goroutine waits instead, as before.
+// goroutine waits instead, as before. A plain portal is also a
+// node.SpliceSink: on Linux the TCP transport moves a large Payload's or
+// Data's bytes from the hub connection's socket into the local socket
+// with splice(2), never reading them into memory, when the portal would
+// have written them at once (Stats.Spliced; tcp.Config.NoSplice).
 //
 // Portals keep received payloads until written (write queues): do not run
 // them on a node whose TCP transport reuses message bodies (an

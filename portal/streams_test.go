@@ -34,7 +34,7 @@ func benchStreams(b *testing.B, secure bool, streams int, opts portal.Options) {
 	if secure {
 		pair = securePair
 	}
-	addr, _, _ := pair(b, addrHub, target, portal.OutletConfig{Options: opts}, portal.InletConfig{Options: opts})
+	addr, in, _ := pair(b, addrHub, target, portal.OutletConfig{Options: opts}, portal.InletConfig{Options: opts})
 	const total = 64 << 20
 	per := int64(total / streams)
 	b.SetBytes(per * int64(streams))
@@ -81,6 +81,9 @@ func benchStreams(b *testing.B, secure bool, streams int, opts portal.Options) {
 	// Data messages sent with their bytes spliced (pipe tails), per MiB
 	// (a full chunk is 60 KiB: 17 per MiB).
 	b.ReportMetric(float64(portal.SplicedMessages()-spliced0)/float64(per*int64(streams)*int64(b.N)>>20), "tails/MiB")
+	// The share of the bytes the inlet spliced into its clients' sockets
+	// (node.SpliceSink; plain portals on Linux).
+	b.ReportMetric(float64(in.Stats().Spliced)/float64(per*int64(streams)*int64(b.N)), "spliced/byte")
 }
 
 // BenchmarkStreams is the aggregate download speed of 1, 4 and 16

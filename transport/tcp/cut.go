@@ -79,30 +79,11 @@ const maxCutRoute = 256
 func (rd *reader) planCut(p []byte, n int) (cutPlan, bool) {
 	c := rd.c
 	var plan cutPlan
-	end, headLen, payload, ok, _ := cutHead(p)
-	if !ok || payload > MaxFrameSize || headLen+int(payload) != n {
-		// Trailing bytes after the payload (ignored by decoders) would
-		// not be relayed: the usual path drops them.
+	m, headLen, payload, ok := rd.decodeHead(p, n)
+	if !ok {
 		return plan, false
 	}
-	var err error
-	plan.headLen, plan.payload = headLen, int(payload)
-	// Decoded by the same decoder as every frame (routing validates the
-	// addresses), from a copy of the routes with an empty payload; a
-	// stream of frames with the same routes is decoded once.
-	var m routing.TransportMessage
-	if hc := &rd.headCache; hc.key != nil && string(hc.key[:len(hc.key)-1]) == string(p[:end]) {
-		m = hc.m
-	} else {
-		head := make([]byte, end+1)
-		copy(head, p[:end])
-		var used int
-		m, used, err = routing.DecodeMessageFrom(head, c.addr)
-		if err != nil || used != len(head) {
-			return plan, false
-		}
-		hc.key, hc.m = head, m
-	}
+	plan.headLen, plan.payload = headLen, payload
 	t := c.t
 	res, ok := t.node.Resolve(m.Onward)
 	if !ok {
@@ -137,7 +118,7 @@ func (rd *reader) planCut(p []byte, n int) (cutPlan, bool) {
 	}
 	m.Onward = onward
 	m.Payload = nil
-	plan.frameLen = m.EncodedLen() - 1 + bare.UintLen(payload) + int(payload)
+	plan.frameLen = m.EncodedLen() - 1 + bare.UintLen(uint64(payload)) + payload
 	if plan.frameLen > t.cfg.MaxFrameSize {
 		return plan, false
 	}
@@ -180,6 +161,37 @@ func cutHead(p []byte) (end, headLen int, payload uint64, ok, short bool) {
 		return fail(err)
 	}
 	return end, r.Offset(), payload, true, false
+}
+
+// decodeHead decodes the head of the frame of n bytes whose first bytes
+// are p (the rest may still be in the socket): its message without the
+// payload (m.Payload is empty; its routes must not be modified), where the
+// payload starts in the body (headLen) and its length. It reports false
+// when the head is not all in p, does not decode, or the payload does not
+// end exactly where the frame does (trailing bytes, ignored by decoders,
+// would not be relayed: the usual path drops them).
+func (rd *reader) decodeHead(p []byte, n int) (m routing.TransportMessage, headLen, payload int, ok bool) {
+	end, headLen, size, ok, _ := cutHead(p)
+	if !ok || size > MaxFrameSize || headLen+int(size) != n {
+		return m, 0, 0, false
+	}
+	// Decoded by the same decoder as every frame (routing validates the
+	// addresses), from a copy of the routes with an empty payload; a
+	// stream of frames with the same routes is decoded once.
+	if hc := &rd.headCache; hc.key != nil && string(hc.key[:len(hc.key)-1]) == string(p[:end]) {
+		m = hc.m
+	} else {
+		head := make([]byte, end+1)
+		copy(head, p[:end])
+		var used int
+		var err error
+		m, used, err = routing.DecodeMessageFrom(head, rd.c.addr)
+		if err != nil || used != len(head) {
+			return m, 0, 0, false
+		}
+		hc.key, hc.m = head, m
+	}
+	return m, headLen, int(size), true
 }
 
 // appendHead appends the outgoing frame's length prefix and head (up to

@@ -122,8 +122,9 @@ type cutState struct {
 	inFn    func(uintptr) bool
 	outFn   func(uintptr) bool
 	outLeft int
-	peek    int      // bytes to take from the socket after the frame
-	slot    headSlot // the last outgoing head, lent to pipes (headpage_linux.go)
+	peek    int        // bytes to take from the socket after the frame
+	slot    headSlot   // the last outgoing head, lent to pipes (headpage_linux.go)
+	src     sinkSource // a splice into a worker's socket (sink_linux.go)
 }
 
 // cutThrough tries to relay the large partial frame of n bytes at the

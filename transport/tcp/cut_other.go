@@ -9,6 +9,9 @@ type cutState struct{}
 // path.
 func (rd *reader) cutThrough(int) (bool, []byte, error) { return false, nil, nil }
 
+// spliceSink never splices off Linux: every frame takes the usual path.
+func (rd *reader) spliceSink(int) (bool, []byte, error) { return false, nil, nil }
+
 // pipe is unused off Linux.
 type pipe struct{ n int }
 

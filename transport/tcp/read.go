@@ -421,6 +421,23 @@ func (rd *reader) next() ([]byte, error) {
 						wait = short
 					}
 					if !wait {
+						if n >= largeFrameDirectly && !t.cfg.NoSplice {
+							done, body, err := rd.spliceSink(n)
+							switch {
+							case err != nil:
+								return nil, err
+							case done:
+								// Spliced into a worker (sink_linux.go). The
+								// next frame may be another: read only its
+								// head.
+								rd.readMax = cutPeek
+								return nil, nil
+							case body != nil:
+								rd.readMax = 0
+								return body, nil
+							}
+							rd.readMax = 0
+						}
 						return rd.readLarge(n, nil)
 					}
 				}

@@ -116,6 +116,14 @@ type Config struct {
 	// decoding the message, calling the rewriters' HandleMessage or
 	// encoding it again when written (see relay.go). Hubs set it.
 	CutThrough bool
+	// NoSplice turns off splicing large payloads into the workers that
+	// take them so (node.SpliceSink, such as a TCP portal, which writes a
+	// payload's bytes to its local socket): on Linux, the payload of a
+	// frame of 16 KiB or more for such a worker is otherwise moved from
+	// this transport's socket to the worker's with splice(2) through a
+	// pipe, without reaching user space, when the worker can take it at
+	// once (see sink_linux.go). The worker's peer sees no difference.
+	NoSplice bool
 	// Aliases names each accepted connection by a random local address of
 	// 16 hex digits (64 random bits, so that it cannot be guessed; the
 	// Elixir Hub used 8), instead of 1#<peer ip:port> as the Rust nodes do. The alias is what the peer's messages carry in their
@@ -175,6 +183,7 @@ type Stats struct {
 	Throttled     uint64 // reads delayed by the per-connection message rate
 	CutThrough    uint64 // large frames relayed with their payload spliced (Config.CutThrough); also in FramesIn/Out
 	PipeTails     uint64 // frames sent with their payload's end spliced from a sender's pipe (node.PipeTail); also in FramesOut
+	Spliced       uint64 // large frames whose payload was spliced into a worker's socket (node.SpliceSink; Config.NoSplice); also in FramesIn
 	// RelayLatency samples one message in 16: the time from being handed
 	// to a connection (by a worker, a forwarder, the echo service) until
 	// written to its socket, queueing included.
@@ -209,8 +218,8 @@ type Transport struct {
 		accepted, dialled, refused             atomic.Uint64
 		framesIn, framesOut, bytesIn, bytesOut atomic.Uint64 // of retired connections
 
-		malformed, empty, oversized, unroutable, noConn, queueFull, tooLarge, timeouts, throttled, cut, tails atomic.Uint64
-		allowClosed, acceptErrors, heartbeats, probeDelayed, probeClosed                                      atomic.Uint64
+		malformed, empty, oversized, unroutable, noConn, queueFull, tooLarge, timeouts, throttled, cut, tails, spliced atomic.Uint64
+		allowClosed, acceptErrors, heartbeats, probeDelayed, probeClosed                                               atomic.Uint64
 	}
 	statsMu   sync.Mutex // Stats and retire: a connection is counted once
 	sometimes rate.Sometimes
@@ -545,7 +554,7 @@ func (t *Transport) Stats() Stats {
 		FramesIn: in, FramesOut: out, BytesIn: bin, BytesOut: bout,
 		DecodeErrors: s.malformed.Load() + s.empty.Load() + s.oversized.Load(), Unroutable: s.unroutable.Load(), NoConnection: s.noConn.Load(),
 		QueueFull: s.queueFull.Load(), TooLarge: s.tooLarge.Load(), FrameTimeouts: s.timeouts.Load(),
-		Throttled: s.throttled.Load(), CutThrough: s.cut.Load(), PipeTails: s.tails.Load(),
+		Throttled: s.throttled.Load(), CutThrough: s.cut.Load(), PipeTails: s.tails.Load(), Spliced: s.spliced.Load(),
 		RefusedCap: t.admit.cap.Load(), RefusedPerIP: t.admit.perIP.Load(), RefusedBudget: t.admit.budget.Load(), RefusedAllow: t.admit.allow.Load(),
 		AllowClosed: s.allowClosed.Load(), AcceptErrors: s.acceptErrors.Load(), Heartbeats: s.heartbeats.Load(),
 		ProbeDelayed: s.probeDelayed.Load(), ProbeClosed: s.probeClosed.Load(),
