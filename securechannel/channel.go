@@ -344,9 +344,11 @@ func (ch *Channel) refuse(err error) {
 // reader's goroutine instead (no hand-off) was measured slower: for a
 // single portal stream, that goroutine then reads and encrypts (or
 // decrypts) in turn instead of in parallel, and every channel over one
-// connection would be decrypted by its one reader. The exception: a small
-// data message that finds the decrypting goroutine idle is decrypted where
-// it arrives (inlineOpenMax).
+// connection would be decrypted by its one reader. (Decrypting a small
+// message where it arrives when decryptLoop is idle was tried and removed:
+// the transport's reader then blocked on a full destination mailbox at
+// once, instead of after decryptQueue messages, and closing the channel
+// no longer freed it.)
 //
 // The handshake runs in a goroutine of its own (run), which takes everything
 // that arrives at address_remote until the handshake is complete and every
@@ -395,14 +397,8 @@ type endpoint struct {
 
 	// Data messages are decrypted by decryptLoop, in parallel with the
 	// goroutine that delivered them: decq holds them in arrival order.
-	// A small one that finds nothing queued is decrypted in the delivering
-	// goroutine instead (see deliverData). decMu is held by whoever
-	// decrypts one; decBacklog counts those handed to decryptLoop and not
-	// yet decrypted.
-	decOnce    sync.Once // makes decq and starts decryptLoop, at the first hand-off
-	decq       chan queued
-	decMu      sync.Mutex
-	decBacklog atomic.Int64
+	decOnce sync.Once // makes decq and starts decryptLoop, at the first hand-off
+	decq    chan queued
 
 	winMu  sync.Mutex // guards window: decryptions may run in several goroutines
 	window replayWindow
@@ -510,30 +506,9 @@ func (ep *endpoint) enqueue(ctx context.Context, s node.Sender, m *node.Message)
 	}
 }
 
-// inlineOpenMax is the largest data message decrypted in the goroutine that
-// delivers it (when nothing is queued for decryptLoop): a short request or
-// answer, a portal's Ping, Pong, Credit or first bytes, reach their
-// destination without a hand-off (about as long as the decryption of a
-// few KiB); a bulk stream's chunks are decrypted in parallel with the
-// reading of the next, by decryptLoop.
-const inlineOpenMax = 4096
-
 // deliverData hands a data message to decryptLoop, in the order of
-// arrival, or decrypts a small one here when decryptLoop has nothing to
-// do: then nothing delivered before it is still waiting (decBacklog, read
-// with decMu held, which decryptLoop holds while it decrypts).
+// arrival.
 func (ep *endpoint) deliverData(ctx context.Context, s node.Sender, m *node.Message) error {
-	if len(m.Payload()) <= inlineOpenMax && ep.decMu.TryLock() {
-		if ep.decBacklog.Load() == 0 {
-			err := ep.decrypt(ctx, s, m, exclusivePayload(m))
-			ep.decMu.Unlock()
-			if err != nil {
-				ep.ch.log.Debug("securechannel: delivering", "channel", ep.ch.local.Value, "err", err)
-			}
-			return nil
-		}
-		ep.decMu.Unlock()
-	}
 	ep.decOnce.Do(func() {
 		ep.decq = make(chan queued, decryptQueue)
 		go ep.decryptLoop()
@@ -543,7 +518,6 @@ func (ep *endpoint) deliverData(ctx context.Context, s node.Sender, m *node.Mess
 	// reader, no reuse) is decrypted where it lies: no 64 KiB allocation,
 	// clearing and collection per portal chunk.
 	q := queued{s: s, m: node.NewMessage(m.Address(), m.Transport()), exclusive: exclusivePayload(m)}
-	ep.decBacklog.Add(1)
 	select {
 	case ep.decq <- q:
 		return nil
@@ -554,10 +528,8 @@ func (ep *endpoint) deliverData(ctx context.Context, s node.Sender, m *node.Mess
 	case ep.decq <- q:
 		return nil
 	case <-ctx.Done():
-		ep.decBacklog.Add(-1)
 		return fmt.Errorf("securechannel: channel %s: %w", ep.ch.local, ctx.Err())
 	case <-ep.life.Done():
-		ep.decBacklog.Add(-1)
 		return fmt.Errorf("securechannel: channel %s: %w", ep.ch.local, ErrClosed)
 	}
 }
@@ -578,11 +550,7 @@ func (ep *endpoint) decryptLoop() {
 	for {
 		select {
 		case q := <-ep.decq:
-			ep.decMu.Lock()
-			err := ep.decrypt(ep.life, q.s, q.m, q.exclusive)
-			ep.decMu.Unlock()
-			ep.decBacklog.Add(-1)
-			if err != nil {
+			if err := ep.decrypt(ep.life, q.s, q.m, q.exclusive); err != nil {
 				ep.ch.log.Debug("securechannel: delivering", "channel", ep.ch.local.Value, "err", err)
 			}
 		case <-ep.life.Done():

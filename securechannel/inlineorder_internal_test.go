@@ -13,8 +13,8 @@ import (
 
 // TestInlineAndQueuedKeepOrder: data messages of mixed sizes, delivered
 // one after another as a transport's reader delivers them, reach their
-// destination in the order they came, whether each was decrypted in the
-// delivering goroutine or by decryptLoop (review of the inline opening).
+// destination in the order they came (kept from the review of an inline
+// opening of small messages, since removed: a guard for any such change).
 func TestInlineAndQueuedKeepOrder(t *testing.T) {
 	r := newInPlaceRig(t)
 	ctx := t.Context()
@@ -24,7 +24,7 @@ func TestInlineAndQueuedKeepOrder(t *testing.T) {
 	for i := range sealed {
 		size := 8
 		if rng.IntN(4) == 0 {
-			size = inlineOpenMax + 1 + rng.IntN(2000)
+			size = 4097 + rng.IntN(2000) // larger than a small message
 		}
 		p := make([]byte, size)
 		binary.BigEndian.PutUint32(p, uint32(i))
@@ -55,8 +55,7 @@ func TestInlineAndQueuedKeepOrder(t *testing.T) {
 	}
 }
 
-// TestInlineReentry: a destination that, handling a message decrypted in
-// the delivering goroutine, routes the channel's next data message to the
+// TestInlineReentry: a destination that, handling a message, routes the channel's next data message to the
 // same address_remote before it returns (an inline worker on the way back
 // into the channel) neither deadlocks nor reorders: the message it routed
 // comes after its own.
