@@ -32,6 +32,9 @@ type PortalConfig struct {
 	// Samples is the number of connections timed for the time to first
 	// byte; 0 means 200.
 	Samples int
+	// Rounds is how many times the paths take turns downloading a share of
+	// Bytes, each round in another order; 0 means 4.
+	Rounds int
 	// Options are the portals' settings (window, chunk sizes).
 	Options portal.Options
 	// Logger receives the portals' logs; nil discards.
@@ -90,6 +93,9 @@ func RunPortal(ctx context.Context, cfg PortalConfig) (*PortalReport, error) {
 	}
 	if cfg.Samples <= 0 {
 		cfg.Samples = 200
+	}
+	if cfg.Rounds <= 0 {
+		cfg.Rounds = 4
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -203,15 +209,27 @@ func RunPortal(ctx context.Context, cfg PortalConfig) (*PortalReport, error) {
 
 	rep := &PortalReport{}
 	for _, streams := range cfg.Streams {
-		var relayMBps float64
-		for _, p := range paths {
-			mbps, err := download(ctx, p.addr, streams, cfg.Bytes/int64(streams))
-			if err != nil {
-				return nil, fmt.Errorf("loadgen: %s, %d streams: %w", p.name, streams, err)
+		// The paths take turns, Rounds times, each round in another order,
+		// so that a change of the machine's load falls on every path alike
+		// instead of on whichever ran in that minute; each path's MB/s is
+		// over all its rounds.
+		per := max(cfg.Bytes/int64(cfg.Rounds)/int64(streams), 1)
+		secs := make([]float64, len(paths))
+		for r := range cfg.Rounds {
+			for k := range paths {
+				i := (k + r) % len(paths)
+				p := paths[i]
+				mbps, err := download(ctx, p.addr, streams, per)
+				if err != nil {
+					return nil, fmt.Errorf("loadgen: %s, %d streams: %w", p.name, streams, err)
+				}
+				secs[i] += float64(per*int64(streams)) / 1e6 / mbps
 			}
-			if p.name == "relay" {
-				relayMBps = mbps
-			}
+		}
+		total := float64(per*int64(streams)*int64(cfg.Rounds)) / 1e6
+		relayMBps := total / secs[0]
+		for i, p := range paths {
+			mbps := total / secs[i]
 			rep.Throughput = append(rep.Throughput, PortalResult{Path: p.name, Streams: streams, MBps: mbps, Ratio: ratio(mbps, relayMBps)})
 		}
 	}
