@@ -208,6 +208,13 @@ type pconn struct {
 	granted    uint64 // ext: the limit we granted the peer
 	peerWindow uint64 // ext: the peer's window, or more (0: not known yet; see recycler)
 	peerWrote  uint64 // ext: the most the peer's Credits said it had written (AppendCreditWritten)
+	// capSure: sendCap may bound the sending below the peer's limit: the
+	// peer's Credits say what it wrote, or its window is known exactly
+	// (its Pong or Ping said it). An older ockamhub inlet's first Credit
+	// grants its window plus what it had written: limit-peerWindow then
+	// falls short of what it wrote, and a cap counted from it can stay
+	// below the point where the peer grants again (a stall).
+	capSure    bool
 	written    uint64 // stream bytes written to the local socket
 	shareEpoch int64  // the last epoch this portal counted as busy in (streamShare)
 	credited   uint64 // written when the last Credit was granted (wrote)
@@ -313,10 +320,12 @@ func (c *pconn) run(ctx context.Context, credit bool) {
 	defer c.stats.open.Add(-1)
 	if credit {
 		// Tell the outlet we speak the extension, and grant its window.
+		// With the bytes written (credit): an outlet counts its sending
+		// cap from them only once a Credit has said them (capSure).
 		c.mu.Lock()
 		g := c.granted
 		c.mu.Unlock()
-		if err := c.send(AppendCredit(nil, g), false); err != nil {
+		if err := c.send(c.credit(g), false); err != nil {
 			c.fail(err)
 		}
 	}
@@ -650,7 +659,7 @@ func (c *pconn) reader() {
 // window at a time always gets a quarter to write: the cap never waits
 // for a Credit that waits for it.
 func (c *pconn) sendCap() uint64 {
-	if c.opts.SharedWindow <= 0 || c.peerWindow == 0 {
+	if c.opts.SharedWindow <= 0 || c.peerWindow == 0 || !c.capSure {
 		return c.sendLimit
 	}
 	busy := c.stats.sending.busy(time.Now(), &c.sendEpoch)
@@ -974,6 +983,7 @@ func (c *pconn) handshake(m *node.Message) {
 			c.ext = true
 			c.sendLimit = r.ext.Window
 			c.peerWindow = r.ext.Window // the outlet's first grant: its window
+			c.capSure = true
 			c.granted = uint64(c.opts.Window)
 		}
 		c.sent = took
@@ -1041,8 +1051,9 @@ func (c *pconn) handle(ctx context.Context, m *node.Message) bool {
 		if msg.Offset > c.sendLimit {
 			c.sendLimit = msg.Offset
 		}
-		if msg.HasWritten && msg.Written > c.peerWrote {
-			c.peerWrote = msg.Written
+		if msg.HasWritten {
+			c.capSure = true
+			c.peerWrote = max(c.peerWrote, msg.Written)
 		}
 		c.mu.Unlock()
 		select {

@@ -1,8 +1,12 @@
 package portal
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
 )
 
 // TestSharedWindow: one busy portal grants its whole window, many share
@@ -97,7 +101,7 @@ func TestSendCap(t *testing.T) {
 		st.sending.busy(now, &last)
 	}
 	win := uint64(opts.Window)
-	c := &pconn{opts: opts, stats: st, ext: true, sendLimit: win, peerWindow: win}
+	c := &pconn{opts: opts, stats: st, ext: true, sendLimit: win, peerWindow: win, capSure: true}
 	part := win/4 + uint64(opts.Chunk)
 	if got := c.sendCap(); got != part {
 		t.Fatalf("16 sending: cap %d, want %d", got, part)
@@ -118,5 +122,42 @@ func TestSendCap(t *testing.T) {
 	c.peerWrote, c.sendEpoch = 0, 0
 	if got := c.sendCap(); got != c.sendLimit {
 		t.Fatalf("alone: cap %d, want the limit %d", got, c.sendLimit)
+	}
+}
+
+// TestSendCapOldInlet: an older ockamhub inlet (its Credits say nothing
+// of what it wrote) whose first Credit came after it had written e bytes
+// grants its window plus e, which the outlet takes for its window: a cap
+// counted from limit-window then lay below e plus a quarter of the
+// window, where that inlet grants again, and the outlet, with many
+// portals sending, waited for a Credit that waited for it. Its sending is
+// bounded by the inlet's limit alone; a Credit that says what the inlet
+// wrote brings the cap back.
+func TestSendCapOldInlet(t *testing.T) {
+	opts := Options{}.withDefaults()
+	st := &counters{}
+	now := time.Now()
+	for range 15 {
+		var last int64
+		st.sending.busy(now, &last)
+	}
+	win, e := uint64(opts.Window), uint64(1<<20)
+	c := &pconn{opts: opts, stats: st, extOffered: true, wake: make(chan struct{}, 1)}
+	credit := func(p []byte) {
+		t.Helper()
+		if !c.handle(context.Background(), node.NewMessage(routing.Address{}, routing.TransportMessage{Payload: p})) {
+			t.Fatalf("Credit % x not handled", p)
+		}
+	}
+	credit(AppendCredit(nil, e+win)) // the old inlet's first Credit
+	if !c.ext || c.peerWindow != e+win {
+		t.Fatalf("ext %v, peer window %d", c.ext, c.peerWindow)
+	}
+	if got, next := c.sendCap(), e+win/4; got < next {
+		t.Fatalf("old inlet: cap %d below %d, where it grants again", got, next)
+	}
+	credit(AppendCreditWritten(nil, e+win, e))
+	if got, want := c.sendCap(), e+(e+win)/4+uint64(opts.Chunk); got != want {
+		t.Fatalf("written %d said: cap %d, want %d", e, got, want)
 	}
 }
