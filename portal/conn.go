@@ -215,6 +215,7 @@ type pconn struct {
 	// falls short of what it wrote, and a cap counted from it can stay
 	// below the point where the peer grants again (a stall).
 	capSure    bool
+	capGiven   uint64 // ext: the most sendCap returned
 	written    uint64 // stream bytes written to the local socket
 	shareEpoch int64  // the last epoch this portal counted as busy in (streamShare)
 	credited   uint64 // written when the last Credit was granted (wrote)
@@ -658,20 +659,27 @@ func (c *pconn) reader() {
 // the peer's window and a chunk, so a peer that grants a quarter of its
 // window at a time always gets a quarter to write: the cap never waits
 // for a Credit that waits for it.
+//
+// A cap once returned is never taken back (capGiven): the reader tests
+// it, then sizes its read by it, and a portal counted in between shrank
+// it below the bytes sent (a read sized by the difference, wrapped, went
+// past the cap). What the peer proved is taken as at most the bytes sent:
+// a written count past them (a lie) wrapped proven+w below them.
 func (c *pconn) sendCap() uint64 {
 	if c.opts.SharedWindow <= 0 || c.peerWindow == 0 || !c.capSure {
 		return c.sendLimit
 	}
-	busy := c.stats.sending.busy(time.Now(), &c.sendEpoch)
-	if busy <= 1 {
-		return c.sendLimit
+	limit := c.sendLimit
+	if busy := c.stats.sending.busy(time.Now(), &c.sendEpoch); busy > 1 {
+		w := max(uint64(sharedWindow(c.opts.Window, c.opts.SharedWindow, busy)), c.peerWindow/4+uint64(c.opts.Chunk))
+		proven := c.peerWrote
+		if c.sendLimit >= c.peerWindow {
+			proven = max(proven, c.sendLimit-c.peerWindow)
+		}
+		limit = min(limit, min(proven, c.sent)+w)
 	}
-	w := max(uint64(sharedWindow(c.opts.Window, c.opts.SharedWindow, busy)), c.peerWindow/4+uint64(c.opts.Chunk))
-	proven := c.peerWrote
-	if c.sendLimit >= c.peerWindow {
-		proven = max(proven, c.sendLimit-c.peerWindow)
-	}
-	return min(c.sendLimit, proven+w)
+	c.capGiven = max(c.capGiven, limit)
+	return c.capGiven
 }
 
 // readLocal reads from the local socket, calling waiting before it waits

@@ -106,15 +106,15 @@ func TestSendCap(t *testing.T) {
 	if got := c.sendCap(); got != part {
 		t.Fatalf("16 sending: cap %d, want %d", got, part)
 	}
-	c.peerWrote = 100000
+	c.peerWrote, c.sent = 100000, 100000
 	if got := c.sendCap(); got != 100000+part {
 		t.Fatalf("16 sending, 100000 written: cap %d, want %d", got, 100000+part)
 	}
-	c.sendLimit = win + 300000 // proves 300000 by itself
+	c.sendLimit, c.sent = win+300000, 300000 // proves 300000 by itself
 	if got := c.sendCap(); got != 300000+part {
 		t.Fatalf("limit past the window: cap %d, want %d", got, 300000+part)
 	}
-	c.peerWrote = c.sendLimit
+	c.peerWrote, c.sent = c.sendLimit, c.sendLimit
 	if got := c.sendCap(); got != c.sendLimit {
 		t.Fatalf("cap %d past the limit %d", got, c.sendLimit)
 	}
@@ -156,8 +156,39 @@ func TestSendCapOldInlet(t *testing.T) {
 	if got, next := c.sendCap(), e+win/4; got < next {
 		t.Fatalf("old inlet: cap %d below %d, where it grants again", got, next)
 	}
+	c.sent = e // what the inlet wrote was sent
 	credit(AppendCreditWritten(nil, e+win, e))
 	if got, want := c.sendCap(), e+(e+win)/4+uint64(opts.Chunk); got != want {
 		t.Fatalf("written %d said: cap %d, want %d", e, got, want)
+	}
+}
+
+// TestSendCapKept: a cap once returned is not taken back when more
+// portals come to send (the reader tested the cap, then sized its read by
+// it: a cap shrunk below the bytes sent in between wrapped the size), and
+// a written count past the bytes sent does not wrap the cap below them.
+func TestSendCapKept(t *testing.T) {
+	opts := Options{}.withDefaults()
+	st := &counters{}
+	now := time.Now()
+	var last int64
+	st.sending.busy(now, &last) // another portal sends
+	win := uint64(opts.Window)
+	c := &pconn{opts: opts, stats: st, ext: true, sendLimit: 2 * win, peerWindow: win, peerWrote: win, capSure: true, sent: win}
+	first := c.sendCap()
+	if first <= c.sent {
+		t.Fatalf("2 sending: cap %d, sent %d", first, c.sent)
+	}
+	for range 14 {
+		var last int64
+		st.sending.busy(now, &last)
+	}
+	if got := c.sendCap(); got < first {
+		t.Fatalf("16 sending: cap %d below the %d returned before", got, first)
+	}
+
+	c = &pconn{opts: opts, stats: st, ext: true, sendLimit: 2 * win, peerWindow: win, peerWrote: ^uint64(0), capSure: true, sent: win}
+	if got := c.sendCap(); got <= c.sent {
+		t.Fatalf("written 2^64-1: cap %d, sent %d", got, c.sent)
 	}
 }
