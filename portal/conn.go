@@ -574,6 +574,20 @@ func (c *pconn) reader() {
 			select {
 			case <-c.wake:
 			case <-stall.C:
+				// Held by the sending cap below the peer's limit, with no
+				// Credit for a while: the cap lifts to the limit. A peer
+				// that grants in larger steps than a quarter of its window
+				// (what the cap leaves room for), or whose window is not
+				// what this side took it for, grants only past the cap.
+				c.mu.Lock()
+				capped := c.sent < c.sendLimit
+				if capped {
+					c.capGiven = max(c.capGiven, c.sendLimit)
+				}
+				c.mu.Unlock()
+				if capped {
+					break
+				}
 				relax()
 				select {
 				case <-c.wake:
