@@ -211,6 +211,14 @@ type pconn struct {
 	granted    uint64 // ext: the limit we granted the peer
 	peerWindow uint64 // ext: the peer's window, or more (0: not known yet; see recycler)
 	peerWrote  uint64 // ext: the most the peer's Credits said it had written (AppendCreditWritten)
+	// capSure: sendCap may bound the sending below the peer's limit: the
+	// peer's Credits say what it wrote, or its window is known exactly
+	// (its Pong or Ping said it). An older ockamhub inlet's first Credit
+	// grants its window plus what it had written: limit-peerWindow then
+	// falls short of what it wrote, and a cap counted from it can stay
+	// below the point where the peer grants again (a stall).
+	capSure    bool
+	capGiven   uint64 // ext: the most sendCap returned
 	written    uint64 // stream bytes written to the local socket
 	shareEpoch int64  // the last epoch this portal counted as busy in (streamShare)
 	credited   uint64 // written when the last Credit was granted (wrote)
@@ -317,10 +325,12 @@ func (c *pconn) run(ctx context.Context, credit bool) {
 	defer c.stats.open.Add(-1)
 	if credit {
 		// Tell the outlet we speak the extension, and grant its window.
+		// With the bytes written (credit): an outlet counts its sending
+		// cap from them only once a Credit has said them (capSure).
 		c.mu.Lock()
 		g := c.granted
 		c.mu.Unlock()
-		if err := c.send(AppendCredit(nil, g), false); err != nil {
+		if err := c.send(c.credit(g), false); err != nil {
 			c.fail(err)
 		}
 	}
@@ -586,6 +596,20 @@ func (c *pconn) reader() {
 			select {
 			case <-c.wake:
 			case <-stall.C:
+				// Held by the sending cap below the peer's limit, with no
+				// Credit for a while: the cap lifts to the limit. A peer
+				// that grants in larger steps than a quarter of its window
+				// (what the cap leaves room for), or whose window is not
+				// what this side took it for, grants only past the cap.
+				c.mu.Lock()
+				capped := c.sent < c.sendLimit
+				if capped {
+					c.capGiven = max(c.capGiven, c.sendLimit)
+				}
+				c.mu.Unlock()
+				if capped {
+					break
+				}
 				relax()
 				select {
 				case <-c.wake:
@@ -680,20 +704,27 @@ func (c *pconn) reader() {
 // the peer's window and a chunk, so a peer that grants a quarter of its
 // window at a time always gets a quarter to write: the cap never waits
 // for a Credit that waits for it.
+//
+// A cap once returned is never taken back (capGiven): the reader tests
+// it, then sizes its read by it, and a portal counted in between shrank
+// it below the bytes sent (a read sized by the difference, wrapped, went
+// past the cap). What the peer proved is taken as at most the bytes sent:
+// a written count past them (a lie) wrapped proven+w below them.
 func (c *pconn) sendCap() uint64 {
-	if c.opts.SharedWindow <= 0 || c.peerWindow == 0 {
+	if c.opts.SharedWindow <= 0 || c.peerWindow == 0 || !c.capSure {
 		return c.sendLimit
 	}
-	busy := c.stats.sending.busy(time.Now(), &c.sendEpoch)
-	if busy <= 1 {
-		return c.sendLimit
+	limit := c.sendLimit
+	if busy := c.stats.sending.busy(time.Now(), &c.sendEpoch); busy > 1 {
+		w := max(uint64(sharedWindow(c.opts.Window, c.opts.SharedWindow, busy)), c.peerWindow/4+uint64(c.opts.Chunk))
+		proven := c.peerWrote
+		if c.sendLimit >= c.peerWindow {
+			proven = max(proven, c.sendLimit-c.peerWindow)
+		}
+		limit = min(limit, min(proven, c.sent)+w)
 	}
-	w := max(uint64(sharedWindow(c.opts.Window, c.opts.SharedWindow, busy)), c.peerWindow/4+uint64(c.opts.Chunk))
-	proven := c.peerWrote
-	if c.sendLimit >= c.peerWindow {
-		proven = max(proven, c.sendLimit-c.peerWindow)
-	}
-	return min(c.sendLimit, proven+w)
+	c.capGiven = max(c.capGiven, limit)
+	return c.capGiven
 }
 
 // readLocal reads from the local socket, calling waiting before it waits
@@ -1005,6 +1036,7 @@ func (c *pconn) handshake(m *node.Message) {
 			c.ext = true
 			c.sendLimit = r.ext.Window
 			c.peerWindow = r.ext.Window // the outlet's first grant: its window
+			c.capSure = true
 			c.granted = uint64(c.opts.Window)
 		}
 		c.sent = took
@@ -1072,8 +1104,9 @@ func (c *pconn) handle(ctx context.Context, m *node.Message) bool {
 		if msg.Offset > c.sendLimit {
 			c.sendLimit = msg.Offset
 		}
-		if msg.HasWritten && msg.Written > c.peerWrote {
-			c.peerWrote = msg.Written
+		if msg.HasWritten {
+			c.capSure = true
+			c.peerWrote = max(c.peerWrote, msg.Written)
 		}
 		c.mu.Unlock()
 		select {

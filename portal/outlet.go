@@ -279,6 +279,7 @@ func (o *Outlet) open(route routing.Route, early *earlyPing) {
 				// window: no Credit will come to say so.
 				c.ext = true
 				c.sendLimit, c.peerWindow = early.window, early.window
+				c.capSure = true
 				// What the target took at once of the early bytes is the
 				// stream's first bytes; the Pong tells the inlet how many,
 				// and it sends the rest as Data (so does it all when this

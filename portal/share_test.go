@@ -1,8 +1,12 @@
 package portal
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/ockamhub/ockamhub/node"
+	"github.com/ockamhub/ockamhub/routing"
 )
 
 // TestSharedWindow: one busy portal grants its whole window, many share
@@ -97,20 +101,20 @@ func TestSendCap(t *testing.T) {
 		st.sending.busy(now, &last)
 	}
 	win := uint64(opts.Window)
-	c := &pconn{opts: opts, stats: st, ext: true, sendLimit: win, peerWindow: win}
+	c := &pconn{opts: opts, stats: st, ext: true, sendLimit: win, peerWindow: win, capSure: true}
 	part := win/4 + uint64(opts.Chunk)
 	if got := c.sendCap(); got != part {
 		t.Fatalf("16 sending: cap %d, want %d", got, part)
 	}
-	c.peerWrote = 100000
+	c.peerWrote, c.sent = 100000, 100000
 	if got := c.sendCap(); got != 100000+part {
 		t.Fatalf("16 sending, 100000 written: cap %d, want %d", got, 100000+part)
 	}
-	c.sendLimit = win + 300000 // proves 300000 by itself
+	c.sendLimit, c.sent = win+300000, 300000 // proves 300000 by itself
 	if got := c.sendCap(); got != 300000+part {
 		t.Fatalf("limit past the window: cap %d, want %d", got, 300000+part)
 	}
-	c.peerWrote = c.sendLimit
+	c.peerWrote, c.sent = c.sendLimit, c.sendLimit
 	if got := c.sendCap(); got != c.sendLimit {
 		t.Fatalf("cap %d past the limit %d", got, c.sendLimit)
 	}
@@ -118,5 +122,73 @@ func TestSendCap(t *testing.T) {
 	c.peerWrote, c.sendEpoch = 0, 0
 	if got := c.sendCap(); got != c.sendLimit {
 		t.Fatalf("alone: cap %d, want the limit %d", got, c.sendLimit)
+	}
+}
+
+// TestSendCapOldInlet: an older ockamhub inlet (its Credits say nothing
+// of what it wrote) whose first Credit came after it had written e bytes
+// grants its window plus e, which the outlet takes for its window: a cap
+// counted from limit-window then lay below e plus a quarter of the
+// window, where that inlet grants again, and the outlet, with many
+// portals sending, waited for a Credit that waited for it. Its sending is
+// bounded by the inlet's limit alone; a Credit that says what the inlet
+// wrote brings the cap back.
+func TestSendCapOldInlet(t *testing.T) {
+	opts := Options{}.withDefaults()
+	st := &counters{}
+	now := time.Now()
+	for range 15 {
+		var last int64
+		st.sending.busy(now, &last)
+	}
+	win, e := uint64(opts.Window), uint64(1<<20)
+	c := &pconn{opts: opts, stats: st, extOffered: true, wake: make(chan struct{}, 1)}
+	credit := func(p []byte) {
+		t.Helper()
+		if !c.handle(context.Background(), node.NewMessage(routing.Address{}, routing.TransportMessage{Payload: p})) {
+			t.Fatalf("Credit % x not handled", p)
+		}
+	}
+	credit(AppendCredit(nil, e+win)) // the old inlet's first Credit
+	if !c.ext || c.peerWindow != e+win {
+		t.Fatalf("ext %v, peer window %d", c.ext, c.peerWindow)
+	}
+	if got, next := c.sendCap(), e+win/4; got < next {
+		t.Fatalf("old inlet: cap %d below %d, where it grants again", got, next)
+	}
+	c.sent = e // what the inlet wrote was sent
+	credit(AppendCreditWritten(nil, e+win, e))
+	if got, want := c.sendCap(), e+(e+win)/4+uint64(opts.Chunk); got != want {
+		t.Fatalf("written %d said: cap %d, want %d", e, got, want)
+	}
+}
+
+// TestSendCapKept: a cap once returned is not taken back when more
+// portals come to send (the reader tested the cap, then sized its read by
+// it: a cap shrunk below the bytes sent in between wrapped the size), and
+// a written count past the bytes sent does not wrap the cap below them.
+func TestSendCapKept(t *testing.T) {
+	opts := Options{}.withDefaults()
+	st := &counters{}
+	now := time.Now()
+	var last int64
+	st.sending.busy(now, &last) // another portal sends
+	win := uint64(opts.Window)
+	c := &pconn{opts: opts, stats: st, ext: true, sendLimit: 2 * win, peerWindow: win, peerWrote: win, capSure: true, sent: win}
+	first := c.sendCap()
+	if first <= c.sent {
+		t.Fatalf("2 sending: cap %d, sent %d", first, c.sent)
+	}
+	for range 14 {
+		var last int64
+		st.sending.busy(now, &last)
+	}
+	if got := c.sendCap(); got < first {
+		t.Fatalf("16 sending: cap %d below the %d returned before", got, first)
+	}
+
+	c = &pconn{opts: opts, stats: st, ext: true, sendLimit: 2 * win, peerWindow: win, peerWrote: ^uint64(0), capSure: true, sent: win}
+	if got := c.sendCap(); got <= c.sent {
+		t.Fatalf("written 2^64-1: cap %d, sent %d", got, c.sent)
 	}
 }
