@@ -581,7 +581,14 @@ func (c *pconn) reader() {
 	for {
 		c.mu.Lock()
 		n := c.opts.LegacyChunk
-		for c.ext && c.sent >= c.sendCap() && !c.sendClosed {
+		// The cap is read once per read: it moves with the busy count,
+		// which other portals change, and n is sized from the one the
+		// wait found room under (a second reading may be lower).
+		var limit uint64
+		for c.ext && !c.sendClosed {
+			if limit = c.sendCap(); c.sent < limit {
+				break
+			}
 			c.mu.Unlock()
 			// Waiting for credit, which comes within a round trip while
 			// the peer writes, or not for long when its socket is full:
@@ -622,16 +629,16 @@ func (c *pconn) reader() {
 			stall.Stop()
 			c.mu.Lock()
 		}
+		if c.sendClosed {
+			c.mu.Unlock()
+			return
+		}
 		if c.ext {
-			n = int(min(uint64(c.opts.Chunk), c.sendCap()-c.sent))
+			n = int(min(uint64(c.opts.Chunk), limit-c.sent))
 		} else if c.gen == G2 {
 			n = min(n, G2Chunk)
 		}
-		closed := c.sendClosed
 		c.mu.Unlock()
-		if closed {
-			return
-		}
 		if b == nil {
 			n = min(n, smallRead)
 		}

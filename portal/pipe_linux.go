@@ -143,6 +143,20 @@ func (c *pconn) takePipe(streaming bool) *pipeTail {
 // error (io.EOF at the end of the stream) and the send's; t is handed on
 // or given back either way.
 func (c *pconn) spliceSend(t *pipeTail, n int, waiting func()) (rerr, serr error) {
+	// Never past the peer's limit: the usual path splits a read the
+	// credit does not cover (sendRead), a splice cannot be split. n may
+	// have been sized from a cap that shrank as it was computed (sendCap
+	// reads the busy count, which other portals change); and a splice of
+	// 0 bytes returns 0, which is not the end of the stream.
+	c.mu.Lock()
+	if credit := c.sendLimit - min(c.sent, c.sendLimit); uint64(n) > credit {
+		n = int(credit)
+	}
+	c.mu.Unlock()
+	if n <= 0 {
+		t.Done(true) // untouched: empty, reusable
+		return nil, nil
+	}
 	k, rerr := c.spliceLocal(t, n, waiting)
 	if k == 0 {
 		t.Done(true) // nothing went in: empty, reusable
