@@ -73,3 +73,61 @@ func BenchmarkCutHead(b *testing.B) {
 		})
 	}
 }
+
+// TestHeadChunksRetiredBounded: readers that each hold a slot in a chunk
+// filled since (peers keeping their readers busy while their heads change)
+// keep no more than maxRetiredHeadChunks chunks mapped; new heads are then
+// not lent, and chunks are mapped again once the slots are given back.
+func TestHeadChunksRetiredBounded(t *testing.T) {
+	restore := SetHeadChunkSize(256) // one 200-byte head per chunk
+	defer restore()
+	headChunks.mu.Lock()
+	oldMax := maxRetiredHeadChunks
+	maxRetiredHeadChunks = 4
+	headChunks.mu.Unlock()
+	defer func() {
+		headChunks.mu.Lock()
+		maxRetiredHeadChunks = oldMax
+		headChunks.mu.Unlock()
+	}()
+	head := make([]byte, 200)
+	before := headChunksMapped.Load()
+	var slots []headSlot
+	defer func() {
+		for i := range slots {
+			slots[i].release()
+		}
+	}()
+	for i := range 40 {
+		head[0] = byte(i)
+		if s, ok := takeHeadSlot(head); ok {
+			if s.b[0] != byte(i) {
+				t.Fatalf("slot %d holds %d", i, s.b[0])
+			}
+			slots = append(slots, s)
+		}
+	}
+	// The chunk current before, the retired ones, the current one.
+	if mapped := headChunksMapped.Load() - before; mapped > 4+1 {
+		t.Fatalf("%d chunks mapped for 40 heads held, want at most %d", mapped, 4+1)
+	}
+	if len(slots) == 0 {
+		t.Fatal("no head lent")
+	}
+	for i := range slots {
+		slots[i].release()
+	}
+	slots = slots[:0]
+	headChunks.mu.Lock()
+	retired := headChunks.retired
+	headChunks.mu.Unlock()
+	if retired != 0 {
+		t.Fatalf("%d chunks retired after every slot was given back", retired)
+	}
+	head[0] = 0xff
+	s, ok := takeHeadSlot(head)
+	if !ok {
+		t.Fatal("no chunk mapped after the slots were given back")
+	}
+	slots = append(slots, s)
+}

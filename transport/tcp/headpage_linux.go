@@ -35,6 +35,17 @@ const maxLentHead = 256 // longer heads are written into the pipe
 // and set under headChunks.mu).
 var headChunkSize = 64 << 10
 
+// maxRetiredHeadChunks bounds the full chunks kept mapped because readers
+// still hold slots in them. Past it no new chunk is mapped (new heads are
+// written into the pipe, the current chunk's slots are still lent) until
+// one of them is unmapped: a peer that holds its reader busy (a frame
+// always partly read) after its last head was lent keeps that head's
+// chunk mapped, and many such peers, with heads changing to fill chunk
+// after chunk, would otherwise pin a chunk each (a hub's memory, and its
+// count of mappings, which vm.max_map_count bounds for the whole process,
+// Go's heap included). A variable for tests.
+var maxRetiredHeadChunks = 64
+
 // headsLent and headChunksMapped count the heads lent to pipes and the
 // chunks mapped (for tests).
 var headsLent, headChunksMapped atomic.Uint64
@@ -48,6 +59,8 @@ type headChunk struct {
 var headChunks struct {
 	mu  sync.Mutex
 	cur atomic.Pointer[headChunk] // stored under mu
+	// retired counts the chunks no longer current and still mapped
+	retired int
 }
 
 // headSlot is a head lent from a chunk: b is never modified.
@@ -69,12 +82,19 @@ func takeHeadSlot(h []byte) (headSlot, bool) {
 		ch.used = len(ch.mem) // a test changed the size: this one is done
 	}
 	if ch == nil || ch.used+len(h) > len(ch.mem) {
+		if ch != nil && ch.refs > 0 && headChunks.retired >= maxRetiredHeadChunks {
+			return headSlot{}, false
+		}
 		mem, err := syscall.Mmap(-1, 0, headChunkSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
 		if err != nil {
 			return headSlot{}, false
 		}
-		if ch != nil && ch.refs == 0 {
-			syscall.Munmap(ch.mem)
+		if ch != nil {
+			if ch.refs == 0 {
+				syscall.Munmap(ch.mem)
+			} else {
+				headChunks.retired++
+			}
 		}
 		headChunksMapped.Add(1)
 		ch = &headChunk{mem: mem}
@@ -98,6 +118,7 @@ func (s *headSlot) release() {
 	ch.refs--
 	if ch.refs == 0 && ch != headChunks.cur.Load() {
 		syscall.Munmap(ch.mem)
+		headChunks.retired--
 	}
 	headChunks.mu.Unlock()
 }
