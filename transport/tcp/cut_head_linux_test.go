@@ -126,3 +126,57 @@ func TestCutThroughLentHeadsIntact(t *testing.T) {
 		}
 	}
 }
+
+// dribbleRun sends frames of 17,000 to 40,000 bytes whose return routes
+// (heads of 20 to 500 bytes) change, the first bytes of each head to its
+// payload's third byte one write each, and returns what the target
+// received and the frames cut through.
+func dribbleRun(t *testing.T, cfg tcp.Config) ([]byte, uint64) {
+	t.Helper()
+	r, open := newGatedRelay(t, cfg)
+	close(open)
+	recv := r.dialTarget(t)
+	src := r.dial(t)
+	short := routing.Route{routing.LocalAddress("s")}
+	long := routing.Route{routing.LocalAddress("s"), routing.TCPAddress("10.0.0.1:4000"), routing.LocalAddress("a much longer return route than the last")}
+	var huge routing.Route
+	for range 12 {
+		huge = append(huge, routing.LocalAddress("a long address of forty bytes or so.."))
+	}
+	rets := []routing.Route{short, short, long, long, huge, huge, short, huge, long, short, short}
+	sizes := []int{20000, 20000, 20001, 20000, 30000, 20000, 17000, 40000, 20000, 20002, 20000}
+	var writes [][]byte
+	writes = append(writes, gateFrame(t))
+	for i, ret := range rets {
+		f := fwdRetFrame(t, ret, byte(i), sizes[i])
+		hl := len(f) - sizes[i]
+		for j := range hl + 3 {
+			writes = append(writes, f[j:j+1])
+		}
+		writes = append(writes, f[hl+3:])
+	}
+	go func() {
+		for _, w := range writes {
+			if _, err := src.Write(w); err != nil {
+				return
+			}
+		}
+	}()
+	got := readTranscript(t, recv, len(rets))
+	got = bytes.ReplaceAll(got, []byte(src.LocalAddr().String()), []byte("127.0.0.1:00000"))
+	return got, r.tr.Stats().CutThrough
+}
+
+// TestCutThroughDribbledHeads: heads that come a byte at a time, longer
+// and shorter than the last (beyond maxLentHead and cutPeek too), after
+// frames cut through, give the target the usual path's bytes.
+func TestCutThroughDribbledHeads(t *testing.T) {
+	want, _ := dribbleRun(t, tcp.Config{ReuseBodies: true})
+	for range 3 {
+		got, cut := dribbleRun(t, tcp.Config{ReuseBodies: true, CutThrough: true})
+		if !bytes.Equal(got, want) {
+			t.Fatalf("the target received %d bytes that differ from the usual path's %d", len(got), len(want))
+		}
+		t.Logf("%d frames cut through", cut)
+	}
+}
