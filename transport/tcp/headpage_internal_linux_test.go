@@ -131,3 +131,45 @@ func TestHeadChunksRetiredBounded(t *testing.T) {
 	}
 	slots = append(slots, s)
 }
+
+// TestHeadSlotPark: a parked slot holds no reference; it is lent again
+// while its chunk is current, and dropped, its unmapped memory not read,
+// once the chunk has been replaced.
+func TestHeadSlotPark(t *testing.T) {
+	restore := SetHeadChunkSize(256) // one 200-byte head per chunk
+	defer restore()
+	head := make([]byte, 200)
+	head[0] = 1
+	s, ok := takeHeadSlot(head)
+	if !ok {
+		t.Fatal("no head slot")
+	}
+	defer s.release()
+	ch := s.ch
+	s.park()
+	headChunks.mu.Lock()
+	refs := ch.refs
+	headChunks.mu.Unlock()
+	if refs != 0 || !s.parked {
+		t.Fatalf("parked: refs %d, parked %v", refs, s.parked)
+	}
+	if !s.lends(head) || s.parked {
+		t.Fatal("a parked slot in the current chunk not lent again")
+	}
+	s.park()
+	// Another head maps a new chunk; the parked slot's, unreferenced, is
+	// unmapped.
+	head[0] = 2
+	other, ok := takeHeadSlot(head)
+	if !ok {
+		t.Fatal("no head slot")
+	}
+	defer other.release()
+	if headChunks.cur.Load() == ch {
+		t.Fatal("the chunk was not replaced")
+	}
+	head[0] = 1
+	if s.lends(head) || s.ch != nil {
+		t.Fatal("a parked slot whose chunk was replaced was lent")
+	}
+}

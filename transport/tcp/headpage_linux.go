@@ -63,10 +63,15 @@ var headChunks struct {
 	retired int
 }
 
-// headSlot is a head lent from a chunk: b is never modified.
+// headSlot is a head lent from a chunk: b is never modified. A parked
+// slot (a reader's while it waits) holds no reference: its chunk may be
+// unmapped, and b is not read unless ch is still the current chunk, which
+// is never unmapped (checked under headChunks.mu, as the slot is taken
+// again).
 type headSlot struct {
-	ch *headChunk
-	b  []byte
+	ch     *headChunk
+	b      []byte
+	parked bool
 }
 
 // takeHeadSlot copies h into a new slot; ok is false when no chunk could
@@ -113,7 +118,11 @@ func (s *headSlot) release() {
 	if ch == nil {
 		return
 	}
+	parked := s.parked
 	*s = headSlot{}
+	if parked {
+		return
+	}
 	headChunks.mu.Lock()
 	ch.refs--
 	if ch.refs == 0 && ch != headChunks.cur.Load() {
@@ -123,9 +132,45 @@ func (s *headSlot) release() {
 	headChunks.mu.Unlock()
 }
 
-// lends reports whether s holds h, in the current chunk.
+// park gives the slot's reference back while its reader waits: a slot in
+// the current chunk is kept, to be taken again by lends if the chunk is
+// still current then (an idle reader pins no chunk, and a stream whose
+// reader waits between its frames still has its head lent); any other is
+// released.
+func (s *headSlot) park() {
+	ch := s.ch
+	if ch == nil || s.parked {
+		return
+	}
+	headChunks.mu.Lock()
+	if ch != headChunks.cur.Load() {
+		headChunks.mu.Unlock()
+		s.release()
+		return
+	}
+	ch.refs-- // current: not unmapped while it stays so
+	s.parked = true
+	headChunks.mu.Unlock()
+}
+
+// lends reports whether s holds h, in the current chunk; a parked slot is
+// taken again first (or dropped, if its chunk is no longer current).
 func (s *headSlot) lends(h []byte) bool {
-	return s.ch != nil && s.ch == headChunks.cur.Load() && string(s.b) == string(h)
+	if s.ch == nil {
+		return false
+	}
+	if s.parked {
+		headChunks.mu.Lock()
+		if s.ch != headChunks.cur.Load() {
+			headChunks.mu.Unlock()
+			*s = headSlot{}
+			return false
+		}
+		s.ch.refs++
+		s.parked = false
+		headChunks.mu.Unlock()
+	}
+	return s.ch == headChunks.cur.Load() && string(s.b) == string(h)
 }
 
 // vmsplicePipe lends b to the pipe fd (vmsplice(2) without SPLICE_F_GIFT:
