@@ -126,3 +126,90 @@ func TestCutThroughLentHeadsIntact(t *testing.T) {
 		}
 	}
 }
+
+// dribbleRun sends frames of 17,000 to 40,000 bytes whose return routes
+// (heads of 20 to 500 bytes) change, the first bytes of each head to its
+// payload's third byte one write each, and returns what the target
+// received and the frames cut through.
+func dribbleRun(t *testing.T, cfg tcp.Config) ([]byte, uint64) {
+	t.Helper()
+	r, open := newGatedRelay(t, cfg)
+	close(open)
+	recv := r.dialTarget(t)
+	src := r.dial(t)
+	short := routing.Route{routing.LocalAddress("s")}
+	long := routing.Route{routing.LocalAddress("s"), routing.TCPAddress("10.0.0.1:4000"), routing.LocalAddress("a much longer return route than the last")}
+	var huge routing.Route
+	for range 12 {
+		huge = append(huge, routing.LocalAddress("a long address of forty bytes or so.."))
+	}
+	rets := []routing.Route{short, short, long, long, huge, huge, short, huge, long, short, short}
+	sizes := []int{20000, 20000, 20001, 20000, 30000, 20000, 17000, 40000, 20000, 20002, 20000}
+	var writes [][]byte
+	writes = append(writes, gateFrame(t))
+	for i, ret := range rets {
+		f := fwdRetFrame(t, ret, byte(i), sizes[i])
+		hl := len(f) - sizes[i]
+		for j := range hl + 3 {
+			writes = append(writes, f[j:j+1])
+		}
+		writes = append(writes, f[hl+3:])
+	}
+	go func() {
+		for _, w := range writes {
+			if _, err := src.Write(w); err != nil {
+				return
+			}
+		}
+	}()
+	got := readTranscript(t, recv, len(rets))
+	got = bytes.ReplaceAll(got, []byte(src.LocalAddr().String()), []byte("127.0.0.1:00000"))
+	return got, r.tr.Stats().CutThrough
+}
+
+// TestCutThroughDribbledHeads: heads that come a byte at a time, longer
+// and shorter than the last (beyond maxLentHead and cutPeek too), after
+// frames cut through, give the target the usual path's bytes.
+func TestCutThroughDribbledHeads(t *testing.T) {
+	want, _ := dribbleRun(t, tcp.Config{ReuseBodies: true})
+	for range 3 {
+		got, cut := dribbleRun(t, tcp.Config{ReuseBodies: true, CutThrough: true})
+		if !bytes.Equal(got, want) {
+			t.Fatalf("the target received %d bytes that differ from the usual path's %d", len(got), len(want))
+		}
+		t.Logf("%d frames cut through", cut)
+	}
+}
+
+// TestCutThroughPacedStreamLends: a source that sends its next frame only
+// once the last has arrived (its reader waits, idle, between frames) has
+// its repeated head lent, not written into a new slot each frame: the
+// slot its reader parks while it waits is taken again (without it, under 10 of
+// 200 lent, and a chunk of 4096 bytes mapped for every 80 frames or so).
+func TestCutThroughPacedStreamLends(t *testing.T) {
+	defer tcp.SetHeadChunkSize(4096)()
+	r := newBenchRelay(t, tcp.Config{ReuseBodies: true, CutThrough: true, Logger: testLogger()})
+	recv := r.dialTarget(t)
+	src := r.dial(t)
+	lent0, cut0 := tcp.HeadsLent(), r.tr.Stats().CutThrough
+	const frames = 200
+	for seq := range frames {
+		f := seqFrame(t, 1, seq, 40000)
+		// The head and a little of the payload first: the frame is
+		// not whole when the reader comes to it.
+		if _, err := src.Write(f[:100]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := src.Write(f[100:]); err != nil {
+			t.Fatal(err)
+		}
+		if _, got := checkSeq(t, readOne(t, recv)); got != seq {
+			t.Fatalf("frame %d, want %d", got, seq)
+		}
+	}
+	lent, cut := tcp.HeadsLent()-lent0, r.tr.Stats().CutThrough-cut0
+	if cut < frames/4 || lent < cut/2 {
+		t.Fatalf("%d of %d frames cut through, %d heads lent", cut, frames, lent)
+	}
+	t.Logf("%d of %d frames cut through, %d heads lent", cut, frames, lent)
+}

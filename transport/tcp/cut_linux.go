@@ -459,10 +459,18 @@ func (rd *reader) peekAfterCut() int {
 }
 
 // dropCut gives back what the cut-through state holds between frames (a
-// lent head), as a reader does when it goes idle or closes.
+// lent head), as a reader does when it closes.
 func (rd *reader) dropCut() {
 	if rd.cs != nil {
 		rd.cs.slot.release()
+	}
+}
+
+// parkCut is dropCut for a reader that goes idle: its lent head's slot
+// pins no chunk while it waits, and is lent again if it can be.
+func (rd *reader) parkCut() {
+	if rd.cs != nil {
+		rd.cs.slot.park()
 	}
 }
 

@@ -21,4 +21,6 @@ func putPipe(*pipe) {}
 
 func (rd *reader) dropCut() {}
 
+func (rd *reader) parkCut() {}
+
 func (rd *reader) peekAfterCut() int { return cutPeek }

@@ -73,3 +73,103 @@ func BenchmarkCutHead(b *testing.B) {
 		})
 	}
 }
+
+// TestHeadChunksRetiredBounded: readers that each hold a slot in a chunk
+// filled since (peers keeping their readers busy while their heads change)
+// keep no more than maxRetiredHeadChunks chunks mapped; new heads are then
+// not lent, and chunks are mapped again once the slots are given back.
+func TestHeadChunksRetiredBounded(t *testing.T) {
+	restore := SetHeadChunkSize(256) // one 200-byte head per chunk
+	defer restore()
+	headChunks.mu.Lock()
+	oldMax := maxRetiredHeadChunks
+	maxRetiredHeadChunks = 4
+	headChunks.mu.Unlock()
+	defer func() {
+		headChunks.mu.Lock()
+		maxRetiredHeadChunks = oldMax
+		headChunks.mu.Unlock()
+	}()
+	head := make([]byte, 200)
+	before := headChunksMapped.Load()
+	var slots []headSlot
+	defer func() {
+		for i := range slots {
+			slots[i].release()
+		}
+	}()
+	for i := range 40 {
+		head[0] = byte(i)
+		if s, ok := takeHeadSlot(head); ok {
+			if s.b[0] != byte(i) {
+				t.Fatalf("slot %d holds %d", i, s.b[0])
+			}
+			slots = append(slots, s)
+		}
+	}
+	// The chunk current before, the retired ones, the current one.
+	if mapped := headChunksMapped.Load() - before; mapped > 4+1 {
+		t.Fatalf("%d chunks mapped for 40 heads held, want at most %d", mapped, 4+1)
+	}
+	if len(slots) == 0 {
+		t.Fatal("no head lent")
+	}
+	for i := range slots {
+		slots[i].release()
+	}
+	slots = slots[:0]
+	headChunks.mu.Lock()
+	retired := headChunks.retired
+	headChunks.mu.Unlock()
+	if retired != 0 {
+		t.Fatalf("%d chunks retired after every slot was given back", retired)
+	}
+	head[0] = 0xff
+	s, ok := takeHeadSlot(head)
+	if !ok {
+		t.Fatal("no chunk mapped after the slots were given back")
+	}
+	slots = append(slots, s)
+}
+
+// TestHeadSlotPark: a parked slot holds no reference; it is lent again
+// while its chunk is current, and dropped, its unmapped memory not read,
+// once the chunk has been replaced.
+func TestHeadSlotPark(t *testing.T) {
+	restore := SetHeadChunkSize(256) // one 200-byte head per chunk
+	defer restore()
+	head := make([]byte, 200)
+	head[0] = 1
+	s, ok := takeHeadSlot(head)
+	if !ok {
+		t.Fatal("no head slot")
+	}
+	defer s.release()
+	ch := s.ch
+	s.park()
+	headChunks.mu.Lock()
+	refs := ch.refs
+	headChunks.mu.Unlock()
+	if refs != 0 || !s.parked {
+		t.Fatalf("parked: refs %d, parked %v", refs, s.parked)
+	}
+	if !s.lends(head) || s.parked {
+		t.Fatal("a parked slot in the current chunk not lent again")
+	}
+	s.park()
+	// Another head maps a new chunk; the parked slot's, unreferenced, is
+	// unmapped.
+	head[0] = 2
+	other, ok := takeHeadSlot(head)
+	if !ok {
+		t.Fatal("no head slot")
+	}
+	defer other.release()
+	if headChunks.cur.Load() == ch {
+		t.Fatal("the chunk was not replaced")
+	}
+	head[0] = 1
+	if s.lends(head) || s.ch != nil {
+		t.Fatal("a parked slot whose chunk was replaced was lent")
+	}
+}

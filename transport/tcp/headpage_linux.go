@@ -35,6 +35,17 @@ const maxLentHead = 256 // longer heads are written into the pipe
 // and set under headChunks.mu).
 var headChunkSize = 64 << 10
 
+// maxRetiredHeadChunks bounds the full chunks kept mapped because readers
+// still hold slots in them. Past it no new chunk is mapped (new heads are
+// written into the pipe, the current chunk's slots are still lent) until
+// one of them is unmapped: a peer that holds its reader busy (a frame
+// always partly read) after its last head was lent keeps that head's
+// chunk mapped, and many such peers, with heads changing to fill chunk
+// after chunk, would otherwise pin a chunk each (a hub's memory, and its
+// count of mappings, which vm.max_map_count bounds for the whole process,
+// Go's heap included). A variable for tests.
+var maxRetiredHeadChunks = 64
+
 // headsLent and headChunksMapped count the heads lent to pipes and the
 // chunks mapped (for tests).
 var headsLent, headChunksMapped atomic.Uint64
@@ -48,12 +59,19 @@ type headChunk struct {
 var headChunks struct {
 	mu  sync.Mutex
 	cur atomic.Pointer[headChunk] // stored under mu
+	// retired counts the chunks no longer current and still mapped
+	retired int
 }
 
-// headSlot is a head lent from a chunk: b is never modified.
+// headSlot is a head lent from a chunk: b is never modified. A parked
+// slot (a reader's while it waits) holds no reference: its chunk may be
+// unmapped, and b is not read unless ch is still the current chunk, which
+// is never unmapped (checked under headChunks.mu, as the slot is taken
+// again).
 type headSlot struct {
-	ch *headChunk
-	b  []byte
+	ch     *headChunk
+	b      []byte
+	parked bool
 }
 
 // takeHeadSlot copies h into a new slot; ok is false when no chunk could
@@ -69,12 +87,19 @@ func takeHeadSlot(h []byte) (headSlot, bool) {
 		ch.used = len(ch.mem) // a test changed the size: this one is done
 	}
 	if ch == nil || ch.used+len(h) > len(ch.mem) {
+		if ch != nil && ch.refs > 0 && headChunks.retired >= maxRetiredHeadChunks {
+			return headSlot{}, false
+		}
 		mem, err := syscall.Mmap(-1, 0, headChunkSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
 		if err != nil {
 			return headSlot{}, false
 		}
-		if ch != nil && ch.refs == 0 {
-			syscall.Munmap(ch.mem)
+		if ch != nil {
+			if ch.refs == 0 {
+				syscall.Munmap(ch.mem)
+			} else {
+				headChunks.retired++
+			}
 		}
 		headChunksMapped.Add(1)
 		ch = &headChunk{mem: mem}
@@ -93,18 +118,59 @@ func (s *headSlot) release() {
 	if ch == nil {
 		return
 	}
+	parked := s.parked
 	*s = headSlot{}
+	if parked {
+		return
+	}
 	headChunks.mu.Lock()
 	ch.refs--
 	if ch.refs == 0 && ch != headChunks.cur.Load() {
 		syscall.Munmap(ch.mem)
+		headChunks.retired--
 	}
 	headChunks.mu.Unlock()
 }
 
-// lends reports whether s holds h, in the current chunk.
+// park gives the slot's reference back while its reader waits: a slot in
+// the current chunk is kept, to be taken again by lends if the chunk is
+// still current then (an idle reader pins no chunk, and a stream whose
+// reader waits between its frames still has its head lent); any other is
+// released.
+func (s *headSlot) park() {
+	ch := s.ch
+	if ch == nil || s.parked {
+		return
+	}
+	headChunks.mu.Lock()
+	if ch != headChunks.cur.Load() {
+		headChunks.mu.Unlock()
+		s.release()
+		return
+	}
+	ch.refs-- // current: not unmapped while it stays so
+	s.parked = true
+	headChunks.mu.Unlock()
+}
+
+// lends reports whether s holds h, in the current chunk; a parked slot is
+// taken again first (or dropped, if its chunk is no longer current).
 func (s *headSlot) lends(h []byte) bool {
-	return s.ch != nil && s.ch == headChunks.cur.Load() && string(s.b) == string(h)
+	if s.ch == nil {
+		return false
+	}
+	if s.parked {
+		headChunks.mu.Lock()
+		if s.ch != headChunks.cur.Load() {
+			headChunks.mu.Unlock()
+			*s = headSlot{}
+			return false
+		}
+		s.ch.refs++
+		s.parked = false
+		headChunks.mu.Unlock()
+	}
+	return s.ch == headChunks.cur.Load() && string(s.b) == string(h)
 }
 
 // vmsplicePipe lends b to the pipe fd (vmsplice(2) without SPLICE_F_GIFT:

@@ -113,7 +113,7 @@ func (rd *reader) rawRead(fd uintptr) bool {
 				putReadBuf(rd.buf)
 				rd.buf, rd.slab = nil, nil
 				rd.headCache = headCache{}
-				rd.dropCut()
+				rd.parkCut()
 				if rc := rd.relayCache; rc != nil && !rc.resolved {
 					// Nothing relayed lately (a registration, an
 					// echo client): no decoded head either.
